@@ -1,0 +1,78 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Authentication outcomes the API maps to status codes.
+var (
+	// ErrMissingCredentials: the request carried no credentials (401).
+	ErrMissingCredentials = errors.New("missing credentials")
+	// ErrInvalidCredentials: credentials were present but not accepted (401).
+	// Every rejection wraps it, together with a more specific reason below
+	// for logs and metrics.
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrForbidden: authenticated, but the role or scope is missing (403).
+	// Returned as a *ForbiddenError.
+	ErrForbidden = errors.New("forbidden")
+)
+
+// Errors the KeyLookup / EnterpriseLookup adapters map the store's errors to.
+var (
+	// ErrUnknownKey: no API key with this token (store.ErrNotFound).
+	ErrUnknownKey = errors.New("unknown api key")
+	// ErrRevokedKey: the key exists but was revoked (store.ErrRevoked).
+	ErrRevokedKey = errors.New("api key revoked")
+	// ErrUnknownEnterprise: no active enterprise with this number.
+	ErrUnknownEnterprise = errors.New("unknown enterprise")
+)
+
+// Specific rejection reasons, always wrapped together with
+// ErrInvalidCredentials.
+var (
+	ErrMalformedCredentials = errors.New("malformed credentials")
+	ErrUnsupportedScheme    = errors.New("unsupported authorization scheme")
+	ErrAmbiguousCredentials = errors.New("more than one credential on the request")
+	ErrTokenExpired         = errors.New("token expired")
+	ErrTokenNotYetValid     = errors.New("token not yet valid")
+	ErrTokenSignature       = errors.New("token signature or algorithm not accepted")
+	ErrTokenClaims          = errors.New("token claims not accepted")
+	ErrKeysNotConfigured    = errors.New("credential type not configured")
+)
+
+// invalid builds the error for a rejected credential: it matches both
+// ErrInvalidCredentials and reason, and its text is safe for logs.
+func invalid(reason error) error {
+	return fmt.Errorf("%w: %w", ErrInvalidCredentials, reason)
+}
+
+// ForbiddenError says which scope or role an action needed. Its message is
+// meant to be shown to the caller (as the Laravel service did).
+type ForbiddenError struct {
+	Action Action
+	// Kind of credential that was refused.
+	Kind Kind
+	// AnyOf lists the scopes (API keys) or roles (operators), any one of
+	// which would have allowed the action. Empty when the refusal is not
+	// about scopes or roles (see Reason).
+	AnyOf []string
+	// Reason is set when the refusal is structural, e.g. an action confined
+	// to an enterprise requested by a credential without one.
+	Reason string
+}
+
+func (e *ForbiddenError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s not allowed: %s", e.Action, e.Reason)
+	}
+	what := "role"
+	if e.Kind == KindAPIKey {
+		what = "scope"
+	}
+	return fmt.Sprintf("%s not allowed: requires %s %s", e.Action, what, strings.Join(e.AnyOf, " or "))
+}
+
+// Is makes errors.Is(err, ErrForbidden) true.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }

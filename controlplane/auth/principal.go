@@ -1,0 +1,171 @@
+package auth
+
+import (
+	"slices"
+	"strconv"
+)
+
+// Kind says which sort of credential a Principal came from.
+type Kind string
+
+const (
+	KindAPIKey   Kind = "api_key"
+	KindOperator Kind = "operator"
+)
+
+// Scopes an enterprise API key may carry.
+const (
+	ScopeOriginate    = "originate"
+	ScopeMonitor      = "monitor"
+	ScopeHangup       = "hangup"
+	ScopeChannelsRead = "channels:read"
+	ScopeEventsRead   = "events:read"
+	ScopeAuditRead    = "audit:read"
+)
+
+// Scopes lists every scope an API key may carry, for validating
+// `switchboard apikey create --scopes`.
+var Scopes = []string{ScopeOriginate, ScopeMonitor, ScopeHangup, ScopeChannelsRead, ScopeEventsRead, ScopeAuditRead}
+
+// Operator roles carried in the JWT "roles" claim, lowest first.
+const (
+	RoleOperator      = "operator"
+	RoleSupervisor    = "supervisor"
+	RoleTelecomAdmin  = "telecom_admin"
+	RolePlatformAdmin = "platform_admin"
+)
+
+// Roles lists every role the JWT "roles" claim may carry. Other strings in
+// the claim are ignored (see JWTVerifier).
+var Roles = []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}
+
+// Action is something a request wants to do; Principal.Allows decides.
+type Action string
+
+const (
+	Originate    Action = "originate"
+	Monitor      Action = "monitor"
+	Hangup       Action = "hangup"
+	ChannelsRead Action = "channels:read"
+	EventsRead   Action = "events:read"
+	AuditRead    Action = "audit:read"
+	PBXRead      Action = "pbx:read"
+	FleetRead    Action = "fleet:read"
+)
+
+// rule is one row of the access matrix.
+type rule struct {
+	// scopes: an API key needs any one of these; empty means API keys are
+	// never allowed.
+	scopes []string
+	// roles: an operator needs any one of these.
+	roles []string
+	// enterprise: the action is confined to one enterprise, so the
+	// credential must name one. Only the fleet-wide view is not.
+	enterprise bool
+}
+
+// policy is the whole access matrix, in one place on purpose: every
+// decision about who may do what is read from here.
+//
+// Choices beyond the issue text, so a reviewer can disagree with them:
+//   - hangup stays exactly as in the seed (supervisor, telecom_admin):
+//     platform_admin is the fleet-wide view, not a PBX operator, and an
+//     account that needs both holds both roles;
+//   - audit:read for operators needs supervisor or above, because the audit
+//     log shows other operators' actions;
+//   - the PBX list (GET /v1/pbxs) is allowed to keys with channels:read or
+//     originate, because a key that may place calls must be able to choose
+//     the PBX to place them on.
+var policy = map[Action]rule{
+	Originate:    {scopes: []string{ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	Monitor:      {scopes: []string{ScopeMonitor}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	Hangup:       {scopes: []string{ScopeHangup}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
+	ChannelsRead: {scopes: []string{ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	EventsRead:   {scopes: []string{ScopeEventsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	AuditRead:    {scopes: []string{ScopeAuditRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	PBXRead:      {scopes: []string{ScopeChannelsRead, ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	FleetRead:    {roles: []string{RolePlatformAdmin}},
+}
+
+// Actions lists every action, in a stable order (for docs and tests).
+var Actions = []Action{Originate, Monitor, Hangup, ChannelsRead, EventsRead, AuditRead, PBXRead, FleetRead}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Kind Kind
+	// ID is the API key's public id or the operator's JWT subject.
+	ID string
+	// EnterpriseID is 0 only for a platform_admin token without an
+	// enterprise claim; such a principal may use the fleet-wide view only.
+	EnterpriseID     int64
+	EnterpriseNumber string
+	// Scopes of an API key (nil for operators).
+	Scopes []string
+	// Roles of an operator, known roles only (nil for API keys).
+	Roles []string
+}
+
+// Allows reports whether p may perform action: nil, or a *ForbiddenError
+// naming the scopes or roles that would have allowed it.
+func (p Principal) Allows(action Action) error {
+	r, ok := policy[action]
+	if !ok {
+		return &ForbiddenError{Action: action, Kind: p.Kind, Reason: "unknown action"}
+	}
+	if r.enterprise && p.EnterpriseID == 0 {
+		return &ForbiddenError{Action: action, Kind: p.Kind, Reason: "credential is not bound to an enterprise"}
+	}
+	switch p.Kind {
+	case KindAPIKey:
+		if len(r.scopes) == 0 {
+			return &ForbiddenError{Action: action, Kind: p.Kind, Reason: "not available to API keys"}
+		}
+		if !anyIn(r.scopes, p.Scopes) {
+			return &ForbiddenError{Action: action, Kind: p.Kind, AnyOf: slices.Clone(r.scopes)}
+		}
+		return nil
+	case KindOperator:
+		if !anyIn(r.roles, p.Roles) {
+			return &ForbiddenError{Action: action, Kind: p.Kind, AnyOf: slices.Clone(r.roles)}
+		}
+		return nil
+	default:
+		return &ForbiddenError{Action: action, Kind: p.Kind, Reason: "unknown credential kind"}
+	}
+}
+
+// HasRole reports whether an operator principal holds role.
+func (p Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+
+// CredentialID names the credential for rate limiting and audit, with the
+// kind as a prefix so an API key id can never collide with an operator
+// subject: "key:<public id>" or "op:<sub>".
+func (p Principal) CredentialID() string {
+	if p.Kind == KindAPIKey {
+		return "key:" + p.ID
+	}
+	return "op:" + p.ID
+}
+
+// String is safe for logs: it names the credential, never a secret.
+func (p Principal) String() string {
+	return string(p.Kind) + " " + strconv.Quote(p.ID) + " enterprise " + strconv.Quote(p.EnterpriseNumber)
+}
+
+func anyIn(want, have []string) bool {
+	for _, w := range want {
+		if slices.Contains(have, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// clone returns a copy that shares no slices with p, so a Principal handed
+// out (e.g. from a ticket) cannot be changed through another copy.
+func (p Principal) clone() Principal {
+	p.Scopes = slices.Clone(p.Scopes)
+	p.Roles = slices.Clone(p.Roles)
+	return p
+}

@@ -1,0 +1,227 @@
+package auth
+
+import (
+	"container/heap"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limits for browser tickets.
+const (
+	// DefaultTicketTTL: a browser asks for a ticket and opens the
+	// WebSocket right away, so a minute is plenty.
+	DefaultTicketTTL = 60 * time.Second
+	// DefaultMaxTicketTTL caps what Issue grants whatever it is asked.
+	DefaultMaxTicketTTL = 5 * time.Minute
+	// DefaultMaxTickets bounds memory: unredeemed, unexpired tickets held
+	// at once (about 300 bytes each).
+	DefaultMaxTickets = 10_000
+)
+
+// TicketPrefix starts every ticket, so logs and handlers can tell a ticket
+// from an API key (sbk_) at a glance.
+const TicketPrefix = "sbt_"
+
+var (
+	// ErrInvalidTicket: forged, mangled, unknown, or already redeemed.
+	// Returned wrapped together with ErrInvalidCredentials.
+	ErrInvalidTicket = errors.New("invalid or already used ticket")
+	// ErrTooManyTickets: MaxOutstanding unexpired tickets are waiting to
+	// be redeemed (answer 503).
+	ErrTooManyTickets = errors.New("too many outstanding tickets")
+)
+
+// TicketConfig configures NewTickets.
+type TicketConfig struct {
+	// TTL is granted when Issue is asked for zero. Default DefaultTicketTTL.
+	TTL time.Duration
+	// MaxTTL caps every ticket. Default DefaultMaxTicketTTL.
+	MaxTTL time.Duration
+	// MaxOutstanding bounds memory. Default DefaultMaxTickets.
+	MaxOutstanding int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate says what is wrong with c, if anything.
+func (c TicketConfig) Validate() error {
+	switch {
+	case c.TTL < 0:
+		return fmt.Errorf("tickets: TTL %v is negative", c.TTL)
+	case c.MaxTTL < 0:
+		return fmt.Errorf("tickets: MaxTTL %v is negative", c.MaxTTL)
+	case c.MaxTTL > 0 && c.TTL > c.MaxTTL:
+		return fmt.Errorf("tickets: TTL %v exceeds MaxTTL %v", c.TTL, c.MaxTTL)
+	case c.MaxOutstanding < 0:
+		return fmt.Errorf("tickets: MaxOutstanding %d is negative", c.MaxOutstanding)
+	}
+	return nil
+}
+
+// Tickets issues and redeems short-lived, single-use tickets that stand in
+// for a Principal where a browser cannot set an Authorization header (the
+// events WebSocket: GET /v1/events?ticket=…). A ticket is a random id and
+// an expiry, MACed with a key drawn at start-up, so tickets die with the
+// process and a forged or altered one is refused before any lookup. It is
+// safe for concurrent use.
+type Tickets struct {
+	cfg TicketConfig
+	key [32]byte
+
+	mu      sync.Mutex
+	pending map[ticketID]*pendingTicket
+	byExp   expiryHeap
+}
+
+type ticketID [16]byte
+
+type pendingTicket struct {
+	id    ticketID
+	p     Principal
+	exp   time.Time
+	index int // in byExp
+}
+
+// Layout of a ticket before base64: id | expiry (unix ns, big endian) | MAC.
+const (
+	ticketPayloadLen = 16 + 8
+	ticketMACLen     = sha256.Size
+)
+
+// NewTickets validates cfg and fills defaults.
+func NewTickets(cfg TicketConfig) (*Tickets, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = DefaultMaxTicketTTL
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = min(DefaultTicketTTL, cfg.MaxTTL)
+	}
+	if cfg.MaxOutstanding == 0 {
+		cfg.MaxOutstanding = DefaultMaxTickets
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Tickets{cfg: cfg, pending: make(map[ticketID]*pendingTicket)}
+	rand.Read(t.key[:])
+	return t, nil
+}
+
+// Issue returns a ticket for p valid for ttl (zero: the configured TTL;
+// capped at MaxTTL). It fails only with ErrTooManyTickets.
+func (t *Tickets) Issue(p Principal, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		ttl = t.cfg.TTL
+	}
+	ttl = min(ttl, t.cfg.MaxTTL)
+	now := t.cfg.Now()
+	pt := &pendingTicket{p: p.clone(), exp: now.Add(ttl)}
+	rand.Read(pt.id[:])
+
+	t.mu.Lock()
+	t.expireLocked(now)
+	if len(t.pending) >= t.cfg.MaxOutstanding {
+		t.mu.Unlock()
+		return "", ErrTooManyTickets
+	}
+	t.pending[pt.id] = pt
+	heap.Push(&t.byExp, pt)
+	t.mu.Unlock()
+
+	var raw [ticketPayloadLen + ticketMACLen]byte
+	copy(raw[:16], pt.id[:])
+	binary.BigEndian.PutUint64(raw[16:ticketPayloadLen], uint64(pt.exp.UnixNano()))
+	copy(raw[ticketPayloadLen:], t.mac(raw[:ticketPayloadLen]))
+	return TicketPrefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}
+
+// Redeem returns the Principal a ticket was issued for, once. Errors match
+// ErrInvalidCredentials and either ErrInvalidTicket or ErrTokenExpired.
+func (t *Tickets) Redeem(ticket string) (Principal, error) {
+	enc, ok := strings.CutPrefix(ticket, TicketPrefix)
+	if !ok || base64.RawURLEncoding.DecodedLen(len(enc)) != ticketPayloadLen+ticketMACLen {
+		return Principal{}, invalid(ErrInvalidTicket)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
+	if err != nil || len(raw) != ticketPayloadLen+ticketMACLen {
+		return Principal{}, invalid(ErrInvalidTicket)
+	}
+	if !hmac.Equal(raw[ticketPayloadLen:], t.mac(raw[:ticketPayloadLen])) {
+		return Principal{}, invalid(ErrInvalidTicket)
+	}
+	var id ticketID
+	copy(id[:], raw[:16])
+	now := t.cfg.Now()
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pt, ok := t.pending[id]
+	if !ok {
+		return Principal{}, invalid(ErrInvalidTicket)
+	}
+	t.removeLocked(pt)
+	if !now.Before(pt.exp) {
+		return Principal{}, invalid(ErrTokenExpired)
+	}
+	return pt.p, nil
+}
+
+// Outstanding reports how many tickets await redemption (for metrics).
+func (t *Tickets) Outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+func (t *Tickets) mac(payload []byte) []byte {
+	m := hmac.New(sha256.New, t.key[:])
+	m.Write([]byte("switchboard ticket v1\x00"))
+	m.Write(payload)
+	return m.Sum(nil)
+}
+
+func (t *Tickets) expireLocked(now time.Time) {
+	for len(t.byExp) > 0 && !now.Before(t.byExp[0].exp) {
+		t.removeLocked(t.byExp[0])
+	}
+}
+
+func (t *Tickets) removeLocked(pt *pendingTicket) {
+	heap.Remove(&t.byExp, pt.index)
+	delete(t.pending, pt.id)
+}
+
+// expiryHeap orders pending tickets by expiry so expired ones are dropped
+// in O(log n) each, without scanning.
+type expiryHeap []*pendingTicket
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].exp.Before(h[j].exp) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *expiryHeap) Push(x any) {
+	pt := x.(*pendingTicket)
+	pt.index = len(*h)
+	*h = append(*h, pt)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	pt := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return pt
+}
