@@ -12,10 +12,6 @@ import (
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 )
 
-// eventDisconnected is ami.EventDisconnected, the client's synthetic event
-// for a lost AMI session.
-const eventDisconnected = "SwitchboardDisconnected"
-
 // unknown is what Asterisk writes for an empty caller id field; the table
 // stores "" instead so API users see an absent value, not a placeholder.
 const unknown = "<unknown>"
@@ -73,7 +69,7 @@ var upserting = map[string]bool{
 func (t *Table) Apply(m *ami.Message) bool {
 	ev := m.Event()
 	switch ev {
-	case eventDisconnected:
+	case ami.EventDisconnected:
 		t.Clear()
 		return true
 	case "Hangup":
