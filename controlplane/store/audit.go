@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Audit actors and results, as stored.
+const (
+	ActorAPIKey   = "api_key"
+	ActorOperator = "operator"
+	ActorSystem   = "system"
+
+	ResultSuccess = "success"
+	ResultError   = "error"
+)
+
+// Audit limits.
+const (
+	// MaxAuditFieldLen: longer text fields (a caller-supplied reason, say)
+	// are cut to this many bytes rather than refused: losing the audit row
+	// of a call that already happened would be worse.
+	MaxAuditFieldLen = 1024
+	// MaxAuditDetailsLen bounds the Details JSON; larger is a caller bug
+	// and is refused.
+	MaxAuditDetailsLen = 16 << 10
+	// DefaultAuditPageSize is ListAudit's page size when limit is 0;
+	// MaxAuditPageSize caps larger limits.
+	DefaultAuditPageSize = 50
+	MaxAuditPageSize     = 500
+)
+
+// AuditEntry is one mutating call, successful or not.
+type AuditEntry struct {
+	ID           int64     // assigned by InsertAudit; increases with every row
+	At           time.Time // zero: InsertAudit uses the store's clock
+	EnterpriseID int64     // 0: not tied to an enterprise (stored as NULL)
+	ActorType    string    // ActorAPIKey, ActorOperator or ActorSystem
+	ActorID      string    // key id, operator id, or component name
+	Action       string    // e.g. "asterisk_hangup_call"
+	AgentID      string    // the PBX the call went to
+	Channel      string
+	UniqueID     string
+	FromExt      string
+	ToNumber     string
+	Reason       string
+	Result       string // ResultSuccess or ResultError
+	ErrorCode    string
+	RequestID    string
+	ClientAddr   string
+	Details      json.RawMessage // optional JSON object
+}
+
+// cleanText makes caller-supplied text storable in both engines:
+// PostgreSQL refuses invalid UTF-8 and NUL bytes in TEXT.
+func cleanText(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = strings.ReplaceAll(s, "\x00", "")
+	if len(s) > MaxAuditFieldLen {
+		cut := MaxAuditFieldLen
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
+
+func (e *AuditEntry) normalize(now time.Time) error {
+	switch e.ActorType {
+	case ActorAPIKey, ActorOperator, ActorSystem:
+	default:
+		return invalid("audit actor type", "must be %q, %q or %q, got %q", ActorAPIKey, ActorOperator, ActorSystem, e.ActorType)
+	}
+	switch e.Result {
+	case ResultSuccess, ResultError:
+	default:
+		return invalid("audit result", "must be %q or %q, got %q", ResultSuccess, ResultError, e.Result)
+	}
+	if strings.TrimSpace(e.Action) == "" {
+		return invalid("audit action", "must not be empty")
+	}
+	if len(e.Details) > 0 {
+		if len(e.Details) > MaxAuditDetailsLen {
+			return invalid("audit details", "must be at most %d bytes, got %d", MaxAuditDetailsLen, len(e.Details))
+		}
+		if !json.Valid(e.Details) {
+			return invalid("audit details", "must be valid JSON")
+		}
+	}
+	if e.At.IsZero() {
+		e.At = now
+	}
+	e.At = e.At.UTC().Truncate(time.Microsecond)
+	for _, p := range []*string{&e.ActorID, &e.Action, &e.AgentID, &e.Channel, &e.UniqueID, &e.FromExt,
+		&e.ToNumber, &e.Reason, &e.ErrorCode, &e.RequestID, &e.ClientAddr} {
+		*p = cleanText(*p)
+	}
+	return nil
+}
+
+// InsertAudit appends an entry and returns it as stored (ID and At set).
+func (s *Store) InsertAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
+	if err := e.normalize(s.now()); err != nil {
+		return AuditEntry{}, err
+	}
+	var details any
+	if len(e.Details) > 0 {
+		details = string(e.Details)
+	}
+	err := s.wdb.QueryRowContext(ctx, `INSERT INTO audit_log
+		(at, enterprise_id, actor_type, actor_id, action, agent_id, channel, uniqueid, from_ext, to_number,
+		 reason, result, error_code, request_id, client_addr, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
+		s.d.timeArg(e.At), nullID(e.EnterpriseID), e.ActorType, e.ActorID, e.Action, nullString(e.AgentID),
+		nullString(e.Channel), nullString(e.UniqueID), nullString(e.FromExt), nullString(e.ToNumber),
+		nullString(e.Reason), e.Result, nullString(e.ErrorCode), nullString(e.RequestID),
+		nullString(e.ClientAddr), details).Scan(&e.ID)
+	if err != nil {
+		return AuditEntry{}, fmt.Errorf("insert audit: %w", err)
+	}
+	return e, nil
+}
+
+const auditColumns = `id, at, enterprise_id, actor_type, actor_id, action, agent_id, channel, uniqueid,
+	from_ext, to_number, reason, result, error_code, request_id, client_addr, details`
+
+// ListAudit returns one page of audit entries, newest first, for one
+// enterprise (or all when enterpriseID is 0). cursor is "" for the first
+// page, then the next value returned; next is "" after the last page.
+// limit 0 means DefaultAuditPageSize; above MaxAuditPageSize it is capped.
+func (s *Store) ListAudit(ctx context.Context, enterpriseID int64, cursor string, limit int) (entries []AuditEntry, next string, err error) {
+	var before int64
+	if cursor != "" {
+		before, err = strconv.ParseInt(cursor, 10, 64)
+		if err != nil || before <= 0 {
+			return nil, "", invalid("audit cursor", "%q is not a cursor returned by ListAudit", cursor)
+		}
+	}
+	switch {
+	case limit < 0:
+		return nil, "", invalid("audit page size", "must not be negative, got %d", limit)
+	case limit == 0:
+		limit = DefaultAuditPageSize
+	case limit > MaxAuditPageSize:
+		limit = MaxAuditPageSize
+	}
+	var conds []string
+	var args []any
+	if enterpriseID != 0 {
+		args = append(args, enterpriseID)
+		conds = append(conds, fmt.Sprintf("enterprise_id = $%d", len(args)))
+	}
+	if before != 0 {
+		args = append(args, before)
+		conds = append(conds, fmt.Sprintf("id < $%d", len(args)))
+	}
+	q := `SELECT ` + auditColumns + ` FROM audit_log`
+	if len(conds) > 0 {
+		q += ` WHERE ` + strings.Join(conds, " AND ")
+	}
+	args = append(args, limit+1) // one more than asked tells whether a next page exists
+	q += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
+
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e AuditEntry
+		var entID optID
+		var details string
+		if err := rows.Scan(&e.ID, dbTime{&e.At}, &entID, &e.ActorType, &e.ActorID, &e.Action,
+			optString{&e.AgentID}, optString{&e.Channel}, optString{&e.UniqueID}, optString{&e.FromExt},
+			optString{&e.ToNumber}, optString{&e.Reason}, &e.Result, optString{&e.ErrorCode},
+			optString{&e.RequestID}, optString{&e.ClientAddr}, optString{&details}); err != nil {
+			return nil, "", fmt.Errorf("list audit: %w", err)
+		}
+		e.EnterpriseID = int64(entID)
+		if details != "" {
+			e.Details = json.RawMessage(details)
+		}
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list audit: %w", err)
+	}
+	if len(entries) > limit {
+		entries = entries[:limit]
+		next = strconv.FormatInt(entries[limit-1].ID, 10)
+	}
+	return entries, next, nil
+}
+
+// HangupAttempt is a failed hangup, kept apart from the audit log so
+// failures can be reviewed on their own (as the legacy service did).
+type HangupAttempt struct {
+	ID           int64
+	At           time.Time // zero: the store's clock
+	EnterpriseID int64     // 0: none (NULL)
+	ActorID      string
+	AgentID      string
+	Channel      string
+	UniqueID     string
+	Reason       string
+	ErrorCode    string // required, e.g. "channel_not_found"
+	Message      string
+	RequestID    string
+}
+
+// InsertHangupAttempt records a failed hangup and returns it as stored.
+func (s *Store) InsertHangupAttempt(ctx context.Context, h HangupAttempt) (HangupAttempt, error) {
+	if strings.TrimSpace(h.ErrorCode) == "" {
+		return HangupAttempt{}, invalid("hangup attempt error code", "must not be empty")
+	}
+	if h.At.IsZero() {
+		h.At = s.now()
+	}
+	h.At = h.At.UTC().Truncate(time.Microsecond)
+	for _, p := range []*string{&h.ActorID, &h.AgentID, &h.Channel, &h.UniqueID, &h.Reason, &h.ErrorCode, &h.Message, &h.RequestID} {
+		*p = cleanText(*p)
+	}
+	err := s.wdb.QueryRowContext(ctx, `INSERT INTO hangup_attempts
+		(at, enterprise_id, actor_id, agent_id, channel, uniqueid, reason, error_code, message, request_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		s.d.timeArg(h.At), nullID(h.EnterpriseID), h.ActorID, nullString(h.AgentID), nullString(h.Channel),
+		nullString(h.UniqueID), nullString(h.Reason), h.ErrorCode, nullString(h.Message), nullString(h.RequestID)).Scan(&h.ID)
+	if err != nil {
+		return HangupAttempt{}, fmt.Errorf("insert hangup attempt: %w", err)
+	}
+	return h, nil
+}
+
+// ListHangupAttempts returns up to limit failed hangups, newest first, of
+// one enterprise (all when enterpriseID is 0). limit follows ListAudit's rules.
+func (s *Store) ListHangupAttempts(ctx context.Context, enterpriseID int64, limit int) ([]HangupAttempt, error) {
+	switch {
+	case limit < 0:
+		return nil, invalid("hangup attempts page size", "must not be negative, got %d", limit)
+	case limit == 0:
+		limit = DefaultAuditPageSize
+	case limit > MaxAuditPageSize:
+		limit = MaxAuditPageSize
+	}
+	q := `SELECT id, at, enterprise_id, actor_id, agent_id, channel, uniqueid, reason, error_code, message, request_id
+		FROM hangup_attempts`
+	args := []any{limit}
+	if enterpriseID != 0 {
+		q += ` WHERE enterprise_id = $2`
+		args = append(args, enterpriseID)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT $1`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list hangup attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []HangupAttempt
+	for rows.Next() {
+		var h HangupAttempt
+		var entID optID
+		if err := rows.Scan(&h.ID, dbTime{&h.At}, &entID, &h.ActorID, optString{&h.AgentID}, optString{&h.Channel},
+			optString{&h.UniqueID}, optString{&h.Reason}, &h.ErrorCode, optString{&h.Message}, optString{&h.RequestID}); err != nil {
+			return nil, fmt.Errorf("list hangup attempts: %w", err)
+		}
+		h.EnterpriseID = int64(entID)
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list hangup attempts: %w", err)
+	}
+	return out, nil
+}
