@@ -1,0 +1,87 @@
+package tunnel
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+// VersionError is a tunnel request whose protocol version this control
+// plane does not speak. Its Error text is written verbatim to the agent.
+type VersionError struct {
+	// Got is the header value the agent sent; empty when missing.
+	Got string
+}
+
+func (e *VersionError) Error() string {
+	if e.Got == "" {
+		return fmt.Sprintf("missing %s header: this control plane speaks protocol %d", protocol.VersionHeader, protocol.Version)
+	}
+	return fmt.Sprintf("unsupported protocol version %s: this control plane speaks %d", e.Got, protocol.Version)
+}
+
+// Unwrap lets errors.Is match ErrProtocolVersion.
+func (e *VersionError) Unwrap() error { return ErrProtocolVersion }
+
+// CheckVersion checks the agent's protocol version header. Accept calls it;
+// a handler may call it earlier, e.g. before authenticating. Refuse with
+// RefuseVersion.
+func CheckVersion(r *http.Request) error {
+	got := strings.TrimSpace(r.Header.Get(protocol.VersionHeader))
+	if got != strconv.Itoa(protocol.Version) {
+		return &VersionError{Got: got}
+	}
+	return nil
+}
+
+// RefuseVersion answers a request that failed CheckVersion: 400 with the
+// error text as body and our version in the header, which Dial turns into
+// a HandshakeError matching ErrProtocolVersion.
+func RefuseVersion(w http.ResponseWriter, err error) {
+	w.Header().Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
+	http.Error(w, err.Error(), http.StatusBadRequest)
+}
+
+// Accept upgrades an authenticated agent request to a tunnel and starts
+// the control plane's side (the yamux server). The caller authenticates the
+// agent first (answering 401 itself). An unsupported protocol version is
+// answered with 400 and returned as *VersionError; a failed upgrade has
+// been answered by the WebSocket library.
+//
+// ctx bounds the session's life. http.Server cancels r.Context() when the
+// handler returns, so a handler that passes it must stay in ServeHTTP
+// until the session is Done.
+func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg AcceptConfig) (*Session, error) {
+	if err := cfg.Validate(); err != nil {
+		http.Error(w, "tunnel misconfigured", http.StatusInternalServerError)
+		return nil, err
+	}
+	if err := CheckVersion(r); err != nil {
+		RefuseVersion(w, err)
+		return nil, err
+	}
+	mc := cfg.mux()
+	mc.fill()
+	mc.logger = mc.logger.With("component", "tunnel", "side", "control", "remote", r.RemoteAddr)
+
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return nil, fmt.Errorf("accept tunnel: %w", err)
+	}
+	var remote net.Addr
+	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+		remote = a
+	}
+	s, err := newSession(ctx, ws, remote, false, mc)
+	if err != nil {
+		return nil, fmt.Errorf("accept tunnel: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,69 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"net"
+)
+
+// yamux frame header layout (see yamux's spec.md): version(1) type(1)
+// flags(2) stream id(4) length(4). For a data frame, length is the number
+// of body bytes that follow the header on the wire.
+const (
+	yamuxTypeData = 0
+	// coalesceMaxBody is the largest data frame body merged with its
+	// header. Requests, responses and events are far smaller; bulk
+	// transfers gain nothing from saving one message per 256 KiB.
+	coalesceMaxBody = 16 << 10
+)
+
+// coalescer sits between yamux and the WebSocket net.Conn, where every
+// Write becomes one WebSocket message and, on an otherwise idle link, one
+// syscall. yamux writes a data frame as two Writes (header, then body);
+// merging them halves the messages of a request/response exchange. It
+// relies only on the yamux wire format: a data header announcing N body
+// bytes is always followed by exactly those N bytes, so holding the
+// header back until they arrive never reorders or stalls the stream.
+// Only yamux's single send loop writes, so there is no locking.
+type coalescer struct {
+	net.Conn
+	buf     []byte // pending header + body gathered so far
+	pending int    // body bytes still expected for buf
+}
+
+func newCoalescer(c net.Conn) *coalescer {
+	return &coalescer{Conn: c, buf: make([]byte, 0, yamuxHeaderBytes+coalesceMaxBody)}
+}
+
+func (c *coalescer) Write(p []byte) (int, error) {
+	if c.pending > 0 {
+		n := min(len(p), c.pending)
+		c.buf = append(c.buf, p[:n]...)
+		c.pending -= n
+		if c.pending == 0 {
+			err := c.flush()
+			if err != nil {
+				return 0, err
+			}
+		}
+		if n == len(p) {
+			return n, nil
+		}
+		// More than the announced body: write the rest as is.
+		m, err := c.Write(p[n:])
+		return n + m, err
+	}
+	if len(p) == yamuxHeaderBytes && p[1] == yamuxTypeData {
+		if body := binary.BigEndian.Uint32(p[8:12]); body > 0 && body <= coalesceMaxBody {
+			c.buf = append(c.buf[:0], p...)
+			c.pending = int(body)
+			return len(p), nil
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *coalescer) flush() error {
+	_, err := c.Conn.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}

@@ -1,0 +1,218 @@
+package tunnel
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Defaults filled in by Dial and Accept for zero Config fields.
+const (
+	DefaultHandshakeTimeout       = 10 * time.Second
+	DefaultKeepAliveInterval      = 15 * time.Second
+	DefaultConnectionWriteTimeout = 10 * time.Second
+	// DefaultAcceptBacklog is how many opened streams may wait for Accept.
+	// yamux also lets a side have at most this many streams opened but not
+	// yet acknowledged, so both ends should use the same value.
+	DefaultAcceptBacklog = 256
+)
+
+// StreamWindowBytes is the yamux receive window of every stream: the most
+// one stream may have in flight before the reader drains it. It is also
+// yamux's minimum, so it bounds the largest yamux data frame a peer may
+// send us.
+const StreamWindowBytes = 256 << 10
+
+// yamuxHeaderBytes is the fixed size of a yamux frame header.
+const yamuxHeaderBytes = 12
+
+// DefaultMaxMessageBytes is the WebSocket read limit for one message. yamux
+// writes a frame as a 12-byte header followed by a body of at most one
+// stream window (StreamWindowBytes, 256 KiB); today it does that in two
+// Write calls, i.e. two WebSocket messages, but a coalescing writer would
+// make one message of 12 B + 256 KiB = 262,156 bytes. The limit must admit
+// that or a large payload kills the session with "message too big" (the
+// coder/websocket default of 32 KiB would). The limit is per message and
+// messages are streamed into yamux, so a higher value costs no memory.
+const DefaultMaxMessageBytes = yamuxHeaderBytes + StreamWindowBytes
+
+// minMaxMessageBytes is the smallest read limit that cannot break yamux.
+const minMaxMessageBytes = yamuxHeaderBytes + StreamWindowBytes
+
+// DialConfig configures the agent's side of the tunnel.
+type DialConfig struct {
+	// URL is ws:// or wss://host/agent/v1/connect (protocol.ConnectPath).
+	URL string
+	// Token is the agent token, sent as "Authorization: Bearer <token>".
+	// It is never logged.
+	Token string
+	// RootCAs verifies the control plane's certificate; nil means the
+	// system roots. See LoadCAFile.
+	RootCAs *x509.CertPool
+	// HandshakeTimeout bounds only the TCP/TLS/WebSocket handshake; the
+	// session itself lives as long as Dial's ctx.
+	HandshakeTimeout time.Duration
+	// KeepAliveInterval is how often yamux pings the peer. A ping not
+	// answered within ConnectionWriteTimeout kills the session, so a
+	// vanished peer is noticed after at most the sum of the two.
+	KeepAliveInterval time.Duration
+	// ConnectionWriteTimeout bounds every write to the connection and the
+	// wait for a keepalive answer.
+	ConnectionWriteTimeout time.Duration
+	// MaxMessageBytes is the WebSocket read limit; see
+	// DefaultMaxMessageBytes for why it cannot be small.
+	MaxMessageBytes int64
+	// AcceptBacklog: see DefaultAcceptBacklog.
+	AcceptBacklog int
+	// Logger receives the tunnel's (and yamux's) logs; nil discards them.
+	Logger *slog.Logger
+	// UserAgent is sent on the upgrade request, e.g.
+	// "switchboard-agent/1.2.0".
+	UserAgent string
+
+	// protocolVersion overrides protocol.Version in tests that play an
+	// agent from the future.
+	protocolVersion int
+}
+
+// AcceptConfig configures the control plane's side of the tunnel. Fields
+// mean what they mean in DialConfig.
+type AcceptConfig struct {
+	KeepAliveInterval      time.Duration
+	ConnectionWriteTimeout time.Duration
+	MaxMessageBytes        int64
+	AcceptBacklog          int
+	Logger                 *slog.Logger
+}
+
+type muxConfig struct {
+	keepAlive     time.Duration
+	writeTimeout  time.Duration
+	maxMessage    int64
+	acceptBacklog int
+	logger        *slog.Logger
+}
+
+func (c *muxConfig) fill() {
+	if c.keepAlive == 0 {
+		c.keepAlive = DefaultKeepAliveInterval
+	}
+	if c.writeTimeout == 0 {
+		c.writeTimeout = DefaultConnectionWriteTimeout
+	}
+	if c.maxMessage == 0 {
+		c.maxMessage = DefaultMaxMessageBytes
+	}
+	if c.acceptBacklog == 0 {
+		c.acceptBacklog = DefaultAcceptBacklog
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *muxConfig) validate() error {
+	var errs []error
+	if c.keepAlive < 0 {
+		errs = append(errs, fmt.Errorf("KeepAliveInterval %v is negative", c.keepAlive))
+	}
+	if c.writeTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ConnectionWriteTimeout %v is negative", c.writeTimeout))
+	}
+	if c.maxMessage != 0 && c.maxMessage < minMaxMessageBytes {
+		errs = append(errs, fmt.Errorf("MaxMessageBytes %d is below %d, the largest yamux frame (12-byte header + 256 KiB window)", c.maxMessage, minMaxMessageBytes))
+	}
+	if c.acceptBacklog < 0 {
+		errs = append(errs, fmt.Errorf("AcceptBacklog %d is negative", c.acceptBacklog))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *muxConfig) yamux() *yamux.Config {
+	return &yamux.Config{
+		AcceptBacklog:          c.acceptBacklog,
+		EnableKeepAlive:        true,
+		KeepAliveInterval:      c.keepAlive,
+		ConnectionWriteTimeout: c.writeTimeout,
+		MaxStreamWindowSize:    StreamWindowBytes,
+		StreamOpenTimeout:      streamOpenTimeout,
+		StreamCloseTimeout:     streamCloseTimeout,
+		// yamux refuses both LogOutput and Logger; its lines carry their
+		// own "[ERR]"/"[WARN]" prefix and are all about a failing link.
+		Logger: slog.NewLogLogger(c.logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// yamux's own defaults, named here so they are visible: a stream the peer
+// never acknowledges kills the session after streamOpenTimeout; a
+// half-closed stream is reset after streamCloseTimeout.
+const (
+	streamOpenTimeout  = 75 * time.Second
+	streamCloseTimeout = 5 * time.Minute
+)
+
+func (c DialConfig) mux() muxConfig {
+	return muxConfig{
+		keepAlive:     c.KeepAliveInterval,
+		writeTimeout:  c.ConnectionWriteTimeout,
+		maxMessage:    c.MaxMessageBytes,
+		acceptBacklog: c.AcceptBacklog,
+		logger:        c.Logger,
+	}
+}
+
+func (c AcceptConfig) mux() muxConfig {
+	return muxConfig{
+		keepAlive:     c.KeepAliveInterval,
+		writeTimeout:  c.ConnectionWriteTimeout,
+		maxMessage:    c.MaxMessageBytes,
+		acceptBacklog: c.AcceptBacklog,
+		logger:        c.Logger,
+	}
+}
+
+// Validate says exactly what is wrong with the configuration. Zero values
+// are fine: they mean the defaults.
+func (c DialConfig) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("URL is empty"))
+	} else if u, err := url.Parse(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("URL: %w", err))
+	} else {
+		switch u.Scheme {
+		case "ws", "wss", "http", "https":
+		default:
+			errs = append(errs, fmt.Errorf("URL scheme %q is not ws or wss", u.Scheme))
+		}
+		if u.Host == "" {
+			errs = append(errs, errors.New("URL has no host"))
+		}
+	}
+	if c.Token == "" {
+		errs = append(errs, errors.New("Token is empty"))
+	}
+	if c.HandshakeTimeout < 0 {
+		errs = append(errs, fmt.Errorf("HandshakeTimeout %v is negative", c.HandshakeTimeout))
+	}
+	m := c.mux()
+	errs = append(errs, m.validate())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid tunnel dial config: %w", err)
+	}
+	return nil
+}
+
+// Validate says exactly what is wrong with the configuration.
+func (c AcceptConfig) Validate() error {
+	m := c.mux()
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("invalid tunnel accept config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,12 @@
+// Package tunnel carries the agent↔control-plane protocol over one
+// WebSocket (binary messages) with a yamux session inside it: the agent
+// dials out (Dial, yamux client), the control plane upgrades (Accept, yamux
+// server), and either side opens typed streams (Session.Open) whose first
+// byte is a protocol.StreamKind.
+//
+// It is the only package in the module that imports
+// github.com/coder/websocket and github.com/hashicorp/yamux; everything else
+// sees a *Session and net.Conn streams. ServeRequests is the agent's side of
+// request streams: accept, decode protocol.Request, run a handler under the
+// request's deadline, answer with protocol.Response.
+package tunnel
