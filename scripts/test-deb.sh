@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Builds the switchboard and switchboard-agent .deb packages, installs them on
+# THIS machine with dpkg, checks what a PBX operator would rely on, then
+# removes and purges them and checks that nothing is left behind.
+#
+# Needs root and dpkg (CI runs as root on Debian 12). Safe to run twice, and
+# cleans up (purges both packages, deletes what it seeded) even when a check
+# fails or the script is interrupted. The last line is
+#   test-deb: PASS (N checks)   or   test-deb: FAIL (K of N checks failed)
+#
+# Refuses to touch a machine where either package is already installed
+# (that would be someone's real installation), unless CI=true or --force.
+#
+# Why verify the INSTALLED units: `systemd-analyze verify` checks that
+# ExecStart's binary exists and is executable, so verifying the installed
+# files tests the real paths the package ships (/usr/bin/…,
+# /lib/systemd/system/…) instead of a doctored copy.
+
+# Helpers below are called through check(), which shellcheck cannot follow.
+# shellcheck disable=SC2317
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+PKGS=(switchboard-agent switchboard)
+force=no
+case "${1:-}" in
+--force) force=yes ;;
+"") ;;
+*) echo "usage: $0 [--force]" >&2; exit 2 ;;
+esac
+[ "${CI:-}" = true ] && force=yes
+
+checks=0
+failed=0
+ok() { checks=$((checks + 1)); printf '  ok    %s\n' "$*"; }
+bad() { checks=$((checks + 1)); failed=$((failed + 1)); printf '  FAIL  %s\n' "$*"; }
+# check DESCRIPTION COMMAND...: one check that passes when COMMAND succeeds.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+# expect_stat PATH MODE OWNER:GROUP
+expect_stat() {
+	local got
+	got=$(stat -c '%a %U:%G' "$1" 2>/dev/null) || { bad "$1 exists"; return; }
+	if [ "$got" = "$2 $3" ]; then ok "$1 is $2 $3"; else bad "$1 is $2 $3 (got $got)"; fi
+}
+absent() { [ ! -e "$1" ] && [ ! -L "$1" ]; }
+not() { ! "$@"; }
+quiet() { "$@" >/dev/null 2>&1; }
+no_login() { [[ $1 == */nologin || $1 == /bin/false ]]; }
+# is_conffile PACKAGE PATH
+is_conffile() { dpkg-query -W -f='${Conffiles}' "$1" | grep -q "^ $2 "; }
+known_to_dpkg() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qv '^not-installed$'; }
+die() { echo "$*"; echo "test-deb: FAIL ($*)"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root: it installs packages with dpkg"
+command -v dpkg >/dev/null || die "dpkg not found: this test needs a Debian-like machine"
+
+for p in "${PKGS[@]}"; do
+	if known_to_dpkg "$p"; then
+		[ "$force" = yes ] || die "$p is already installed here; refusing to purge it (rerun with --force)"
+		echo "==> purging leftover $p"
+		dpkg --purge "$p" >/dev/null || die "could not purge leftover $p"
+	fi
+done
+
+work=$(mktemp -d /tmp/switchboard-test-deb.XXXXXX)
+seeded=()
+cleanup() {
+	local rc=$?
+	for p in "${PKGS[@]}"; do
+		if known_to_dpkg "$p"; then
+			dpkg --purge "$p" >/dev/null 2>&1 || echo "cleanup: dpkg --purge $p failed" >&2
+		fi
+	done
+	for f in "${seeded[@]}"; do rm -rf "$f"; done
+	rmdir /etc/switchboard 2>/dev/null
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "==> maintainer scripts: shared bodies identical"
+# body prints a maintainer script from its "---- body" marker on.
+body() { sed -n '/^# ---- body/,$p' "packaging/scripts/$1.sh" | tail -n +2; }
+for phase in postinstall preremove postremove; do
+	same_body() { diff <(body "agent-$1") <(body "switchboard-$1") >/dev/null; }
+	check "agent-$phase.sh and switchboard-$phase.sh share their body" same_body "$phase"
+	for f in packaging/scripts/*-"$phase".sh; do
+		check "$f parses as POSIX sh" sh -n "$f"
+	done
+done
+
+echo "==> build .deb packages"
+if ! DIST="$work/dist" bash scripts/package.sh deb >"$work/build.log" 2>&1; then
+	cat "$work/build.log"
+	die "scripts/package.sh deb failed"
+fi
+agent_deb=$(ls "$work"/dist/switchboard-agent_*.deb)
+cp_deb=$(ls "$work"/dist/switchboard_*.deb)
+check "built $(basename "$agent_deb")" test -s "$agent_deb"
+check "built $(basename "$cp_deb")" test -s "$cp_deb"
+
+# A secret an operator wrote before installing, with a careless mode: the
+# postinstall must take it away from other users.
+mkdir -p /etc/switchboard
+if [ ! -e /etc/switchboard/agent.token ]; then
+	seeded+=(/etc/switchboard/agent.token)
+	(umask 022 && echo test-token >/etc/switchboard/agent.token)
+fi
+
+echo "==> dpkg -i"
+if ! dpkg -i "$agent_deb" "$cp_deb" >"$work/install.log" 2>&1; then
+	cat "$work/install.log"
+	die "dpkg -i failed"
+fi
+check "postinstall printed the enable hint" grep -q "systemctl enable --now switchboard-agent" "$work/install.log"
+check "postinstall printed the control plane hint" grep -qF "'systemctl enable --now switchboard'" "$work/install.log"
+
+echo "==> files"
+expect_stat /usr/bin/switchboard-agent 755 root:root
+expect_stat /usr/bin/switchboard 755 root:root
+expect_stat /lib/systemd/system/switchboard-agent.service 644 root:root
+expect_stat /lib/systemd/system/switchboard.service 644 root:root
+expect_stat /etc/switchboard 755 root:root
+expect_stat /etc/switchboard/agent.conf 640 root:switchboard-agent
+expect_stat /etc/switchboard/switchboard.conf 640 root:switchboard
+expect_stat /etc/switchboard/agent.token 640 root:switchboard-agent
+expect_stat /usr/share/doc/switchboard-agent/manager.conf.example 644 root:root
+expect_stat /usr/share/doc/switchboard-agent/README.md 644 root:root
+expect_stat /usr/share/doc/switchboard/README.md 644 root:root
+ships_secret() { dpkg -L switchboard-agent | grep -q 'agent\.token\|ami\.secret'; }
+check "the package ships no token or AMI secret" not ships_secret
+
+echo "==> users"
+for u in switchboard-agent switchboard; do
+	entry=$(getent passwd "$u")
+	check "user $u exists" test -n "$entry"
+	IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
+	check "user $u is a system user (uid $uid < 1000)" test "${uid:-1000}" -lt 1000
+	check "user $u has home /var/lib/$u" test "$home" = "/var/lib/$u"
+	check "user $u cannot log in ($shell)" no_login "$shell"
+	check "group $u exists and is $u's primary group" test "$(getent group "$u" | cut -d: -f3)" = "$gid"
+	check "home /var/lib/$u not created before first start" absent "/var/lib/$u"
+done
+agent_uid=$(id -u switchboard-agent)
+
+echo "==> conffiles"
+check "agent.conf is a conffile" is_conffile switchboard-agent /etc/switchboard/agent.conf
+check "switchboard.conf is a conffile" is_conffile switchboard /etc/switchboard/switchboard.conf
+
+echo "==> systemd-analyze verify (installed units)"
+for u in switchboard-agent switchboard; do
+	out=$(systemd-analyze verify "/lib/systemd/system/$u.service" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ] && [ -z "$out" ]; then
+		ok "systemd-analyze verify $u.service: clean"
+	else
+		bad "systemd-analyze verify $u.service (rc $rc): $out"
+	fi
+done
+
+echo "==> nothing enabled or started"
+not_enabled_or_running() {
+	local u=$1
+	compgen -G "/etc/systemd/system/*.wants/$u.service" >/dev/null && return 1
+	# is-enabled reads unit files, so it answers without a running systemd.
+	[ "$(systemctl is-enabled "$u.service" 2>/dev/null)" = disabled ] || return 1
+	if [ -d /run/systemd/system ]; then
+		[ "$(systemctl is-active "$u.service" 2>/dev/null)" != active ] || return 1
+	fi
+	! pgrep -f "^/usr/bin/$u( |$)" >/dev/null
+}
+for u in switchboard-agent switchboard; do
+	check "$u.service neither enabled nor running" not_enabled_or_running "$u"
+done
+
+echo "==> reinstall over itself (the upgrade path) keeps local edits"
+echo "# local edit by test-deb" >>/etc/switchboard/agent.conf
+chmod 0644 /etc/switchboard/agent.token
+if dpkg -i "$agent_deb" >"$work/upgrade.log" 2>&1; then
+	ok "dpkg -i over the installed package"
+else
+	bad "dpkg -i over the installed package: $(cat "$work/upgrade.log")"
+fi
+check "local edit in agent.conf kept" grep -q "^# local edit by test-deb" /etc/switchboard/agent.conf
+check "no first-install hint on upgrade" not grep -q "systemctl enable --now" "$work/upgrade.log"
+check "user kept its uid" test "$(id -u switchboard-agent)" = "$agent_uid"
+expect_stat /etc/switchboard/agent.conf 640 root:switchboard-agent
+expect_stat /etc/switchboard/agent.token 640 root:switchboard-agent
+check "still not enabled or running" not_enabled_or_running switchboard-agent
+
+# What systemd's StateDirectory= would have made on a first start.
+for u in switchboard-agent switchboard; do
+	install -d -m 0750 -o "$u" -g "$u" "/var/lib/$u"
+	install -m 0600 -o "$u" -g "$u" /dev/null "/var/lib/$u/state"
+done
+
+# An operator enabled the agent: purge must drop the enablement symlink.
+# (systemctl enable only writes symlinks, so it works without a running
+# systemd and starts nothing here.)
+systemctl enable switchboard-agent.service >/dev/null 2>&1
+check "systemctl enable made the symlink" test -L /etc/systemd/system/multi-user.target.wants/switchboard-agent.service
+
+echo "==> dpkg --remove keeps data, user and config"
+if dpkg --remove switchboard-agent >"$work/remove.log" 2>&1; then
+	ok "dpkg --remove switchboard-agent"
+else
+	bad "dpkg --remove switchboard-agent: $(cat "$work/remove.log")"
+fi
+check "binary removed" absent /usr/bin/switchboard-agent
+check "unit removed" absent /lib/systemd/system/switchboard-agent.service
+check "agent.conf kept" test -f /etc/switchboard/agent.conf
+check "agent.token kept" test -f /etc/switchboard/agent.token
+check "state kept" test -f /var/lib/switchboard-agent/state
+check "user kept" quiet getent passwd switchboard-agent
+check "control plane untouched" test -x /usr/bin/switchboard
+
+echo "==> dpkg --purge removes everything"
+if dpkg --purge switchboard-agent switchboard >"$work/purge.log" 2>&1; then
+	ok "dpkg --purge switchboard-agent switchboard"
+else
+	bad "dpkg --purge: $(cat "$work/purge.log")"
+fi
+for p in "${PKGS[@]}"; do
+	check "$p unknown to dpkg" not known_to_dpkg "$p"
+	check "user $p deleted" not quiet getent passwd "$p"
+	check "group $p deleted" not quiet getent group "$p"
+	check "/var/lib/$p deleted" absent "/var/lib/$p"
+	check "/usr/bin/$p deleted" absent "/usr/bin/$p"
+	check "$p.service deleted" absent "/lib/systemd/system/$p.service"
+	check "/usr/share/doc/$p deleted" absent "/usr/share/doc/$p"
+done
+check "/etc/switchboard deleted (conffiles and secrets)" absent /etc/switchboard
+check "enablement symlink deleted" absent /etc/systemd/system/multi-user.target.wants/switchboard-agent.service
+
+echo
+if [ "$failed" -eq 0 ]; then
+	echo "test-deb: PASS ($checks checks)"
+	exit 0
+fi
+echo "test-deb: FAIL ($failed of $checks checks failed)"
+exit 1
