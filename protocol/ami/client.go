@@ -126,7 +126,7 @@ func (c Config) Validate() error {
 type SessionInfo struct {
 	AMIVersion  string    // from the banner, e.g. "11.0.0"
 	ConnectedAt time.Time // zero when never connected
-	LastError   string    // last connect or session error, "" if none
+	LastError   string    // why the last session or connect attempt ended; kept after a reconnect
 }
 
 // Client is one persistent, logged-in AMI connection shared by many

@@ -220,7 +220,7 @@ func (c *Client) ownID(v string) (uint64, bool) {
 // session's events.
 func (c *Client) activate(s *session) {
 	c.infoMu.Lock()
-	c.info = SessionInfo{AMIVersion: s.version, ConnectedAt: s.connectedAt}
+	c.info.AMIVersion, c.info.ConnectedAt = s.version, s.connectedAt
 	c.infoMu.Unlock()
 	c.sess.Store(s)
 	c.log.Info("ami connected", "addr", c.cfg.Addr, "ami_version", s.version, "events", c.cfg.Events)
