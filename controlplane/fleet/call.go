@@ -1,0 +1,107 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
+)
+
+// DefaultCallTimeout is the deadline of a Call whose ctx has none: the
+// 4 s AMI timeout the legacy hangup endpoint used.
+const DefaultCallTimeout = 4 * time.Second
+
+// Call sends op with args to the agent and decodes the result into result
+// (unless nil). The request carries ctx's deadline (DefaultCallTimeout
+// from now if ctx has none) and the agent stops working on it then.
+//
+// Errors: ErrOffline if the tunnel is gone; an error wrapping
+// context.DeadlineExceeded (or context.Canceled) if ctx ends first; a
+// *protocol.Error (errors.As) if the agent refused or failed the request.
+func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+
+	select {
+	case <-c.sess.Done():
+		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, ErrOffline)
+	default:
+	}
+	req := protocol.Request{ID: rand.Text(), Op: op, Deadline: deadline}
+	if args != nil {
+		raw, err := json.Marshal(args)
+		if err != nil {
+			return fmt.Errorf("call %s: encode args: %w", op, err)
+		}
+		req.Args = raw
+	}
+	resp, err := c.roundTrip(ctx, req, deadline)
+	if err != nil {
+		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, err)
+	}
+	if resp.ID != req.ID {
+		return fmt.Errorf("call %s on agent %s: response for request %q, want %q", op, c.AgentID, resp.ID, req.ID)
+	}
+	if resp.Error != nil {
+		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, resp.Error)
+	}
+	if result != nil && len(resp.Result) > 0 {
+		if err := json.Unmarshal(resp.Result, result); err != nil {
+			return fmt.Errorf("call %s on agent %s: decode result: %w", op, c.AgentID, err)
+		}
+	}
+	return nil
+}
+
+func (c *Conn) roundTrip(ctx context.Context, req protocol.Request, deadline time.Time) (protocol.Response, error) {
+	var resp protocol.Response
+	stream, err := c.sess.Open(ctx, protocol.StreamRequest)
+	if err != nil {
+		return resp, c.classify(ctx, err)
+	}
+	defer stream.Close()
+	_ = stream.SetDeadline(deadline)
+	// The deadline covers expiry; this covers cancellation before it.
+	stop := context.AfterFunc(ctx, func() { _ = stream.SetDeadline(time.Now()) })
+	defer stop()
+
+	if err := protocol.WriteFrame(stream, req); err != nil {
+		return resp, c.classify(ctx, err)
+	}
+	if err := protocol.ReadFrame(stream, &resp, c.MaxFrameBytes); err != nil {
+		return resp, c.classify(ctx, err)
+	}
+	return resp, nil
+}
+
+// classify turns stream errors into the three outcomes callers branch on.
+func (c *Conn) classify(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// The stream deadline is ctx's deadline; it may fire a hair
+		// before ctx's own timer does.
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
+	select {
+	case <-c.sess.Done():
+		return fmt.Errorf("%w: tunnel closed during the request (%v)", ErrOffline, err)
+	default:
+	}
+	if errors.Is(err, tunnel.ErrSessionClosed) {
+		return fmt.Errorf("%w (%v)", ErrOffline, err)
+	}
+	return err
+}

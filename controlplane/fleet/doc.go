@@ -1,0 +1,13 @@
+// Package fleet owns the control plane's view of connected agents: the
+// Registry of live tunnels ("which PBXs are connected to this process"),
+// one Conn per agent (a newer connection replaces an older one), and
+// request routing: Call opens a request stream to the agent, sends a
+// protocol.Request carrying the caller's deadline and decodes the
+// protocol.Response.
+//
+// An agent that is not connected is ErrOffline at once: a request is
+// never queued and never routed to another PBX. Code outside this package
+// should depend on the small Caller and Directory interfaces, so a
+// multi-replica implementation (DESIGN "Scaling out": find the replica
+// holding the agent's tunnel and forward) can replace *Registry later.
+package fleet
