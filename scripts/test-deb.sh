@@ -172,7 +172,9 @@ not_enabled_or_running() {
 	if [ -d /run/systemd/system ]; then
 		[ "$(systemctl is-active "$u.service" 2>/dev/null)" != active ] || return 1
 	fi
-	! pgrep -f "^/usr/bin/$u( |$)" >/dev/null
+	if command -v pgrep >/dev/null; then
+		! pgrep -f "^/usr/bin/$u( |$)" >/dev/null
+	fi
 }
 for u in switchboard-agent switchboard; do
 	check "$u.service neither enabled nor running" not_enabled_or_running "$u"
