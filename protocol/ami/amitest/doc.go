@@ -1,0 +1,19 @@
+// Package amitest is a fake Asterisk Manager Interface server, in the spirit
+// of net/http/httptest: it listens on loopback TCP and speaks AMI the way the
+// captures of a real Asterisk 22 in ../testdata/transcripts show — banner,
+// Login (plain and MD5), "Permission denied" before login, Ping, Command,
+// Events masks, Originate with Local channels and the full event sequence of
+// a call (Newchannel … DialBegin/DialEnd … BridgeEnter … Hangup, Cdr),
+// ChanSpy, Hangup by name and by /regex/, CoreShowChannels, Status,
+// Getvar/Setvar, and Asterisk's parsing quirks.
+//
+// It owns a small channel model (uniqueids, linkedids, Local ;1/;2 pairs,
+// bridges, channel variables) and a tiny built-in dialplan (the one of the
+// captures) whose outcomes tests can override per extension.
+//
+// It is a library, not test-only code: `switchboard demo` runs it as the
+// simulated PBX and load tests run thousands of instances, so it never
+// imports package testing, spends no goroutine per channel (call progress
+// runs on one scheduler goroutine per Server), bounds what it keeps, and
+// Close stops and waits for everything it started.
+package amitest
