@@ -294,6 +294,7 @@ func BenchmarkConnectedAgentMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/agents, "heap-B/agent")
+		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/agents, "stack-B/agent")
 		b.ReportMetric(float64(runtime.NumGoroutine()-goroutinesBefore)/agents, "goroutines/agent")
 		if reg.Len() != agents {
 			b.Fatalf("%d agents registered", reg.Len())
