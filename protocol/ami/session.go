@@ -59,6 +59,25 @@ type call struct {
 	responded bool         // kindOriginate: queued, now waiting for OriginateResponse
 }
 
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
+
+// Timers are reused: since Go 1.23 a stopped timer delivers no stale
+// value after Reset, so a pooled timer is as good as a new one.
+var timerPool sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timerPool.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timerPool.Put(t)
+}
+
 type reply struct {
 	m    *Message
 	list *ListResult
@@ -360,12 +379,17 @@ func (s *session) enqueue(m *Message, id uint64) error {
 // roundTrip sends m and waits for its reply, bounded by ctx and
 // ActionTimeout.
 func (s *session) roundTrip(ctx context.Context, m *Message, kind callKind) (reply, error) {
-	cl := &call{kind: kind, ch: make(chan reply, 1)}
+	var cl *call
 	switch kind {
+	case kindPlain:
+		// Plain calls never escape roundTrip, so they are reused: once the
+		// call is out of the pending table nothing else can touch it.
+		cl = callPool.Get().(*call)
+		defer callPool.Put(cl)
 	case kindList:
-		cl.list = &ListResult{}
+		cl = &call{kind: kind, ch: make(chan reply, 1), list: &ListResult{}}
 	case kindOriginate:
-		cl.orig = &Originating{done: make(chan struct{})}
+		cl = &call{kind: kind, ch: make(chan reply, 1), orig: &Originating{done: make(chan struct{})}}
 	}
 	id := s.c.idSeq.Add(1)
 	s.pmu.Lock()
@@ -387,8 +411,8 @@ func (s *session) roundTrip(ctx context.Context, m *Message, kind callKind) (rep
 
 	var timeout <-chan time.Time
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.c.cfg.ActionTimeout {
-		t := time.NewTimer(s.c.cfg.ActionTimeout)
-		defer t.Stop()
+		t := getTimer(s.c.cfg.ActionTimeout)
+		defer putTimer(t)
 		timeout = t.C
 	}
 	var err error
