@@ -22,8 +22,9 @@ const DefaultCallTimeout = 4 * time.Second
 // from now if ctx has none) and the agent stops working on it then.
 //
 // Errors: ErrOffline if the tunnel is gone; an error wrapping
-// context.DeadlineExceeded (or context.Canceled) if ctx ends first; a
-// *protocol.Error (errors.As) if the agent refused or failed the request.
+// context.DeadlineExceeded (or context.Canceled) if ctx ends first, also
+// when the agent answered protocol.ErrCodeTimeout; a *protocol.Error
+// (errors.As) if the agent refused or failed the request.
 func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -53,6 +54,11 @@ func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
 		return fmt.Errorf("call %s on agent %s: response for request %q, want %q", op, c.AgentID, resp.ID, req.ID)
 	}
 	if resp.Error != nil {
+		if resp.Error.Code == protocol.ErrCodeTimeout {
+			// The agent gave up at the deadline we sent, which is
+			// ctx's; its answer often beats our own timer.
+			return fmt.Errorf("call %s on agent %s: %w: %w", op, c.AgentID, resp.Error, context.DeadlineExceeded)
+		}
 		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, resp.Error)
 	}
 	if result != nil && len(resp.Result) > 0 {

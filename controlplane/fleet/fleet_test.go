@@ -36,6 +36,8 @@ func pbx(name string) tunnel.RequestHandler {
 			return protocol.HangupResult{Hungup: []protocol.HungupChannel{{Channel: args.Channel + "@" + name}}}, nil
 		case "deadline":
 			return req.Deadline, nil
+		case "ami-timeout":
+			return nil, &protocol.Error{Code: protocol.ErrCodeTimeout, Message: "AMI did not answer"}
 		case "slow":
 			<-ctx.Done()
 			return nil, ctx.Err()
@@ -94,6 +96,13 @@ func TestCall(t *testing.T) {
 		err := reg.Call(ctx, "pbx-1", "slow", nil, nil)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want DeadlineExceeded", err)
+		}
+	})
+	t.Run("agent timeout is a deadline", func(t *testing.T) {
+		err := reg.Call(context.Background(), "pbx-1", "ami-timeout", nil, nil)
+		var pe *protocol.Error
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &pe) || pe.Code != protocol.ErrCodeTimeout {
+			t.Fatalf("err = %v, want DeadlineExceeded and *protocol.Error timeout", err)
 		}
 	})
 	t.Run("cancellation honoured", func(t *testing.T) {
