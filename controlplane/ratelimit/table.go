@@ -1,0 +1,146 @@
+package ratelimit
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// shardCount spreads buckets over independently locked shards so that
+// concurrent requests from different credentials rarely contend.
+const shardCount = 32
+
+// table holds one token bucket per key, bounded in two ways: a bucket idle
+// for longer than idle is dropped, and past max buckets the least recently
+// used one of the inserting shard is dropped ("LRU-ish": exact per shard,
+// approximate across shards).
+type table[K comparable] struct {
+	limit  rate.Limit
+	burst  int
+	max    int64
+	idle   time.Duration
+	seed   maphash.Seed
+	count  atomic.Int64
+	shards [shardCount]shard[K]
+}
+
+type shard[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]*entry[K]
+	// Recency list: head is the most recently used, tail the least.
+	head, tail *entry[K]
+}
+
+type entry[K comparable] struct {
+	key K
+	// mu serialises check-then-take on lim across the two tiers (see
+	// Limiter.Allow); it is not held while the shard is locked.
+	mu         sync.Mutex
+	lim        *rate.Limiter
+	lastUsed   time.Time
+	prev, next *entry[K]
+}
+
+func newTable[K comparable](limit rate.Limit, burst, max int, idle time.Duration) *table[K] {
+	t := &table[K]{limit: limit, burst: burst, max: int64(max), idle: idle, seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].m = make(map[K]*entry[K])
+	}
+	return t
+}
+
+// get returns key's bucket, creating it if needed, and marks it used at now.
+func (t *table[K]) get(key K, now time.Time) *entry[K] {
+	i := int(maphash.Comparable(t.seed, key) % shardCount)
+	s := &t.shards[i]
+	s.mu.Lock()
+	t.dropIdleLocked(s, now)
+	if e := s.m[key]; e != nil {
+		e.lastUsed = now
+		s.moveToFront(e)
+		s.mu.Unlock()
+		return e
+	}
+	e := &entry[K]{key: key, lim: rate.NewLimiter(t.limit, t.burst), lastUsed: now}
+	s.m[key] = e
+	s.pushFront(e)
+	s.mu.Unlock()
+	if t.count.Add(1) > t.max {
+		t.evictOne(i, e)
+	}
+	return e
+}
+
+// dropIdleLocked removes buckets unused for t.idle from the tail; the list
+// is in recency order, so it stops at the first one still in use and costs
+// O(1) per call plus O(1) per bucket dropped.
+func (t *table[K]) dropIdleLocked(s *shard[K], now time.Time) {
+	cutoff := now.Add(-t.idle)
+	for s.tail != nil && !s.tail.lastUsed.After(cutoff) {
+		t.removeLocked(s, s.tail)
+	}
+}
+
+// evictOne drops the least recently used bucket of shard start, or of the
+// next shard holding one, never keep (the bucket just created). Shards are
+// locked one at a time, so there is no lock ordering to get wrong.
+func (t *table[K]) evictOne(start int, keep *entry[K]) {
+	for j := range shardCount {
+		s := &t.shards[(start+j)%shardCount]
+		s.mu.Lock()
+		victim := s.tail
+		if victim == keep {
+			victim = keep.prev
+		}
+		if victim != nil {
+			t.removeLocked(s, victim)
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (t *table[K]) removeLocked(s *shard[K], e *entry[K]) {
+	s.unlink(e)
+	delete(s.m, e.key)
+	t.count.Add(-1)
+}
+
+func (t *table[K]) len() int { return int(t.count.Load()) }
+
+func (s *shard[K]) pushFront(e *entry[K]) {
+	e.prev, e.next = nil, s.head
+	if s.head != nil {
+		s.head.prev = e
+	}
+	s.head = e
+	if s.tail == nil {
+		s.tail = e
+	}
+}
+
+func (s *shard[K]) unlink(e *entry[K]) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+func (s *shard[K]) moveToFront(e *entry[K]) {
+	if s.head == e {
+		return
+	}
+	s.unlink(e)
+	s.pushFront(e)
+}
