@@ -218,6 +218,11 @@ func (s *Server) legAnswered(l *leg) {
 	s.emitChan("Newstate", two)
 	one.state, one.answered = stateUp, now
 	s.emitChan("Newstate", one)
+	if l.caller != nil {
+		// The dialled side now runs AppDial outside the dialplan (03: its
+		// DialEnd and BridgeEnter carry an empty Exten).
+		one.exten, one.app, one.appData = "", "AppDial", "(Outgoing Line)"
+	}
 	s.emitDial("DialEnd", l.caller, one, "DialStatus", "ANSWER")
 	two.priority, two.app, two.appData = 3, "Wait", "600"
 
@@ -226,7 +231,6 @@ func (s *Server) legAnswered(l *leg) {
 		caller.setVar("DIALSTATUS", "ANSWER")
 		caller.setVar("BRIDGEPEER", one.name)
 		one.setVar("BRIDGEPEER", caller.name)
-		one.exten, one.app, one.appData = "", "AppDial", "(Outgoing Line)"
 		b := &bridge{id: newBridgeID()}
 		s.model.bridges = append(s.model.bridges, b)
 		s.emitBridge("BridgeCreate", b, nil)
