@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+// StoredEvent is an agent's event as the control plane keeps it: Seq is
+// the per-enterprise sequence clients resume from.
+type StoredEvent struct {
+	EnterpriseID int64
+	Seq          int64
+	AgentID      string
+	ReceivedAt   time.Time
+	Event        protocol.Event
+}
+
+// StoreAgentEvents stores a batch from one agent and advances its
+// acknowledged sequence, in one transaction: when it returns nil, every
+// event up to the batch's last agent sequence is durable and may be
+// acknowledged. Events at or below the already-acknowledged sequence are
+// the resend of a batch whose ack was lost; they are skipped, so a resend
+// never duplicates. It returns the events newly stored, in order.
+func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterpriseID int64, events []protocol.Event) ([]StoredEvent, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	for i := 1; i < len(events); i++ {
+		if events[i].Seq <= events[i-1].Seq {
+			return nil, invalid("events", "sequence must increase within a batch (%d after %d)", events[i].Seq, events[i-1].Seq)
+		}
+	}
+	now := s.now()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store events: %w", err)
+	}
+	defer tx.Rollback()
+
+	var acked int64
+	lock := ""
+	if s.d.name == dialectPostgres {
+		lock = " FOR UPDATE" // two sessions of one agent must not interleave
+	}
+	err = tx.QueryRowContext(ctx, `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`+lock, agentID, enterpriseID).Scan(&acked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store events: read acked seq: %w", err)
+	}
+	fresh := slices.DeleteFunc(slices.Clone(events), func(e protocol.Event) bool { return int64(e.Seq) <= acked })
+	if len(fresh) == 0 {
+		return nil, tx.Commit()
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO enterprise_event_seqs (enterprise_id, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING`, enterpriseID); err != nil {
+		return nil, fmt.Errorf("store events: sequence row: %w", err)
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, `UPDATE enterprise_event_seqs SET last_seq = last_seq + $2 WHERE enterprise_id = $1 RETURNING last_seq`,
+		enterpriseID, len(fresh)).Scan(&last); err != nil {
+		return nil, fmt.Errorf("store events: advance sequence: %w", err)
+	}
+	first := last - int64(len(fresh)) + 1
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`)
+	if err != nil {
+		return nil, fmt.Errorf("store events: %w", err)
+	}
+	defer stmt.Close()
+	out := make([]StoredEvent, 0, len(fresh))
+	for i, e := range fresh {
+		body, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("store events: encode: %w", err)
+		}
+		at := e.Time
+		if at.IsZero() {
+			at = now
+		}
+		seq := first + int64(i)
+		if _, err := stmt.ExecContext(ctx, enterpriseID, seq, agentID, int64(e.Seq), e.Type, e.CallID, s.d.timeArg(at), s.d.timeArg(now), string(body)); err != nil {
+			return nil, fmt.Errorf("store event %d of agent %s: %w", e.Seq, agentID, err)
+		}
+		out = append(out, StoredEvent{EnterpriseID: enterpriseID, Seq: seq, AgentID: agentID, ReceivedAt: now, Event: e})
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_acked_seq = $2 WHERE id = $1`, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
+		return nil, fmt.Errorf("store events: advance acked seq: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store events: commit: %w", err)
+	}
+	return out, nil
+}
+
+// EventFilter selects events of one enterprise.
+type EventFilter struct {
+	EnterpriseID int64
+	After        int64    // only seq > After
+	AgentID      string   // "" = every PBX
+	Types        []string // empty = every type
+	CallID       string   // "" = every call
+	Limit        int      // default 500, at most 5000
+}
+
+// ListEvents returns events in sequence order.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]StoredEvent, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 500
+	}
+	limit = min(limit, 5000)
+	q := `SELECT seq, agent_id, received_at, body FROM events WHERE enterprise_id = $1 AND seq > $2`
+	args := []any{f.EnterpriseID, f.After}
+	if f.AgentID != "" {
+		args = append(args, f.AgentID)
+		q += fmt.Sprintf(" AND agent_id = $%d", len(args))
+	}
+	if f.CallID != "" {
+		args = append(args, f.CallID)
+		q += fmt.Sprintf(" AND call_id = $%d", len(args))
+	}
+	if len(f.Types) > 0 {
+		q += " AND type IN ("
+		for i, t := range f.Types {
+			args = append(args, t)
+			if i > 0 {
+				q += ", "
+			}
+			q += fmt.Sprintf("$%d", len(args))
+		}
+		q += ")"
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(" ORDER BY seq LIMIT $%d", len(args))
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredEvent
+	for rows.Next() {
+		var (
+			se   StoredEvent
+			body string
+		)
+		if err := rows.Scan(&se.Seq, &se.AgentID, dbTime{&se.ReceivedAt}, &body); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		if err := json.Unmarshal([]byte(body), &se.Event); err != nil {
+			return nil, fmt.Errorf("list events: decode seq %d: %w", se.Seq, err)
+		}
+		se.EnterpriseID = f.EnterpriseID
+		out = append(out, se)
+	}
+	return out, rows.Err()
+}
+
+// LastEventSeq is the enterprise's latest event sequence (0 if none).
+func (s *Store) LastEventSeq(ctx context.Context, enterpriseID int64) (int64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT last_seq FROM enterprise_event_seqs WHERE enterprise_id = $1`, enterpriseID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last event seq: %w", err)
+	}
+	return seq, nil
+}
