@@ -89,11 +89,14 @@ type reply struct {
 func (c *Client) connect(ctx context.Context) (*session, error) {
 	s, err := c.dialLogin(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err // shutting down: not worth a log line or LastError
+		}
 		c.setLastError(err)
 		switch {
 		case errors.Is(err, ErrAuth):
 			c.log.Error("ami login refused: check the AMI username and secret", "addr", c.cfg.Addr, "username", c.cfg.Username, "md5", c.cfg.AuthMD5)
-		case ctx.Err() == nil:
+		default:
 			c.log.Warn("ami connect failed", "addr", c.cfg.Addr, "err", err)
 		}
 		return nil, err
@@ -107,7 +110,7 @@ func (c *Client) dialLogin(ctx context.Context) (*session, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("ami: connect %s: %w", c.cfg.Addr, err)
+		return nil, c.loginError("connect", ctx, err)
 	}
 	// The handshake reads and writes directly on conn; the deadline and
 	// the AfterFunc keep it inside ctx.
@@ -124,19 +127,29 @@ func (c *Client) dialLogin(ctx context.Context) (*session, error) {
 	}
 	s.r.MaxMessageBytes = c.cfg.MaxMessageBytes
 	err = s.handshake()
-	if !stop() || ctx.Err() != nil {
-		err = errors.Join(err, ctx.Err())
-	}
-	if err != nil {
+	if stopped := stop(); err != nil || !stopped {
 		conn.Close()
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) || isNetTimeout(err) {
-			return nil, fmt.Errorf("%w: ami login on %s: %w", ErrTimeout, c.cfg.Addr, err)
-		}
-		return nil, fmt.Errorf("ami login on %s: %w", c.cfg.Addr, err)
+		return nil, c.loginError("login", ctx, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	s.connectedAt = c.cfg.Now()
 	return s, nil
+}
+
+// loginError names what failed. When ctx ended, that is the cause, not
+// the i/o error the expired deadline provoked.
+func (c *Client) loginError(step string, ctx context.Context, err error) error {
+	switch cerr := ctx.Err(); {
+	case errors.Is(err, ErrAuth):
+		return fmt.Errorf("ami %s on %s: %w", step, c.cfg.Addr, err)
+	case errors.Is(cerr, context.DeadlineExceeded):
+		return fmt.Errorf("%w: ami %s on %s within %v: %w", ErrTimeout, step, c.cfg.Addr, c.cfg.DialTimeout, cerr)
+	case cerr != nil:
+		return fmt.Errorf("ami %s on %s: %w", step, c.cfg.Addr, cerr)
+	case isNetTimeout(err):
+		return fmt.Errorf("%w: ami %s on %s: %w", ErrTimeout, step, c.cfg.Addr, err)
+	}
+	return fmt.Errorf("ami %s on %s: %w", step, c.cfg.Addr, err)
 }
 
 func isNetTimeout(err error) bool {
