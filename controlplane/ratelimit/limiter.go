@@ -139,48 +139,50 @@ func New(cfg Config) (*Limiter, error) {
 // so a caller bug limits too much rather than not at all.
 func (l *Limiter) Allow(credentialID string, enterpriseID int64) (ok bool, retryAfter time.Duration) {
 	now := l.now()
-	var cred *rate.Limiter
-	var ent *rate.Limiter
-	// Check both buckets, then take from both, under the buckets' own
-	// locks (enterprise first, always), so the pair is atomic: a refused
-	// request takes nothing. Reserving and cancelling instead would leak
-	// tokens whenever two refusals overlap, and one abusive key could then
-	// drive its whole enterprise's bucket into lasting debt.
+	var cred, ent *entry
 	if l.ents != nil && enterpriseID != 0 {
-		e := l.ents.get(enterpriseID, now)
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		ent = e.lim
+		ent = l.ents.get(enterpriseID, now)
 	}
 	if l.creds != nil {
-		e := l.creds.get(credentialID, now)
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		cred = e.lim
+		cred = l.creds.get(credentialID, now)
+	}
+	// Check both buckets, then take from both, holding both buckets' locks
+	// (enterprise first, always), so the pair is atomic: a refused request
+	// takes nothing. Reserving and cancelling instead would leak tokens
+	// whenever two refusals overlap, and one abusive key could then drive
+	// its whole enterprise's bucket into lasting debt.
+	if ent != nil {
+		ent.mu.Lock()
+		defer ent.mu.Unlock()
+	}
+	if cred != nil {
+		cred.mu.Lock()
+		defer cred.mu.Unlock()
 	}
 	retryAfter = max(wait(cred, now), wait(ent, now))
 	if retryAfter > 0 {
 		return false, retryAfter
 	}
 	if cred != nil {
-		cred.AllowN(now, 1)
+		cred.lim.AllowN(now, 1)
 	}
 	if ent != nil {
-		ent.AllowN(now, 1)
+		ent.lim.AllowN(now, 1)
 	}
 	return true, 0
 }
 
-// wait is how long until lim has a whole token; zero if it has one now.
-func wait(lim *rate.Limiter, now time.Time) time.Duration {
-	if lim == nil {
+// wait is how long until e's bucket has a whole token; zero if it has one
+// now.
+func wait(e *entry, now time.Time) time.Duration {
+	if e == nil {
 		return 0
 	}
-	tokens := lim.TokensAt(now)
+	tokens := e.lim.TokensAt(now)
 	if tokens >= 1 {
 		return 0
 	}
-	d := time.Duration(math.Round((1 - tokens) / float64(lim.Limit()) * float64(time.Second)))
+	d := time.Duration(math.Round((1 - tokens) / float64(e.limit) * float64(time.Second)))
 	return max(d, time.Nanosecond)
 }
 

@@ -331,7 +331,7 @@ func checkTable[K comparable](t *testing.T, tab *table[K]) int {
 		s := &tab.shards[i]
 		s.mu.Lock()
 		n := 0
-		var prev *entry[K]
+		var prev *node[K]
 		for e := s.head; e != nil; e = e.next {
 			if e.prev != prev || s.m[e.key] != e {
 				t.Errorf("shard %d: list and map disagree", i)

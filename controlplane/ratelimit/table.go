@@ -29,31 +29,39 @@ type table[K comparable] struct {
 
 type shard[K comparable] struct {
 	mu sync.Mutex
-	m  map[K]*entry[K]
+	m  map[K]*node[K]
 	// Recency list: head is the most recently used, tail the least.
-	head, tail *entry[K]
+	head, tail *node[K]
 }
 
-type entry[K comparable] struct {
-	key K
-	// mu serialises check-then-take on lim across the two tiers (see
-	// Limiter.Allow); it is not held while the shard is locked.
-	mu         sync.Mutex
-	lim        *rate.Limiter
+// node is a bucket's place in its shard: map key and recency links, all
+// guarded by the shard's lock.
+type node[K comparable] struct {
+	entry
+	key        K
 	lastUsed   time.Time
-	prev, next *entry[K]
+	prev, next *node[K]
+}
+
+// entry is a bucket. mu serialises check-then-take on lim across the two
+// tiers (see Limiter.Allow); it is taken only after every shard lock has
+// been released, so shard and entry locks never nest.
+type entry struct {
+	mu    sync.Mutex
+	lim   *rate.Limiter
+	limit rate.Limit // lim's, copied to avoid taking lim's lock to read it
 }
 
 func newTable[K comparable](limit rate.Limit, burst, max int, idle time.Duration) *table[K] {
 	t := &table[K]{limit: limit, burst: burst, max: int64(max), idle: idle, seed: maphash.MakeSeed()}
 	for i := range t.shards {
-		t.shards[i].m = make(map[K]*entry[K])
+		t.shards[i].m = make(map[K]*node[K])
 	}
 	return t
 }
 
 // get returns key's bucket, creating it if needed, and marks it used at now.
-func (t *table[K]) get(key K, now time.Time) *entry[K] {
+func (t *table[K]) get(key K, now time.Time) *entry {
 	i := int(maphash.Comparable(t.seed, key) % shardCount)
 	s := &t.shards[i]
 	s.mu.Lock()
@@ -62,16 +70,16 @@ func (t *table[K]) get(key K, now time.Time) *entry[K] {
 		e.lastUsed = now
 		s.moveToFront(e)
 		s.mu.Unlock()
-		return e
+		return &e.entry
 	}
-	e := &entry[K]{key: key, lim: rate.NewLimiter(t.limit, t.burst), lastUsed: now}
+	e := &node[K]{entry: entry{lim: rate.NewLimiter(t.limit, t.burst), limit: t.limit}, key: key, lastUsed: now}
 	s.m[key] = e
 	s.pushFront(e)
 	s.mu.Unlock()
 	if t.count.Add(1) > t.max {
 		t.evictOne(i, e)
 	}
-	return e
+	return &e.entry
 }
 
 // dropIdleLocked removes buckets unused for t.idle from the tail; the list
@@ -87,7 +95,7 @@ func (t *table[K]) dropIdleLocked(s *shard[K], now time.Time) {
 // evictOne drops the least recently used bucket of shard start, or of the
 // next shard holding one, never keep (the bucket just created). Shards are
 // locked one at a time, so there is no lock ordering to get wrong.
-func (t *table[K]) evictOne(start int, keep *entry[K]) {
+func (t *table[K]) evictOne(start int, keep *node[K]) {
 	for j := range shardCount {
 		s := &t.shards[(start+j)%shardCount]
 		s.mu.Lock()
@@ -104,7 +112,7 @@ func (t *table[K]) evictOne(start int, keep *entry[K]) {
 	}
 }
 
-func (t *table[K]) removeLocked(s *shard[K], e *entry[K]) {
+func (t *table[K]) removeLocked(s *shard[K], e *node[K]) {
 	s.unlink(e)
 	delete(s.m, e.key)
 	t.count.Add(-1)
@@ -112,7 +120,7 @@ func (t *table[K]) removeLocked(s *shard[K], e *entry[K]) {
 
 func (t *table[K]) len() int { return int(t.count.Load()) }
 
-func (s *shard[K]) pushFront(e *entry[K]) {
+func (s *shard[K]) pushFront(e *node[K]) {
 	e.prev, e.next = nil, s.head
 	if s.head != nil {
 		s.head.prev = e
@@ -123,7 +131,7 @@ func (s *shard[K]) pushFront(e *entry[K]) {
 	}
 }
 
-func (s *shard[K]) unlink(e *entry[K]) {
+func (s *shard[K]) unlink(e *node[K]) {
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
@@ -137,7 +145,7 @@ func (s *shard[K]) unlink(e *entry[K]) {
 	e.prev, e.next = nil, nil
 }
 
-func (s *shard[K]) moveToFront(e *entry[K]) {
+func (s *shard[K]) moveToFront(e *node[K]) {
 	if s.head == e {
 		return
 	}
