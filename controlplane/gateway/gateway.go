@@ -1,0 +1,323 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
+	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
+)
+
+// AgentStore is the slice of the store the gateway uses; *store.Store
+// satisfies it.
+type AgentStore interface {
+	// AgentByToken maps a token to its agent, or store.ErrNotFound /
+	// store.ErrRevoked.
+	AgentByToken(ctx context.Context, token string) (store.Agent, error)
+	// AgentAckedSeq is the highest event sequence stored for the agent.
+	AgentAckedSeq(ctx context.Context, agentID string) (int64, error)
+	// StoreAgentEvents stores a batch and advances the agent's acked
+	// sequence in one transaction, skipping a resend's duplicates.
+	StoreAgentEvents(ctx context.Context, agentID string, enterpriseID int64, events []protocol.Event) ([]store.StoredEvent, error)
+	// TouchAgent records that the agent was connected at t.
+	TouchAgent(ctx context.Context, agentID string, t time.Time) error
+}
+
+// Config of a Gateway. Zero values take the defaults named below.
+type Config struct {
+	Store    AgentStore
+	Registry *fleet.Registry
+	Logger   *slog.Logger
+	// Heartbeat is how often agents send Status (told in Welcome).
+	Heartbeat time.Duration
+	// HelloTimeout bounds the time from upgrade to a complete Hello.
+	HelloTimeout time.Duration
+	// MaxFrameBytes bounds one frame read from an agent.
+	MaxFrameBytes int
+	// StoreTimeout bounds one store write of an event batch.
+	StoreTimeout time.Duration
+	// Tunnel settings (keepalive, read limit).
+	Tunnel tunnel.AcceptConfig
+	// OnEvents, if set, is called after a batch is stored and before it is
+	// acknowledged (the events hub fans out from here).
+	OnEvents func(agent store.Agent, events []store.StoredEvent)
+	Now      func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultHelloTimeout = 10 * time.Second
+	DefaultStoreTimeout = 10 * time.Second
+)
+
+// Gateway serves protocol.ConnectPath.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	closed bool
+	cancel map[*fleet.Conn]context.CancelFunc
+}
+
+// New returns a Gateway; Store and Registry are required.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Store == nil || cfg.Registry == nil {
+		return nil, errors.New("gateway: Store and Registry are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = protocol.DefaultMaxFrameBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Tunnel.Logger == nil {
+		cfg.Tunnel.Logger = cfg.Logger
+	}
+	return &Gateway{cfg: cfg, log: cfg.Logger.With("component", "gateway"), cancel: map[*fleet.Conn]context.CancelFunc{}}, nil
+}
+
+// Close ends every session and waits for their goroutines.
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	g.closed = true
+	for _, c := range g.cancel {
+		c()
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+// ServeHTTP authenticates, upgrades and then serves the tunnel until it
+// ends. The handler blocks for the session's life.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token, ok := bearer(r)
+	if !ok {
+		httpError(w, http.StatusUnauthorized, "missing agent token: send Authorization: Bearer <agent token>")
+		return
+	}
+	agent, err := g.cfg.Store.AgentByToken(r.Context(), token)
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
+		g.log.Warn("agent refused", "token_id", store.PublicID(token), "reason", err.Error(), "remote", r.RemoteAddr)
+		httpError(w, http.StatusUnauthorized, "invalid or revoked agent token")
+		return
+	case err != nil:
+		g.log.Error("agent authentication failed", "err", err, "remote", r.RemoteAddr)
+		httpError(w, http.StatusServiceUnavailable, "control plane store unavailable")
+		return
+	}
+	if err := tunnel.CheckVersion(r); err != nil {
+		g.log.Warn("agent protocol version refused", "agent", agent.ID, "err", err, "remote", r.RemoteAddr)
+		tunnel.RefuseVersion(w, err)
+		return
+	}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		httpError(w, http.StatusServiceUnavailable, "control plane shutting down")
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	defer g.wg.Done()
+
+	// The session outlives the request's own deadlines but not the gateway.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	sess, err := tunnel.Accept(ctx, w, r, g.cfg.Tunnel)
+	if err != nil {
+		g.log.Warn("tunnel accept failed", "agent", agent.ID, "err", err)
+		return
+	}
+	defer sess.Close()
+	log := g.log.With("agent", agent.ID, "remote", r.RemoteAddr)
+	if err := g.serve(ctx, cancel, sess, agent, log); err != nil && !errors.Is(err, context.Canceled) {
+		log.Info("agent session ended", "err", err)
+	} else {
+		log.Info("agent session ended")
+	}
+}
+
+func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tunnel.Session, agent store.Agent, log *slog.Logger) error {
+	// Hello arrives on the first stream, which must be the control stream.
+	helloCtx, helloCancel := context.WithTimeout(ctx, g.cfg.HelloTimeout)
+	ctrl, kind, err := sess.Accept(helloCtx)
+	helloCancel()
+	if err != nil {
+		return fmt.Errorf("accept control stream: %w", err)
+	}
+	defer ctrl.Close()
+	if kind != protocol.StreamControl {
+		return fmt.Errorf("first stream is %v, want control", kind)
+	}
+	_ = ctrl.SetReadDeadline(g.cfg.Now().Add(g.cfg.HelloTimeout))
+	var hello protocol.Hello
+	if err := protocol.ReadFrame(ctrl, &hello, g.cfg.MaxFrameBytes); err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	_ = ctrl.SetReadDeadline(time.Time{})
+	if hello.Protocol != protocol.Version {
+		return fmt.Errorf("agent hello speaks protocol %d, this control plane speaks %d", hello.Protocol, protocol.Version)
+	}
+	acked, err := g.cfg.Store.AgentAckedSeq(ctx, agent.ID)
+	if err != nil {
+		return fmt.Errorf("read acked sequence: %w", err)
+	}
+	welcome := protocol.Welcome{SessionID: newSessionID(), HeartbeatSeconds: max(1, int(g.cfg.Heartbeat/time.Second)), LastAckedSeq: uint64(acked)}
+	if err := protocol.WriteFrame(ctrl, welcome); err != nil {
+		return fmt.Errorf("write welcome: %w", err)
+	}
+
+	now := g.cfg.Now()
+	conn := fleet.NewConn(agent.ID, agent.EnterpriseID, sess, hello, now)
+	conn.SessionID = welcome.SessionID
+	if old := g.cfg.Registry.Register(conn); old != nil {
+		log.Info("newer connection replaces the previous one", "previous_session", old.SessionID)
+	}
+	g.mu.Lock()
+	g.cancel[conn] = cancel
+	g.mu.Unlock()
+	defer func() {
+		g.cfg.Registry.Unregister(conn)
+		g.mu.Lock()
+		delete(g.cancel, conn)
+		g.mu.Unlock()
+		// Best effort: the agent was here until now.
+		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = g.cfg.Store.TouchAgent(sctx, agent.ID, g.cfg.Now())
+		c()
+	}()
+	_ = g.cfg.Store.TouchAgent(ctx, agent.ID, now)
+	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion,
+		"hostname", hello.Hostname, "asterisk", hello.AsteriskVersion, "ami", hello.AMI, "last_acked_seq", acked)
+
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		select {
+		case <-sess.Done():
+			return errors.New("tunnel closed")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	eg.Go(func() error { return g.readStatus(ctx, ctrl, conn, agent) })
+	eg.Go(func() error {
+		for {
+			st, kind, err := sess.Accept(ctx)
+			if err != nil {
+				return fmt.Errorf("accept stream: %w", err)
+			}
+			if kind != protocol.StreamEvents {
+				st.Close()
+				log.Warn("agent opened an unexpected stream", "kind", kind)
+				continue
+			}
+			eg.Go(func() error {
+				defer st.Close()
+				return g.ingest(ctx, st, agent, log)
+			})
+		}
+	})
+	return eg.Wait()
+}
+
+func (g *Gateway) readStatus(ctx context.Context, ctrl net.Conn, conn *fleet.Conn, agent store.Agent) error {
+	stop := context.AfterFunc(ctx, func() { ctrl.Close() })
+	defer stop()
+	lastTouch := time.Time{}
+	for {
+		var st protocol.Status
+		if err := protocol.ReadFrame(ctrl, &st, g.cfg.MaxFrameBytes); err != nil {
+			return fmt.Errorf("read status: %w", err)
+		}
+		now := g.cfg.Now()
+		conn.SetStatus(st, now)
+		// last_seen is for humans; one write per heartbeat is plenty.
+		if now.Sub(lastTouch) >= g.cfg.Heartbeat {
+			lastTouch = now
+			if err := g.cfg.Store.TouchAgent(ctx, agent.ID, now); err != nil {
+				g.log.Warn("record agent last seen", "agent", agent.ID, "err", err)
+			}
+		}
+	}
+}
+
+// ingest stores each batch, then acknowledges its last sequence. A batch
+// the store refuses is not acknowledged: the agent keeps it and resends
+// after the session is redialled, so nothing accepted is lost.
+func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, log *slog.Logger) error {
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+	for {
+		var batch protocol.EventBatch
+		if err := protocol.ReadFrame(st, &batch, g.cfg.MaxFrameBytes); err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		if len(batch.Events) == 0 {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
+		stored, err := g.cfg.Store.StoreAgentEvents(sctx, agent.ID, agent.EnterpriseID, batch.Events)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("store %d events: %w", len(batch.Events), err)
+		}
+		if g.cfg.OnEvents != nil && len(stored) > 0 {
+			g.cfg.OnEvents(agent, stored)
+		}
+		last := batch.Events[len(batch.Events)-1].Seq
+		if err := protocol.WriteFrame(st, protocol.Ack{Seq: last}); err != nil {
+			return fmt.Errorf("write ack: %w", err)
+		}
+		log.Debug("events stored", "count", len(batch.Events), "acked", last)
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+func newSessionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "ses_" + hex.EncodeToString(b[:])
+}
