@@ -163,6 +163,16 @@ for u in switchboard-agent switchboard; do
 	fi
 done
 
+# Guards the hardening against regressions: exposure 1.4 today ("OK");
+# fail past 2.0.
+for u in switchboard-agent switchboard; do
+	if systemd-analyze security --offline=true --threshold=20 "/lib/systemd/system/$u.service" >"$work/security.log" 2>&1; then
+		ok "systemd-analyze security $u.service: $(grep -o 'exposure level.*' "$work/security.log")"
+	else
+		bad "systemd-analyze security $u.service above 2.0: $(grep -o 'exposure level.*' "$work/security.log")"
+	fi
+done
+
 echo "==> nothing enabled or started"
 not_enabled_or_running() {
 	local u=$1
