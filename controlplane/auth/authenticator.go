@@ -32,8 +32,9 @@ type Key struct {
 }
 
 // KeyLookup finds the API key for a full token. Implementations return
-// ErrUnknownKey or ErrRevokedKey (wrapped or not) for those cases; any
-// other error is treated as an outage, not as bad credentials.
+// ErrUnknownKey, ErrRevokedKey, or ErrUnknownEnterprise (the key's
+// enterprise is inactive), wrapped or not; any other error is treated as an
+// outage, not as bad credentials.
 type KeyLookup interface {
 	LookupAPIKey(ctx context.Context, token string) (Key, error)
 }
@@ -209,21 +210,26 @@ func (a *Authenticator) authenticateToken(ctx context.Context, token string, api
 	return p, "", err
 }
 
-// ParseAPIKeyID returns the public id of an API key token (the <id> in
-// sbk_<id>_<secret>), and whether the token has that shape. The id is
-// safe to log; the rest of the token never is.
+// ParseAPIKeyID returns the public id of an API key token and whether the
+// token has the shape sbk_<id>_<secret>. The store makes ids like
+// "key_<base32>" and secrets of base32, which has no '_', so the token
+// splits at its last '_'. The id is safe to log; the secret never is.
 func ParseAPIKeyID(token string) (string, bool) {
 	rest, ok := strings.CutPrefix(token, APIKeyPrefix)
 	if !ok {
 		return "", false
 	}
-	id, secret, ok := strings.Cut(rest, "_")
-	if !ok || id == "" || len(id) > maxKeyIDLen || secret == "" || !visibleASCII(secret) {
+	i := strings.LastIndexByte(rest, '_')
+	if i <= 0 || i == len(rest)-1 || i > maxKeyIDLen {
+		return "", false
+	}
+	id, secret := rest[:i], rest[i+1:]
+	if !visibleASCII(secret) {
 		return "", false
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return "", false
 		}
 	}
@@ -244,6 +250,8 @@ func (a *Authenticator) apiKey(ctx context.Context, token string) (Principal, st
 		return Principal{}, id, invalid(ErrUnknownKey)
 	case errors.Is(err, ErrRevokedKey):
 		return Principal{}, id, invalid(ErrRevokedKey)
+	case errors.Is(err, ErrUnknownEnterprise):
+		return Principal{}, id, invalid(ErrUnknownEnterprise)
 	case err != nil:
 		return Principal{}, id, fmt.Errorf("auth: look up api key %s: %w", id, err)
 	case k.EnterpriseID == 0:

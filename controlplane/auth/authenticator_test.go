@@ -16,10 +16,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// Keys shaped like the store's: sbk_key_<16 base32>_<52 base32>.
 const (
-	goodKey    = "sbk_k1a2b3_S3cr3tS3cr3tS3cr3tS3cr3t"
-	revokedKey = "sbk_k9old_0ldS3cr3t0ldS3cr3t0ldS3cr3t"
-	otherKey   = "sbk_k7zz_NotInTheStoreNotInTheStore"
+	goodKey     = "sbk_key_k1a2b3cdefghijkl_s3cr3ts3cr3ts3cr3ts3cr3ts3cr3ts3cr3ts3cr3ts3cr3tabcd"
+	revokedKey  = "sbk_key_k9oldabcdefghijk_0lds3cr3t0lds3cr3t0lds3cr3t0lds3cr3t0lds3cr3tabcdef"
+	otherKey    = "sbk_key_k7zzabcdefghijkl_notinthestorenotinthestorenotinthestoreabcdefghijkl"
+	inactiveKey = "sbk_key_k5inactiveabcdef_inactivesecretinactivesecretinactivesecretabcdefgh"
 )
 
 type fixture struct {
@@ -36,10 +38,12 @@ func newFixture(t testing.TB) *fixture {
 	f := &fixture{clk: newClock(), logs: &bytes.Buffer{}}
 	f.keys = &memKeys{
 		keys: map[string]Key{
-			goodKey:    {ID: "k1a2b3", EnterpriseID: 7, EnterpriseNumber: "0367", Scopes: []string{ScopeOriginate, ScopeChannelsRead}},
-			revokedKey: {ID: "k9old", EnterpriseID: 7, EnterpriseNumber: "0367", Scopes: []string{ScopeOriginate}},
+			goodKey:     {ID: "key_k1a2b3cdefghijkl", EnterpriseID: 7, EnterpriseNumber: "0367", Scopes: []string{ScopeOriginate, ScopeChannelsRead}},
+			revokedKey:  {ID: "key_k9oldabcdefghijk", EnterpriseID: 7, EnterpriseNumber: "0367", Scopes: []string{ScopeOriginate}},
+			inactiveKey: {ID: "key_k5inactiveabcdef", EnterpriseID: 8, EnterpriseNumber: "0400", Scopes: []string{ScopeOriginate}},
 		},
-		revoked: map[string]bool{revokedKey: true},
+		revoked:  map[string]bool{revokedKey: true},
+		inactive: map[string]bool{inactiveKey: true},
 	}
 	f.ents = &memEnterprises{ids: map[string]int64{"0367": 7, "0500": 9}}
 	v, err := NewJWTVerifier(JWTConfig{
@@ -86,7 +90,7 @@ func TestAuthenticate(t *testing.T) {
 	wrongSig := sign(t, jwt.SigningMethodRS256, k.rsa2, operatorClaims(now))
 	q := url.QueryEscape
 
-	keyPrincipal := Principal{Kind: KindAPIKey, ID: "k1a2b3", EnterpriseID: 7, EnterpriseNumber: "0367", Scopes: []string{ScopeOriginate, ScopeChannelsRead}}
+	keyPrincipal := Principal{Kind: KindAPIKey, ID: "key_k1a2b3cdefghijkl", EnterpriseID: 7, EnterpriseNumber: "0367", Scopes: []string{ScopeOriginate, ScopeChannelsRead}}
 	opPrincipal := Principal{Kind: KindOperator, ID: "op-42", EnterpriseID: 7, EnterpriseNumber: "0367", Roles: []string{RoleSupervisor}}
 
 	tests := []struct {
@@ -108,7 +112,8 @@ func TestAuthenticate(t *testing.T) {
 		{"scheme case-insensitive", request("/v1/channels", "bEARER  "+goodKey), false, keyPrincipal, nil, nil},
 		{"unknown key", request("/v1/channels", "Bearer "+otherKey), false, Principal{}, ErrInvalidCredentials, ErrUnknownKey},
 		{"revoked key", request("/v1/channels", "Bearer "+revokedKey), false, Principal{}, ErrInvalidCredentials, ErrRevokedKey},
-		{"key without secret", request("/v1/channels", "Bearer sbk_k1a2b3_"), false, Principal{}, ErrInvalidCredentials, ErrMalformedCredentials},
+		{"key of an inactive enterprise", request("/v1/channels", "Bearer "+inactiveKey), false, Principal{}, ErrInvalidCredentials, ErrUnknownEnterprise},
+		{"key without secret", request("/v1/channels", "Bearer sbk_key_k1a2b3cdefghijkl_"), false, Principal{}, ErrInvalidCredentials, ErrMalformedCredentials},
 		{"key id with odd bytes", request("/v1/channels", "Bearer sbk_k1/../_secret"), false, Principal{}, ErrInvalidCredentials, ErrMalformedCredentials},
 		{"oversized token", request("/v1/channels", "Bearer sbk_k1_"+strings.Repeat("x", DefaultMaxTokenBytes)), false, Principal{}, ErrInvalidCredentials, ErrMalformedCredentials},
 		{"HS256 operator", request("/v1/channels", "Bearer "+hs), false, opPrincipal, nil, nil},
@@ -156,12 +161,12 @@ func TestAuthenticate(t *testing.T) {
 	}
 	// Nothing secret reached the log, but refusals did, by public id.
 	logs := f.logs.String()
-	for _, secret := range []string{"S3cr3t", "0ldS3cr3t", "NotInTheStore", hs, rs, ed, wrongSig[:20], strings.Split(hs, ".")[2]} {
+	for _, secret := range []string{"s3cr3t", "0lds3cr3t", "notinthestore", "inactivesecret", hs, rs, ed, wrongSig[:20], strings.Split(hs, ".")[2]} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log contains a secret (%.12s…):\n%s", secret, logs)
 		}
 	}
-	for _, want := range []string{"key_id=k9old", "key_id=k7zz", "api key revoked", "token expired", "unknown enterprise", `operator \"op-42\"`} {
+	for _, want := range []string{"key_id=key_k9oldabcdefghijk", "key_id=key_k7zzabcdefghijkl", "key_id=key_k5inactiveabcdef", "api key revoked", "token expired", "unknown enterprise", `operator \"op-42\"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
@@ -178,7 +183,7 @@ func TestAuthenticateOutagesAreNotCredentialErrors(t *testing.T) {
 		if !errors.Is(err, errOutage) || errors.Is(err, ErrInvalidCredentials) || errors.Is(err, ErrMissingCredentials) {
 			t.Errorf("outage error %v: want errOutage, not a credential error (it must be a 5xx, not 401)", err)
 		}
-		if strings.Contains(err.Error(), "S3cr3t") {
+		if strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("error leaks the secret: %v", err)
 		}
 	}
@@ -186,7 +191,7 @@ func TestAuthenticateOutagesAreNotCredentialErrors(t *testing.T) {
 
 func TestAuthenticateKeyWithoutEnterpriseFailsClosed(t *testing.T) {
 	f := newFixture(t)
-	f.keys.keys[otherKey] = Key{ID: "k7zz", Scopes: Scopes}
+	f.keys.keys[otherKey] = Key{ID: "key_k7zzabcdefghijkl", Scopes: Scopes}
 	_, err := f.a.Authenticate(request("/v1/channels", "Bearer "+otherKey), false)
 	if err == nil || errors.Is(err, ErrInvalidCredentials) {
 		t.Fatalf("key without enterprise: %v, want an internal error", err)
@@ -228,7 +233,7 @@ func TestAuthenticatorConfig(t *testing.T) {
 		t.Errorf("JWT on a keys-only authenticator: %v", err)
 	}
 	p, err := keysOnly.Authenticate(request("/", "Bearer "+goodKey), false)
-	if err != nil || p.ID != "k1a2b3" {
+	if err != nil || p.ID != "key_k1a2b3cdefghijkl" {
 		t.Errorf("key whose record has no ID should take the token's public id: %+v, %v", p, err)
 	}
 }
@@ -238,11 +243,11 @@ func TestAuthenticateToken(t *testing.T) {
 	if _, err := f.a.AuthenticateToken(t.Context(), ""); !errors.Is(err, ErrMissingCredentials) {
 		t.Errorf("empty: %v", err)
 	}
-	if _, err := f.a.AuthenticateToken(t.Context(), "sbk_a_b c"); !errors.Is(err, ErrMalformedCredentials) {
+	if _, err := f.a.AuthenticateToken(t.Context(), "sbk_key_a_b c"); !errors.Is(err, ErrMalformedCredentials) {
 		t.Errorf("space: %v", err)
 	}
 	p, err := f.a.AuthenticateToken(t.Context(), goodKey)
-	if err != nil || p.ID != "k1a2b3" {
+	if err != nil || p.ID != "key_k1a2b3cdefghijkl" {
 		t.Errorf("good key: %+v, %v", p, err)
 	}
 }
@@ -265,12 +270,17 @@ func TestParseAPIKeyID(t *testing.T) {
 		id    string
 		ok    bool
 	}{
-		{goodKey, "k1a2b3", true},
-		{"sbk_abc_x_y-z", "abc", true},
+		{goodKey, "key_k1a2b3cdefghijkl", true},
+		{"sbk_abc_secret", "abc", true},
+		{"sbk_key_a-b_c_s3cret", "key_a-b_c", true},
 		{"sbk_abc", "", false},
 		{"sbk__secret", "", false},
+		{"sbk_key_abc_", "", false},
 		{"sbk_a.b_secret", "", false},
+		{"sbk_a/b_secret", "", false},
 		{"sbk_" + strings.Repeat("a", 65) + "_s", "", false},
+		{"sbk_key_abc_s\x7fcret", "", false},
+		{"sbk_key_abc_s\x00cret", "", false},
 		{"SBK_abc_secret", "", false},
 		{"eyJhbGciOi.x.y", "", false},
 	}

@@ -63,7 +63,7 @@ func FuzzAuthenticate(f *testing.F) {
 			return
 		}
 		switch {
-		case p.Kind == KindAPIKey && p.ID == "k1a2b3" && p.EnterpriseID == 7:
+		case p.Kind == KindAPIKey && p.ID == "key_k1a2b3cdefghijkl" && p.EnterpriseID == 7:
 		case p.Kind == KindOperator && p.ID == "op-42" && p.EnterpriseID == 7:
 		default:
 			t.Fatalf("accepted %+v from header %q query %q", p, header, query)

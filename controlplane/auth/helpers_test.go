@@ -36,9 +36,10 @@ func (c *testClock) Advance(d time.Duration) {
 // memKeys is an in-memory KeyLookup with the semantics the store adapter
 // promises: unknown → ErrUnknownKey, revoked → ErrRevokedKey.
 type memKeys struct {
-	keys    map[string]Key
-	revoked map[string]bool
-	outage  error
+	keys     map[string]Key
+	revoked  map[string]bool
+	inactive map[string]bool
+	outage   error
 }
 
 func (m *memKeys) LookupAPIKey(_ context.Context, token string) (Key, error) {
@@ -51,6 +52,8 @@ func (m *memKeys) LookupAPIKey(_ context.Context, token string) (Key, error) {
 		return Key{}, ErrUnknownKey
 	case m.revoked[token]:
 		return Key{}, ErrRevokedKey
+	case m.inactive[token]:
+		return Key{}, ErrUnknownEnterprise
 	}
 	return k, nil
 }
