@@ -77,6 +77,11 @@ type Config struct {
 	// Status reports the agent's status for the status op; nil means a
 	// status built from the AMI state and the channel table only.
 	Status func() protocol.Status
+	// ExpectOriginate and ExpectMonitor, when set, are told about a call
+	// just before its Originate is sent, so the call lifecycle tracker
+	// knows the call before its first event (calls.Tracker's hints).
+	ExpectOriginate func(callID, from, to string)
+	ExpectMonitor   func(spyCallID, target string)
 	// NewCallID generates call ids; nil means NewCallID.
 	NewCallID func() string
 	Logger    *slog.Logger // nil discards
@@ -328,7 +333,11 @@ func (h *Handler) Originate(ctx context.Context, a protocol.OriginateArgs) (prot
 	} else if h.idInUse(callID) {
 		return protocol.OriginateResult{}, invalid("call_id", "is the uniqueid of a live channel")
 	}
-	p, err := h.originate(ctx, c.action(h.cfg.Context, callID), c.Timeout, callID)
+	p, err := h.originate(ctx, c.action(h.cfg.Context, callID), c.Timeout, callID, func() {
+		if h.cfg.ExpectOriginate != nil {
+			h.cfg.ExpectOriginate(callID, c.From, c.To)
+		}
+	})
 	if err != nil {
 		return protocol.OriginateResult{}, err
 	}
@@ -348,11 +357,13 @@ func (h *Handler) idInUse(callID string) bool {
 }
 
 // originate sends m holding a concurrency slot until Asterisk reports the
-// call answered or failed (or the ring timeout plus grace passes).
-func (h *Handler) originate(ctx context.Context, m *ami.Message, ring time.Duration, callID string) (Pending, error) {
+// call answered or failed (or the ring timeout plus grace passes). expect
+// runs once the slot is held, right before the action is sent.
+func (h *Handler) originate(ctx context.Context, m *ami.Message, ring time.Duration, callID string, expect func()) (Pending, error) {
 	if err := h.acquire(); err != nil {
 		return nil, err
 	}
+	expect()
 	p, err := h.cfg.AMI.Originate(ctx, m)
 	if err != nil {
 		h.release()
@@ -423,7 +434,11 @@ func (h *Handler) Monitor(ctx context.Context, a protocol.MonitorArgs) (protocol
 		return protocol.MonitorResult{}, invalid("target", "live channel %q cannot be named in ChanSpy's arguments", truncate(target.Channel, 80))
 	}
 	spyID := h.cfg.NewCallID()
-	p, err := h.originate(ctx, c.action(h.cfg.Context, prefix, spyID), c.Timeout, spyID)
+	p, err := h.originate(ctx, c.action(h.cfg.Context, prefix, spyID), c.Timeout, spyID, func() {
+		if h.cfg.ExpectMonitor != nil {
+			h.cfg.ExpectMonitor(spyID, c.Target)
+		}
+	})
 	if err != nil {
 		return protocol.MonitorResult{}, err
 	}
