@@ -7,6 +7,14 @@
 // correlation, event subscribers with bounded buffers, keepalive and
 // reconnect.
 //
+// A Client is one logged-in connection shared by all callers: New then Run
+// (reconnects with backoff, for the agent), or Dial (one session, for
+// checks and benchmarks). Action, List and Originate take a context and
+// fall back to Config.ActionTimeout; failures are typed (ErrNotConnected,
+// ErrTimeout, ErrDisconnected, ErrAuth, *ResponseError, ErrInjection).
+// Subscribe delivers events plus the synthetic SwitchboardConnected,
+// SwitchboardDisconnected and SwitchboardDropped, in wire order.
+//
 // Its behaviour follows captures of a real Asterisk 22 (see
-// shared/ami-transcripts); the fake server in amitest answers like them.
+// testdata/transcripts); the fake server in amitest answers like them.
 package ami
