@@ -104,6 +104,20 @@ func New(cfg Config) (*Gateway, error) {
 	return &Gateway{cfg: cfg, log: cfg.Logger.With("component", "gateway"), cancel: map[*fleet.Conn]context.CancelFunc{}}, nil
 }
 
+// SetOnEvents replaces the hook called with each stored batch. Call it
+// before agents connect.
+func (g *Gateway) SetOnEvents(fn func(store.Agent, []store.StoredEvent)) {
+	g.mu.Lock()
+	g.cfg.OnEvents = fn
+	g.mu.Unlock()
+}
+
+func (g *Gateway) onEvents() func(store.Agent, []store.StoredEvent) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cfg.OnEvents
+}
+
 // Close ends every session and waits for their goroutines.
 func (g *Gateway) Close() {
 	g.mu.Lock()
@@ -290,8 +304,8 @@ func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, lo
 		if err != nil {
 			return fmt.Errorf("store %d events: %w", len(batch.Events), err)
 		}
-		if g.cfg.OnEvents != nil && len(stored) > 0 {
-			g.cfg.OnEvents(agent, stored)
+		if fn := g.onEvents(); fn != nil && len(stored) > 0 {
+			fn(agent, stored)
 		}
 		last := batch.Events[len(batch.Events)-1].Seq
 		if err := protocol.WriteFrame(st, protocol.Ack{Seq: last}); err != nil {

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/switchboard-pbx/switchboard/agent"
+	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
+	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/ami"
+	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
+)
+
+// demo runs the whole product in one process: the control plane on
+// 127.0.0.1 with a SQLite store in a temp dir, a simulated PBX (the AMI
+// fake) with some background calls, and a real agent connected to it
+// through the real tunnel. It prints commands that work as printed.
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", controlplane.DefaultListen, "address of the control plane")
+	traffic := fs.Bool("traffic", true, "simulate background calls on the PBX")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	keep := fs.Bool("keep", false, "keep the temp dir (store, secrets) after exit")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	log, err := newLogger(stderr, "text", *logLevel)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "switchboard-demo-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+
+	dsn := "sqlite:" + filepath.Join(dir, "switchboard.db")
+	st, err := store.Open(ctx, dsn, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ent, err := st.CreateEnterprise(ctx, "0367", "june")
+	if err != nil {
+		return err
+	}
+	agentRec, agentToken, err := st.CreateAgent(ctx, ent.Number, "pbx-june", "inoffice")
+	if err != nil {
+		return err
+	}
+	_, apiKey, err := st.CreateAPIKey(ctx, ent.Number, "demo", store.AllowedScopes())
+	if err != nil {
+		return err
+	}
+	secretFile := filepath.Join(dir, "jwt.secret")
+	if err := os.WriteFile(secretFile, []byte(rand.Text()+rand.Text()), 0o600); err != nil {
+		return err
+	}
+	secret, err := auth.LoadHMACSecret(secretFile)
+	if err != nil {
+		return err
+	}
+	jwt, err := auth.MintHS256(secret, auth.OperatorClaims{Subject: "supervisor-1", Enterprise: ent.Number, Roles: []string{"supervisor", "telecom_admin"}}, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+
+	cfg := controlplane.Config{Listen: *listen, Store: st, Version: version, Logger: log}
+	if err := configureAPI(&cfg, serveFlags{jwtSecretFile: secretFile}); err != nil {
+		return err
+	}
+	srv, err := controlplane.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := srv.Listen()
+	if err != nil {
+		return fmt.Errorf("%w (another demo running? try --listen 127.0.0.1:0)", err)
+	}
+	base := "http://" + ln.Addr().String()
+
+	pbx, err := amitest.New(amitest.Config{Logger: log.With("component", "simulated-pbx"), RingDelay: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	if err := pbx.Start(); err != nil {
+		return err
+	}
+	defer pbx.Close()
+
+	ag, err := agent.New(agent.Config{
+		Server:  "ws://" + ln.Addr().String() + protocol.ConnectPath,
+		Token:   agentToken,
+		AMI:     ami.Config{Addr: pbx.Addr(), Username: "switchboard", Secret: "switchboard-secret"},
+		Context: "inoffice",
+		Logger:  log,
+		Version: version,
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- srv.Serve(ctx, ln) }()
+	go func() { defer wg.Done(); errc <- ag.Run(ctx) }()
+	if *traffic {
+		wg.Add(1)
+		go func() { defer wg.Done(); simulateTraffic(ctx, pbx) }()
+	}
+	defer wg.Wait()
+	defer cancel()
+
+	if err := waitConnected(ctx, srv, agentRec.ID); err != nil {
+		return err
+	}
+	printDemo(stdout, demoInfo{Base: base, APIKey: apiKey, JWT: jwt, Enterprise: ent, Agent: agentRec, DSN: dsn, Dir: dir, PBX: pbx.Addr()})
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "\nStopping…")
+		return nil
+	case err := <-errc:
+		if err == nil || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+}
+
+func waitConnected(ctx context.Context, srv *controlplane.Server, agentID string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		if _, ok := srv.Registry().Get(agentID); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the demo agent did not connect: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// simulateTraffic keeps the simulated PBX busy: extension 150 is on a
+// long call to an outside number (a target for monitoring), and every few
+// seconds two phones call each other for a while.
+func simulateTraffic(ctx context.Context, pbx *amitest.Server) {
+	if _, err := pbx.StartCall("150", "+375296254070"); err != nil {
+		return
+	}
+	exts := []string{"101", "102", "103", "104", "105", "+74951234567"}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(3+randN(5)) * time.Second):
+		}
+		from, to := exts[randN(5)], exts[randN(len(exts))]
+		if from == to {
+			continue
+		}
+		if _, err := pbx.StartCall(from, to); err != nil {
+			continue
+		}
+		// Hang the caller up after a while; its partner follows.
+		after := time.Duration(5+randN(15)) * time.Second
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(after):
+				for _, ch := range pbx.Channels() {
+					if strings.HasPrefix(ch.Name, "Local/"+from+"@") {
+						_ = pbx.Hangup(ch.Name, 16)
+					}
+				}
+			}
+		}()
+	}
+}
+
+func randN(n int) int {
+	v, _ := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	return int(v.Int64())
+}
+
+type demoInfo struct {
+	Base, APIKey, JWT, DSN, Dir, PBX string
+	Enterprise                       store.Enterprise
+	Agent                            store.Agent
+}
+
+func printDemo(w io.Writer, d demoInfo) {
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(d.Base, "http://"))
+	_ = host
+	fmt.Fprintf(w, `
+Switchboard demo is running (Ctrl-C stops it).
+
+  control plane   %s   (store: %s)
+  enterprise      %s "%s"
+  PBX agent       %s, connected through the tunnel to a simulated Asterisk at %s
+  API key         %s
+  operator JWT    %s
+                  (roles supervisor + telecom_admin, valid 24 h)
+
+Try, in another terminal:
+
+  export SB=%s KEY=%s
+  export JWT=%s
+
+`, d.Base, d.DSN, d.Enterprise.Number, d.Enterprise.Name, d.Agent.ID, d.PBX, d.APIKey, d.JWT, d.Base, d.APIKey, d.JWT)
+	for _, c := range demoCommands(d) {
+		fmt.Fprintf(w, "  # %s\n  %s\n\n", c.what, c.cmd)
+	}
+}
+
+type demoCommand struct{ what, cmd string }
+
+// demoCommands are the commands printed by the demo; each one is run by
+// the demo test, so they work as printed.
+func demoCommands(d demoInfo) []demoCommand {
+	return []demoCommand{
+		{"is the control plane ready? (store reachable, migrations applied, agents connected)", `curl -s $SB/readyz`},
+		{"the PBX agents of the demo store", "go run ./cmd/switchboard agent list --db " + d.DSN},
+	}
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
+	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/systemd"
+)
+
+// envPrefix names the environment variables that set serve's flags,
+// e.g. SWITCHBOARD_DB, SWITCHBOARD_LISTEN.
+const envPrefix = "SWITCHBOARD"
+
+type serveFlags struct {
+	config, listen, db             string
+	tlsCert, tlsKey                string
+	jwtSecretFile, jwtPublicKey    string
+	logFormat, logLevel, publicURL string
+	heartbeat                      int
+}
+
+func (f *serveFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "config file of `name = value` lines (flag names without --)")
+	fs.StringVar(&f.listen, "listen", controlplane.DefaultListen, "address for HTTP(S): the API and agent tunnels")
+	fs.StringVar(&f.db, "db", controlplane.DefaultDB, "store: sqlite:PATH or postgres://user:pass@host/db")
+	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "serve HTTPS/WSS with this certificate (PEM); omit behind a TLS proxy")
+	fs.StringVar(&f.tlsKey, "tls-key-file", "", "private key (PEM) of --tls-cert-file")
+	fs.StringVar(&f.jwtSecretFile, "jwt-secret-file", "", "HS256 secret (≥ 32 bytes) that verifies operator JWTs")
+	fs.StringVar(&f.jwtPublicKey, "jwt-public-key-file", "", "RS256/EdDSA public keys (PEM) that verify operator JWTs")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.publicURL, "public-url", "", "URL clients and agents use to reach this server (for printed hints)")
+	fs.IntVar(&f.heartbeat, "heartbeat-seconds", 15, "how often agents report status")
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if err := flagfile.Apply(fs, envPrefix, f.config); err != nil {
+		return usagef("%v", err)
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg := controlplane.Config{
+		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
+		Version: version, Logger: log, Heartbeat: secondsOf(f.heartbeat),
+	}
+	if err := configureAPI(&cfg, f); err != nil {
+		return err
+	}
+	srv, err := controlplane.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := srv.Listen()
+	if err != nil {
+		return err
+	}
+	_, _ = systemd.Ready()
+	defer systemd.Stopping()
+	if iv, ok := systemd.WatchdogInterval(); ok {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = systemd.RunWatchdog(wctx, iv) }()
+		defer func() { cancel(); <-done }()
+	}
+	return srv.Serve(ctx, ln)
+}
+
+func secondsOf(n int) time.Duration { return time.Duration(n) * time.Second }
