@@ -280,7 +280,9 @@ func (c *Client) serve(ctx context.Context, s *session) time.Duration {
 	lived := c.cfg.Now().Sub(s.connectedAt)
 
 	c.sess.CompareAndSwap(s, nil)
-	c.setLastError(err)
+	if ctx.Err() == nil {
+		c.setLastError(err)
+	}
 	s.failAll(fmt.Errorf("%w: %w", ErrDisconnected, err))
 	c.dispatch(synthetic(EventDisconnected, "Error", err.Error()))
 	if ctx.Err() == nil {
