@@ -103,3 +103,117 @@ func summary(evs []protocol.Event) string {
 	}
 	return strings.Join(b, " ")
 }
+
+var lifecycleRank = map[string]int{
+	protocol.EventCallStarted:  1,
+	protocol.EventCallRinging:  2,
+	protocol.EventCallAnswered: 3,
+	protocol.EventCallBridged:  4,
+	protocol.EventCallEnded:    5,
+}
+
+var statuses = map[string]bool{
+	protocol.CallQueued: true, protocol.CallRinging: true, protocol.CallInProgress: true,
+	protocol.CallCompleted: true, protocol.CallBusy: true, protocol.CallFailed: true,
+	protocol.CallNoAnswer: true, protocol.CallCanceled: true,
+}
+
+// violations checks the promises of the package over an event stream:
+// per call, started first, each lifecycle event at most once and in causal
+// order, nothing after ended, monitor events paired and inside the call.
+func violations(evs []protocol.Event) []string { return checkEvents(evs, nil) }
+
+// checkEvents is violations, except that a call id whose call.ended
+// satisfies restart may start again: a call the tracker forgot (evicted)
+// can be adopted again by Resync, and arbitrary input may reuse uniqueids.
+func checkEvents(evs []protocol.Event, restart func(ended protocol.Event) bool) []string {
+	var bad []string
+	lastEnded := map[string]protocol.Event{}
+	rank := map[string]int{}
+	spies := map[string]map[string]bool{}
+	for i, e := range evs {
+		at := fmt.Sprintf("event %d (%s %s)", i, e.Type, e.CallID)
+		if e.Seq != 0 {
+			bad = append(bad, at+": Seq set")
+		}
+		if e.CallID == "" {
+			bad = append(bad, at+": no call id")
+		}
+		if !statuses[e.Status] {
+			bad = append(bad, at+": status "+e.Status)
+		}
+		cur := rank[e.CallID]
+		if restart != nil && cur == lifecycleRank[protocol.EventCallEnded] && e.Type == protocol.EventCallStarted && restart(lastEnded[e.CallID]) {
+			cur = 0
+		}
+		if cur == lifecycleRank[protocol.EventCallEnded] {
+			bad = append(bad, at+": after call.ended")
+			continue
+		}
+		if r, ok := lifecycleRank[e.Type]; ok {
+			if cur == 0 && r != 1 {
+				bad = append(bad, at+": before call.started")
+			}
+			if r <= cur {
+				bad = append(bad, fmt.Sprintf("%s: out of order or repeated (after rank %d)", at, cur))
+			}
+			rank[e.CallID] = r
+			if e.Type == protocol.EventCallEnded {
+				lastEnded[e.CallID] = e
+				if e.EndedAt == nil {
+					bad = append(bad, at+": no ended_at")
+				}
+				if len(spies[e.CallID]) > 0 {
+					bad = append(bad, at+": ended with a monitor still running")
+				}
+				if e.Status == protocol.CallCompleted && e.AnsweredAt == nil && e.AnsweredBy != "" {
+					bad = append(bad, at+": answered_by without answered_at")
+				}
+			}
+			continue
+		}
+		if cur == 0 {
+			bad = append(bad, at+": before call.started")
+		}
+		if spies[e.CallID] == nil {
+			spies[e.CallID] = map[string]bool{}
+		}
+		switch e.Type {
+		case protocol.EventMonitorStarted:
+			if spies[e.CallID][e.SpyChannel] {
+				bad = append(bad, at+": monitor started twice")
+			}
+			spies[e.CallID][e.SpyChannel] = true
+		case protocol.EventMonitorStopped:
+			if !spies[e.CallID][e.SpyChannel] {
+				bad = append(bad, at+": monitor stopped without start")
+			}
+			delete(spies[e.CallID], e.SpyChannel)
+		default:
+			bad = append(bad, at+": unknown type")
+		}
+	}
+	return bad
+}
+
+// endedCount counts call.ended per call id.
+func endedCount(evs []protocol.Event) map[string]int {
+	n := map[string]int{}
+	for _, e := range evs {
+		if e.Type == protocol.EventCallEnded {
+			n[e.CallID]++
+		}
+	}
+	return n
+}
+
+// liveItems returns the CoreShowChannel items of a capture.
+func liveItems(t testing.TB, name string) []*ami.Message {
+	var out []*ami.Message
+	for _, m := range loadCapture(t, name) {
+		if m.Event() == "CoreShowChannel" {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -181,9 +181,15 @@ func (t *Tracker) partyAppeared(c *call, l *leg) {
 	}
 }
 
-func (t *Tracker) startCall(c *call, l *leg, state int, callerID, exten string, now time.Time) {
+// startCall fills in a new call from its first channel and emits
+// call.started. hint stands in for an expectation when the agent gave none
+// (Resync knows what an adopted call dials).
+func (t *Tracker) startCall(c *call, l *leg, state int, callerID, exten string, now time.Time, hint *expectation) {
 	c.channel = l.name
 	exp := t.takeExpectation(c.id, now)
+	if exp == nil {
+		exp = hint
+	}
 	if state == stateDown || exp != nil {
 		c.originate = true
 		c.direction = DirectionOriginate
@@ -199,6 +205,18 @@ func (t *Tracker) startCall(c *call, l *leg, state int, callerID, exten string, 
 		c.to = exten
 		c.direction = t.direction(l.name, exten)
 		c.status = protocol.CallRinging
+	}
+	if exp != nil {
+		c.direction = DirectionOriginate
+		if exp.from != "" {
+			c.from = exp.from
+		}
+		if exp.to != "" {
+			c.to = exp.to
+		}
+		if exp.monitor != "" {
+			c.to = exp.monitor
+		}
 	}
 	c.phase = phaseStarted
 	t.out = append(t.out, t.event(c, protocol.EventCallStarted, now))

@@ -13,6 +13,7 @@ type expectation struct {
 	id       string
 	from, to string
 	monitor  string // ChanSpy target, for a monitor call
+	single   bool   // the originated channel is the far end (not a Dial)
 	at       time.Time
 }
 
@@ -91,8 +92,10 @@ func (t *Tracker) applyExpectation(c *call, e *expectation) {
 		c.from = e.from
 	}
 	switch {
-	case e.monitor != "":
-		c.to = e.monitor
+	case e.monitor != "" || e.single:
+		if e.monitor != "" {
+			c.to = e.monitor
+		}
 		t.resolve(c, stageSingle)
 	case e.to != "":
 		c.to = e.to
@@ -135,6 +138,7 @@ func (t *Tracker) Resync(live []*ami.Message) []protocol.Event {
 	now := t.cfg.Now()
 	t.clockNow = now
 	byUID := make(map[string]*ami.Message, len(live))
+	liveCalls := make(map[string]bool, len(live)) // linkedids with a live channel
 	var order []string
 	for _, m := range live {
 		if m == nil {
@@ -146,6 +150,9 @@ func (t *Tracker) Resync(live []*ami.Message) []protocol.Event {
 		}
 		byUID[uid] = m
 		order = append(order, uid)
+		if linked := m.Get("Linkedid"); linked != "" {
+			liveCalls[linked] = true
+		}
 	}
 
 	// Tracked calls first, oldest first, so the result is deterministic.
@@ -163,7 +170,9 @@ func (t *Tracker) Resync(live []*ami.Message) []protocol.Event {
 				}
 			}
 		}
-		if t.anyAlive(c) {
+		// A live channel the tracker did not follow (over MaxLegsPerCall)
+		// still keeps its call alive.
+		if t.anyAlive(c) || liveCalls[c.id] {
 			continue
 		}
 		t.finish(c, endReconnect)
@@ -251,20 +260,17 @@ func (t *Tracker) adopt(m *ami.Message, uid, linked string, byUID map[string]*am
 	// A Local channel is only ever a call's first leg when something
 	// originated it; any other first leg was a caller.
 	state := stateRing
+	var hint *expectation
 	if _, _, local := localBase(name); local {
 		state = stateDown
-	}
-	t.startCall(c, l, state, knownValue(m.Get("CallerIDNum")), m.Get("Exten"), start)
-	if c.originate && c.stage == stageUnknown {
-		if app := m.Get("Application"); strings.EqualFold(app, "Dial") {
-			if c.to == "" {
-				c.to = dialTarget(m.Get("ApplicationData"))
-			}
-			t.resolve(c, stageTwo)
-		} else if app != "" && !strings.HasPrefix(app, "AppDial") {
-			t.resolve(c, stageSingle)
+		switch app := m.Get("Application"); {
+		case strings.EqualFold(app, "Dial"):
+			hint = &expectation{to: dialTarget(m.Get("ApplicationData"))}
+		case app != "" && !strings.HasPrefix(app, "AppDial"):
+			hint = &expectation{single: true} // the originated channel is the far end
 		}
 	}
+	t.startCall(c, l, state, knownValue(m.Get("CallerIDNum")), m.Get("Exten"), start, hint)
 }
 
 // evict keeps at most MaxCalls calls: the oldest ended ones go first; if

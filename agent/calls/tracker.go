@@ -254,7 +254,7 @@ func (t *Tracker) onNewchannel(m *ami.Message) {
 		}
 		c := t.newCall(uid, now)
 		l := t.attach(c, uid, name, now)
-		t.startCall(c, l, state, knownValue(m.Get("CallerIDNum")), m.Get("Exten"), now)
+		t.startCall(c, l, state, knownValue(m.Get("CallerIDNum")), m.Get("Exten"), now, nil)
 		t.channelState(t.chans[uid], state, true)
 		t.evict()
 		return
