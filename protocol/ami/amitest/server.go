@@ -278,7 +278,10 @@ func (s *Server) record(m *ami.Message) {
 	s.actMu.Lock()
 	defer s.actMu.Unlock()
 	s.actions = append(s.actions, m.Clone())
-	if over := len(s.actions) - s.cfg.MaxRecordedActions; over > 0 {
+	// Trim in batches (amortised O(1)): history beyond the limit is let go
+	// once it reaches a quarter of it.
+	limit := s.cfg.MaxRecordedActions
+	if over := len(s.actions) - limit; over > 0 && over >= limit/4 {
 		s.actions = append(s.actions[:0:0], s.actions[over:]...)
 		s.actBase += over
 	}
@@ -291,8 +294,12 @@ func (s *Server) record(m *ami.Message) {
 func (s *Server) Actions() []*ami.Message {
 	s.actMu.Lock()
 	defer s.actMu.Unlock()
-	out := make([]*ami.Message, len(s.actions))
-	for i, m := range s.actions {
+	kept := s.actions
+	if n := len(kept) - s.cfg.MaxRecordedActions; n > 0 {
+		kept = kept[n:]
+	}
+	out := make([]*ami.Message, len(kept))
+	for i, m := range kept {
 		out[i] = m.Clone()
 	}
 	return out
