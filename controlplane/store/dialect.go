@@ -133,3 +133,10 @@ func isUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// isBusy reports SQLite's "database is locked" (another connection holds
+// a lock the busy handler could not wait out).
+func isBusy(err error) bool {
+	var liteErr *sqlite.Error
+	return errors.As(err, &liteErr) && liteErr.Code()&0xff == sqlite3.SQLITE_BUSY
+}

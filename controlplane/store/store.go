@@ -159,6 +159,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if d.name == dialectSQLite {
+		if err := s.useWAL(ctx, cfg.SQLiteBusyTimeout); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -170,7 +176,10 @@ func (s *Store) openSQLite(path string, cfg Config) error {
 	// _txlock=immediate: a transaction takes the write lock at BEGIN, so it
 	// can wait for it (busy_timeout) instead of failing when it first writes.
 	// synchronous=FULL: an acknowledged write survives power loss.
-	opts := fmt.Sprintf("_txlock=immediate&_busy_timeout=%d&_foreign_keys=1&_journal_mode=WAL&_synchronous=FULL",
+	// WAL is switched on once in useWAL, not per connection: the switch
+	// needs an exclusive lock and fails at once (no busy wait) when another
+	// process is opening the same new file.
+	opts := fmt.Sprintf("_txlock=immediate&_busy_timeout=%d&_foreign_keys=1&_synchronous=FULL",
 		cfg.SQLiteBusyTimeout.Milliseconds())
 	w, err := sql.Open("sqlite", path+"?"+opts)
 	if err != nil {
@@ -199,6 +208,33 @@ func (s *Store) openSQLite(path string, cfg Config) error {
 	r.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
 	s.db, s.wdb = r, w
 	return nil
+}
+
+// useWAL puts the SQLite file in write-ahead-log mode (persistent, so once
+// per file is enough), retrying while another process holds the lock.
+// WAL lets readers run alongside the writer.
+func (s *Store) useWAL(ctx context.Context, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	backoff := 5 * time.Millisecond
+	for {
+		var mode string
+		err := s.wdb.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
+		if err == nil {
+			if mode != "wal" && mode != "memory" { // an in-memory database has no journal file
+				return fmt.Errorf("sqlite: journal mode is %q, WAL could not be enabled", mode)
+			}
+			return nil
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			return fmt.Errorf("sqlite: enable WAL: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sqlite: enable WAL: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
 }
 
 func (s *Store) openPostgres(dsn string, cfg Config) error {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -240,6 +241,25 @@ func startServer() (_ *pgServer, err error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
+	// A port can be taken between choosing and binding it: try a few.
+	var lastErr error
+	for range 5 {
+		s, err := launch(bin, dir, data, cred)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+var errPortTaken = errors.New("port taken")
+
+// launch starts postgres on a free port and waits until it answers.
+func launch(bin, dir, data string, cred *syscall.Credential) (*pgServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -270,7 +290,10 @@ func startServer() (_ *pgServer, err error) {
 	}
 	go func() { cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(logPath); err != nil {
-		s.stop()
+		s.halt()
+		if log, _ := os.ReadFile(logPath); strings.Contains(string(log), "Address already in use") {
+			return nil, fmt.Errorf("%w: %w", errPortTaken, err)
+		}
 		return nil, err
 	}
 	return s, nil
@@ -301,9 +324,14 @@ func (s *pgServer) waitReady(logPath string) error {
 	}
 }
 
-// stop asks for a fast shutdown, kills after serverStopTimeout, and
-// removes the cluster's files.
+// stop shuts the server down and removes the cluster's files.
 func (s *pgServer) stop() error {
+	s.halt()
+	return os.RemoveAll(s.dir)
+}
+
+// halt asks for a fast shutdown and kills after serverStopTimeout.
+func (s *pgServer) halt() {
 	s.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-s.done:
@@ -311,16 +339,30 @@ func (s *pgServer) stop() error {
 		s.cmd.Process.Kill()
 		<-s.done
 	}
-	return os.RemoveAll(s.dir)
 }
 
+// freePort picks a free port below the kernel's ephemeral range: ports
+// in that range are handed to outgoing connections, and under a busy test
+// run one is often taken again before postgres binds it.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
+				lo = v
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 50 {
+		port := 10000 + mrand.IntN(lo-10000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
+	}
+	return 0, errors.New("no free TCP port found on 127.0.0.1")
 }
 
 func tail(path string) string {
