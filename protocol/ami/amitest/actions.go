@@ -180,8 +180,8 @@ func (c *session) actionLogin(m *ami.Message) bool {
 	c.authenticated = true
 	c.username = user
 	mask := classAll
-	if v, present := m.Lookup("Events"); present {
-		mask = parseEventMask(v)
+	if v, ok := parseEventMask(m.Get("Events")); ok {
+		mask = v
 	}
 	c.setMask(mask)
 	c.write(successResponse(m, "Authentication accepted"))
@@ -225,8 +225,12 @@ func (c *session) actionPing(m *ami.Message) bool {
 }
 
 func (c *session) actionEvents(m *ami.Message) bool {
-	mask := parseEventMask(m.Get("EventMask"))
-	c.setMask(mask)
+	c.mu.Lock()
+	if v, ok := parseEventMask(m.Get("EventMask")); ok {
+		c.mask = v
+	}
+	mask := c.mask
+	c.mu.Unlock()
 	state := "On"
 	if mask == 0 {
 		state = "Off"

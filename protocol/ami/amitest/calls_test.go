@@ -450,3 +450,24 @@ func TestListsAndCommand(t *testing.T) {
 		t.Fatalf("CoreCurrentCalls %s", got)
 	}
 }
+
+// The caller hangs up while its Dial still rings: DialEnd CANCEL, and
+// every channel of the call goes.
+func TestHangupWhileDialling(t *testing.T) {
+	srv := NewServer(t)
+	srv.SetOutcome("151", NoAnswer)
+	c := login(t, srv, "")
+	id, err := srv.StartCall("150", "151")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.next(event("DialState", "Uniqueid", id, "DialStatus", "RINGING"))
+	if err := srv.Hangup(id, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.next(event("DialEnd", "Uniqueid", id, "DialStatus", "CANCEL"))
+	c.barrier()
+	if n := len(srv.Channels()); n != 0 {
+		t.Fatalf("%d channels left", n)
+	}
+}

@@ -390,6 +390,12 @@ func (s *Server) hangupCall(x *channel, cause int) {
 	}
 	now := s.cfg.Now()
 	for _, c := range comp {
+		if l := c.leg; l != nil && l.caller != nil && !l.decided && c == l.one {
+			// The caller gave up while the Dial was still ringing.
+			s.emitDial("DialEnd", l.caller, c, "DialStatus", "CANCEL")
+		}
+	}
+	for _, c := range comp {
 		if l := c.leg; l != nil {
 			l.decided = true
 			if l.orig != nil && !l.orig.finished {

@@ -46,25 +46,27 @@ var classNames = map[string]eventClass{
 // parseEventMask reads a Login "Events:" or Events "EventMask:" value the
 // way Asterisk's strings_to_mask does: on/yes/true (or a number other than
 // 0) mean everything, off/no/false/0 nothing, else a comma list of classes.
-func parseEventMask(v string) eventClass {
+// An empty value is no mask at all (ok false): the session keeps its own.
+func parseEventMask(v string) (mask eventClass, ok bool) {
 	v = strings.TrimSpace(v)
 	switch strings.ToLower(v) {
-	case "", "on", "yes", "true", "y", "t", "1":
-		return classAll
+	case "":
+		return 0, false
+	case "on", "yes", "true", "y", "t", "1":
+		return classAll, true
 	case "off", "no", "false", "n", "f", "0":
-		return 0
+		return 0, true
 	}
 	if n, err := strconv.Atoi(v); err == nil {
 		if n == 0 {
-			return 0
+			return 0, true
 		}
-		return classAll
+		return classAll, true
 	}
-	var m eventClass
 	for _, name := range strings.Split(v, ",") {
-		m |= classNames[strings.ToLower(strings.TrimSpace(name))]
+		mask |= classNames[strings.ToLower(strings.TrimSpace(name))]
 	}
-	return m
+	return mask, true
 }
 
 // wire builds one AMI message in its wire form. Values are written as they
