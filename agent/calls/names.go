@@ -158,22 +158,20 @@ func parseTimestamp(s string) (time.Time, bool) {
 
 // Q.850 causes the tracker reports itself, with Asterisk's texts.
 const (
-	causeUnknown          = 0
-	causeUnallocated      = 1
-	causeNoRoute          = 3
-	causeNormalClearing   = 16
-	causeUserBusy         = 17
-	causeNoUserResponse   = 18
-	causeNoAnswer         = 19
-	causeCallRejected     = 21
-	causeCongestion       = 34
-	causeTempFailure      = 41
-	causeChanUnavailable  = 44
-	causeInterworking     = 127
-	causeTextUnknown      = "Unknown"
-	causeTextReconnect    = "unknown (AMI reconnect)"
-	causeTextEvicted      = "unknown (call evicted: tracker full)"
-	causeTextStaleOnEvict = causeTextEvicted
+	causeUnknown         = 0
+	causeUnallocated     = 1
+	causeNoRoute         = 3
+	causeNormalClearing  = 16
+	causeUserBusy        = 17
+	causeNoUserResponse  = 18
+	causeNoAnswer        = 19
+	causeCallRejected    = 21
+	causeCongestion      = 34
+	causeTempFailure     = 41
+	causeChanUnavailable = 44
+	causeTextUnknown     = "Unknown"
+	causeTextReconnect   = "unknown (AMI reconnect)"
+	causeTextEvicted     = "unknown (call evicted: tracker full)"
 )
 
 var causeTexts = map[int]string{

@@ -74,11 +74,19 @@ func TestReplayCaptures(t *testing.T) {
 						t.Errorf("%s cause text %q, want %q", id, got, want)
 					}
 				}
-				// 4b: OriginateResponse Failure arrives before the Hangups;
-				// the call ends with the originated channel, 3 s after start.
+				// 4b: OriginateResponse Failure arrives before the Hangups,
+				// so the call ends with the originated channel's Hangup, not
+				// with its Local ";2" half that lingers after it. Message k
+				// of the replay is handled at epoch + (k+1) ms.
+				var endAt time.Time
+				for k, m := range loadCapture(t, "04-originate-failures") {
+					if m.Event() == "Hangup" && m.Get("Uniqueid") == "1795337007.6" {
+						endAt = epoch.Add(time.Duration(k+1) * time.Millisecond)
+					}
+				}
 				na := calls["1795337007.6"]
-				if e := na[len(na)-1]; e.DurationS != 0 && e.BillsecS != 0 {
-					t.Errorf("no-answer billsec %d", e.BillsecS)
+				if e := na[len(na)-1]; !e.EndedAt.Equal(endAt) || e.BillsecS != 0 {
+					t.Errorf("no-answer ended at %v billsec %d, want at %v (Hangup of ;1) billsec 0", e.EndedAt, e.BillsecS, endAt)
 				}
 				// 4h was answered by the PBX dialplan at 152 and hung up later.
 				ok := calls["1795337023.16"]
