@@ -12,13 +12,13 @@ import (
 
 // Defaults, taken from the captures where they show one.
 const (
-	DefaultAddr            = "127.0.0.1:0"
-	DefaultUsername        = "switchboard"
-	DefaultSecret          = "switchboard-secret"
-	DefaultContext         = "inoffice"
-	DefaultAuthFailDelay   = time.Second            // transcripts 01b/01c: ~1000 ms
-	DefaultChanSpyDelay    = 100 * time.Millisecond // transcript 07: ChanSpyStart ~102 ms after answer
-	DefaultOriginateTimout = 30 * time.Second       // Asterisk's Originate default
+	DefaultAddr             = "127.0.0.1:0"
+	DefaultUsername         = "switchboard"
+	DefaultSecret           = "switchboard-secret"
+	DefaultContext          = "inoffice"
+	DefaultAuthFailDelay    = time.Second            // transcripts 01b/01c: ~1000 ms
+	DefaultChanSpyDelay     = 100 * time.Millisecond // transcript 07: ChanSpyStart ~102 ms after answer
+	DefaultOriginateTimeout = 30 * time.Second       // Asterisk's Originate default
 	// DefaultMaxMessageBytes bounds one received action. Asterisk keeps at
 	// most 128 headers of at most 1024 bytes each.
 	DefaultMaxMessageBytes = 128 * 1024
@@ -137,7 +137,7 @@ func (c *Config) fillDefaults() {
 		c.ChanSpyDelay = 0
 	}
 	if c.OriginateTimeout == 0 {
-		c.OriginateTimeout = DefaultOriginateTimout
+		c.OriginateTimeout = DefaultOriginateTimeout
 	}
 	if c.AsteriskVersion == "" {
 		c.AsteriskVersion = "22.10.1"

@@ -99,12 +99,11 @@ func isDigits(s string) bool {
 
 // Hangup causes (Q.850) and their Cause-txt, as Asterisk prints them.
 const (
-	causeUnknown     = 0
-	causeNormal      = 16
-	causeBusy        = 17
-	causeNoAnswer    = 19
-	causeCongestion  = 34
-	causeUnallocated = 1
+	causeUnknown    = 0
+	causeNormal     = 16
+	causeBusy       = 17
+	causeNoAnswer   = 19
+	causeCongestion = 34
 )
 
 var causeText = map[int]string{
@@ -118,7 +117,6 @@ var causeText = map[int]string{
 	21:  "Call Rejected",
 	27:  "Destination out of order",
 	31:  "Normal, unspecified",
-	32:  "Normal, unspecified",
 	34:  "Circuit/channel congestion",
 	38:  "Network out of order",
 	41:  "Temporary failure",

@@ -230,9 +230,12 @@ var clockKeys = map[string]bool{
 	"Timestamp": true, "EventTV": true, "SessionTV": true, "StartTime": true, "AnswerTime": true,
 	"EndTime": true, "EventTime": true, "Uptime": true, "LastReload": true, "CoreStartupDate": true,
 	"CoreStartupTime": true, "CoreReloadDate": true, "CoreReloadTime": true, "Duration": true,
-	"BillableSeconds": true, "Seconds": true, "SessionID": true, "Challenge": true,
-	"CoreProcessedCalls": true,
+	"BillableSeconds": true, "Seconds": true, "CoreProcessedCalls": true,
 }
+
+// idKeys hold per-connection identifiers: Asterisk's session pointer and
+// the random MD5 challenge.
+var idKeys = map[string]bool{"SessionID": true, "Challenge": true}
 
 func (n *normalizer) token(m map[string]string, prefix, v string) string {
 	if r, ok := m[v]; ok {
@@ -254,6 +257,8 @@ func (n *normalizer) message(msg []byte) string {
 		switch {
 		case clockKeys[k] && v != "":
 			v = "<T>"
+		case idKeys[k]:
+			v = "<ID>"
 		case k == "LocalAddress" || k == "RemoteAddress":
 			v = rePort.ReplaceAllString(v, "$1/<PORT>")
 		case k == "Output" && reCounter.MatchString(v):
