@@ -12,6 +12,7 @@ import (
 )
 
 func TestAgents(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		clk := newClock()
@@ -152,6 +153,7 @@ func TestAgents(t *testing.T) {
 }
 
 func TestCreateAgentErrors(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		s.CreateEnterprise(ctx, "0367", "Acme")

@@ -13,6 +13,7 @@ import (
 )
 
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		clk := newClock()
@@ -93,6 +94,7 @@ func apiKeysEqual(a, b store.APIKey) bool {
 }
 
 func TestCreateAPIKeyErrors(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		s.CreateEnterprise(ctx, "0367", "Acme")
@@ -121,6 +123,7 @@ func TestCreateAPIKeyErrors(t *testing.T) {
 }
 
 func TestAllowedScopes(t *testing.T) {
+	t.Parallel()
 	want := []string{"originate", "monitor", "hangup", "channels:read", "events:read", "audit:read"}
 	got := store.AllowedScopes()
 	if !slices.Equal(got, want) {

@@ -23,6 +23,7 @@ func hangupAudit(entID int64, n int) store.AuditEntry {
 }
 
 func TestAudit(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		clk := newClock()
@@ -71,6 +72,7 @@ func TestAudit(t *testing.T) {
 }
 
 func TestAuditPagination(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		e, _ := s.CreateEnterprise(ctx, "0367", "Acme")
@@ -137,6 +139,7 @@ func TestAuditPagination(t *testing.T) {
 }
 
 func TestAuditValidationAndCleaning(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		ok := hangupAudit(0, 1)
@@ -180,6 +183,7 @@ func TestAuditValidationAndCleaning(t *testing.T) {
 }
 
 func TestHangupAttempts(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		clk := newClock()
@@ -216,11 +220,12 @@ func TestHangupAttempts(t *testing.T) {
 // SQLite has one writer at a time; concurrent writers must queue, not fail
 // with SQLITE_BUSY. PostgreSQL runs the same test for parity.
 func TestConcurrentWriters(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		e, _ := s.CreateEnterprise(ctx, "0367", "Acme")
 		a, _, _ := s.CreateAgent(ctx, "0367", "pbx", "")
-		const writers, each = 50, 4
+		const writers, each = 50, 2
 		var wg sync.WaitGroup
 		errs := make(chan error, writers*each*2)
 		for w := range writers {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestEnterprises(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		clk := newClock()
@@ -66,6 +67,7 @@ func TestEnterprises(t *testing.T) {
 }
 
 func TestEnterpriseValidation(t *testing.T) {
+	t.Parallel()
 	s := storetest.OpenSQLite(t) // validation runs before any SQL: one engine is enough
 	tests := []struct {
 		name, number, entName, field string

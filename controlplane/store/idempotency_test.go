@@ -13,6 +13,7 @@ import (
 )
 
 func TestIdempotency(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		clk := newClock()
@@ -71,6 +72,7 @@ func TestIdempotency(t *testing.T) {
 }
 
 func TestIdempotencyFirstWriterWins(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		e, _ := s.CreateEnterprise(ctx, "0367", "Acme")
@@ -99,6 +101,7 @@ func TestIdempotencyFirstWriterWins(t *testing.T) {
 }
 
 func TestIdempotencyValidation(t *testing.T) {
+	t.Parallel()
 	s := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	e, _ := s.CreateEnterprise(ctx, "0367", "Acme")

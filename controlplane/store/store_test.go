@@ -12,6 +12,7 @@ import (
 )
 
 func TestOpenRejectsBadDSN(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, dsn, want string
 	}{
@@ -40,6 +41,7 @@ func TestOpenRejectsBadDSN(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  store.Config
@@ -63,6 +65,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestMemorySQLite(t *testing.T) {
+	t.Parallel()
 	s := storetest.Open(t, "sqlite::memory:")
 	ctx := context.Background()
 	if _, err := s.CreateEnterprise(ctx, "0367", "Acme"); err != nil {
@@ -78,6 +81,7 @@ func TestMemorySQLite(t *testing.T) {
 }
 
 func TestMigrationsIdempotent(t *testing.T) {
+	t.Parallel()
 	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
@@ -112,6 +116,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 
 // Replicas starting together must apply each migration once.
 func TestConcurrentOpen(t *testing.T) {
+	t.Parallel()
 	for _, engine := range storetest.Engines {
 		t.Run(engine, func(t *testing.T) {
 			var dsn string
@@ -144,6 +149,7 @@ func TestConcurrentOpen(t *testing.T) {
 }
 
 func TestClosedStoreFails(t *testing.T) {
+	t.Parallel()
 	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
 		s.Close()
 		if err := s.Ping(context.Background()); err == nil {
