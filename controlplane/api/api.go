@@ -1,0 +1,401 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
+)
+
+// API serves the HTTP API. Build it with New and put it on a mux with
+// Register (or hand Routes to controlplane.New). It starts no goroutines.
+type API struct {
+	cfg          Config
+	log          *slog.Logger
+	accessLogger *slog.Logger
+	auth         *auth.Authenticator
+	limiter      *ratelimit.Limiter
+	originates   *ratelimit.ConcurrencyLimiter
+	idem         keyedMutex
+	routes       []*route
+	mux          *http.ServeMux
+
+	pruneMu   sync.Mutex
+	lastPrune time.Time
+}
+
+// New validates cfg, fills defaults and builds the API.
+func New(cfg Config) (*API, error) {
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := slog.New(contextHandler{cfg.Logger.Handler()}).With("component", "api")
+	authCfg := auth.Config{
+		Keys:        storeKeys{cfg.Store},
+		Enterprises: storeKeys{cfg.Store},
+		Logger:      log,
+	}
+	if cfg.JWT != nil {
+		authCfg.JWT = cfg.JWT
+	}
+	authn, err := auth.New(authCfg)
+	if err != nil {
+		return nil, err
+	}
+	lim, err := ratelimit.New(cfg.RateLimit)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{
+		cfg:          cfg,
+		log:          log,
+		accessLogger: cfg.Logger.With("component", "http"),
+		auth:         authn,
+		limiter:      lim,
+		originates:   &ratelimit.ConcurrencyLimiter{Max: cfg.MaxConcurrentOriginates},
+	}
+	a.routes = a.table()
+	return a, nil
+}
+
+// Routes returns the hook controlplane.Config.Routes expects: it fills
+// Store, Directory, Caller, Logger and Version from the server where cfg
+// leaves them unset, builds the API and registers it.
+func Routes(cfg Config) func(*http.ServeMux, *controlplane.Server) error {
+	return func(mux *http.ServeMux, s *controlplane.Server) error {
+		if cfg.Store == nil {
+			cfg.Store = s.Store()
+		}
+		if cfg.Directory == nil {
+			cfg.Directory = s.Registry()
+		}
+		if cfg.Caller == nil {
+			cfg.Caller = s.Registry()
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = s.Logger()
+		}
+		if cfg.Version == "" {
+			cfg.Version = s.Version()
+		}
+		a, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		a.Register(mux)
+		return nil
+	}
+}
+
+// Register adds every route to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	a.mux = mux
+	for _, rt := range a.routes {
+		mux.Handle(rt.pattern(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(rt, w, r) }))
+	}
+	// Unknown paths under the API's prefixes get the API's own error
+	// bodies rather than the mux's text/plain.
+	nf := &route{path: "/v1/", style: styleV1, handle: a.unknownRoute}
+	mux.Handle("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(nf, w, r) }))
+	lnf := &route{path: "/api/", style: styleFastAPI, handle: a.unknownRoute}
+	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(lnf, w, r) }))
+}
+
+// Routes lists the "METHOD /path" patterns the API registers, for the
+// OpenAPI completeness test and for docs.
+func (a *API) Routes() []string {
+	out := make([]string, 0, len(a.routes))
+	for _, rt := range a.routes {
+		out = append(out, rt.pattern())
+	}
+	return out
+}
+
+// style is how a route writes its bodies and errors.
+type style uint8
+
+const (
+	styleV1      style = iota // {"error":{"code","message"}}
+	styleFastAPI              // the originate service: {"detail":"…"}
+	styleLaravel              // the hangup endpoint: {"status":false,"message":"…"}, PHP escaping
+)
+
+type route struct {
+	method, path string
+	style        style
+	// action is what the principal must be allowed; "" means the route
+	// needs no credentials.
+	action auth.Action
+	// audit names the audit action of a mutating route.
+	audit string
+	// selfAuthorize: the handler calls c.authorize() itself, after it has
+	// decoded the body, so a refusal's audit row names the target.
+	selfAuthorize bool
+	// clientID accepts the legacy ?clientId=<API key>.
+	clientID bool
+	handle   func(c *call) error
+}
+
+func (rt *route) pattern() string {
+	if rt.method == "" {
+		return rt.path
+	}
+	return rt.method + " " + rt.path
+}
+
+// call is one request in flight.
+type call struct {
+	api *API
+	rt  *route
+	w   http.ResponseWriter
+	r   *http.Request
+	id    string
+	log   *slog.Logger
+	start time.Time
+
+	principal  *auth.Principal
+	authorized bool
+	audit      *store.AuditEntry
+	errCode    string
+
+	// The reply is held until the audit row is stored, so a caller never
+	// sees a result whose audit row could still be lost.
+	status  int
+	body    []byte
+	headers http.Header
+}
+
+func (c *call) ctx() context.Context { return c.r.Context() }
+
+// storeCtx bounds a store operation; it outlives a caller that hung up,
+// so an audit row is written even then.
+func (c *call) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(c.r.Context()), c.api.cfg.StoreTimeout)
+}
+
+func (c *call) run() {
+	err := c.handle()
+	if err != nil {
+		c.setError(err)
+	}
+	c.finishAudit(err)
+	c.flush()
+}
+
+func (c *call) handle() error {
+	rt := c.rt
+	if rt.action == "" {
+		return rt.handle(c)
+	}
+	p, err := c.api.auth.Authenticate(c.r, rt.clientID)
+	if err != nil {
+		if !errors.Is(err, auth.ErrMissingCredentials) && !errors.Is(err, auth.ErrInvalidCredentials) {
+			c.log.Error("authenticate", "err", err)
+			return errorf(http.StatusServiceUnavailable, CodeUnavailable, "credentials could not be checked right now")
+		}
+		return err
+	}
+	c.principal = &p
+	if rt.audit != "" {
+		actor := store.ActorAPIKey
+		if p.Kind == auth.KindOperator {
+			actor = store.ActorOperator
+		}
+		c.audit = &store.AuditEntry{
+			EnterpriseID: p.EnterpriseID,
+			ActorType:    actor,
+			ActorID:      p.ID,
+			Action:       rt.audit,
+			RequestID:    c.id,
+			ClientAddr:   clientAddr(c.r),
+		}
+	}
+	if ok, wait := c.api.limiter.Allow(p.CredentialID(), p.EnterpriseID); !ok {
+		secs := int((wait + time.Second - 1) / time.Second)
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+			Message: fmt.Sprintf("rate limit exceeded; retry in %d s", secs), RetryAfter: secs}
+	}
+	if !rt.selfAuthorize {
+		if err := c.authorize(); err != nil {
+			return err
+		}
+	}
+	return rt.handle(c)
+}
+
+// authorize checks the route's action against the principal.
+func (c *call) authorize() error {
+	if err := c.principal.Allows(c.rt.action); err != nil {
+		return err
+	}
+	c.authorized = true
+	return nil
+}
+
+// reply sets the success response (v is encoded in the route's style).
+func (c *call) reply(status int, v any) error {
+	if c.rt.action != "" && !c.authorized {
+		// A handler bug, not the caller's: never answer unauthorised.
+		panic("api: route " + c.rt.pattern() + " replied without authorizing")
+	}
+	b, err := encode(c.rt.style, v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	c.status, c.body = status, b
+	return nil
+}
+
+func (c *call) setHeader(k, v string) {
+	if c.headers == nil {
+		c.headers = http.Header{}
+	}
+	c.headers.Set(k, v)
+}
+
+// setError turns err into the reply, in the route's style.
+func (c *call) setError(err error) {
+	e, internal := asAPIError(err)
+	if internal {
+		c.log.Error("request failed", "route", c.rt.pattern(), "err", err)
+	}
+	c.errCode = e.Code
+	if e.RetryAfter > 0 {
+		c.setHeader("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.Status == http.StatusUnauthorized && c.rt.style == styleV1 {
+		c.setHeader("WWW-Authenticate", `Bearer realm="switchboard"`)
+	}
+	var v any
+	switch {
+	case e.body != nil:
+		v = e.body
+	case c.rt.style == styleFastAPI:
+		msg := e.Message
+		if e.Status == http.StatusUnauthorized {
+			msg = "Invalid clientId"
+		}
+		v = fastAPIError{Detail: msg}
+	case c.rt.style == styleLaravel:
+		msg := e.Message
+		if e.Status == http.StatusUnauthorized {
+			msg = "Unauthenticated."
+		}
+		v = laravelError{Status: false, Message: msg}
+	default:
+		v = v1Error{Error: v1ErrorBody{Code: e.Code, Message: e.Message}}
+	}
+	b, mErr := encode(c.rt.style, v)
+	if mErr != nil {
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	c.status, c.body = e.Status, b
+}
+
+// fail writes an error at once (panic recovery).
+func (c *call) fail(err error) {
+	c.setError(err)
+	c.flush()
+}
+
+func (c *call) flush() {
+	h := c.w.Header()
+	for k, v := range c.headers {
+		h[k] = v
+	}
+	if c.status == 0 {
+		c.status = http.StatusNoContent
+	}
+	if c.body != nil {
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(c.body)))
+	}
+	c.w.WriteHeader(c.status)
+	if c.body != nil && c.r.Method != http.MethodHead {
+		_, _ = c.w.Write(c.body)
+	}
+}
+
+type v1Error struct {
+	Error v1ErrorBody `json:"error"`
+}
+
+type v1ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type fastAPIError struct {
+	Detail string `json:"detail"`
+}
+
+type laravelError struct {
+	Status  bool   `json:"status"`
+	Message string `json:"message"`
+}
+
+// encode renders v as the route's style writes JSON: v1 is Go's compact
+// JSON with a newline; the FastAPI service wrote compact UTF-8 without a
+// newline; Laravel (PHP json_encode, default flags) escapes "/" and every
+// non-ASCII character.
+func encode(s style, v any) ([]byte, error) {
+	b, err := marshalNoHTML(v)
+	if err != nil {
+		return nil, err
+	}
+	switch s {
+	case styleV1:
+		return append(b, '\n'), nil
+	case styleLaravel:
+		return phpEscape(b), nil
+	}
+	return b, nil
+}
+
+func marshalNoHTML(v any) ([]byte, error) {
+	var buf jsonBuffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := buf.b
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	return b, nil
+}
+
+type jsonBuffer struct{ b []byte }
+
+func (j *jsonBuffer) Write(p []byte) (int, error) { j.b = append(j.b, p...); return len(p), nil }
+
+// unknownRoute answers paths under /v1/ and /api/ that no route serves:
+// 405 when another method of the path exists, else 404.
+func (a *API) unknownRoute(c *call) error {
+	if a.mux != nil {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut, http.MethodPatch} {
+			if m == c.r.Method {
+				continue
+			}
+			probe := c.r.Clone(c.ctx())
+			probe.Method = m
+			if _, pat := a.mux.Handler(probe); pat != "" && pat != c.rt.path {
+				c.setHeader("Allow", m)
+				return errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s not allowed on %s", c.r.Method, c.r.URL.Path)
+			}
+		}
+	}
+	return errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", c.r.Method, c.r.URL.Path)
+}

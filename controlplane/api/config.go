@@ -1,0 +1,156 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
+)
+
+// Defaults of Config.
+const (
+	// DefaultAMITimeout bounds one request to a PBX, tunnel and AMI round
+	// trip included: the Laravel service's 4 s. Past it the API answers
+	// 504 ami_timeout.
+	DefaultAMITimeout = 4 * time.Second
+	// DefaultMaxBodyBytes bounds a request body. The largest legitimate
+	// one (an originate with 32 variables of 256 bytes) is under 12 KiB.
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultStoreTimeout bounds one store operation on the request path
+	// (audit row, idempotency record, PBX lookup).
+	DefaultStoreTimeout = 5 * time.Second
+	// DefaultIdempotencyTTL is how long an Idempotency-Key's first result
+	// is replayed; older records are pruned.
+	DefaultIdempotencyTTL = 24 * time.Hour
+	// DefaultIdempotencyPruneEvery is how often (at most) a request prunes
+	// expired idempotency records.
+	DefaultIdempotencyPruneEvery = 10 * time.Minute
+	// DefaultFleetPageSize and MaxFleetPageSize bound GET /v1/fleet pages.
+	DefaultFleetPageSize = 1000
+	MaxFleetPageSize     = 10000
+	// DefaultAuditPageSize is GET /v1/audit's page when ?limit= is absent.
+	DefaultAuditPageSize = store.DefaultAuditPageSize
+	// DefaultChannelsConcurrency bounds the PBXs GET /v1/channels asks at
+	// once for an enterprise with many.
+	DefaultChannelsConcurrency = 8
+)
+
+// Config configures the API. Zero values take the defaults above; Routes
+// fills Store, Directory, Caller, Logger and Version from the server.
+type Config struct {
+	Store     *store.Store
+	Directory fleet.Directory
+	Caller    fleet.Caller
+	Logger    *slog.Logger
+	Version   string
+
+	// JWT verifies operator tokens (--jwt-secret-file,
+	// --jwt-public-key-file). Nil: only API keys are accepted.
+	JWT *auth.JWTVerifier
+	// RateLimit is the per-credential and per-enterprise token buckets
+	// (see ratelimit.Config for its defaults: 20/s burst 40 per
+	// credential, 100/s burst 200 per enterprise).
+	RateLimit ratelimit.Config
+	// MaxConcurrentOriginates caps originates (and monitor calls, which
+	// are originates) in flight per PBX; more are refused with 429
+	// pbx_busy and Retry-After: 1. Default
+	// ratelimit.DefaultMaxConcurrentOriginates.
+	MaxConcurrentOriginates int
+	// AMITimeout bounds each request to a PBX (504 past it).
+	AMITimeout time.Duration
+	// MaxBodyBytes bounds request bodies (413 past it).
+	MaxBodyBytes int64
+	// StoreTimeout bounds store operations on the request path.
+	StoreTimeout time.Duration
+	// IdempotencyTTL: how long POST /v1/calls replays a key's result.
+	IdempotencyTTL time.Duration
+	// IdempotencyPruneEvery: how often expired records are deleted.
+	IdempotencyPruneEvery time.Duration
+	// HideChannelNames replaces real channel names in the legacy hangup
+	// response with "<technology>/***" (the Laravel service's setting).
+	HideChannelNames bool
+	// Location is the zone of the legacy hangup's terminated_at
+	// (2025-11-23T14:42:58+03:30); default time.Local.
+	Location *time.Location
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) fill() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.MaxConcurrentOriginates == 0 {
+		c.MaxConcurrentOriginates = ratelimit.DefaultMaxConcurrentOriginates
+	}
+	if c.AMITimeout == 0 {
+		c.AMITimeout = DefaultAMITimeout
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = DefaultStoreTimeout
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if c.IdempotencyPruneEvery == 0 {
+		c.IdempotencyPruneEvery = DefaultIdempotencyPruneEvery
+	}
+	if c.Location == nil {
+		c.Location = time.Local
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate says exactly what is wrong with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("Store is required"))
+	}
+	if c.Directory == nil {
+		errs = append(errs, errors.New("Directory is required"))
+	}
+	if c.Caller == nil {
+		errs = append(errs, errors.New("Caller is required"))
+	}
+	if c.MaxConcurrentOriginates < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrentOriginates %d is negative", c.MaxConcurrentOriginates))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"AMITimeout", c.AMITimeout}, {"StoreTimeout", c.StoreTimeout},
+		{"IdempotencyTTL", c.IdempotencyTTL}, {"IdempotencyPruneEvery", c.IdempotencyPruneEvery},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
+		}
+	}
+	if c.AMITimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("AMITimeout %v is over a minute: a caller would hold a connection that long", c.AMITimeout))
+	}
+	if c.MaxBodyBytes < 0 || (c.MaxBodyBytes > 0 && c.MaxBodyBytes < 1024) {
+		errs = append(errs, fmt.Errorf("MaxBodyBytes %d must be at least 1024", c.MaxBodyBytes))
+	}
+	if err := c.RateLimit.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("api config: %w", err)
+	}
+	return nil
+}

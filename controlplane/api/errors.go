@@ -1,0 +1,127 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+// Stable error codes of the v1 API ({"error":{"code":…}}). Codes are only
+// ever added; clients branch on them, never on messages.
+const (
+	CodeInvalidRequest      = "invalid_request"      // 400: a field is missing or malformed
+	CodePBXRequired         = "pbx_required"         // 400: the enterprise has several PBXs; name one
+	CodeUnauthorized        = "unauthorized"         // 401: missing or bad credentials
+	CodeForbidden           = "forbidden"            // 403: role or scope missing
+	CodeNotFound            = "not_found"            // 404: no such channel, call, PBX or route
+	CodeMethodNotAllowed    = "method_not_allowed"   // 405
+	CodeIdempotencyConflict = "idempotency_conflict" // 409: Idempotency-Key reused with another body
+	CodeBodyTooLarge        = "body_too_large"       // 413
+	CodeRateLimited         = "rate_limited"         // 429: credential or enterprise rate limit
+	CodePBXBusy             = "pbx_busy"             // 429: too many originates in flight on the PBX
+	CodeInternal            = "internal"             // 500
+	CodeAMIError            = "ami_error"            // 502: Asterisk refused the action
+	CodeAgentError          = "agent_error"          // 502: the agent failed the request
+	CodePBXOffline          = "pbx_offline"          // 503: the PBX's agent is not connected
+	CodeAMIDown             = "ami_down"             // 503: the agent has no AMI session
+	CodeUnavailable         = "unavailable"          // 503: the store did not answer
+	CodeAMITimeout          = "ami_timeout"          // 504: no answer before the AMI timeout
+)
+
+// Error is a failure as the API reports it: an HTTP status, a stable code
+// and a message safe to show to the caller (never an internal error
+// chain). RetryAfter, when set, becomes a Retry-After header.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter int // seconds
+	// body, when set, replaces the style's usual error body (the FastAPI
+	// service's 422 validation list).
+	body any
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalidf(format string, args ...any) *Error {
+	return errorf(http.StatusBadRequest, CodeInvalidRequest, format, args...)
+}
+
+// notFound is the one answer for anything the caller may not see: the same
+// words whether it does not exist or belongs to another enterprise.
+func notFound(what, id string) *Error {
+	return errorf(http.StatusNotFound, CodeNotFound, "%s %q not found", what, id)
+}
+
+var errInternal = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
+
+// asAPIError turns any error a handler returns into an *Error. Errors that
+// are not already *Error are internal; the caller logs them.
+func asAPIError(err error) (e *Error, internal bool) {
+	if errors.As(err, &e) {
+		return e, false
+	}
+	switch {
+	case errors.Is(err, auth.ErrMissingCredentials), errors.Is(err, auth.ErrInvalidCredentials):
+		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or invalid credentials"}, false
+	case errors.Is(err, auth.ErrForbidden):
+		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: err.Error()}, false
+	}
+	return errInternal, true
+}
+
+// agentError maps what fleet.Caller returned to the API's statuses. The
+// agent's own messages are ours (validation text, Asterisk's short
+// answers), so they are passed on; Go error chains are not.
+func agentError(pbx string, timeout string, err error) *Error {
+	var pe *protocol.Error
+	switch {
+	case errors.Is(err, fleet.ErrOffline):
+		return errorf(http.StatusServiceUnavailable, CodePBXOffline, "PBX %s is not connected", pbx)
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout, CodeAMITimeout, "PBX %s did not answer within %s", pbx, timeout)
+	case errors.As(err, &pe):
+		switch pe.Code {
+		case protocol.ErrCodeInvalid:
+			return invalidf("%s", pe.Message)
+		case protocol.ErrCodeNotFound:
+			return errorf(http.StatusNotFound, CodeNotFound, "%s", pe.Message)
+		case protocol.ErrCodeTimeout:
+			return errorf(http.StatusGatewayTimeout, CodeAMITimeout, "PBX %s did not answer within %s", pbx, timeout)
+		case protocol.ErrCodeAMIDown:
+			return errorf(http.StatusServiceUnavailable, CodeAMIDown, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeAMIError:
+			return errorf(http.StatusBadGateway, CodeAMIError, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeBusy:
+			return &Error{Status: http.StatusTooManyRequests, Code: CodePBXBusy, Message: fmt.Sprintf("PBX %s: %s", pbx, pe.Message), RetryAfter: 1}
+		default:
+			return errorf(http.StatusBadGateway, CodeAgentError, "PBX %s failed the request (%s)", pbx, pe.Code)
+		}
+	case errors.Is(err, context.Canceled):
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "request canceled")
+	}
+	return errInternal
+}
+
+// storeError maps a store failure on the request path: validation errors
+// are the caller's, anything else is an outage.
+func storeError(err error) *Error {
+	var ve *store.ValidationError
+	if errors.As(err, &ve) {
+		return invalidf("%s", ve.Error())
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the database did not answer in time")
+	}
+	return nil
+}

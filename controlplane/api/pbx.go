@@ -1,0 +1,267 @@
+package api
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+// AMI states as the API reports them; "unknown" when the agent is not
+// connected (its last report would be stale).
+const amiUnknown = "unknown"
+
+// enterpriseAgents returns the live (unrevoked) PBXs of the caller's
+// enterprise.
+func (c *call) enterpriseAgents() ([]store.Agent, error) {
+	ctx, cancel := c.storeCtx()
+	defer cancel()
+	all, err := c.api.cfg.Store.ListAgents(ctx, c.principal.EnterpriseID)
+	if err != nil {
+		if e := storeError(err); e != nil {
+			return nil, e
+		}
+		return nil, err
+	}
+	return slices.DeleteFunc(all, store.Agent.Revoked), nil
+}
+
+// selectPBX resolves the request's "pbx" (an agent id) within the caller's
+// enterprise. Empty is fine when the enterprise has exactly one PBX. A PBX
+// of another enterprise is reported exactly like one that does not exist.
+func (c *call) selectPBX(pbx string) (store.Agent, error) {
+	if pbx != "" {
+		ctx, cancel := c.storeCtx()
+		defer cancel()
+		ag, err := c.api.cfg.Store.AgentByID(ctx, pbx)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return store.Agent{}, notFound("PBX", pbx)
+		case err != nil:
+			if e := storeError(err); e != nil {
+				return store.Agent{}, e
+			}
+			return store.Agent{}, err
+		case ag.EnterpriseID != c.principal.EnterpriseID || ag.Revoked():
+			return store.Agent{}, notFound("PBX", pbx)
+		}
+		return ag, nil
+	}
+	agents, err := c.enterpriseAgents()
+	if err != nil {
+		return store.Agent{}, err
+	}
+	switch len(agents) {
+	case 0:
+		return store.Agent{}, errorf(http.StatusNotFound, CodeNotFound, "enterprise %s has no PBX", c.principal.EnterpriseNumber)
+	case 1:
+		return agents[0], nil
+	}
+	ids := make([]string, len(agents))
+	for i, a := range agents {
+		ids[i] = a.ID
+	}
+	return store.Agent{}, errorf(http.StatusBadRequest, CodePBXRequired,
+		"field \"pbx\" is required: enterprise %s has %d PBXs (%s)", c.principal.EnterpriseNumber, len(agents), strings.Join(ids, ", "))
+}
+
+// pbxView is a PBX as GET /v1/pbxs and GET /v1/fleet show it.
+type pbxView struct {
+	ID              string     `json:"id"`
+	Name            string     `json:"name"`
+	Context         string     `json:"context"`
+	Connected       bool       `json:"connected"`
+	ConnectedSince  *time.Time `json:"connected_since,omitempty"`
+	LastSeen        *time.Time `json:"last_seen,omitempty"`
+	Hostname        string     `json:"hostname,omitempty"`
+	AgentVersion    string     `json:"agent_version,omitempty"`
+	AsteriskVersion string     `json:"asterisk_version,omitempty"`
+	AMI             string     `json:"ami"`
+	LiveChannels    int        `json:"live_channels"`
+	LiveCalls       int        `json:"live_calls"`
+	StatusAt        *time.Time `json:"status_at,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func viewPBX(ag store.Agent, conn *fleet.Conn) pbxView {
+	v := pbxView{ID: ag.ID, Name: ag.Name, Context: ag.Context, AMI: amiUnknown, LastSeen: timePtr(ag.LastSeenAt)}
+	if conn == nil {
+		return v
+	}
+	st, at := conn.Status()
+	v.Connected = true
+	v.ConnectedSince = timePtr(conn.ConnectedAt)
+	v.Hostname = conn.Hello.Hostname
+	v.AgentVersion = cmp.Or(st.AgentVersion, conn.Hello.AgentVersion)
+	v.AsteriskVersion = cmp.Or(st.AsteriskVersion, conn.Hello.AsteriskVersion)
+	v.AMI = string(conn.Hello.AMI)
+	if !at.IsZero() {
+		v.AMI = string(st.AMI)
+		v.LiveChannels, v.LiveCalls = st.LiveChannels, st.LiveCalls
+		v.StatusAt = timePtr(at)
+		if v.LastSeen == nil || at.After(*v.LastSeen) {
+			v.LastSeen = timePtr(at)
+		}
+	}
+	if v.AMI == "" {
+		v.AMI = amiUnknown
+	}
+	return v
+}
+
+func (a *API) conn(agentID string) *fleet.Conn {
+	c, ok := a.cfg.Directory.Get(agentID)
+	if !ok {
+		return nil
+	}
+	return c
+}
+
+type pbxList struct {
+	PBXs []pbxView `json:"pbxs"`
+}
+
+func (a *API) listPBXs(c *call) error {
+	agents, err := c.enterpriseAgents()
+	if err != nil {
+		return err
+	}
+	out := pbxList{PBXs: make([]pbxView, 0, len(agents))}
+	for _, ag := range agents {
+		out.PBXs = append(out.PBXs, viewPBX(ag, a.conn(ag.ID)))
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+func (a *API) getPBX(c *call) error {
+	ag, err := c.selectPBX(c.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, viewPBX(ag, a.conn(ag.ID)))
+}
+
+// fleetAgent is one agent of the fleet-wide view.
+type fleetAgent struct {
+	Enterprise string `json:"enterprise"`
+	Revoked    bool   `json:"revoked,omitempty"`
+	pbxView
+}
+
+type fleetTotals struct {
+	Agents       int `json:"agents"`
+	Connected    int `json:"connected"`
+	AMIUp        int `json:"ami_up"`
+	AMIDown      int `json:"ami_down"`
+	LiveChannels int `json:"live_channels"`
+	LiveCalls    int `json:"live_calls"`
+}
+
+type fleetResponse struct {
+	Totals     fleetTotals  `json:"totals"`
+	Matched    int          `json:"matched"`
+	Agents     []fleetAgent `json:"agents"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+}
+
+// fleet is the platform-wide view. It reads the store once and the
+// in-memory registry, never the PBXs, so 10,000 agents cost one query and
+// a map lookup each. Totals cover every unrevoked agent; filters
+// (?enterprise=, ?connected=, ?ami=, ?revoked=) and paging (?limit=,
+// ?cursor= = the last agent id of the previous page) only shape the list.
+func (a *API) fleet(c *call) error {
+	q := c.r.URL.Query()
+	var connected, revoked *bool
+	for name, dst := range map[string]**bool{"connected": &connected, "revoked": &revoked} {
+		if s := q.Get(name); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return invalidf("query %q must be true or false, got %q", name, s)
+			}
+			*dst = &b
+		}
+	}
+	ami := q.Get("ami")
+	if ami != "" && ami != string(protocol.AMIUp) && ami != string(protocol.AMIDown) && ami != amiUnknown {
+		return invalidf("query \"ami\" must be up, down or unknown, got %q", ami)
+	}
+	limit, err := pageSize(q.Get("limit"), DefaultFleetPageSize, MaxFleetPageSize)
+	if err != nil {
+		return err
+	}
+	enterprise, cursor := q.Get("enterprise"), q.Get("cursor")
+
+	ctx, cancel := c.storeCtx()
+	defer cancel()
+	all, err := a.cfg.Store.ListAgents(ctx, 0)
+	if err != nil {
+		if e := storeError(err); e != nil {
+			return e
+		}
+		return err
+	}
+	slices.SortFunc(all, func(x, y store.Agent) int { return strings.Compare(x.ID, y.ID) })
+	out := fleetResponse{Agents: []fleetAgent{}}
+	for _, ag := range all {
+		v := viewPBX(ag, nil)
+		if !ag.Revoked() {
+			v = viewPBX(ag, a.conn(ag.ID))
+			out.Totals.Agents++
+			if v.Connected {
+				out.Totals.Connected++
+				out.Totals.LiveChannels += v.LiveChannels
+				out.Totals.LiveCalls += v.LiveCalls
+			}
+			switch v.AMI {
+			case string(protocol.AMIUp):
+				out.Totals.AMIUp++
+			case string(protocol.AMIDown):
+				out.Totals.AMIDown++
+			}
+		}
+		switch {
+		case enterprise != "" && ag.EnterpriseNumber != enterprise,
+			connected != nil && v.Connected != *connected,
+			ami != "" && v.AMI != ami,
+			revoked == nil && ag.Revoked(),
+			revoked != nil && ag.Revoked() != *revoked:
+			continue
+		}
+		out.Matched++
+		if ag.ID <= cursor || len(out.Agents) > limit {
+			continue
+		}
+		out.Agents = append(out.Agents, fleetAgent{Enterprise: ag.EnterpriseNumber, Revoked: ag.Revoked(), pbxView: v})
+	}
+	if len(out.Agents) > limit {
+		out.Agents = out.Agents[:limit]
+		out.NextCursor = out.Agents[limit-1].ID
+	}
+	return c.reply(http.StatusOK, out)
+}
+
+// pageSize parses ?limit=.
+func pageSize(s string, def, max int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, invalidf("query \"limit\" must be 1-%d, got %q", max, s)
+	}
+	return n, nil
+}
