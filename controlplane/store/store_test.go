@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"sync"
@@ -159,4 +160,39 @@ func TestClosedStoreFails(t *testing.T) {
 			t.Fatalf("ListEnterprises after Close = %v, want a database error", err)
 		}
 	})
+}
+
+// A build must refuse a database migrated by a newer build.
+func TestSchemaTooNew(t *testing.T) {
+	t.Parallel()
+	for _, engine := range storetest.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			var dsn, driver, source string
+			if engine == "sqlite" {
+				dsn = storetest.SQLiteDSN(t)
+				driver, source = "sqlite", strings.TrimPrefix(dsn, "sqlite:")
+			} else {
+				dsn = storetest.PostgresDSN(t)
+				driver, source = "pgx", dsn
+			}
+			storetest.Open(t, dsn).Close()
+			raw, err := sql.Open(driver, source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = raw.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', CURRENT_TIMESTAMP)`)
+			raw.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.Open(ctx, dsn, storetest.Logger(t))
+			if !errors.Is(err, store.ErrSchemaTooNew) {
+				if s != nil {
+					s.Close()
+				}
+				t.Fatalf("Open = %v, want ErrSchemaTooNew", err)
+			}
+		})
+	}
 }
