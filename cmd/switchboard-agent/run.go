@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/switchboard-pbx/switchboard/agent"
+	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
+	"github.com/switchboard-pbx/switchboard/protocol/ami"
+	"github.com/switchboard-pbx/switchboard/systemd"
+)
+
+const envPrefix = "SWITCHBOARD_AGENT"
+
+type flags struct {
+	config, server, tokenFile, caFile string
+	ami, amiUser, amiSecretFile       string
+	context, logFormat, logLevel      string
+}
+
+func (f *flags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "config file of `name = value` lines (flag names without --)")
+	fs.StringVar(&f.server, "server", "", "control plane tunnel URL, e.g. wss://cp.example.com/agent/v1/connect (required)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding this PBX's agent token (required)")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM CAs that sign the control plane's certificate (default: system roots)")
+	fs.StringVar(&f.ami, "ami", "127.0.0.1:5038", "Asterisk Manager Interface address")
+	fs.StringVar(&f.amiUser, "ami-user", "switchboard", "AMI username (manager.conf)")
+	fs.StringVar(&f.amiSecretFile, "ami-secret-file", "", "file holding the AMI user's secret (required)")
+	fs.StringVar(&f.context, "context", agent.DefaultContext, "dialplan context of Local/<ext>@<context> channels")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// load parses flags, environment and config file into an agent.Config.
+// Secrets come from files so they never appear in `ps`.
+func load(args []string, stderr io.Writer) (agent.Config, *slog.Logger, error) {
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f flags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return agent.Config{}, nil, usagef("%v", err)
+	}
+	if err := flagfile.Apply(fs, envPrefix, f.config); err != nil {
+		return agent.Config{}, nil, usagef("%v", err)
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return agent.Config{}, nil, err
+	}
+	var missing []string
+	for name, v := range map[string]string{"server": f.server, "token-file": f.tokenFile, "ami-secret-file": f.amiSecretFile} {
+		if strings.TrimSpace(v) == "" {
+			missing = append(missing, "--"+name)
+		}
+	}
+	if len(missing) > 0 {
+		return agent.Config{}, nil, usagef("missing %s (flags, %s_* environment or --config)", strings.Join(missing, ", "), envPrefix)
+	}
+	token, err := readSecret(f.tokenFile, "token")
+	if err != nil {
+		return agent.Config{}, nil, err
+	}
+	secret, err := readSecret(f.amiSecretFile, "AMI secret")
+	if err != nil {
+		return agent.Config{}, nil, err
+	}
+	cfg := agent.Config{
+		Server:  f.server,
+		Token:   token,
+		CAFile:  f.caFile,
+		AMI:     ami.Config{Addr: f.ami, Username: f.amiUser, Secret: secret},
+		Context: f.context,
+		Logger:  log,
+		Version: version,
+	}
+	if err := cfg.Validate(); err != nil {
+		return agent.Config{}, nil, usagef("%v", err)
+	}
+	return cfg, log, nil
+}
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, _, err := load(args, stderr)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	_, _ = systemd.Ready()
+	defer systemd.Stopping()
+	if iv, ok := systemd.WatchdogInterval(); ok {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = systemd.RunWatchdog(wctx, iv) }()
+		defer func() { cancel(); <-done }()
+	}
+	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// readSecret reads a one-line secret file; one trailing newline (as
+// editors and `echo` write) is dropped, anything else is kept verbatim.
+func readSecret(path, what string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s file: %w", what, err)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", fmt.Errorf("%s file %s is empty", what, path)
+	}
+	return s, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, usagef("--log-format %q: want json or text", format)
+	}
+}
