@@ -135,6 +135,44 @@ expect_stat /usr/share/doc/switchboard/README.md 644 root:root
 ships_secret() { dpkg -L switchboard-agent | grep -q 'agent\.token\|ami\.secret'; }
 check "the package ships no token or AMI secret" not ships_secret
 
+echo "==> every option in the shipped config files is a flag of the binary"
+# conf_names_known BINARY SUBCOMMAND ENV_PREFIX CONF: uncomment every
+# `# name = value` line of CONF and load it with the installed binary. An
+# invalid log level from the environment (which wins over the file) stops the
+# program right after the file was parsed, so nothing is started; the error
+# must then be about that log level, not about the file.
+conf_names_known() {
+	local all out
+	all="$work/$(basename "$4").all"
+	sed -E 's/^# ([a-z][a-z-]*) =( .*)?$/\1 =\2/' "$4" | grep -v '^#' >"$all"
+	out=$(env "$3_LOG_LEVEL=not-a-level" timeout 20 "$1" "$2" --config "$all" 2>&1)
+	if grep -q 'log-level' <<<"$out" && ! grep -q "$all" <<<"$out"; then
+		return 0
+	fi
+	echo "        $out"
+	return 1
+}
+# flags_documented BINARY SUBCOMMAND CONF: the other direction, every flag
+# the binary takes (but --config) has its `name =` line in CONF.
+flags_documented() {
+	local name missing=()
+	for name in $("$1" "$2" --help 2>&1 | grep -oE '^ +(-[a-zA-Z], )?--[a-z][a-z-]*' | sed -E 's/.*--//'); do
+		[ "$name" = config ] && continue
+		grep -qE "^(# )?$name =" "$3" || missing+=("$name")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "        not in $3: ${missing[*]}"
+	return 1
+}
+check "switchboard-agent run flags are all in agent.conf" \
+	flags_documented /usr/bin/switchboard-agent run /etc/switchboard/agent.conf
+check "switchboard serve flags are all in switchboard.conf" \
+	flags_documented /usr/bin/switchboard serve /etc/switchboard/switchboard.conf
+check "agent.conf options are switchboard-agent run flags" \
+	conf_names_known /usr/bin/switchboard-agent run SWITCHBOARD_AGENT /etc/switchboard/agent.conf
+check "switchboard.conf options are switchboard serve flags" \
+	conf_names_known /usr/bin/switchboard serve SWITCHBOARD /etc/switchboard/switchboard.conf
+
 echo "==> users"
 for u in switchboard-agent switchboard; do
 	entry=$(getent passwd "$u")
