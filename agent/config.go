@@ -1,0 +1,252 @@
+package agent
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/agent/ops"
+	"github.com/switchboard-pbx/switchboard/agent/outbox"
+	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/ami"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
+)
+
+// Defaults of Config.
+const (
+	DefaultContext           = ops.DefaultContext
+	DefaultHeartbeatInterval = 15 * time.Second
+	DefaultMaxEventsPerBatch = 100
+	DefaultMaxRequests       = tunnel.DefaultMaxInFlight
+	DefaultReconnectMin      = time.Second
+	DefaultReconnectMax      = time.Minute
+	DefaultHealthyAfter      = 30 * time.Second
+	DefaultHelloTimeout      = 10 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	// DefaultSubscriptionBuffer holds the AMI events that arrive while the
+	// consumer waits for a CoreShowChannels resync (a busy PBX sends
+	// hundreds per second; a resync takes milliseconds to seconds).
+	DefaultSubscriptionBuffer = 8192
+	DefaultVersion            = "dev"
+)
+
+// Config configures an Agent. Zero values take the defaults above.
+type Config struct {
+	// Server is the control plane's tunnel URL, wss://host[:port][/path];
+	// a URL without a path gets protocol.ConnectPath.
+	Server string
+	// Token is the agent token. Never logged.
+	Token string
+	// RootCAs verifies the control plane's certificate; nil means CAFile
+	// if set, else the system roots.
+	RootCAs *x509.CertPool
+	// CAFile is a PEM file of CAs for a control plane whose certificate
+	// no public CA signed; used when RootCAs is nil.
+	CAFile string
+
+	// AMI is the local Asterisk Manager login. Its Logger defaults to
+	// Logger (the client adds component=ami). The secret is never logged.
+	AMI ami.Config
+	// Context is the dialplan context of Local/<ext>@<context>.
+	Context string
+	// Limits bound what one request may ask for (see ops.Limits).
+	Limits ops.Limits
+	// MaxConcurrentOriginates bounds calls being set up at once; more are
+	// refused with protocol.ErrCodeBusy. Default ops.DefaultMaxConcurrentOriginates.
+	MaxConcurrentOriginates int
+	// MaxConcurrentRequests bounds requests running at once; more are
+	// refused with protocol.ErrCodeBusy. Default tunnel.DefaultMaxInFlight.
+	MaxConcurrentRequests int
+
+	// HeartbeatInterval is how often Status is sent when the control
+	// plane's Welcome does not say.
+	HeartbeatInterval time.Duration
+	// MaxPendingEvents bounds the unacknowledged events kept (see
+	// outbox.Config.MaxPending).
+	MaxPendingEvents int
+	// MaxEventsPerBatch bounds the events of one EventBatch frame.
+	MaxEventsPerBatch int
+	// SubscriptionBuffer is the AMI event buffer of the consumer.
+	SubscriptionBuffer int
+
+	// ReconnectMin, ReconnectMax: the tunnel's redial backoff (capped,
+	// exponential, jittered); reset after a session that lived
+	// HealthyAfter.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	HealthyAfter time.Duration
+	// HelloTimeout bounds dialling, Hello and Welcome of one session.
+	HelloTimeout time.Duration
+	// WriteTimeout bounds writing one frame (status, event batch).
+	WriteTimeout time.Duration
+	// Tunnel carries the remaining tunnel settings (keepalive, limits);
+	// its URL, Token, RootCAs, Logger and UserAgent are set from the
+	// fields above.
+	Tunnel tunnel.DialConfig
+
+	Logger   *slog.Logger // nil discards
+	Version  string       // agent version reported in Hello and Status
+	Hostname string       // default os.Hostname()
+	Now      func() time.Time
+}
+
+// Validate says exactly what is wrong with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Server == "" {
+		errs = append(errs, errors.New("Server is empty"))
+	} else if _, err := connectURL(c.Server); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Token == "" {
+		errs = append(errs, errors.New("Token is empty"))
+	} else if strings.ContainsAny(c.Token, " \t\r\n") {
+		errs = append(errs, errors.New("Token contains blanks or line breaks (a stray newline from a token file?)"))
+	}
+	if c.RootCAs == nil && c.CAFile != "" {
+		if _, err := os.Stat(c.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("CAFile: %w", err))
+		}
+	}
+	if err := c.AMI.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("AMI: %w", err))
+	}
+	if c.Context != "" {
+		if err := ops.CheckContext(c.Context); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := (outbox.Config{MaxPending: c.MaxPendingEvents}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	nonNeg := map[string]int{
+		"MaxConcurrentOriginates": c.MaxConcurrentOriginates,
+		"MaxConcurrentRequests":   c.MaxConcurrentRequests,
+		"MaxEventsPerBatch":       c.MaxEventsPerBatch,
+		"SubscriptionBuffer":      c.SubscriptionBuffer,
+	}
+	for _, name := range []string{"MaxConcurrentOriginates", "MaxConcurrentRequests", "MaxEventsPerBatch", "SubscriptionBuffer"} {
+		if nonNeg[name] < 0 {
+			errs = append(errs, fmt.Errorf("%s %d is negative", name, nonNeg[name]))
+		}
+	}
+	durs := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"HeartbeatInterval", c.HeartbeatInterval}, {"ReconnectMin", c.ReconnectMin},
+		{"ReconnectMax", c.ReconnectMax}, {"HealthyAfter", c.HealthyAfter},
+		{"HelloTimeout", c.HelloTimeout}, {"WriteTimeout", c.WriteTimeout},
+	}
+	for _, d := range durs {
+		if d.d < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.d))
+		}
+	}
+	if c.ReconnectMin > 0 && c.ReconnectMax > 0 && c.ReconnectMax < c.ReconnectMin {
+		errs = append(errs, fmt.Errorf("ReconnectMax %v is below ReconnectMin %v", c.ReconnectMax, c.ReconnectMin))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid agent config: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) fill() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AMI.Logger == nil {
+		// The client scopes its logger with component=ami itself.
+		c.AMI.Logger = c.Logger
+	}
+	if c.Context == "" {
+		c.Context = DefaultContext
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = DefaultMaxRequests
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.MaxPendingEvents == 0 {
+		c.MaxPendingEvents = outbox.DefaultMaxPending
+	}
+	if c.MaxEventsPerBatch == 0 {
+		c.MaxEventsPerBatch = DefaultMaxEventsPerBatch
+	}
+	if c.SubscriptionBuffer == 0 {
+		c.SubscriptionBuffer = DefaultSubscriptionBuffer
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
+	}
+	if c.HealthyAfter == 0 {
+		c.HealthyAfter = DefaultHealthyAfter
+	}
+	if c.HelloTimeout == 0 {
+		c.HelloTimeout = DefaultHelloTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Version == "" {
+		c.Version = DefaultVersion
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// LogValue keeps the token and the AMI secret out of logs even when a
+// whole Config is logged by mistake.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("server", c.Server),
+		slog.Bool("token_set", c.Token != ""),
+		slog.String("ca_file", c.CAFile),
+		slog.String("ami_addr", c.AMI.Addr),
+		slog.String("ami_user", c.AMI.Username),
+		slog.String("context", c.Context),
+		slog.String("version", c.Version),
+		slog.String("hostname", c.Hostname),
+	)
+}
+
+// connectURL checks the server URL and gives it the connect path when it
+// has none, so "wss://switchboard.example.com" is enough in a config file.
+func connectURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("Server: %w", err)
+	}
+	switch u.Scheme {
+	case "ws", "wss", "http", "https":
+	default:
+		return "", fmt.Errorf("Server scheme %q is not wss or ws", u.Scheme)
+	}
+	if u.Host == "" {
+		return "", errors.New("Server URL has no host")
+	}
+	if u.User != nil {
+		return "", errors.New("Server URL may not carry credentials; use Token")
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = protocol.ConnectPath
+	}
+	return u.String(), nil
+}

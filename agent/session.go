@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
+)
+
+// errControlClosed: the control plane ended the control stream, which it
+// only does when it drops the session.
+var errControlClosed = errors.New("control stream closed by the control plane")
+
+// tunnelLoop keeps one session with the control plane up until ctx ends:
+// dial, run, and after a failure redial with capped, jittered backoff that
+// starts over once a session has been healthy for HealthyAfter.
+func (a *Agent) tunnelLoop(ctx context.Context) error {
+	bo := newBackoff(a.cfg.ReconnectMin, a.cfg.ReconnectMax)
+	for {
+		start := a.cfg.Now()
+		err := a.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if a.cfg.Now().Sub(start) >= a.cfg.HealthyAfter {
+			bo.reset()
+		}
+		delay := bo.next()
+		switch {
+		case errors.Is(err, tunnel.ErrUnauthorized):
+			// Retrying soon will not help; an admin must act. Keep
+			// trying slowly so a re-enabled token reconnects by itself.
+			delay = a.cfg.ReconnectMax
+			a.tlog.Error("control plane refused the agent token", "err", err, "retry_in", delay)
+		case errors.Is(err, tunnel.ErrProtocolVersion):
+			delay = a.cfg.ReconnectMax
+			a.tlog.Error("control plane speaks another protocol version: upgrade the agent or the control plane",
+				"agent_protocol", protocol.Version, "err", err, "retry_in", delay)
+		default:
+			a.tlog.Warn("tunnel down", "err", err, "retry_in", delay)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// session runs one tunnel session until it fails or ctx ends.
+func (a *Agent) session(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dc := a.cfg.Tunnel
+	// The tunnel package scopes its logger with component=tunnel itself.
+	dc.URL, dc.Token, dc.RootCAs, dc.Logger = a.serverURL, a.cfg.Token, a.cfg.RootCAs, a.cfg.Logger
+	dc.UserAgent = "switchboard-agent/" + a.cfg.Version
+	if dc.HandshakeTimeout == 0 {
+		dc.HandshakeTimeout = a.cfg.HelloTimeout
+	}
+	sess, err := tunnel.Dial(ctx, dc)
+	if err != nil {
+		return fmt.Errorf("dial control plane: %w", err)
+	}
+	defer sess.Close()
+
+	ctl, welcome, err := a.hello(ctx, sess)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	resumeAfter, renumbered := a.outbox.Rebase(welcome.LastAckedSeq)
+	heartbeat := a.cfg.HeartbeatInterval
+	if welcome.HeartbeatSeconds > 0 {
+		heartbeat = time.Duration(welcome.HeartbeatSeconds) * time.Second
+	}
+	a.tlog.Info("tunnel up", "session", welcome.SessionID, "last_acked_seq", welcome.LastAckedSeq,
+		"resume_after", resumeAfter, "renumbered", renumbered, "pending", a.outbox.Len(), "heartbeat", heartbeat)
+
+	g, gctx := errgroup.WithContext(ctx)
+	// Blocked reads and writes on the streams end when the session does.
+	stop := context.AfterFunc(gctx, func() { _ = sess.Close() })
+	defer stop()
+	g.Go(func() error {
+		return tunnel.ServeRequests(gctx, sess, a.handler.Serve, tunnel.ServeConfig{
+			MaxInFlight: a.cfg.MaxConcurrentRequests,
+			Logger:      a.cfg.Logger,
+		})
+	})
+	g.Go(func() error { return a.sendStatus(gctx, ctl, heartbeat) })
+	g.Go(func() error { return a.watchControl(ctl) })
+	g.Go(func() error { return a.streamEvents(gctx, sess, resumeAfter) })
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// hello opens the control stream, sends Hello and reads Welcome, all
+// within HelloTimeout.
+func (a *Agent) hello(ctx context.Context, sess *tunnel.Session) (net.Conn, protocol.Welcome, error) {
+	var welcome protocol.Welcome
+	hctx, cancel := context.WithTimeout(ctx, a.cfg.HelloTimeout)
+	defer cancel()
+	ctl, err := sess.Open(hctx, protocol.StreamControl)
+	if err != nil {
+		return nil, welcome, err
+	}
+	deadline, _ := hctx.Deadline()
+	_ = ctl.SetDeadline(deadline)
+	st := a.Status()
+	hello := protocol.Hello{
+		Protocol:        protocol.Version,
+		AgentVersion:    a.cfg.Version,
+		Hostname:        a.cfg.Hostname,
+		AsteriskVersion: st.AsteriskVersion,
+		AMI:             st.AMI,
+		Context:         a.cfg.Context,
+		Capabilities:    capabilities,
+	}
+	if err := protocol.WriteFrame(ctl, hello); err != nil {
+		ctl.Close()
+		return nil, welcome, fmt.Errorf("send hello: %w", err)
+	}
+	if err := protocol.ReadFrame(ctl, &welcome, 0); err != nil {
+		ctl.Close()
+		return nil, welcome, fmt.Errorf("read welcome: %w", err)
+	}
+	_ = ctl.SetDeadline(time.Time{})
+	return ctl, welcome, nil
+}
+
+// sendStatus sends Status at once, then every heartbeat and whenever the
+// AMI state changes.
+func (a *Agent) sendStatus(ctx context.Context, ctl net.Conn, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		_ = ctl.SetWriteDeadline(a.cfg.Now().Add(a.cfg.WriteTimeout))
+		if err := protocol.WriteFrame(ctl, a.Status()); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("send status: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-a.statusKick:
+		}
+	}
+}
+
+// watchControl reads the control stream, on which the control plane sends
+// nothing after Welcome: its end means the control plane dropped us.
+func (a *Agent) watchControl(ctl net.Conn) error {
+	var discard json.RawMessage
+	for {
+		if err := protocol.ReadFrame(ctl, &discard, 0); err != nil {
+			return fmt.Errorf("%w: %w", errControlClosed, err)
+		}
+	}
+}
+
+// streamEvents opens the events stream and sends every pending event after
+// resumeAfter, then new ones as they come, while acknowledgements come
+// back on the same stream.
+func (a *Agent) streamEvents(ctx context.Context, sess *tunnel.Session, resumeAfter uint64) error {
+	octx, cancel := context.WithTimeout(ctx, a.cfg.HelloTimeout)
+	st, err := sess.Open(octx, protocol.StreamEvents)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer st.Close()
+	var sent atomic.Uint64
+	sent.Store(resumeAfter)
+	g, gctx := errgroup.WithContext(ctx)
+	stop := context.AfterFunc(gctx, func() { _ = st.Close() })
+	defer stop()
+	g.Go(func() error {
+		for {
+			var ack protocol.Ack
+			if err := protocol.ReadFrame(st, &ack, 0); err != nil {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("read ack: %w", err)
+			}
+			// An ack can only cover what this session sent.
+			a.outbox.Ack(min(ack.Seq, sent.Load()))
+		}
+	})
+	g.Go(func() error {
+		after := resumeAfter
+		for {
+			changed := a.outbox.Changed()
+			batch := a.outbox.Pending(after, a.cfg.MaxEventsPerBatch)
+			if len(batch) == 0 {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-changed:
+					continue
+				}
+			}
+			// Recorded before the write: the ack may come back before
+			// WriteFrame returns.
+			after = batch[len(batch)-1].Seq
+			sent.Store(after)
+			_ = st.SetWriteDeadline(a.cfg.Now().Add(a.cfg.WriteTimeout))
+			if err := protocol.WriteFrame(st, protocol.EventBatch{Events: batch}); err != nil {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("send events: %w", err)
+			}
+		}
+	})
+	return g.Wait()
+}
