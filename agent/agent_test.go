@@ -23,7 +23,7 @@ const (
 
 // runAgent starts an agent against the control plane and AMI at amiAddr,
 // and stops it (checking Run's result) at the end of the test.
-func runAgent(t *testing.T, cp *controlPlane, amiAddr string, logs *syncBuffer, mod func(*agent.Config)) *agent.Agent {
+func runAgent(t testing.TB, cp *controlPlane, amiAddr string, logs *syncBuffer, mod func(*agent.Config)) *agent.Agent {
 	t.Helper()
 	cfg := agent.Config{
 		Server: cp.url(),
@@ -65,7 +65,7 @@ func runAgent(t *testing.T, cp *controlPlane, amiAddr string, logs *syncBuffer, 
 	return a
 }
 
-func fakeAsterisk(t *testing.T, addr string) *amitest.Server {
+func fakeAsterisk(t testing.TB, addr string) *amitest.Server {
 	t.Helper()
 	srv, err := amitest.New(amitest.Config{Addr: addr, Users: map[string]string{"switchboard": testAMISecret}})
 	if err != nil {
@@ -78,7 +78,7 @@ func fakeAsterisk(t *testing.T, addr string) *amitest.Server {
 	return srv
 }
 
-func waitAction(t *testing.T, srv *amitest.Server, name string) *ami.Message {
+func waitAction(t testing.TB, srv *amitest.Server, name string) *ami.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -89,7 +89,7 @@ func waitAction(t *testing.T, srv *amitest.Server, name string) *ami.Message {
 	return m
 }
 
-func decode[T any](t *testing.T, resp protocol.Response) T {
+func decode[T any](t testing.TB, resp protocol.Response) T {
 	t.Helper()
 	var v T
 	if resp.Error != nil {

@@ -23,7 +23,7 @@ import (
 // acknowledges them unless told not to, and sends requests down the
 // current session.
 type controlPlane struct {
-	t     *testing.T
+	t     testing.TB
 	token string
 	srv   *httptest.Server
 
@@ -39,7 +39,7 @@ type controlPlane struct {
 	wg        sync.WaitGroup
 }
 
-func newControlPlane(t *testing.T, token string) *controlPlane {
+func newControlPlane(t testing.TB, token string) *controlPlane {
 	cp := &controlPlane{t: t, token: token, stored: map[uint64]protocol.Event{}}
 	cp.srv = httptest.NewServer(http.HandlerFunc(cp.serve))
 	t.Cleanup(func() {
@@ -172,7 +172,7 @@ func (cp *controlPlane) sessionCount() int {
 }
 
 // call sends one request down the current session and reads its response.
-func (cp *controlPlane) call(t *testing.T, op string, args any) protocol.Response {
+func (cp *controlPlane) call(t testing.TB, op string, args any) protocol.Response {
 	t.Helper()
 	sess := cp.session()
 	if sess == nil {
@@ -204,7 +204,7 @@ func (cp *controlPlane) call(t *testing.T, op string, args any) protocol.Respons
 }
 
 // storedInOrder returns the stored events by sequence and fails on a hole.
-func (cp *controlPlane) storedInOrder(t *testing.T) []protocol.Event {
+func (cp *controlPlane) storedInOrder(t testing.TB) []protocol.Event {
 	t.Helper()
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
@@ -246,7 +246,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

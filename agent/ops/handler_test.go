@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -338,5 +339,33 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := New(c); err == nil {
 			t.Errorf("New(%+v) accepted", c)
 		}
+	}
+}
+
+// TestTrackerHints: the tracker learns about a call before its Originate
+// is sent, and not at all when the request is refused.
+func TestTrackerHints(t *testing.T) {
+	f := newFakeAMI()
+	var hints []string
+	h := newTestHandler(t, f, func(c *Config) {
+		c.MaxConcurrentOriginates = 2
+		c.ExpectOriginate = func(id, from, to string) {
+			hints = append(hints, fmt.Sprintf("originate %s %s→%s after %d actions", id, from, to, len(f.actions())))
+		}
+		c.ExpectMonitor = func(id, target string) {
+			hints = append(hints, fmt.Sprintf("monitor %s on %s after %d actions", id, target, len(f.actions())))
+		}
+	})
+	if _, err := h.Originate(context.Background(), protocol.OriginateArgs{From: "150", To: "151", CallID: "crm-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Monitor(context.Background(), protocol.MonitorArgs{Mode: "spy", Target: "150", From: "152"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = h.Originate(context.Background(), protocol.OriginateArgs{From: "150", To: "x"})   // invalid
+	_, _ = h.Originate(context.Background(), protocol.OriginateArgs{From: "150", To: "153"}) // busy
+	want := []string{"originate crm-1 150→151 after 0 actions", "monitor sb-1-0001 on 150 after 1 actions"}
+	if !slices.Equal(hints, want) {
+		t.Errorf("hints %q, want %q", hints, want)
 	}
 }
