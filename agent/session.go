@@ -147,7 +147,8 @@ func (a *Agent) sendStatus(ctx context.Context, ctl net.Conn, every time.Duratio
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		_ = ctl.SetWriteDeadline(a.cfg.Now().Add(a.cfg.WriteTimeout))
+		// I/O deadlines are real time, whatever clock Config.Now injects.
+		_ = ctl.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
 		if err := protocol.WriteFrame(ctl, a.Status()); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -223,7 +224,7 @@ func (a *Agent) streamEvents(ctx context.Context, sess *tunnel.Session, resumeAf
 			// WriteFrame returns.
 			after = batch[len(batch)-1].Seq
 			sent.Store(after)
-			_ = st.SetWriteDeadline(a.cfg.Now().Add(a.cfg.WriteTimeout))
+			_ = st.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
 			if err := protocol.WriteFrame(st, protocol.EventBatch{Events: batch}); err != nil {
 				if gctx.Err() != nil {
 					return nil
