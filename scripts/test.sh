@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, vet, unit and integration tests with
 # the race detector, on the embedded SQLite store and on a throwaway
-# PostgreSQL that this script starts (and installs from Debian if missing).
+# PostgreSQL that this script starts (installing Debian's postgresql package
+# if it is missing). CI runs exactly this (.ci/run).
+#
+#   bash scripts/test.sh            everything
+#   SKIP_PACKAGE_TEST=1 bash …      skip building and installing the .deb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +20,18 @@ fi
 step "go vet"
 go vet ./...
 
-step "go test -race"
-go test -race -count=1 -timeout 20m ./...
+step "PostgreSQL (throwaway cluster for the store tests)"
+# shellcheck source=scripts/pg.sh
+source scripts/pg.sh
+pg_start
+echo "SWITCHBOARD_TEST_POSTGRES=$SWITCHBOARD_TEST_POSTGRES"
+
+step "go test -race (SQLite and PostgreSQL)"
+go test -race -count=1 -timeout 25m ./...
+
+if [ "${SKIP_PACKAGE_TEST:-}" != 1 ]; then
+	step ".deb package: build, install, check, purge"
+	bash scripts/test-deb.sh
+fi
+
+step "all tests passed"
