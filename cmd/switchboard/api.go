@@ -1,10 +1,79 @@
 package main
 
-import "github.com/switchboard-pbx/switchboard/controlplane"
+import (
+	"crypto"
+	"time"
 
-// configureAPI passes the API's settings to the server. The HTTP API
-// (issue 4) registers its routes here once it lands.
+	"github.com/spf13/pflag"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
+)
+
+// apiFlags are the HTTP API's limits, all named and documented in the README.
+type apiFlags struct {
+	amiTimeout              time.Duration
+	ratePerCredential       float64
+	burstPerCredential      int
+	ratePerEnterprise       float64
+	burstPerEnterprise      int
+	maxConcurrentOriginates int
+	maxBodyBytes            int64
+	idempotencyTTL          time.Duration
+	hideChannelNames        bool
+}
+
+func (f *apiFlags) register(fs *pflag.FlagSet) {
+	fs.DurationVar(&f.amiTimeout, "ami-timeout", api.DefaultAMITimeout, "bound on one request to a PBX (tunnel + AMI); past it the API answers 504")
+	fs.Float64Var(&f.ratePerCredential, "rate-per-credential", float64(ratelimit.DefaultPerCredential), "requests per second per API key or operator (429 past it)")
+	fs.IntVar(&f.burstPerCredential, "burst-per-credential", ratelimit.DefaultCredentialBurst, "burst of --rate-per-credential")
+	fs.Float64Var(&f.ratePerEnterprise, "rate-per-enterprise", float64(ratelimit.DefaultPerEnterprise), "requests per second per enterprise, all credentials together")
+	fs.IntVar(&f.burstPerEnterprise, "burst-per-enterprise", ratelimit.DefaultEnterpriseBurst, "burst of --rate-per-enterprise")
+	fs.IntVar(&f.maxConcurrentOriginates, "max-concurrent-originates", ratelimit.DefaultMaxConcurrentOriginates, "calls being set up at once per PBX (429 pbx_busy past it)")
+	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted request body (413 past it)")
+	fs.DurationVar(&f.idempotencyTTL, "idempotency-ttl", api.DefaultIdempotencyTTL, "how long an Idempotency-Key replays its first result")
+	fs.BoolVar(&f.hideChannelNames, "hide-channel-names", false, "legacy hangup responses show <technology>/*** instead of real channel names")
+}
+
+// configureAPI builds the HTTP API from the flags and registers it on the
+// server.
 func configureAPI(cfg *controlplane.Config, f serveFlags) error {
-	_, _ = cfg, f
+	ac := api.Config{
+		AMITimeout:              f.api.amiTimeout,
+		MaxConcurrentOriginates: f.api.maxConcurrentOriginates,
+		MaxBodyBytes:            f.api.maxBodyBytes,
+		IdempotencyTTL:          f.api.idempotencyTTL,
+		HideChannelNames:        f.api.hideChannelNames,
+		RateLimit: ratelimit.Config{
+			PerCredential: rate.Limit(f.api.ratePerCredential), CredentialBurst: f.api.burstPerCredential,
+			PerEnterprise: rate.Limit(f.api.ratePerEnterprise), EnterpriseBurst: f.api.burstPerEnterprise,
+		},
+	}
+	if f.jwtSecretFile != "" || f.jwtPublicKey != "" {
+		var jc auth.JWTConfig
+		if f.jwtSecretFile != "" {
+			secret, err := auth.LoadHMACSecret(f.jwtSecretFile)
+			if err != nil {
+				return err
+			}
+			jc.HMACSecret = secret
+		}
+		if f.jwtPublicKey != "" {
+			keys, err := auth.LoadPublicKeys(f.jwtPublicKey)
+			if err != nil {
+				return err
+			}
+			jc.PublicKeys = append([]crypto.PublicKey(nil), keys...)
+		}
+		v, err := auth.NewJWTVerifier(jc)
+		if err != nil {
+			return err
+		}
+		ac.JWT = v
+	}
+	cfg.Routes = api.Routes(ac)
 	return nil
 }

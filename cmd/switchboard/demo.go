@@ -83,7 +83,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	cfg := controlplane.Config{Listen: *listen, Store: st, Version: version, Logger: log}
-	if err := configureAPI(&cfg, serveFlags{jwtSecretFile: secretFile}); err != nil {
+	df := serveFlags{jwtSecretFile: secretFile}
+	df.register(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // the API limits' defaults
+	df.jwtSecretFile = secretFile
+	if err := configureAPI(&cfg, df); err != nil {
 		return err
 	}
 	srv, err := controlplane.New(ctx, cfg)
@@ -238,11 +241,20 @@ Try, in another terminal:
 
 type demoCommand struct{ what, cmd string }
 
-// demoCommands are the commands printed by the demo; each one is run by
-// the demo test, so they work as printed.
+// demoCommands are the commands printed by the demo, in order; the demo
+// test runs them all in one shell, so they work as printed.
 func demoCommands(d demoInfo) []demoCommand {
+	_ = d
 	return []demoCommand{
-		{"is the control plane ready? (store reachable, migrations applied, agents connected)", `curl -s $SB/readyz`},
-		{"the PBX agents of the demo store", "go run ./cmd/switchboard agent list --db " + d.DSN},
+		{"is the control plane ready? (store reachable, migrations applied, agents connected)", `curl -s --fail-with-body $SB/readyz`},
+		{"the enterprise's PBXs and their status", `curl -s --fail-with-body $SB/v1/pbxs -H "Authorization: Bearer $KEY"`},
+		{"place a call: extension 101 rings, then dials +375296254070 (the call id is known before it rings)",
+			`CALL=$(curl -s --fail-with-body -X POST $SB/v1/calls -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" -d '{"from":"101","to":"+375296254070"}' | sed -n 's/.*"call_id":"\([^"]*\)".*/\1/p'); echo "call $CALL"`},
+		{"live channels of the enterprise's PBXs", `curl -s --fail-with-body $SB/v1/channels -H "Authorization: Bearer $KEY"`},
+		{"supervisor 151 listens to extension 150's call (spy; also whisper, barge)",
+			`curl -s --fail-with-body -X POST $SB/v1/monitor -H "Authorization: Bearer $JWT" -H "Content-Type: application/json" -d '{"mode":"spy","target":"150","from":"151"}'`},
+		{"hang up the call placed above", `curl -s --fail-with-body -X DELETE $SB/v1/calls/$CALL -H "Authorization: Bearer $KEY"`},
+		{"the same through the legacy (FastAPI-compatible) route", `curl -s --fail-with-body "$SB/api/makecallexternal?code=102&phone=%2B375296254070&clientId=$KEY"`},
+		{"who did what: the audit log", `curl -s --fail-with-body "$SB/v1/audit?limit=5" -H "Authorization: Bearer $JWT"`},
 	}
 }

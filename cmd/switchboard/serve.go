@@ -22,6 +22,7 @@ type serveFlags struct {
 	jwtSecretFile, jwtPublicKey    string
 	logFormat, logLevel, publicURL string
 	heartbeat                      int
+	api                            apiFlags
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -36,6 +37,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.publicURL, "public-url", "", "URL clients and agents use to reach this server (for printed hints)")
 	fs.IntVar(&f.heartbeat, "heartbeat-seconds", 15, "how often agents report status")
+	f.api.register(fs)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoCommandsWorkAsPrinted boots `switchboard demo` (control plane,
+// simulated PBX, real agent through the real tunnel) and runs, in one
+// shell, exactly the commands it prints.
+func TestDemoCommandsWorkAsPrinted(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is needed to run the demo's printed commands: apt-get install curl")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--traffic=false", "--log-level", "error"}, pw, io.Discard)
+		pw.Close()
+		done <- code
+	}()
+
+	var exports, cmds []string
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	inCommands := false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "export "):
+			exports = append(exports, line)
+		case strings.HasPrefix(line, "Try, in another terminal"):
+			inCommands = true
+		case inCommands && line != "" && !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "export "):
+			cmds = append(cmds, line)
+		}
+		if inCommands && len(cmds) == len(demoCommands(demoInfo{})) {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if len(exports) != 2 || len(cmds) != len(demoCommands(demoInfo{})) {
+		t.Fatalf("demo printed exports %q and commands %q", exports, cmds)
+	}
+
+	// The monitor target: extension 150 on a call, as the demo's traffic
+	// would have it; here traffic is off, so the test places that call.
+	script := strings.Join(exports, "\n") + "\nset -e\n" +
+		`curl -s --fail-with-body -X POST $SB/v1/calls -H "Authorization: Bearer $KEY" -d '{"from":"150","to":"+375296254070"}' >/dev/null` + "\nsleep 0.5\n"
+	for i, c := range cmds {
+		script += "echo '### " + string(rune('0'+i)) + "'\n" + c + "\necho\n"
+	}
+	out, err := exec.CommandContext(ctx, "bash", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("printed commands failed: %v\n%s", err, out)
+	}
+	text := string(out)
+	t.Logf("printed commands ran:\n%s", text)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`"status":"ready"`),
+		regexp.MustCompile(`"connected":true`),
+		regexp.MustCompile(`call sb-\S+`),
+		regexp.MustCompile(`"channels":\[\{`),
+		regexp.MustCompile(`"target_channel":"Local/150@inoffice-`),
+		regexp.MustCompile(`"hungup":\[\{`),
+		regexp.MustCompile(`"success":true,"message":"Call initiated successfully: 102 -> \+375296254070"`),
+		regexp.MustCompile(`asterisk_originate_call`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("output lacks %v:\n%s", want, text)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("demo exited %d after Ctrl-C, want 0", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("demo did not stop")
+	}
+}
