@@ -156,10 +156,10 @@ func (rt *route) pattern() string {
 
 // call is one request in flight.
 type call struct {
-	api *API
-	rt  *route
-	w   http.ResponseWriter
-	r   *http.Request
+	api   *API
+	rt    *route
+	w     http.ResponseWriter
+	r     *http.Request
 	id    string
 	log   *slog.Logger
 	start time.Time

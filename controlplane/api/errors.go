@@ -45,6 +45,8 @@ type Error struct {
 	// body, when set, replaces the style's usual error body (the FastAPI
 	// service's 422 validation list).
 	body any
+	// final: already in a legacy route's own words; legacyFailure keeps it.
+	final bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }

@@ -78,7 +78,7 @@ func (c *call) requireQuery(names ...string) ([]string, error) {
 // target with no call is a 404, not a silent ring).
 func legacyFailure(err error, prefix string, keep404 bool) error {
 	e, internal := asAPIError(err)
-	if internal || e.body != nil {
+	if internal || e.body != nil || e.final {
 		return err
 	}
 	switch e.Status {
@@ -212,7 +212,7 @@ func (c *call) legacyMonitorRun() error {
 	}
 	act, ok := legacyMonitorActions[code]
 	if !ok {
-		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest,
+		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, final: true,
 			Message: "Invalid action " + strconv.Quote(code) + ": use 09 (подслушивание), 01 (суфлирование) or 02 (вмешательство)"}
 	}
 	c.audit.Details, _ = json.Marshal(map[string]string{"action": code, "mode": act.mode})

@@ -330,3 +330,27 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// WaitChannel waits until the PBX's agent has a live channel with uniqueid
+// in its table (asking through the tunnel, not the HTTP API, so it costs no
+// rate-limit tokens) and returns it.
+func (s *Server) WaitChannel(t testing.TB, pbxID, uniqueid string) protocol.Channel {
+	t.Helper()
+	deadline := time.Now().Add(pbxTimeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var res protocol.ChannelsResult
+		err := s.CP.Registry().Call(ctx, pbxID, protocol.OpChannels, nil, &res)
+		cancel()
+		if err == nil {
+			for _, ch := range res.Channels {
+				if ch.UniqueID == uniqueid {
+					return ch
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("controlplanetest: no live channel %s on PBX %s within %v", uniqueid, pbxID, pbxTimeout)
+	return protocol.Channel{}
+}

@@ -1,0 +1,143 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
+)
+
+func testMiddleware(t *testing.T, e *env) {
+	t.Run("request id", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, sent string
+			kept       bool
+		}{
+			{"sane is echoed", "crm-7f3a.42:b_c", true},
+			{"spaces are replaced", "evil id\"", false},
+			{"too long is replaced", strings.Repeat("a", 129), false},
+			{"none gets one", "", false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var hdr []string
+				if tc.sent != "" {
+					hdr = []string{api.RequestIDHeader, tc.sent}
+				}
+				r := e.s.Do(t, "GET", "/v1/pbxs", e.a.key, nil, hdr...)
+				got := r.Header.Get(api.RequestIDHeader)
+				if got == "" || (got == tc.sent) != tc.kept {
+					t.Fatalf("sent %q, got %q", tc.sent, got)
+				}
+				if !strings.Contains(e.logs.String(), `"request_id":"`+got+`"`) {
+					t.Fatalf("no log line carries request id %s", got)
+				}
+			})
+		}
+		// auth's own refusal line carries the request id too.
+		r := e.s.Do(t, "GET", "/v1/pbxs", "sbk_key_aaaaaaaaaaaaaaaa_"+strings.Repeat("c", 52), nil, api.RequestIDHeader, "refused-1")
+		wantStatus(t, r, 401, api.CodeUnauthorized)
+		found := false
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			found = found || strings.Contains(line, "credentials refused") && strings.Contains(line, `"request_id":"refused-1"`)
+		}
+		if !found {
+			t.Fatal("auth's refusal is logged without the request id")
+		}
+	})
+	t.Run("unknown routes", func(t *testing.T) {
+		wantStatus(t, e.s.Do(t, "GET", "/v1/nope", e.a.key, nil), 404, api.CodeNotFound)
+		r := e.s.Do(t, "GET", "/v1/calls", e.a.key, nil)
+		wantStatus(t, r, 405, api.CodeMethodNotAllowed)
+		if r.Header.Get("Allow") == "" {
+			t.Error("405 without Allow")
+		}
+		r = e.s.Do(t, "GET", "/api/nope", "", nil)
+		if r.Status != 404 || !strings.HasPrefix(string(r.Body), `{"detail":`) {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("openapi served", func(t *testing.T) {
+		r := e.s.Do(t, "GET", "/v1/openapi.json", "", nil)
+		if r.Status != 200 || !bytes.Equal(r.Body, api.OpenAPI()) || r.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%d %s", r.Status, r.Header)
+		}
+	})
+}
+
+// panicCaller is a fleet that panics, to prove recovery answers 500 JSON
+// and the server keeps serving.
+type panicCaller struct{}
+
+func (panicCaller) Call(context.Context, string, string, any, any) error { panic("boom") }
+
+func TestPanicRecovery(t *testing.T) {
+	st := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	if _, err := st.CreateEnterprise(ctx, "0367", "june"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.CreateAgent(ctx, "0367", "pbx", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := st.CreateAPIKey(ctx, "0367", "k", []string{"originate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	a, err := api.New(api.Config{Store: st, Directory: fleet.NewRegistry(nil), Caller: panicCaller{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	a.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for range 2 {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/calls", strings.NewReader(`{"from":"150","to":"151"}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e struct{ Error struct{ Code string } }
+		if resp.StatusCode != 500 || json.Unmarshal(body, &e) != nil || e.Error.Code != api.CodeInternal {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	}
+	if !strings.Contains(logs.String(), "panic serving request") || !strings.Contains(logs.String(), "boom") {
+		t.Fatalf("panic not logged: %s", logs.String())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	reg := fleet.NewRegistry(nil)
+	st := storetest.OpenSQLite(t)
+	for _, tc := range []struct {
+		name string
+		cfg  api.Config
+		want string
+	}{
+		{"no store", api.Config{Directory: reg, Caller: reg}, "Store is required"},
+		{"negative timeout", api.Config{Store: st, Directory: reg, Caller: reg, AMITimeout: -1}, "AMITimeout"},
+		{"tiny body", api.Config{Store: st, Directory: reg, Caller: reg, MaxBodyBytes: 10}, "MaxBodyBytes"},
+		{"huge timeout", api.Config{Store: st, Directory: reg, Caller: reg, AMITimeout: 1 << 40}, "over a minute"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := api.New(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
