@@ -462,7 +462,11 @@ func testTenantIsolation(t *testing.T, e *env) {
 	if strings.ReplaceAll(string(ghost.Body), "agt_doesnotexist", "X") != strings.ReplaceAll(string(real.Body), e.a.pbx.ID, "X") {
 		t.Errorf("another enterprise's PBX and a missing one answer differently:\n%s\n%s", ghost.Body, real.Body)
 	}
-	var list struct{ Channels []struct{ UniqueID string `json:"uniqueid"` } }
+	var list struct {
+		Channels []struct {
+			UniqueID string `json:"uniqueid"`
+		}
+	}
 	e.s.Do(t, "GET", "/v1/channels", e.b.key, nil).JSON(t, &list)
 	for _, c := range list.Channels {
 		if c.UniqueID == id {

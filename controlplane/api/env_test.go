@@ -17,10 +17,10 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/controlplanetest"
+	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 	"golang.org/x/time/rate"
-	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -146,7 +146,9 @@ func (e *env) placeCall(t *testing.T, tn *tenant, from, to string) (callID, chan
 	t.Helper()
 	r := e.s.Do(t, "POST", "/v1/calls", tn.key, map[string]any{"from": from, "to": to})
 	wantStatus(t, r, 201, "")
-	var call struct{ CallID string `json:"call_id"` }
+	var call struct {
+		CallID string `json:"call_id"`
+	}
 	r.JSON(t, &call)
 	return call.CallID, waitChannel(t, e.s, tn.pbx.ID, call.CallID)
 }

@@ -112,8 +112,11 @@ func testFleet(t *testing.T, e *env) {
 			Agents, Connected int
 			AMIUp             int `json:"ami_up"`
 		}
-		Matched    int
-		Agents     []struct{ ID, Enterprise string; Connected bool }
+		Matched int
+		Agents  []struct {
+			ID, Enterprise string
+			Connected      bool
+		}
 		NextCursor string `json:"next_cursor"`
 	}
 	get := func(t *testing.T, query string) fleet {
@@ -175,10 +178,10 @@ func testFleet(t *testing.T, e *env) {
 func testAuditList(t *testing.T, e *env) {
 	type page struct {
 		Entries []struct {
-			ID                int64
-			Action, Result    string
-			ActorID           string `json:"actor_id"`
-			RequestID         string `json:"request_id"`
+			ID             int64
+			Action, Result string
+			ActorID        string `json:"actor_id"`
+			RequestID      string `json:"request_id"`
 		}
 		NextCursor string `json:"next_cursor"`
 	}
