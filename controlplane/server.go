@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
+	"github.com/switchboard-pbx/switchboard/controlplane/metrics"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -85,7 +86,9 @@ type Server struct {
 	ownsStore bool
 	registry  *fleet.Registry
 	gateway   *gateway.Gateway
+	metrics   *metrics.Metrics
 	mux       *http.ServeMux
+	handler   http.Handler
 	httpSrv   *http.Server
 	started   time.Time
 }
@@ -106,7 +109,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.store, s.ownsStore = st, true
 	}
 	s.registry = fleet.NewRegistry(cfg.Logger)
-	gw, err := gateway.New(gateway.Config{Store: s.store, Registry: s.registry, Logger: cfg.Logger, Heartbeat: cfg.Heartbeat})
+	s.metrics = metrics.New(s.registry.Len)
+	gw, err := gateway.New(gateway.Config{Store: s.store, Registry: s.registry, Logger: cfg.Logger, Heartbeat: cfg.Heartbeat, Observer: s.metrics})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -116,6 +120,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.mux.Handle("GET "+protocol.ConnectPath, gw)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	s.handler = s.metrics.Middleware(s.mux, "GET "+protocol.ConnectPath)
 	if cfg.Routes != nil {
 		if err := cfg.Routes(s.mux, s); err != nil {
 			s.Close()
@@ -131,6 +137,12 @@ func (s *Server) Store() *store.Store { return s.store }
 // Registry is the set of agents connected to this server.
 func (s *Server) Registry() *fleet.Registry { return s.registry }
 
+// Caller sends requests to agents, instrumented; the API uses it.
+func (s *Server) Caller() fleet.Caller { return s.metrics.Caller(s.registry) }
+
+// Metrics are the server's Prometheus collectors (served at /metrics).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
 // Logger is the server's logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
 
@@ -138,7 +150,7 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 func (s *Server) Version() string { return s.cfg.Version }
 
 // Handler is the server's HTTP handler (for tests and embedding).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // SetOnEvents installs the hook called with each stored batch of agent
 // events (the events hub).
@@ -158,7 +170,7 @@ func (s *Server) Listen() (net.Listener, error) {
 // requests get ShutdownTimeout to finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.httpSrv = &http.Server{
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -54,8 +54,23 @@ type Config struct {
 	// OnEvents, if set, is called after a batch is stored and before it is
 	// acknowledged (the events hub fans out from here).
 	OnEvents func(agent store.Agent, events []store.StoredEvent)
+	// Observer, if set, is told about sessions and stored events (metrics).
+	Observer Observer
 	Now      func() time.Time
 }
+
+// Observer is told what the gateway does; the metrics package implements it.
+type Observer interface {
+	AgentConnected()
+	AgentDisconnected()
+	EventsStored(n int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) AgentConnected()    {}
+func (nopObserver) AgentDisconnected() {}
+func (nopObserver) EventsStored(int)   {}
 
 // Defaults.
 const (
@@ -97,6 +112,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	if cfg.Tunnel.Logger == nil {
 		cfg.Tunnel.Logger = cfg.Logger
@@ -219,7 +237,9 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	g.mu.Lock()
 	g.cancel[conn] = cancel
 	g.mu.Unlock()
+	g.cfg.Observer.AgentConnected()
 	defer func() {
+		g.cfg.Observer.AgentDisconnected()
 		g.cfg.Registry.Unregister(conn)
 		g.mu.Lock()
 		delete(g.cancel, conn)
@@ -304,6 +324,7 @@ func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, lo
 		if err != nil {
 			return fmt.Errorf("store %d events: %w", len(batch.Events), err)
 		}
+		g.cfg.Observer.EventsStored(len(stored))
 		if fn := g.onEvents(); fn != nil && len(stored) > 0 {
 			fn(agent, stored)
 		}

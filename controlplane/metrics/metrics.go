@@ -1,0 +1,207 @@
+package metrics
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+// Metrics are the control plane's collectors on their own registry.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	agentRequests  *prometheus.CounterVec
+	agentDuration  *prometheus.HistogramVec
+	tunnelConnects prometheus.Counter
+	tunnelCloses   prometheus.Counter
+	eventsIn       prometheus.Counter
+	// EventsOut counts events delivered, by sink (websocket, webhook).
+	EventsOut *prometheus.CounterVec
+	// EventsDropped counts events not delivered to a sink, by reason
+	// (slow_subscriber…). Stored events are never dropped.
+	EventsDropped *prometheus.CounterVec
+	// WebhookDeliveries counts delivery attempts by result (ok, error).
+	WebhookDeliveries *prometheus.CounterVec
+	// WebhookRetries counts attempts after the first.
+	WebhookRetries prometheus.Counter
+	// RateLimited counts refused requests by scope (credential,
+	// enterprise, pbx_originates).
+	RateLimited *prometheus.CounterVec
+}
+
+// New registers every collector; connected reports the number of agents
+// connected to this replica (the fleet registry's Len).
+func New(connected func() int) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "switchboard_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method (agent tunnels excluded).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		agentRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_agent_requests_total", Help: "Requests sent to agents by operation and result (ok or a protocol error code).",
+		}, []string{"op", "result"}),
+		agentDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "switchboard_agent_request_duration_seconds", Help: "Round trip of requests to agents (tunnel + agent + AMI) by operation.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .5, 1, 4},
+		}, []string{"op"}),
+		tunnelConnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_tunnel_connects_total", Help: "Agent tunnel sessions established (reconnects included).",
+		}),
+		tunnelCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_tunnel_disconnects_total", Help: "Agent tunnel sessions ended.",
+		}),
+		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_events_received_total", Help: "Agent events stored (duplicates of a resend not counted).",
+		}),
+		EventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_delivered_total", Help: "Events delivered to subscribers by sink.",
+		}, []string{"sink"}),
+		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_dropped_total", Help: "Events not delivered to a subscriber, by reason.",
+		}, []string{"reason"}),
+		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_webhook_deliveries_total", Help: "Webhook delivery attempts by result.",
+		}, []string{"result"}),
+		WebhookRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_webhook_retries_total", Help: "Webhook delivery attempts after the first.",
+		}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit, by scope.",
+		}, []string{"scope"}),
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.httpRequests, m.httpDuration, m.agentRequests, m.agentDuration,
+		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.EventsOut, m.EventsDropped,
+		m.WebhookDeliveries, m.WebhookRetries, m.RateLimited,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
+		}, func() float64 { return float64(connected()) }),
+	)
+	return m
+}
+
+// Registry is the registry the collectors live on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// AgentConnected and the methods below implement gateway.Observer.
+func (m *Metrics) AgentConnected()    { m.tunnelConnects.Inc() }
+func (m *Metrics) AgentDisconnected() { m.tunnelCloses.Inc() }
+func (m *Metrics) EventsStored(n int) { m.eventsIn.Add(float64(n)) }
+
+// Caller instruments requests to agents.
+func (m *Metrics) Caller(next fleet.Caller) fleet.Caller { return caller{m: m, next: next} }
+
+type caller struct {
+	m    *Metrics
+	next fleet.Caller
+}
+
+func (c caller) Call(ctx context.Context, agentID, op string, args, result any) error {
+	start := time.Now()
+	err := c.next.Call(ctx, agentID, op, args, result)
+	c.m.agentDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	c.m.agentRequests.WithLabelValues(op, resultOf(err)).Inc()
+	return err
+}
+
+// resultOf maps an agent call's error to a bounded label value.
+func resultOf(err error) string {
+	var pe *protocol.Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, fleet.ErrOffline):
+		return "offline"
+	case errors.As(err, &pe):
+		return pe.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return protocol.ErrCodeTimeout
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	default:
+		return protocol.ErrCodeInternal
+	}
+}
+
+// Middleware instruments every request the handler serves. The route label
+// is the ServeMux pattern that matched (r.Pattern, set by the mux on the
+// request it routes), so label values stay bounded; unmatched requests are
+// "unmatched". Requests on skipDuration (the long-lived agent tunnel) are
+// counted but kept out of the latency histogram.
+func (m *Metrics) Middleware(next http.Handler, skipDuration string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &recorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rw.code)).Inc()
+		if route != skipDuration {
+			m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		}
+	})
+}
+
+// recorder keeps the status code and still lets WebSocket handlers hijack
+// the connection and streaming handlers flush.
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("metrics: response writer cannot hijack")
+	}
+	r.code = http.StatusSwitchingProtocols
+	return hj.Hijack()
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

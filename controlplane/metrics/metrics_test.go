@@ -1,0 +1,88 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+func TestMiddlewareLabelsByPattern(t *testing.T) {
+	m := New(func() int { return 3 })
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/calls/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	mux.HandleFunc("GET /agent/v1/connect", func(w http.ResponseWriter, r *http.Request) {})
+	srv := httptest.NewServer(m.Middleware(mux, "GET /agent/v1/connect"))
+	defer srv.Close()
+	for _, p := range []string{"/v1/calls/a", "/v1/calls/b", "/nope", "/agent/v1/connect"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	out := scrape(t, m)
+	for _, want := range []string{
+		`switchboard_http_requests_total{code="404",method="GET",route="GET /v1/calls/{id}"} 2`,
+		`switchboard_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`switchboard_http_requests_total{code="200",method="GET",route="GET /agent/v1/connect"} 1`,
+		`switchboard_http_request_duration_seconds_count{method="GET",route="GET /v1/calls/{id}"} 2`,
+		`switchboard_agents_connected 3`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(out, `switchboard_http_request_duration_seconds_count{method="GET",route="GET /agent/v1/connect"}`) {
+		t.Error("tunnel sessions must stay out of the latency histogram")
+	}
+}
+
+type fakeCaller struct{ err error }
+
+func (f fakeCaller) Call(context.Context, string, string, any, any) error { return f.err }
+
+func TestCallerResults(t *testing.T) {
+	m := New(func() int { return 0 })
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{nil, "ok"},
+		{fleet.ErrOffline, "offline"},
+		{fmt.Errorf("call: %w", &protocol.Error{Code: protocol.ErrCodeNotFound}), "not_found"},
+		{context.DeadlineExceeded, "timeout"},
+		{errors.New("boom"), "internal"},
+	}
+	for _, tc := range tests {
+		err := m.Caller(fakeCaller{tc.err}).Call(context.Background(), "agt_1", protocol.OpHangup, nil, nil)
+		if !errors.Is(err, tc.err) {
+			t.Fatalf("decorator changed the error: %v", err)
+		}
+	}
+	out := scrape(t, m)
+	for _, tc := range tests {
+		want := fmt.Sprintf(`switchboard_agent_requests_total{op="hangup",result=%q} 1`, tc.want)
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(out, `switchboard_agent_request_duration_seconds_count{op="hangup"} 5`) {
+		t.Error("latency not observed")
+	}
+}

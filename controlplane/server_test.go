@@ -1,0 +1,103 @@
+package controlplane_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
+	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServerHealthAndMetrics(t *testing.T) {
+	st := storetest.OpenSQLite(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := controlplane.New(ctx, controlplane.Config{Listen: "127.0.0.1:0", Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.Close()
+	}()
+	base := "http://" + ln.Addr().String()
+
+	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, "alive") {
+		t.Fatalf("healthz: %d %s", code, body)
+	}
+	code, body := get(t, base+"/readyz")
+	var ready struct {
+		Status     string `json:"status"`
+		Migrations int    `json:"migrations"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &ready) != nil || ready.Status != "ready" || ready.Migrations < 2 {
+		t.Fatalf("readyz: %d %s", code, body)
+	}
+	// An agent connected through the gateway shows in the gauge.
+	if _, err := st.CreateEnterprise(ctx, "0367", "june"); err != nil {
+		t.Fatal(err)
+	}
+	_, token, err := st.CreateAgent(ctx, "0367", "pbx", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := tunnel.Dial(ctx, tunnel.DialConfig{URL: "ws://" + ln.Addr().String() + protocol.ConnectPath, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	ctrl, err := sess.Open(ctx, protocol.StreamControl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := protocol.WriteFrame(ctrl, protocol.Hello{Protocol: protocol.Version}); err != nil {
+		t.Fatal(err)
+	}
+	var w protocol.Welcome
+	if err := protocol.ReadFrame(ctrl, &w, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body = get(t, base+"/metrics")
+		if strings.Contains(body, `switchboard_http_requests_total{code="200",method="GET",route="GET /readyz"} 1`) &&
+			strings.Contains(body, "switchboard_agents_connected 1") && strings.Contains(body, "switchboard_tunnel_connects_total 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics: %d\n%s", code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes", "switchboard_events_received_total 0"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
