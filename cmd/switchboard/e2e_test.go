@@ -138,9 +138,17 @@ func TestEndToEnd(t *testing.T) {
 	os.WriteFile(secretFile, []byte("switchboard-secret\n"), 0o600)
 
 	pbxAddr := freeAddr(t)
+	restarts := 0
 	newPBX := func() *amitest.Server {
 		t.Helper()
-		pbx, err := amitest.New(amitest.Config{Addr: pbxAddr, Logger: slog.New(slog.DiscardHandler)})
+		// Asterisk uniqueids are <epoch seconds>.<counter from 0 at start>;
+		// a real restart takes seconds, so ids never repeat. The fake
+		// restarts in microseconds: give each instance a clock an hour
+		// later than the last, as a real restart would have.
+		shift := time.Duration(restarts) * time.Hour
+		restarts++
+		now := func() time.Time { return time.Now().Add(shift) }
+		pbx, err := amitest.New(amitest.Config{Addr: pbxAddr, Logger: slog.New(slog.DiscardHandler), Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
