@@ -9,10 +9,9 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
 
-// finishAudit stores the request's audit row, success or failure, before
-// the reply is written; a failed hangup is also a hangup attempt. A row
-// that cannot be stored is logged at error level: the action may already
-// have happened, so the reply still goes out.
+// finishAudit stores the request's audit row, success or failure (see
+// run for why after the reply); a failed hangup is also a hangup attempt.
+// A row that cannot be stored is logged at error level.
 func (c *call) finishAudit(err error) {
 	if c.audit == nil {
 		return
@@ -29,9 +28,7 @@ func (c *call) finishAudit(err error) {
 	}
 	ctx, cancel := c.storeCtx()
 	defer cancel()
-	if _, ierr := c.api.cfg.Store.InsertAudit(ctx, e); ierr != nil {
-		c.log.Error("audit row not stored", "action", e.Action, "result", e.Result, "err", ierr)
-	}
+	// The attempt goes first: once the audit row is visible, so is it.
 	if err != nil && e.Action == AuditHangup {
 		_, herr := c.api.cfg.Store.InsertHangupAttempt(ctx, store.HangupAttempt{
 			EnterpriseID: e.EnterpriseID, ActorID: e.ActorID, AgentID: e.AgentID, Channel: e.Channel,
@@ -40,6 +37,9 @@ func (c *call) finishAudit(err error) {
 		if herr != nil {
 			c.log.Error("hangup attempt not stored", "err", herr)
 		}
+	}
+	if _, ierr := c.api.cfg.Store.InsertAudit(ctx, e); ierr != nil {
+		c.log.Error("audit row not stored", "action", e.Action, "result", e.Result, "err", ierr)
 	}
 }
 

@@ -47,7 +47,7 @@ func (a *API) listChannels(c *call) error {
 		}
 		return c.reply(http.StatusOK, out)
 	}
-	agents, err := c.enterpriseAgents()
+	agents, err := c.enterpriseAgents(false)
 	if err != nil {
 		return err
 	}

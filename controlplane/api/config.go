@@ -35,6 +35,11 @@ const (
 	MaxFleetPageSize     = 10000
 	// DefaultAuditPageSize is GET /v1/audit's page when ?limit= is absent.
 	DefaultAuditPageSize = store.DefaultAuditPageSize
+	// DefaultKeyCacheTTL: a verified API key is trusted this long without
+	// asking the store again, so a revoked key may work this much longer.
+	DefaultKeyCacheTTL = 2 * time.Second
+	// DefaultPBXCacheTTL: an enterprise's PBX list is reused this long.
+	DefaultPBXCacheTTL = 2 * time.Second
 	// DefaultChannelsConcurrency bounds the PBXs GET /v1/channels asks at
 	// once for an enterprise with many.
 	DefaultChannelsConcurrency = 8
@@ -71,6 +76,10 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// IdempotencyPruneEvery: how often expired records are deleted.
 	IdempotencyPruneEvery time.Duration
+	// KeyCacheTTL and PBXCacheTTL bound how long a verified API key and
+	// an enterprise's PBX list are reused; negative turns a cache off.
+	KeyCacheTTL time.Duration
+	PBXCacheTTL time.Duration
 	// HideChannelNames replaces real channel names in the legacy hangup
 	// response with "<technology>/***" (the Laravel service's setting).
 	HideChannelNames bool
@@ -105,6 +114,12 @@ func (c *Config) fill() {
 	}
 	if c.IdempotencyPruneEvery == 0 {
 		c.IdempotencyPruneEvery = DefaultIdempotencyPruneEvery
+	}
+	if c.KeyCacheTTL == 0 {
+		c.KeyCacheTTL = DefaultKeyCacheTTL
+	}
+	if c.PBXCacheTTL == 0 {
+		c.PBXCacheTTL = DefaultPBXCacheTTL
 	}
 	if c.Location == nil {
 		c.Location = time.Local

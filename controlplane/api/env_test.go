@@ -158,24 +158,33 @@ func waitChannel(t *testing.T, s *controlplanetest.Server, pbxID, uniqueid strin
 	return s.WaitChannel(t, pbxID, uniqueid).Channel
 }
 
-// auditRow returns the audit row of request id rid in the enterprise.
+// auditRow returns the audit row of request id rid in the enterprise. The
+// row is stored just after the reply, so it is polled for.
 func auditRow(t *testing.T, s *controlplanetest.Server, enterpriseID int64, rid string) store.AuditEntry {
 	t.Helper()
-	rows, _, err := s.Store.ListAudit(context.Background(), enterpriseID, "", store.MaxAuditPageSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rows {
-		if r.RequestID == rid {
-			return r
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rows, _, err := s.Store.ListAudit(context.Background(), enterpriseID, "", store.MaxAuditPageSize)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, r := range rows {
+			if r.RequestID == rid {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit row with request id %s in enterprise %d", rid, enterpriseID)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("no audit row with request id %s in enterprise %d", rid, enterpriseID)
-	return store.AuditEntry{}
 }
 
+// hangupAttempt returns the hangup attempt of request id rid. It waits
+// for the request's audit row first: the attempt is written before it.
 func hangupAttempt(t *testing.T, s *controlplanetest.Server, enterpriseID int64, rid string) (store.HangupAttempt, bool) {
 	t.Helper()
+	auditRow(t, s, enterpriseID, rid)
 	rows, err := s.Store.ListHangupAttempts(context.Background(), enterpriseID, store.MaxAuditPageSize)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -90,6 +91,9 @@ func (w *recorder) Write(b []byte) (int, error) {
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Flush sends what was written; the audit row is stored after it.
+func (w *recorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
 // redactedQuery is the query string as the access log shows it: a legacy
 // clientId (a whole API key) is replaced by the key's public id.
 func redactedQuery(q string) string {
@@ -145,6 +149,7 @@ func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 			if rec.status == 0 {
 				c.fail(errInternal)
 			}
+			c.finishAudit(errInternal)
 		}
 		a.accessLog(c, rec, start)
 	}()
@@ -161,7 +166,7 @@ func (a *API) accessLog(c *call, rec *recorder, start time.Time) {
 		slog.String("path", c.r.URL.Path),
 		slog.Int("status", status),
 		slog.Int64("bytes", rec.bytes),
-		slog.Float64("duration_ms", float64(a.cfg.Now().Sub(start).Microseconds())/1000),
+		slog.Float64("duration_ms", float64(cmp.Or(c.replied, a.cfg.Now()).Sub(start).Microseconds())/1000),
 		slog.String("remote", clientAddr(c.r)),
 		slog.String("request_id", c.id),
 	}

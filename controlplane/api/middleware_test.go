@@ -10,6 +10,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -37,21 +40,15 @@ func testMiddleware(t *testing.T, e *env) {
 				if got == "" || (got == tc.sent) != tc.kept {
 					t.Fatalf("sent %q, got %q", tc.sent, got)
 				}
-				if !strings.Contains(e.logs.String(), `"request_id":"`+got+`"`) {
-					t.Fatalf("no log line carries request id %s", got)
-				}
+				waitLog(t, e, func(l string) bool { return strings.Contains(l, `"request_id":"`+got+`"`) })
 			})
 		}
 		// auth's own refusal line carries the request id too.
 		r := e.s.Do(t, "GET", "/v1/pbxs", "sbk_key_aaaaaaaaaaaaaaaa_"+strings.Repeat("c", 52), nil, api.RequestIDHeader, "refused-1")
 		wantStatus(t, r, 401, api.CodeUnauthorized)
-		found := false
-		for _, line := range strings.Split(e.logs.String(), "\n") {
-			found = found || strings.Contains(line, "credentials refused") && strings.Contains(line, `"request_id":"refused-1"`)
-		}
-		if !found {
-			t.Fatal("auth's refusal is logged without the request id")
-		}
+		waitLog(t, e, func(l string) bool {
+			return strings.Contains(l, "credentials refused") && strings.Contains(l, `"request_id":"refused-1"`)
+		})
 	})
 	t.Run("unknown routes", func(t *testing.T) {
 		wantStatus(t, e.s.Do(t, "GET", "/v1/nope", e.a.key, nil), 404, api.CodeNotFound)
@@ -92,7 +89,7 @@ func TestPanicRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
+	var logs syncBuffer
 	a, err := api.New(api.Config{Store: st, Directory: fleet.NewRegistry(nil), Caller: panicCaller{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +97,6 @@ func TestPanicRecovery(t *testing.T) {
 	mux := http.NewServeMux()
 	a.Register(mux)
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
 	for range 2 {
 		req, _ := http.NewRequest("POST", srv.URL+"/v1/calls", strings.NewReader(`{"from":"150","to":"151"}`))
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -114,7 +110,12 @@ func TestPanicRecovery(t *testing.T) {
 		if resp.StatusCode != 500 || json.Unmarshal(body, &e) != nil || e.Error.Code != api.CodeInternal {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
+		row := auditRowStore(t, st, resp.Header.Get(api.RequestIDHeader))
+		if row.ErrorCode != api.CodeInternal {
+			t.Fatalf("audit row of the panicking request: %+v", row)
+		}
 	}
+	srv.Close() // waits for the handlers, which log after replying
 	if !strings.Contains(logs.String(), "panic serving request") || !strings.Contains(logs.String(), "boom") {
 		t.Fatalf("panic not logged: %s", logs.String())
 	}
@@ -140,4 +141,37 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func auditRowStore(t *testing.T, st *store.Store, rid string) store.AuditEntry {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		rows, _, err := st.ListAudit(context.Background(), 0, "", store.MaxAuditPageSize)
+		must(t, err)
+		for _, r := range rows {
+			if r.RequestID == rid {
+				return r
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("no audit row for %s", rid)
+	return store.AuditEntry{}
+}
+
+// waitLog waits for a log line matching ok: the access log is written
+// after the reply.
+func waitLog(t *testing.T, e *env, ok func(line string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			if ok(line) {
+				return
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatal("no matching log line")
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"cmp"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,44 +18,43 @@ import (
 const amiUnknown = "unknown"
 
 // enterpriseAgents returns the live (unrevoked) PBXs of the caller's
-// enterprise.
-func (c *call) enterpriseAgents() ([]store.Agent, error) {
+// enterprise; fresh bypasses the cache.
+func (c *call) enterpriseAgents(fresh bool) ([]store.Agent, error) {
 	ctx, cancel := c.storeCtx()
 	defer cancel()
-	all, err := c.api.cfg.Store.ListAgents(ctx, c.principal.EnterpriseID)
+	agents, err := c.api.agents.get(ctx, c.principal.EnterpriseID, fresh)
 	if err != nil {
 		if e := storeError(err); e != nil {
 			return nil, e
 		}
 		return nil, err
 	}
-	return slices.DeleteFunc(all, store.Agent.Revoked), nil
+	return agents, nil
 }
 
 // selectPBX resolves the request's "pbx" (an agent id) within the caller's
 // enterprise. Empty is fine when the enterprise has exactly one PBX. A PBX
-// of another enterprise is reported exactly like one that does not exist.
+// of another enterprise is reported exactly like one that does not exist:
+// only the caller's own enterprise's list is ever searched.
 func (c *call) selectPBX(pbx string) (store.Agent, error) {
-	if pbx != "" {
-		ctx, cancel := c.storeCtx()
-		defer cancel()
-		ag, err := c.api.cfg.Store.AgentByID(ctx, pbx)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return store.Agent{}, notFound("PBX", pbx)
-		case err != nil:
-			if e := storeError(err); e != nil {
-				return store.Agent{}, e
-			}
-			return store.Agent{}, err
-		case ag.EnterpriseID != c.principal.EnterpriseID || ag.Revoked():
-			return store.Agent{}, notFound("PBX", pbx)
-		}
-		return ag, nil
-	}
-	agents, err := c.enterpriseAgents()
+	agents, err := c.enterpriseAgents(false)
 	if err != nil {
 		return store.Agent{}, err
+	}
+	if pbx != "" {
+		for _, fresh := range []bool{false, true} {
+			if fresh {
+				if agents, err = c.enterpriseAgents(true); err != nil {
+					return store.Agent{}, err
+				}
+			}
+			for _, ag := range agents {
+				if ag.ID == pbx {
+					return ag, nil
+				}
+			}
+		}
+		return store.Agent{}, notFound("PBX", pbx)
 	}
 	switch len(agents) {
 	case 0:
@@ -136,7 +134,7 @@ type pbxList struct {
 }
 
 func (a *API) listPBXs(c *call) error {
-	agents, err := c.enterpriseAgents()
+	agents, err := c.enterpriseAgents(false)
 	if err != nil {
 		return err
 	}
