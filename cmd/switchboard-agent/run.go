@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/switchboard-pbx/switchboard/agent"
+	"github.com/switchboard-pbx/switchboard/agent/metrics"
 	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/systemd"
@@ -22,6 +27,7 @@ type flags struct {
 	config, server, tokenFile, caFile string
 	ami, amiUser, amiSecretFile       string
 	context, logFormat, logLevel      string
+	metricsListen                     string
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -35,24 +41,31 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.context, "context", agent.DefaultContext, "dialplan context of Local/<ext>@<context> channels")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9464 (empty: off)")
 }
 
 // load parses flags, environment and config file into an agent.Config.
 // Secrets come from files so they never appear in `ps`.
 func load(args []string, stderr io.Writer) (agent.Config, *slog.Logger, error) {
+	cfg, log, _, err := loadAll(args, stderr)
+	return cfg, log, err
+}
+
+// loadAll is load that also returns the flags not part of agent.Config.
+func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags, error) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f flags
 	f.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return agent.Config{}, nil, usagef("%v", err)
+		return agent.Config{}, nil, flags{}, usagef("%v", err)
 	}
 	if err := flagfile.Apply(fs, envPrefix, f.config); err != nil {
-		return agent.Config{}, nil, usagef("%v", err)
+		return agent.Config{}, nil, flags{}, usagef("%v", err)
 	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
-		return agent.Config{}, nil, err
+		return agent.Config{}, nil, flags{}, err
 	}
 	var missing []string
 	for name, v := range map[string]string{"server": f.server, "token-file": f.tokenFile, "ami-secret-file": f.amiSecretFile} {
@@ -61,15 +74,15 @@ func load(args []string, stderr io.Writer) (agent.Config, *slog.Logger, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return agent.Config{}, nil, usagef("missing %s (flags, %s_* environment or --config)", strings.Join(missing, ", "), envPrefix)
+		return agent.Config{}, nil, flags{}, usagef("missing %s (flags, %s_* environment or --config)", strings.Join(missing, ", "), envPrefix)
 	}
 	token, err := readSecret(f.tokenFile, "token")
 	if err != nil {
-		return agent.Config{}, nil, err
+		return agent.Config{}, nil, flags{}, err
 	}
 	secret, err := readSecret(f.amiSecretFile, "AMI secret")
 	if err != nil {
-		return agent.Config{}, nil, err
+		return agent.Config{}, nil, flags{}, err
 	}
 	cfg := agent.Config{
 		Server:  f.server,
@@ -81,19 +94,26 @@ func load(args []string, stderr io.Writer) (agent.Config, *slog.Logger, error) {
 		Version: version,
 	}
 	if err := cfg.Validate(); err != nil {
-		return agent.Config{}, nil, usagef("%v", err)
+		return agent.Config{}, nil, flags{}, usagef("%v", err)
 	}
-	return cfg, log, nil
+	return cfg, log, f, nil
 }
 
 func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, _, err := load(args, stderr)
+	cfg, log, f, err := loadAll(args, stderr)
 	if err != nil {
 		return err
 	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err
+	}
+	if f.metricsListen != "" {
+		stop, err := serveMetrics(ctx, f.metricsListen, a, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	_, _ = systemd.Ready()
 	defer systemd.Stopping()
@@ -137,4 +157,24 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	default:
 		return nil, usagef("--log-format %q: want json or text", format)
 	}
+}
+
+// serveMetrics serves the agent's Prometheus metrics until stop is called.
+func serveMetrics(ctx context.Context, addr string, a *agent.Agent, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(a))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { srv.Close(); <-done }, nil
 }

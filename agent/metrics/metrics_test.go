@@ -1,0 +1,41 @@
+package metrics
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/switchboard-pbx/switchboard/agent/outbox"
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+type fake struct {
+	st protocol.Status
+	ob outbox.Stats
+}
+
+func (f *fake) Status() protocol.Status   { return f.st }
+func (f *fake) OutboxStats() outbox.Stats { return f.ob }
+
+func TestHandlerReadsAtScrapeTime(t *testing.T) {
+	f := &fake{st: protocol.Status{AMI: protocol.AMIUp, LiveChannels: 4, LiveCalls: 2}, ob: outbox.Stats{Pending: 7, NextSeq: 101, Lost: 3}}
+	h := Handler(f)
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	out := scrape()
+	for _, want := range []string{
+		"switchboard_agent_ami_up 1", "switchboard_agent_live_channels 4", "switchboard_agent_live_calls 2",
+		"switchboard_agent_events_pending 7", "switchboard_agent_events_total 100", "switchboard_agent_events_lost_total 3",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	f.st.AMI = protocol.AMIDown
+	if out := scrape(); !strings.Contains(out, "switchboard_agent_ami_up 0\n") {
+		t.Error("AMI down not reflected at the next scrape")
+	}
+}
