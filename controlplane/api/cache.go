@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,7 @@ type agentCache struct {
 
 	mu      sync.Mutex
 	entries map[int64]agentEntry
+	all     agentEntry // every agent, revoked included (GET /v1/fleet)
 }
 
 type agentEntry struct {
@@ -106,4 +108,32 @@ func (a *agentCache) get(ctx context.Context, enterpriseID int64, fresh bool) ([
 		a.mu.Unlock()
 	}
 	return agents, nil
+}
+
+// fleet returns every agent of every enterprise, revoked ones included,
+// sorted by id. The slice is shared: callers must not modify it.
+func (a *agentCache) fleet(ctx context.Context) ([]store.Agent, error) {
+	now := a.now()
+	if a.ttl > 0 {
+		a.mu.Lock()
+		e := a.all
+		a.mu.Unlock()
+		if e.agents != nil && now.Before(e.expires) {
+			return e.agents, nil
+		}
+	}
+	all, err := a.st.ListAgents(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	if all == nil {
+		all = []store.Agent{}
+	}
+	slices.SortFunc(all, func(x, y store.Agent) int { return strings.Compare(x.ID, y.ID) })
+	if a.ttl > 0 {
+		a.mu.Lock()
+		a.all = agentEntry{agents: all, expires: now.Add(a.ttl)}
+		a.mu.Unlock()
+	}
+	return all, nil
 }

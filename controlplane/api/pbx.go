@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +120,19 @@ func viewPBX(ag store.Agent, conn *fleet.Conn) pbxView {
 	return v
 }
 
+// amiOf is the AMI state viewPBX would report, and the last status.
+func amiOf(conn *fleet.Conn) (string, protocol.Status) {
+	if conn == nil {
+		return amiUnknown, protocol.Status{}
+	}
+	st, at := conn.Status()
+	state := string(conn.Hello.AMI)
+	if !at.IsZero() {
+		state = string(st.AMI)
+	}
+	return cmp.Or(state, amiUnknown), st
+}
+
 func (a *API) conn(agentID string) *fleet.Conn {
 	c, ok := a.cfg.Directory.Get(agentID)
 	if !ok {
@@ -176,9 +188,9 @@ type fleetResponse struct {
 	NextCursor string       `json:"next_cursor,omitempty"`
 }
 
-// fleet is the platform-wide view. It reads the store once and the
-// in-memory registry, never the PBXs, so 10,000 agents cost one query and
-// a map lookup each. Totals cover every unrevoked agent; filters
+// fleet is the platform-wide view. It reads the agent list (from the
+// store at most once per PBXCacheTTL) and the in-memory registry, never
+// the PBXs, so 10,000 agents cost a map lookup each. Totals cover every unrevoked agent; filters
 // (?enterprise=, ?connected=, ?ami=, ?revoked=) and paging (?limit=,
 // ?cursor= = the last agent id of the previous page) only shape the list.
 func (a *API) fleet(c *call) error {
@@ -205,26 +217,30 @@ func (a *API) fleet(c *call) error {
 
 	ctx, cancel := c.storeCtx()
 	defer cancel()
-	all, err := a.cfg.Store.ListAgents(ctx, 0)
+	all, err := a.agents.fleet(ctx)
 	if err != nil {
 		if e := storeError(err); e != nil {
 			return e
 		}
 		return err
 	}
-	slices.SortFunc(all, func(x, y store.Agent) int { return strings.Compare(x.ID, y.ID) })
 	out := fleetResponse{Agents: []fleetAgent{}}
 	for _, ag := range all {
-		v := viewPBX(ag, nil)
+		// Totals and filters need only the connection and its status;
+		// the full view is built for the page's agents alone.
+		var conn *fleet.Conn
 		if !ag.Revoked() {
-			v = viewPBX(ag, a.conn(ag.ID))
+			conn = a.conn(ag.ID)
+		}
+		state, st := amiOf(conn)
+		if !ag.Revoked() {
 			out.Totals.Agents++
-			if v.Connected {
+			if conn != nil {
 				out.Totals.Connected++
-				out.Totals.LiveChannels += v.LiveChannels
-				out.Totals.LiveCalls += v.LiveCalls
+				out.Totals.LiveChannels += st.LiveChannels
+				out.Totals.LiveCalls += st.LiveCalls
 			}
-			switch v.AMI {
+			switch state {
 			case string(protocol.AMIUp):
 				out.Totals.AMIUp++
 			case string(protocol.AMIDown):
@@ -233,8 +249,8 @@ func (a *API) fleet(c *call) error {
 		}
 		switch {
 		case enterprise != "" && ag.EnterpriseNumber != enterprise,
-			connected != nil && v.Connected != *connected,
-			ami != "" && v.AMI != ami,
+			connected != nil && (conn != nil) != *connected,
+			ami != "" && state != ami,
 			revoked == nil && ag.Revoked(),
 			revoked != nil && ag.Revoked() != *revoked:
 			continue
@@ -243,7 +259,7 @@ func (a *API) fleet(c *call) error {
 		if ag.ID <= cursor || len(out.Agents) > limit {
 			continue
 		}
-		out.Agents = append(out.Agents, fleetAgent{Enterprise: ag.EnterpriseNumber, Revoked: ag.Revoked(), pbxView: v})
+		out.Agents = append(out.Agents, fleetAgent{Enterprise: ag.EnterpriseNumber, Revoked: ag.Revoked(), pbxView: viewPBX(ag, conn)})
 	}
 	if len(out.Agents) > limit {
 		out.Agents = out.Agents[:limit]

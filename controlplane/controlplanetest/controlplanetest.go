@@ -168,6 +168,12 @@ type PBXOptions struct {
 	Name     string // default "pbx-<n>"
 	AMI      []amitest.Option
 	Hostname string // reported in Hello; default Name
+	// MaxConcurrentOriginates is the agent's own cap (agent.Config);
+	// zero keeps the agent's default.
+	MaxConcurrentOriginates int
+	// MaxConcurrentRequests is the agent's cap on requests in flight;
+	// zero keeps the agent's default.
+	MaxConcurrentRequests int
 }
 
 // AddPBX starts an amitest server and a real agent for it, registered to
@@ -191,15 +197,17 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 		t.Fatalf("controlplanetest: create agent: %v", err)
 	}
 	a, err := agent.New(agent.Config{
-		Server:       "ws" + strings.TrimPrefix(s.URL, "http"),
-		Token:        token,
-		AMI:          ami.Config{Addr: amiSrv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
-		Context:      "inoffice",
-		Hostname:     o.Hostname,
-		Version:      "test",
-		ReconnectMin: 20 * time.Millisecond,
-		ReconnectMax: 200 * time.Millisecond,
-		Logger:       s.Logger.With("pbx", o.Name),
+		Server:                  "ws" + strings.TrimPrefix(s.URL, "http"),
+		Token:                   token,
+		AMI:                     ami.Config{Addr: amiSrv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
+		Context:                 "inoffice",
+		Hostname:                o.Hostname,
+		Version:                 "test",
+		MaxConcurrentOriginates: o.MaxConcurrentOriginates,
+		MaxConcurrentRequests:   o.MaxConcurrentRequests,
+		ReconnectMin:            20 * time.Millisecond,
+		ReconnectMax:            200 * time.Millisecond,
+		Logger:                  s.Logger.With("pbx", o.Name),
 	})
 	if err != nil {
 		t.Fatalf("controlplanetest: new agent: %v", err)

@@ -1,0 +1,44 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/controlplanetest"
+)
+
+// TestCaches: a revoked key stops working within KeyCacheTTL, and a PBX
+// registered a moment ago can be named at once even though the
+// enterprise's cached PBX list (TTL an hour here) does not have it yet.
+func TestCaches(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	s := controlplanetest.New(t, controlplanetest.Options{API: api.Config{KeyCacheTTL: ttl, PBXCacheTTL: time.Hour}})
+	s.Enterprise(t, "0367", "june")
+	first := s.AddPBX(t, "0367")
+	key := s.APIKey(t, "0367")
+	wantStatus(t, s.Do(t, "GET", "/v1/pbxs", key, nil), 200, "")
+
+	second := s.AddPBX(t, "0367")
+	r := s.Do(t, "POST", "/v1/calls", key, map[string]any{"from": "150", "to": "151", "pbx": second.ID})
+	wantStatus(t, r, 201, "")
+	// Naming it refreshed the cached list, so "pbx" is now required.
+	wantStatus(t, s.Do(t, "POST", "/v1/calls", key, map[string]any{"from": "150", "to": "151"}), 400, api.CodePBXRequired)
+	_ = first
+
+	id, _ := auth.ParseAPIKeyID(key)
+	must(t, s.Store.RevokeAPIKey(context.Background(), id))
+	revokedAt := time.Now()
+	for {
+		r := s.Do(t, "GET", "/v1/pbxs", key, nil)
+		if r.Status == 401 {
+			break
+		}
+		if time.Since(revokedAt) > ttl+2*time.Second {
+			t.Fatalf("revoked key still accepted after %v: %d", time.Since(revokedAt), r.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
