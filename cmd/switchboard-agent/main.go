@@ -26,6 +26,8 @@ const usage = `switchboard-agent — the Switchboard agent on a PBX
 
 Usage:
   switchboard-agent run [flags]      connect to AMI and to the control plane, and serve it
+  switchboard-agent check [flags]    same flags: check the config, the AMI login and its
+                                     permissions, and the control plane; one line per check
   switchboard-agent version
 
 Flags can also come from the environment (SWITCHBOARD_AGENT_<FLAG>, e.g.
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
 		err = runAgent(ctx, rest, stderr)
+	case "check":
+		err = checkAgent(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchboard-agent", version)
 	case "help", "-h", "--help":
