@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -35,6 +36,8 @@ Usage:
   switchboard apikey revoke ID
   switchboard apikey list --enterprise N
   switchboard jwt mint --secret-file F --sub ID --roles r1,r2 [--enterprise N] [--ttl 1h]
+  switchboard fleet status [--server URL] [--token-file F] [--json] [--enterprise N]
+                           [--online|--offline] [--ami up|down|unknown] [--revoked]
   switchboard version
 
 Admin commands take --db (same default as serve) and --json.
@@ -58,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = admin(ctx, cmd, rest, stdout)
 	case "jwt":
 		err = jwtCmd(rest, stdout)
+	case "fleet":
+		err = fleetCmd(ctx, rest, stdout, time.Now)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchboard", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
+	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
+)
+
+// Limits of `fleet status`.
+const (
+	// fleetPageSize is the default page asked for; the API caps it at
+	// 10,000 (api.MaxFleetPageSize).
+	fleetPageSize = 1000
+	// fleetMaxPages bounds the cursor walk, so a server that kept
+	// returning a cursor could not loop us forever.
+	fleetMaxPages = 10000
+	// fleetTimeout bounds the whole command.
+	fleetTimeout = 60 * time.Second
+)
+
+// fleetAgent is the part of GET /v1/fleet's agent the table shows; --json
+// prints the server's objects untouched.
+type fleetAgent struct {
+	ID              string     `json:"id"`
+	Name            string     `json:"name"`
+	Enterprise      string     `json:"enterprise"`
+	Revoked         bool       `json:"revoked"`
+	Connected       bool       `json:"connected"`
+	ConnectedSince  *time.Time `json:"connected_since"`
+	LastSeen        *time.Time `json:"last_seen"`
+	AgentVersion    string     `json:"agent_version"`
+	AsteriskVersion string     `json:"asterisk_version"`
+	AMI             string     `json:"ami"`
+	LiveCalls       int        `json:"live_calls"`
+}
+
+type fleetTotals struct {
+	Agents       int `json:"agents"`
+	Connected    int `json:"connected"`
+	AMIUp        int `json:"ami_up"`
+	AMIDown      int `json:"ami_down"`
+	LiveChannels int `json:"live_channels"`
+	LiveCalls    int `json:"live_calls"`
+}
+
+type fleetPage struct {
+	Totals     fleetTotals       `json:"totals"`
+	Matched    int               `json:"matched"`
+	Agents     []json.RawMessage `json:"agents"`
+	NextCursor string            `json:"next_cursor"`
+}
+
+// fleetCmd runs `switchboard fleet status`: GET /v1/fleet (every page) as
+// a table with totals, or as JSON.
+func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() time.Time) error {
+	if len(args) == 0 || args[0] != "status" {
+		return usagef("fleet: want `fleet status`")
+	}
+	fs := pflag.NewFlagSet("fleet status", pflag.ContinueOnError)
+	server := fs.String("server", "http://"+controlplane.DefaultListen, "control plane URL")
+	token := fs.String("token", "", "platform_admin JWT (prefer --token-file or SWITCHBOARD_TOKEN: argv is visible in ps)")
+	tokenFile := fs.String("token-file", "", "file holding the platform_admin JWT")
+	caFile := fs.String("ca-file", "", "PEM CAs that sign the control plane's certificate (default: system roots)")
+	asJSON := fs.Bool("json", false, "print JSON: totals, matched and every agent as the API returns them")
+	enterprise := fs.String("enterprise", "", "only this enterprise's PBXs")
+	online := fs.Bool("online", false, "only connected PBXs")
+	offline := fs.Bool("offline", false, "only disconnected PBXs")
+	amiState := fs.String("ami", "", "only PBXs whose AMI is up, down or unknown")
+	revoked := fs.Bool("revoked", false, "only revoked agents (hidden otherwise)")
+	pageSize := fs.Int("page-size", fleetPageSize, "agents per request (1-10000); every page is fetched")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usagef("%v", err)
+	}
+	// Only the connection settings come from the environment
+	// (SWITCHBOARD_SERVER, SWITCHBOARD_TOKEN, SWITCHBOARD_TOKEN_FILE,
+	// SWITCHBOARD_CA_FILE); filters are always explicit.
+	conn := pflag.NewFlagSet("fleet", pflag.ContinueOnError)
+	for _, name := range []string{"server", "token", "token-file", "ca-file"} {
+		conn.AddFlag(fs.Lookup(name))
+	}
+	if err := flagfile.Apply(conn, envPrefix, ""); err != nil {
+		return usagef("%v", err)
+	}
+	if *online && *offline {
+		return usagef("--online and --offline exclude each other")
+	}
+	jwt, err := fleetToken(*token, *tokenFile)
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *pageSize < 1 || *pageSize > 10000 {
+		return usagef("--page-size must be 1-10000, got %d", *pageSize)
+	}
+	q.Set("limit", strconv.Itoa(*pageSize))
+	if *enterprise != "" {
+		q.Set("enterprise", *enterprise)
+	}
+	if *online || *offline {
+		q.Set("connected", strconv.FormatBool(*online))
+	}
+	if *amiState != "" {
+		q.Set("ami", *amiState)
+	}
+	if *revoked {
+		q.Set("revoked", "true")
+	}
+	client, err := fleetClient(*caFile)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
+	defer cancel()
+	all, err := fetchFleet(ctx, client, strings.TrimRight(*server, "/"), jwt, q)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"totals": all.Totals, "matched": all.Matched, "agents": all.Agents})
+	}
+	return printFleet(stdout, all, now())
+}
+
+func fleetToken(token, file string) (string, error) {
+	switch {
+	case token != "" && file != "":
+		return "", usagef("--token and --token-file exclude each other")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read token file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return "", fmt.Errorf("token file %s is empty", file)
+		}
+	case token == "":
+		return "", usagef("a platform_admin JWT is required: --token-file, SWITCHBOARD_TOKEN or --token (mint one with `switchboard jwt mint --roles platform_admin`)")
+	}
+	return token, nil
+}
+
+func fleetClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		roots, err := tunnel.LoadCAFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+// fetchFleet walks the pages: totals and matched come from the first.
+func fetchFleet(ctx context.Context, client *http.Client, base, jwt string, q url.Values) (fleetPage, error) {
+	var all fleetPage
+	for page := 0; ; page++ {
+		if page == fleetMaxPages {
+			return all, fmt.Errorf("GET /v1/fleet: more than %d pages; narrow it with --enterprise", fleetMaxPages)
+		}
+		p, err := getFleetPage(ctx, client, base+"/v1/fleet?"+q.Encode(), jwt)
+		if err != nil {
+			return all, err
+		}
+		if page == 0 {
+			all.Totals, all.Matched = p.Totals, p.Matched
+		}
+		all.Agents = append(all.Agents, p.Agents...)
+		if p.NextCursor == "" || len(p.Agents) == 0 {
+			if all.Agents == nil {
+				all.Agents = []json.RawMessage{}
+			}
+			return all, nil
+		}
+		q.Set("cursor", p.NextCursor)
+	}
+}
+
+func getFleetPage(ctx context.Context, client *http.Client, u, jwt string) (fleetPage, error) {
+	var p fleetPage
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return p, fmt.Errorf("GET /v1/fleet: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+jwt)
+	resp, err := client.Do(req)
+	if err != nil {
+		return p, fmt.Errorf("GET /v1/fleet: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return p, fmt.Errorf("GET /v1/fleet: read: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		msg := strings.TrimSpace(string(body))
+		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+			msg = e.Error.Code + ": " + e.Error.Message
+		}
+		err := fmt.Errorf("GET /v1/fleet: %s: %s", resp.Status, msg)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			err = fmt.Errorf("%w (the token must be a JWT with the platform_admin role, verified by the server's --jwt-secret-file or --jwt-public-key-file)", err)
+		}
+		return p, err
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return p, fmt.Errorf("GET /v1/fleet: decode: %w", err)
+	}
+	return p, nil
+}
+
+func printFleet(w io.Writer, f fleetPage, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PBX\tNAME\tENTERPRISE\tSTATUS\tSINCE / LAST SEEN\tAGENT\tASTERISK\tAMI\tCALLS")
+	for _, raw := range f.Agents {
+		var a fleetAgent
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return fmt.Errorf("GET /v1/fleet: decode agent: %w", err)
+		}
+		status, since, calls := "offline", "never seen", "-"
+		switch {
+		case a.Revoked:
+			status = "revoked"
+		case a.Connected:
+			status, calls = "online", strconv.Itoa(a.LiveCalls)
+		}
+		switch {
+		case a.Connected && a.ConnectedSince != nil:
+			since = "for " + age(now.Sub(*a.ConnectedSince))
+		case a.LastSeen != nil:
+			since = age(now.Sub(*a.LastSeen)) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Enterprise, status, since,
+			dash(a.AgentVersion), dash(a.AsteriskVersion), a.AMI, calls)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	t := f.Totals
+	fmt.Fprintf(w, "\n%d PBXs: %d online, %d offline · AMI %d up, %d down · %d live calls, %d channels\n",
+		t.Agents, t.Connected, t.Agents-t.Connected, t.AMIUp, t.AMIDown, t.LiveCalls, t.LiveChannels)
+	if f.Matched != t.Agents {
+		fmt.Fprintf(w, "%d shown (filtered)\n", f.Matched)
+	}
+	return nil
+}
+
+// age is a duration for people: two units at most.
+func age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Round(time.Second)
+	day := 24 * time.Hour
+	switch {
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + "s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", d/time.Minute, d%time.Minute/time.Second)
+	case d < day:
+		return fmt.Sprintf("%dh%02dm", d/time.Hour, d%time.Hour/time.Minute)
+	default:
+		return fmt.Sprintf("%dd%02dh", d/day, d%day/time.Hour)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
