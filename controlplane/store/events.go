@@ -27,7 +27,9 @@ type StoredEvent struct {
 // event up to the batch's last agent sequence is durable and may be
 // acknowledged. Events at or below the already-acknowledged sequence are
 // the resend of a batch whose ack was lost; they are skipped, so a resend
-// never duplicates. It returns the events newly stored, in order.
+// never duplicates. It returns the events newly stored, in order. The
+// same transaction updates call history and queues webhook deliveries
+// (recordDerived, calls.go), so neither can miss an acknowledged event.
 func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterpriseID int64, events []protocol.Event) ([]StoredEvent, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -90,6 +92,9 @@ func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterprise
 			return nil, fmt.Errorf("store event %d of agent %s: %w", e.Seq, agentID, err)
 		}
 		out = append(out, StoredEvent{EnterpriseID: enterpriseID, Seq: seq, AgentID: agentID, ReceivedAt: now, Event: e})
+	}
+	if err := s.recordDerived(ctx, tx, agentID, enterpriseID, out); err != nil {
+		return nil, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_acked_seq = $2 WHERE id = $1`, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
 		return nil, fmt.Errorf("store events: advance acked seq: %w", err)
