@@ -102,7 +102,7 @@ func TestCallHistory(t *testing.T) {
 		f.store(t, f.agent, ac[2:]...)
 		f.store(t, f.agent, busyCall("1700.5", "150", "+375296254070", 20)...)
 		f.store(t, f.agent, protocol.Event{Type: protocol.EventGap, Lost: 3}) // no call
-		f.store(t, f.oth, busyCall("1700.1", "150", "200", 30)...)             // same id, other enterprise
+		f.store(t, f.oth, busyCall("1700.1", "150", "200", 30)...)            // same id, other enterprise
 
 		c, err := s.CallByID(ctx, f.ent.ID, "", "1700.1")
 		if err != nil {

@@ -124,7 +124,9 @@ func TestWebhookOutbox(t *testing.T) {
 			fmt.Sprint(got) != "[http://all/:1:call.started http://ended/:2:call.ended http://all/:2:call.ended]" {
 			t.Fatalf("claimed = %v", got)
 		}
-		slices.SortFunc(claimed, func(a, b store.Delivery) int { return strings.Compare(a.Webhook.URL+fmt.Sprint(a.Seq), b.Webhook.URL+fmt.Sprint(b.Seq)) })
+		slices.SortFunc(claimed, func(a, b store.Delivery) int {
+			return strings.Compare(a.Webhook.URL+fmt.Sprint(a.Seq), b.Webhook.URL+fmt.Sprint(b.Seq))
+		})
 		_ = otherPBX
 		_ = foreign
 		// Leased: a second claim gets nothing until the lease ends.
