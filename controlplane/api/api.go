@@ -405,9 +405,15 @@ func (a *API) unknownRoute(c *call) error {
 			probe.Method = m
 			if _, pat := a.mux.Handler(probe); pat != "" && pat != c.rt.path {
 				c.setHeader("Allow", m)
+				if c.rt.style == styleFastAPI {
+					return errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "Method Not Allowed")
+				}
 				return errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s not allowed on %s", c.r.Method, c.r.URL.Path)
 			}
 		}
+	}
+	if c.rt.style == styleFastAPI {
+		return errorf(http.StatusNotFound, CodeNotFound, "Not Found") // FastAPI's own words
 	}
 	return errorf(http.StatusNotFound, CodeNotFound, "no route %s %s", c.r.Method, c.r.URL.Path)
 }

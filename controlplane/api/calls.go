@@ -51,9 +51,11 @@ func checkTimeout(s int) error {
 	return nil
 }
 
-// agentCall sends one operation to a PBX under the AMI timeout.
+// agentCall sends one operation to a PBX under the AMI timeout. A caller
+// that hangs up does not cancel it: an originate or hangup half done is
+// worse than one finished and audited with its real outcome.
 func (c *call) agentCall(agentID, op string, args, result any) error {
-	ctx, cancel := context.WithTimeout(c.ctx(), c.api.cfg.AMITimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), c.api.cfg.AMITimeout)
 	defer cancel()
 	if err := c.api.cfg.Caller.Call(ctx, agentID, op, args, result); err != nil {
 		e := agentError(agentID, c.api.cfg.AMITimeout.String(), err)

@@ -110,10 +110,14 @@ func auxEnv(t *testing.T, engine string) (*controlplanetest.Server, *tenant) {
 	return s, tn
 }
 
-// forEachEngine runs fn on a fresh env per engine.
+// forEachEngine runs fn once per engine, the engines in parallel (each
+// has its own control plane).
 func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 	for _, engine := range storetest.Engines {
-		t.Run(engine, func(t *testing.T) { fn(t, engine) })
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			fn(t, engine)
+		})
 	}
 }
 
