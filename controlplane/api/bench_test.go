@@ -82,7 +82,7 @@ func BenchmarkOriginate(b *testing.B) {
 var loadRPS = flag.Int("load-rps", 1000, "request rate of BenchmarkOriginateLoad")
 
 // BenchmarkOriginateLoad sends POST /v1/calls open-loop at a fixed rate
-// (-load-rps, default 1,000 per second; b.N requests, so -benchtime 5000x
+// (-load-rps=N, default 1,000 per second; b.N requests, so -benchtime 5000x
 // is 5 s), measuring each latency from the request's scheduled time so a
 // stall is not hidden by the sender slowing down. Client, control plane,
 // agent, fake Asterisk and database all share this machine's cores.
