@@ -24,6 +24,10 @@ type apiFlags struct {
 	maxBodyBytes            int64
 	idempotencyTTL          time.Duration
 	hideChannelNames        bool
+	jwtIssuer, jwtAudience  string
+	timezone                string
+	keyCacheTTL             time.Duration
+	pbxCacheTTL             time.Duration
 }
 
 func (f *apiFlags) register(fs *pflag.FlagSet) {
@@ -36,6 +40,11 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted request body (413 past it)")
 	fs.DurationVar(&f.idempotencyTTL, "idempotency-ttl", api.DefaultIdempotencyTTL, "how long an Idempotency-Key replays its first result")
 	fs.BoolVar(&f.hideChannelNames, "hide-channel-names", false, "legacy hangup responses show <technology>/*** instead of real channel names")
+	fs.StringVar(&f.jwtIssuer, "jwt-issuer", "", "require this iss claim in operator JWTs (empty: not checked)")
+	fs.StringVar(&f.jwtAudience, "jwt-audience", "", "require this aud claim in operator JWTs (empty: not checked)")
+	fs.StringVar(&f.timezone, "timezone", "", "IANA zone of the legacy hangup's terminated_at, e.g. Asia/Tehran (empty: the server's local zone)")
+	fs.DurationVar(&f.keyCacheTTL, "key-cache-ttl", api.DefaultKeyCacheTTL, "how long a verified API key is trusted without a store lookup (a revoked key works at most this long); negative: off")
+	fs.DurationVar(&f.pbxCacheTTL, "pbx-cache-ttl", api.DefaultPBXCacheTTL, "how long an enterprise's PBX list is reused; negative: off")
 }
 
 // configureAPI builds the HTTP API from the flags and registers it on the
@@ -47,13 +56,22 @@ func configureAPI(cfg *controlplane.Config, f serveFlags) error {
 		MaxBodyBytes:            f.api.maxBodyBytes,
 		IdempotencyTTL:          f.api.idempotencyTTL,
 		HideChannelNames:        f.api.hideChannelNames,
+		KeyCacheTTL:             f.api.keyCacheTTL,
+		PBXCacheTTL:             f.api.pbxCacheTTL,
 		RateLimit: ratelimit.Config{
 			PerCredential: rate.Limit(f.api.ratePerCredential), CredentialBurst: f.api.burstPerCredential,
 			PerEnterprise: rate.Limit(f.api.ratePerEnterprise), EnterpriseBurst: f.api.burstPerEnterprise,
 		},
 	}
+	if f.api.timezone != "" {
+		loc, err := time.LoadLocation(f.api.timezone)
+		if err != nil {
+			return usagef("--timezone: %v", err)
+		}
+		ac.Location = loc
+	}
 	if f.jwtSecretFile != "" || f.jwtPublicKey != "" {
-		var jc auth.JWTConfig
+		jc := auth.JWTConfig{Issuer: f.api.jwtIssuer, Audience: f.api.jwtAudience}
 		if f.jwtSecretFile != "" {
 			secret, err := auth.LoadHMACSecret(f.jwtSecretFile)
 			if err != nil {

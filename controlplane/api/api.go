@@ -83,7 +83,10 @@ func Routes(cfg Config) func(*http.ServeMux, *controlplane.Server) error {
 			cfg.Directory = s.Registry()
 		}
 		if cfg.Caller == nil {
-			cfg.Caller = s.Registry()
+			cfg.Caller = s.Caller()
+		}
+		if cfg.OnRateLimited == nil {
+			cfg.OnRateLimited = func(scope string) { s.Metrics().RateLimited.WithLabelValues(scope).Inc() }
 		}
 		if cfg.Logger == nil {
 			cfg.Logger = s.Logger()
@@ -232,6 +235,7 @@ func (c *call) handle() error {
 		}
 	}
 	if ok, wait := c.api.limiter.Allow(p.CredentialID(), p.EnterpriseID); !ok {
+		c.api.cfg.OnRateLimited("request")
 		secs := int((wait + time.Second - 1) / time.Second)
 		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
 			Message: fmt.Sprintf("rate limit exceeded; retry in %d s", secs), RetryAfter: secs}

@@ -71,6 +71,7 @@ func (c *call) agentCall(agentID, op string, args, result any) error {
 func (c *call) originateSlot(agentID string) (func(), error) {
 	release, ok := c.api.originates.TryAcquire(agentID)
 	if !ok {
+		c.api.cfg.OnRateLimited("pbx_originates")
 		return nil, &Error{Status: http.StatusTooManyRequests, Code: CodePBXBusy, RetryAfter: 1,
 			Message: "PBX " + agentID + " has " + strconv.Itoa(c.api.cfg.MaxConcurrentOriginates) + " calls being set up; retry shortly"}
 	}

@@ -80,6 +80,10 @@ type Config struct {
 	// an enterprise's PBX list are reused; negative turns a cache off.
 	KeyCacheTTL time.Duration
 	PBXCacheTTL time.Duration
+	// OnRateLimited, if set, is told of each refused request, by scope
+	// ("request" for the credential/enterprise buckets, "pbx_originates"
+	// for the per-PBX cap): the server counts them in its metrics.
+	OnRateLimited func(scope string)
 	// HideChannelNames replaces real channel names in the legacy hangup
 	// response with "<technology>/***" (the Laravel service's setting).
 	HideChannelNames bool
@@ -93,6 +97,9 @@ type Config struct {
 func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.OnRateLimited == nil {
+		c.OnRateLimited = func(string) {}
 	}
 	if c.Version == "" {
 		c.Version = "dev"
