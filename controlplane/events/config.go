@@ -1,0 +1,231 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
+)
+
+// Defaults of Config. Every limit of the package is one of these.
+const (
+	// DefaultSubscriberBuffer is how many events may wait for one
+	// WebSocket client; a client further behind is disconnected (close
+	// 1008, reason "slow consumer …") and may resume with ?after=. At
+	// 5,000 events/s it is 0.2 s of traffic: a client that cannot keep up
+	// for that long is better served by resuming from the store.
+	DefaultSubscriberBuffer = 1024
+	// DefaultMaxSubscribers bounds WebSocket clients of this process;
+	// DefaultMaxSubscribersPerEnterprise bounds one enterprise's. Past
+	// either, GET /v1/events answers 503 unavailable.
+	DefaultMaxSubscribers              = 10000
+	DefaultMaxSubscribersPerEnterprise = 200
+	// DefaultWriteTimeout bounds one WebSocket write (and a webhook
+	// response body read).
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultPingInterval: a WebSocket ping this often finds dead clients
+	// on an idle stream.
+	DefaultPingInterval = 30 * time.Second
+	// DefaultReplayPageSize is how many stored events one replay query
+	// reads.
+	DefaultReplayPageSize = 500
+	// DefaultMaxCatchUpRounds: a client resuming from far back whose live
+	// buffer fills while it replays is caught up from the store again, at
+	// most this many times, then disconnected as slow.
+	DefaultMaxCatchUpRounds = 3
+	// DefaultEventPageSize / MaxEventPageSize bound GET /v1/events pages
+	// (polling) and MaxTimelineEvents a call's timeline.
+	DefaultEventPageSize = 100
+	MaxEventPageSize     = 1000
+	MaxTimelineEvents    = 1000
+
+	// DefaultEventRetention: events older than this are pruned, and a
+	// client resuming from before them is told so (stream.truncated).
+	DefaultEventRetention = 7 * 24 * time.Hour
+	// DefaultCallRetention: calls that started longer ago are pruned.
+	DefaultCallRetention = 90 * 24 * time.Hour
+	// DefaultDeliveryRetention: finished webhook deliveries (and their
+	// attempts) are kept this long for GET /v1/webhooks/{id}/deliveries.
+	DefaultDeliveryRetention = 7 * 24 * time.Hour
+	// DefaultPruneInterval: how often retention runs.
+	DefaultPruneInterval = 10 * time.Minute
+
+	// DefaultDeliveryConcurrency bounds webhook POSTs in flight in this
+	// process.
+	DefaultDeliveryConcurrency = 16
+	// DefaultDeliveryPollInterval: how often the worker looks for due
+	// deliveries when nothing woke it (retries, other replicas' events).
+	DefaultDeliveryPollInterval = time.Second
+	// DefaultAttemptTimeout bounds one webhook POST, response included.
+	DefaultAttemptTimeout = 10 * time.Second
+	// Retries back off exponentially from DefaultRetryInitial, doubling up
+	// to DefaultRetryMax, ±20% jitter, for at most DefaultMaxAttempts
+	// attempts and DefaultMaxDeliveryAge after the event: 10 s, 20 s, …,
+	// 1 h, then hourly — about 12 h of retries before a delivery is
+	// marked failed.
+	DefaultRetryInitial    = 10 * time.Second
+	DefaultRetryMax        = time.Hour
+	DefaultMaxAttempts     = 20
+	DefaultMaxDeliveryAge  = 24 * time.Hour
+	DefaultMaxResponseBody = 64 << 10 // read (and dropped) per webhook answer
+
+	// DefaultStoreTimeout bounds one store operation of a request.
+	DefaultStoreTimeout = 5 * time.Second
+	// DefaultMaxBodyBytes bounds a webhook creation body.
+	DefaultMaxBodyBytes = 16 << 10
+)
+
+// Config configures a Service. Zero values take the defaults above; Store
+// and Logger are filled from the server by Routes when unset.
+type Config struct {
+	Store  *store.Store
+	Logger *slog.Logger
+
+	// Auth authenticates requests. Nil builds one over Store's API keys
+	// and JWT.
+	Auth *auth.Authenticator
+	// JWT verifies operator tokens when Auth is nil; nil: API keys only.
+	JWT *auth.JWTVerifier
+	// Tickets issues the browser tickets of POST /v1/events/ticket; nil
+	// builds one with auth's defaults (60 s, single use).
+	Tickets *auth.Tickets
+	// Broker fans events out to subscribers; nil: an in-process Hub (one
+	// replica). A multi-replica broker (PostgreSQL LISTEN/NOTIFY) plugs in
+	// here.
+	Broker Broker
+	// AllowedOrigins lists the browser origins (host patterns, see
+	// websocket.AcceptOptions.OriginPatterns) allowed to open the
+	// WebSocket besides the API's own host.
+	AllowedOrigins []string
+
+	SubscriberBuffer            int
+	MaxSubscribers              int
+	MaxSubscribersPerEnterprise int
+	WriteTimeout                time.Duration
+	PingInterval                time.Duration
+	ReplayPageSize              int
+	MaxCatchUpRounds            int
+
+	EventRetention    time.Duration
+	CallRetention     time.Duration
+	DeliveryRetention time.Duration
+	PruneInterval     time.Duration
+
+	DeliveryConcurrency  int
+	DeliveryPollInterval time.Duration
+	AttemptTimeout       time.Duration
+	// DeliveryLease is how long a claimed delivery is hidden from other
+	// workers; default AttemptTimeout + 30 s. A worker that dies mid-POST
+	// leaves its rows due again after it.
+	DeliveryLease  time.Duration
+	RetryInitial   time.Duration
+	RetryMax       time.Duration
+	MaxAttempts    int
+	MaxDeliveryAge time.Duration
+	// AllowPrivateTargets lets webhooks point at loopback, private,
+	// link-local and other internal addresses. Off by default: a webhook
+	// URL is chosen by an API client and must not reach the control
+	// plane's own network (SSRF). Tests and the demo turn it on.
+	AllowPrivateTargets bool
+
+	StoreTimeout time.Duration
+	MaxBodyBytes int64
+
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) fill() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	setInt := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setDur := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setInt(&c.SubscriberBuffer, DefaultSubscriberBuffer)
+	setInt(&c.MaxSubscribers, DefaultMaxSubscribers)
+	setInt(&c.MaxSubscribersPerEnterprise, DefaultMaxSubscribersPerEnterprise)
+	setDur(&c.WriteTimeout, DefaultWriteTimeout)
+	setDur(&c.PingInterval, DefaultPingInterval)
+	setInt(&c.ReplayPageSize, DefaultReplayPageSize)
+	setInt(&c.MaxCatchUpRounds, DefaultMaxCatchUpRounds)
+	setDur(&c.EventRetention, DefaultEventRetention)
+	setDur(&c.CallRetention, DefaultCallRetention)
+	setDur(&c.DeliveryRetention, DefaultDeliveryRetention)
+	setDur(&c.PruneInterval, DefaultPruneInterval)
+	setInt(&c.DeliveryConcurrency, DefaultDeliveryConcurrency)
+	setDur(&c.DeliveryPollInterval, DefaultDeliveryPollInterval)
+	setDur(&c.AttemptTimeout, DefaultAttemptTimeout)
+	setDur(&c.DeliveryLease, c.AttemptTimeout+30*time.Second)
+	setDur(&c.RetryInitial, DefaultRetryInitial)
+	setDur(&c.RetryMax, DefaultRetryMax)
+	setInt(&c.MaxAttempts, DefaultMaxAttempts)
+	setDur(&c.MaxDeliveryAge, DefaultMaxDeliveryAge)
+	setDur(&c.StoreTimeout, DefaultStoreTimeout)
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate says exactly what is wrong with the configuration (after
+// defaults are filled; negative values are never filled).
+func (c Config) Validate() error {
+	var errs []error
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"SubscriberBuffer", c.SubscriberBuffer}, {"MaxSubscribers", c.MaxSubscribers},
+		{"MaxSubscribersPerEnterprise", c.MaxSubscribersPerEnterprise}, {"ReplayPageSize", c.ReplayPageSize},
+		{"MaxCatchUpRounds", c.MaxCatchUpRounds}, {"DeliveryConcurrency", c.DeliveryConcurrency}, {"MaxAttempts", c.MaxAttempts},
+	} {
+		if v.n < 0 {
+			errs = append(errs, fmt.Errorf("%s %d is negative", v.name, v.n))
+		}
+	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"WriteTimeout", c.WriteTimeout}, {"PingInterval", c.PingInterval}, {"EventRetention", c.EventRetention},
+		{"CallRetention", c.CallRetention}, {"DeliveryRetention", c.DeliveryRetention}, {"PruneInterval", c.PruneInterval},
+		{"DeliveryPollInterval", c.DeliveryPollInterval}, {"AttemptTimeout", c.AttemptTimeout}, {"DeliveryLease", c.DeliveryLease},
+		{"RetryInitial", c.RetryInitial}, {"RetryMax", c.RetryMax}, {"MaxDeliveryAge", c.MaxDeliveryAge}, {"StoreTimeout", c.StoreTimeout},
+	} {
+		if v.d < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", v.name, v.d))
+		}
+	}
+	if c.ReplayPageSize > 5000 {
+		errs = append(errs, fmt.Errorf("ReplayPageSize %d is over the store's page limit of 5000", c.ReplayPageSize))
+	}
+	if c.MaxBodyBytes < 0 || (c.MaxBodyBytes > 0 && c.MaxBodyBytes < 1024) {
+		errs = append(errs, fmt.Errorf("MaxBodyBytes %d must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.RetryMax > 0 && c.RetryInitial > c.RetryMax {
+		errs = append(errs, fmt.Errorf("RetryInitial %v is longer than RetryMax %v", c.RetryInitial, c.RetryMax))
+	}
+	if c.DeliveryLease > 0 && c.DeliveryLease <= c.AttemptTimeout {
+		errs = append(errs, fmt.Errorf("DeliveryLease %v must be longer than AttemptTimeout %v, or a slow attempt's row would be claimed twice", c.DeliveryLease, c.AttemptTimeout))
+	}
+	if c.EventRetention > 0 && c.MaxDeliveryAge >= c.EventRetention {
+		errs = append(errs, fmt.Errorf("MaxDeliveryAge %v must be shorter than EventRetention %v: a delivery still retrying needs its event", c.MaxDeliveryAge, c.EventRetention))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("events config: %w", err)
+	}
+	return nil
+}
