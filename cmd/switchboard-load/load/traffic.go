@@ -1,0 +1,193 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Latencies summarises a set of request latencies.
+type Latencies struct {
+	Count         int
+	P50, P99, Max time.Duration
+	// Codes counts HTTP statuses; 0 counts transport errors.
+	Codes map[int]int
+}
+
+func summarize(d []time.Duration, codes map[int]int) Latencies {
+	l := Latencies{Count: len(d), Codes: codes}
+	if len(d) == 0 {
+		return l
+	}
+	slices.Sort(d)
+	q := func(p float64) time.Duration {
+		i := int(p*float64(len(d))+0.5) - 1
+		return d[max(0, min(i, len(d)-1))]
+	}
+	l.P50, l.P99, l.Max = q(0.50), q(0.99), d[len(d)-1]
+	return l
+}
+
+// codesString is "201×9990, 503×10" in ascending status order.
+func (l Latencies) codesString() string {
+	keys := make([]int, 0, len(l.Codes))
+	for k := range l.Codes {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var b bytes.Buffer
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		name := strconv.Itoa(k)
+		if k == 0 {
+			name = "error"
+		}
+		fmt.Fprintf(&b, "%s×%d", name, l.Codes[k])
+	}
+	return b.String()
+}
+
+func newHTTPClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute,
+			DisableCompression: true,
+		},
+	}
+}
+
+// fleetLatency times n sequential GET /v1/fleet?<query> with the admin JWT.
+func fleetLatency(ctx context.Context, client *http.Client, base, jwt, query string, n int) (Latencies, int, error) {
+	var d []time.Duration
+	codes := map[int]int{}
+	size := 0
+	for range n {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/fleet?"+query, nil)
+		if err != nil {
+			return Latencies{}, 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+jwt)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			codes[0]++
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d = append(d, time.Since(start))
+		if err != nil {
+			codes[0]++
+			continue
+		}
+		codes[resp.StatusCode]++
+		size = len(b)
+		if resp.StatusCode != http.StatusOK {
+			return summarize(d, codes), size, fmt.Errorf("GET /v1/fleet?%s: %s: %s", query, resp.Status, bytes.TrimSpace(b))
+		}
+	}
+	return summarize(d, codes), size, nil
+}
+
+// OriginateResult is the outcome of the POST /v1/calls phase.
+type OriginateResult struct {
+	Target   int           // requests scheduled
+	Sent     int           // requests sent
+	Missed   int           // not sent: MaxInFlight requests were outstanding
+	Took     time.Duration // first scheduled send to last response
+	Achieved float64       // responses per second over Took
+	// Latency counts from each request's scheduled send time, so a
+	// generator that falls behind shows up in it (no coordinated
+	// omission); Service from the actual send.
+	Latency, Service Latencies
+}
+
+// originateLoad sends rate POST /v1/calls per second for d, spread over
+// the agents in turn (each with its enterprise's API key), open loop.
+func originateLoad(ctx context.Context, client *http.Client, base string, agents []SimAgent, rate int, d time.Duration, maxInFlight int) OriginateResult {
+	total := int(float64(rate) * d.Seconds())
+	res := OriginateResult{Target: total}
+	if total == 0 || len(agents) == 0 {
+		return res
+	}
+	interval := time.Second / time.Duration(rate)
+	bodies := make([][]byte, len(agents))
+	for i, a := range agents {
+		bodies[i], _ = json.Marshal(map[string]string{"from": fmt.Sprintf("1%02d", i%100), "to": "+375296254070", "pbx": a.ID})
+	}
+	var (
+		mu       sync.Mutex
+		lat, svc []time.Duration
+		codes    = map[int]int{}
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, maxInFlight)
+	)
+	lat, svc = make([]time.Duration, 0, total), make([]time.Duration, 0, total)
+	start := time.Now()
+schedule:
+	for i := range total {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			select {
+			case <-ctx.Done():
+				res.Target = i
+				break schedule
+			case <-time.After(w):
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			res.Missed++
+			continue
+		}
+		res.Sent++
+		a, body := agents[i%len(agents)], bodies[i%len(agents)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			sent := time.Now()
+			code := postCall(ctx, client, base, a.APIKey, body)
+			end := time.Now()
+			mu.Lock()
+			lat, svc = append(lat, end.Sub(due)), append(svc, end.Sub(sent))
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.Took = time.Since(start)
+	res.Achieved = float64(len(lat)) / res.Took.Seconds()
+	res.Latency = summarize(lat, codes)
+	res.Service = summarize(svc, codes)
+	return res
+}
+
+// postCall returns the HTTP status, or 0 on a transport error.
+func postCall(ctx context.Context, client *http.Client, base, key string, body []byte) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/calls", bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
