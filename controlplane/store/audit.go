@@ -107,26 +107,124 @@ func (e *AuditEntry) normalize(now time.Time) error {
 }
 
 // InsertAudit appends an entry and returns it as stored (ID and At set).
+// It returns once the row is committed. Concurrent inserts are committed
+// together (group commit): on SQLite every commit is an fsync on the one
+// write connection, so one transaction per API request would cap the
+// request rate at the disk's fsync rate.
 func (s *Store) InsertAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 	if err := e.normalize(s.now()); err != nil {
 		return AuditEntry{}, err
 	}
-	var details any
-	if len(e.Details) > 0 {
-		details = string(e.Details)
+	req := auditReq{e: e, done: make(chan auditRes, 1)}
+	s.auditOnce.Do(s.startAuditWriter)
+	select {
+	case s.auditq <- req:
+	case <-s.auditStop:
+		return AuditEntry{}, fmt.Errorf("insert audit: %w", ErrClosed)
+	case <-ctx.Done():
+		return AuditEntry{}, fmt.Errorf("insert audit: %w", ctx.Err())
 	}
-	err := s.wdb.QueryRowContext(ctx, `INSERT INTO audit_log
+	// Once queued the row is written whatever the caller's context does:
+	// an audit row of something that happened must not be dropped.
+	res := <-req.done
+	return res.e, res.err
+}
+
+// MaxAuditBatch bounds the rows of one group commit.
+const MaxAuditBatch = 256
+
+type auditReq struct {
+	e    AuditEntry
+	done chan auditRes
+}
+
+type auditRes struct {
+	e   AuditEntry
+	err error
+}
+
+func (s *Store) startAuditWriter() {
+	s.auditWG.Add(1)
+	go func() {
+		defer s.auditWG.Done()
+		batch := make([]auditReq, 0, MaxAuditBatch)
+		for {
+			select {
+			case r := <-s.auditq:
+				batch = append(batch[:0], r)
+			case <-s.auditStop:
+				return
+			}
+		collect:
+			for len(batch) < MaxAuditBatch {
+				select {
+				case r := <-s.auditq:
+					batch = append(batch, r)
+				default:
+					break collect
+				}
+			}
+			s.writeAuditBatch(batch)
+		}
+	}()
+}
+
+// writeAuditBatch commits the batch in one transaction; if that fails, each
+// row is retried alone so one bad row cannot sink the others.
+func (s *Store) writeAuditBatch(batch []auditReq) {
+	// Writes must finish even while the store is closing: Close waits.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if len(batch) > 1 {
+		ids, err := s.insertAuditTx(ctx, batch)
+		if err == nil {
+			for i, r := range batch {
+				r.e.ID = ids[i]
+				r.done <- auditRes{e: r.e}
+			}
+			return
+		}
+	}
+	for _, r := range batch {
+		ids, err := s.insertAuditTx(ctx, []auditReq{r})
+		if err != nil {
+			r.done <- auditRes{err: err}
+			continue
+		}
+		r.e.ID = ids[0]
+		r.done <- auditRes{e: r.e}
+	}
+}
+
+func (s *Store) insertAuditTx(ctx context.Context, batch []auditReq) ([]int64, error) {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("insert audit: %w", err)
+	}
+	defer tx.Rollback()
+	ids := make([]int64, len(batch))
+	for i, r := range batch {
+		e := r.e
+		var details any
+		if len(e.Details) > 0 {
+			details = string(e.Details)
+		}
+		err := tx.QueryRowContext(ctx, `INSERT INTO audit_log
 		(at, enterprise_id, actor_type, actor_id, action, agent_id, channel, uniqueid, from_ext, to_number,
 		 reason, result, error_code, request_id, client_addr, details)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
-		s.d.timeArg(e.At), nullID(e.EnterpriseID), e.ActorType, e.ActorID, e.Action, nullString(e.AgentID),
-		nullString(e.Channel), nullString(e.UniqueID), nullString(e.FromExt), nullString(e.ToNumber),
-		nullString(e.Reason), e.Result, nullString(e.ErrorCode), nullString(e.RequestID),
-		nullString(e.ClientAddr), details).Scan(&e.ID)
-	if err != nil {
-		return AuditEntry{}, fmt.Errorf("insert audit: %w", err)
+			s.d.timeArg(e.At), nullID(e.EnterpriseID), e.ActorType, e.ActorID, e.Action, nullString(e.AgentID),
+			nullString(e.Channel), nullString(e.UniqueID), nullString(e.FromExt), nullString(e.ToNumber),
+			nullString(e.Reason), e.Result, nullString(e.ErrorCode), nullString(e.RequestID),
+			nullString(e.ClientAddr), details).Scan(&ids[i])
+		if err != nil {
+			return nil, fmt.Errorf("insert audit: %w", err)
+		}
 	}
-	return e, nil
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("insert audit: commit: %w", err)
+	}
+	return ids, nil
 }
 
 const auditColumns = `id, at, enterprise_id, actor_type, actor_id, action, agent_id, channel, uniqueid,

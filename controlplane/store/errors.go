@@ -22,6 +22,8 @@ var (
 	// ErrSchemaTooNew: the database was migrated by a newer build; running
 	// this build against it could corrupt data, so Open refuses.
 	ErrSchemaTooNew = errors.New("database schema is newer than this build")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
 )
 
 // ValidationError reports one rejected input field. Nothing was written.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -130,6 +131,14 @@ type Store struct {
 	// write lock and fail with SQLITE_BUSY.
 	db  *sql.DB
 	wdb *sql.DB
+
+	// The audit group-commit writer (audit.go): started by the first
+	// InsertAudit, stopped and waited for by Close.
+	auditq    chan auditReq
+	auditStop chan struct{}
+	auditOnce sync.Once
+	auditWG   sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // Open opens the database named by dsn (see Config.DSN) and applies any
@@ -145,7 +154,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	d, source, _ := parseDSN(cfg.DSN)
-	s := &Store{Now: time.Now, d: d, log: cfg.Logger.With("component", "store", "dialect", d.name)}
+	s := &Store{Now: time.Now, d: d, log: cfg.Logger.With("component", "store", "dialect", d.name),
+		auditq: make(chan auditReq), auditStop: make(chan struct{})}
 	var err error
 	if d.name == dialectSQLite {
 		err = s.openSQLite(source, cfg)
@@ -267,6 +277,10 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.auditStop)
+		s.auditWG.Wait()
+	})
 	err := s.wdb.Close()
 	if s.db != s.wdb {
 		err = errors.Join(err, s.db.Close())
