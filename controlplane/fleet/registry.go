@@ -128,7 +128,8 @@ func (r *Registry) Register(c *Conn) (replaced *Conn) {
 		_ = replaced.Close()
 		return replaced
 	}
-	r.logger.Info("agent connected", "agent", c.AgentID, "enterprise", c.EnterpriseID,
+	// The gateway logs the connection at Info with the agent's versions.
+	r.logger.Debug("agent registered", "agent", c.AgentID, "enterprise", c.EnterpriseID,
 		"session", c.SessionID, "agent_version", c.Hello.AgentVersion)
 	return nil
 }
@@ -144,7 +145,7 @@ func (r *Registry) Unregister(c *Conn) {
 	}
 	r.mu.Unlock()
 	if removed {
-		r.logger.Info("agent disconnected", "agent", c.AgentID, "session", c.SessionID,
+		r.logger.Debug("agent unregistered", "agent", c.AgentID, "session", c.SessionID,
 			"connected_for", time.Since(c.ConnectedAt).Round(time.Second))
 	}
 }

@@ -231,9 +231,7 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	now := g.cfg.Now()
 	conn := fleet.NewConn(agent.ID, agent.EnterpriseID, sess, hello, now)
 	conn.SessionID = welcome.SessionID
-	if old := g.cfg.Registry.Register(conn); old != nil {
-		log.Info("newer connection replaces the previous one", "previous_session", old.SessionID)
-	}
+	g.cfg.Registry.Register(conn) // logs the replacement of an older connection
 	g.mu.Lock()
 	g.cancel[conn] = cancel
 	g.mu.Unlock()
