@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -55,7 +56,7 @@ func checkTimeout(s int) error {
 // that hangs up does not cancel it: an originate or hangup half done is
 // worse than one finished and audited with its real outcome.
 func (c *call) agentCall(agentID, op string, args, result any) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx()), c.api.cfg.AMITimeout)
+	ctx, cancel := context.WithTimeout(fleet.WithRequestID(context.WithoutCancel(c.ctx()), c.id), c.api.cfg.AMITimeout)
 	defer cancel()
 	if err := c.api.cfg.Caller.Call(ctx, agentID, op, args, result); err != nil {
 		e := agentError(agentID, c.api.cfg.AMITimeout.String(), err)

@@ -38,7 +38,11 @@ func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
 		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, ErrOffline)
 	default:
 	}
-	req := protocol.Request{ID: rand.Text(), Op: op, Deadline: deadline}
+	id := RequestID(ctx)
+	if id == "" {
+		id = rand.Text()
+	}
+	req := protocol.Request{ID: id, Op: op, Deadline: deadline}
 	if args != nil {
 		raw, err := json.Marshal(args)
 		if err != nil {
@@ -110,4 +114,19 @@ func (c *Conn) classify(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%v)", ErrOffline, err)
 	}
 	return err
+}
+
+type requestIDKey struct{}
+
+// WithRequestID makes calls under ctx carry id as their protocol request
+// id, so the agent's log lines about the request show the same id as the
+// control plane's (the HTTP request id). id must be a short printable token.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID is the id set by WithRequestID, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
