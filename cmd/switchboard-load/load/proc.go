@@ -17,19 +17,18 @@ const clockTicks = 100
 
 // ProcSample is what /proc says about a process at one moment.
 type ProcSample struct {
-	At       time.Time
-	RSS      int64         // VmRSS, bytes
-	PeakRSS  int64         // VmHWM, bytes
-	CPU      time.Duration // utime + stime
-	Threads  int
-	OpenFDs  int
-	Sampled  bool
-	SampleOf int // pid
+	At      time.Time
+	RSS     int64         // VmRSS, bytes
+	PeakRSS int64         // VmHWM, bytes
+	CPU     time.Duration // utime + stime
+	Threads int
+	OpenFDs int
+	Sampled bool
 }
 
 // sampleProc reads /proc/<pid>/status, stat and fd.
 func sampleProc(pid int) (ProcSample, error) {
-	s := ProcSample{At: time.Now(), SampleOf: pid}
+	s := ProcSample{At: time.Now()}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, fmt.Errorf("read /proc status: %w", err)
@@ -84,7 +83,7 @@ func sampleProc(pid int) (ProcSample, error) {
 // cpuPercent is the CPU used between two samples in percent of one core.
 func cpuPercent(a, b ProcSample) float64 {
 	wall := b.At.Sub(a.At)
-	if wall <= 0 {
+	if wall <= 0 || !a.Sampled || !b.Sampled {
 		return 0
 	}
 	return 100 * float64(b.CPU-a.CPU) / float64(wall)
@@ -116,3 +115,48 @@ func agentsPerProcess(limit uint64) int {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// machineCPU is the busy and total CPU time of the whole machine, from
+// the first line of /proc/stat (in clock ticks).
+type machineCPU struct {
+	At          time.Time
+	Busy, Total int64
+}
+
+func sampleMachine() (machineCPU, error) {
+	m := machineCPU{At: time.Now()}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return m, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return m, errors.New("parse /proc/stat: no cpu line")
+	}
+	var idle int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("parse /proc/stat: %w", err)
+		}
+		if i >= 8 { // guest times are already in user and nice
+			break
+		}
+		m.Total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	m.Busy = m.Total - idle
+	return m, nil
+}
+
+// busyPercent is the machine's busy share between two samples, in percent
+// of all CPUs (100 = every core busy).
+func busyPercent(a, b machineCPU) float64 {
+	if b.Total <= a.Total {
+		return 0
+	}
+	return 100 * float64(b.Busy-a.Busy) / float64(b.Total-a.Total)
+}

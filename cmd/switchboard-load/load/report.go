@@ -50,7 +50,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		row(fmt.Sprintf("Control plane RSS, all connected, idle %s", sec(c.Settle)),
 			fmt.Sprintf("%s (peak %s); %d fds, %d threads", mib(r.Idle.RSS), mib(r.Idle.PeakRSS), r.Idle.OpenFDs, r.Idle.Threads),
 			"≤ 1 GiB: "+mark(r.Idle.PeakRSS <= goalRSS))
-		row("Control plane CPU, all connected, idle", fmt.Sprintf("%.1f %% of one core", r.IdleCPU), "")
+		row("Control plane CPU, all connected, idle", fmt.Sprintf("%.1f %% of one core (machine %.0f %% busy)", r.IdleCPU, r.MachineIdle), "")
 	}
 	if r.FleetFull.Count > 0 {
 		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` (%d KiB, %d sequential)", min(r.Agents, 10000), r.FleetBytes>>10, r.FleetFull.Count),
@@ -60,11 +60,11 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	}
 	if o := r.Originate; o.Target > 0 {
 		row(fmt.Sprintf("`POST /v1/calls` at %s/s for %s, round robin over every PBX", thousands(c.OriginateRate), sec(c.OriginateDuration)),
-			fmt.Sprintf("p50 %s, p99 %s, max %s; %.0f/s achieved; %s; %d not sent (%d in flight)",
-				ms(o.Latency.P50), ms(o.Latency.P99), ms(o.Latency.Max), o.Achieved, o.Latency.codesString(), o.Missed, c.MaxInFlight),
+			fmt.Sprintf("p50 %s, p99 %s, max %s; %.0f/s achieved; %s%s; %d not sent (%d in flight)",
+				ms(o.Latency.P50), ms(o.Latency.P99), ms(o.Latency.Max), o.Achieved, o.Latency.codesString(), errorsSuffix(o.Errors), o.Missed, c.MaxInFlight),
 			"p50/p99 reported")
-		row("Control plane during the calls", fmt.Sprintf("CPU %.0f %% of one core; RSS %s (peak %s); %s call events stored (%.0f/s)",
-			r.OriginateCPU, mib(r.AfterCalls.RSS), mib(r.AfterCalls.PeakRSS), thousands(int(r.EventsStored)), r.EventsPerSec),
+		row("Control plane during the calls", fmt.Sprintf("CPU %.0f %% of one core; RSS %s (peak %s); %s call events stored (%.0f/s); load processes %.0f %% of one core, machine %.0f %% busy",
+			r.OriginateCPU, mib(r.AfterCalls.RSS), mib(r.AfterCalls.PeakRSS), thousands(int(r.EventsStored)), r.EventsPerSec, r.LoadCPU, r.MachineBusy),
 			"≤ 1 GiB: "+mark(r.AfterCalls.PeakRSS <= goalRSS))
 	}
 	if r.Restarted {
@@ -93,6 +93,13 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	if c.CommandLine != "" {
 		fmt.Fprintf(w, "\nCommand:\n\n    %s\n", c.CommandLine)
 	}
+}
+
+func errorsSuffix(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return " (" + errorsString(m) + ")"
 }
 
 // shortArgv drops the run's temp paths from the control plane's command.

@@ -40,9 +40,15 @@ type Result struct {
 	FleetPage    Latencies // GET /v1/fleet (default page)
 	Originate    OriginateResult
 	OriginateCPU float64 // control plane, % of one core during the phase
-	AfterCalls   ProcSample
-	EventsStored float64 // during the originate phase
-	EventsPerSec float64
+	// LoadCPU is the load processes' CPU during the calls (% of one
+	// core); MachineIdle and MachineBusy the whole machine's busy share
+	// (% of all cores) while idle and during the calls: on a 2-core
+	// machine the simulated fleet competes with the control plane.
+	LoadCPU                  float64
+	MachineIdle, MachineBusy float64
+	AfterCalls               ProcSample
+	EventsStored             float64 // during the originate phase
+	EventsPerSec             float64
 
 	Restarted      bool
 	RestartSignal  string
@@ -186,6 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	mach0, _ := sampleMachine()
 	if err := sleep(ctx, cfg.Settle); err != nil {
 		return res, err
 	}
@@ -193,8 +200,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, err
 	}
 	res.IdleCPU = cpuPercent(s0, res.Idle)
-	say("idle %v: control plane RSS %s (peak %s), CPU %.1f%% of one core, %d fds, %d threads",
-		cfg.Settle, mib(res.Idle.RSS), mib(res.Idle.PeakRSS), res.IdleCPU, res.Idle.OpenFDs, res.Idle.Threads)
+	mach1, _ := sampleMachine()
+	res.MachineIdle = busyPercent(mach0, mach1)
+	say("idle %v: control plane RSS %s (peak %s), CPU %.1f%% of one core, %d fds, %d threads; machine %.0f%% busy",
+		cfg.Settle, mib(res.Idle.RSS), mib(res.Idle.PeakRSS), res.IdleCPU, res.Idle.OpenFDs, res.Idle.Threads, res.MachineIdle)
 	if cfg.Profile != "" {
 		_ = cp.cmd.Process.Signal(syscall.SIGUSR1) // heap profile with all connected
 	}
@@ -217,20 +226,33 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.OriginateRate > 0 {
 		m0, _ := scrapeMetrics(ctx, client, base, metricEventsIn)
 		o0, _ := sampleProc(cp.pid())
+		l0, err := loadCPU(ctx, workers, res.Workers > 0)
+		if err != nil {
+			return res, err
+		}
+		mach0, _ := sampleMachine()
 		res.Originate = originateLoad(ctx, client, base, plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
 		// Events of the calls arrive shortly after the answers.
-		_ = sleep(ctx, time.Second)
+		_ = sleep(ctx, min(time.Second, cfg.Settle))
 		res.AfterCalls, _ = sampleProc(cp.pid())
 		res.OriginateCPU = cpuPercent(o0, res.AfterCalls)
+		mach1, _ := sampleMachine()
+		res.MachineBusy = busyPercent(mach0, mach1)
+		if l1, err := loadCPU(ctx, workers, res.Workers > 0); err == nil {
+			res.LoadCPU = 100 * float64(l1-l0) / float64(mach1.At.Sub(mach0.At))
+		}
 		if m1, err := scrapeMetrics(ctx, client, base, metricEventsIn); err == nil && m0 != nil {
 			res.EventsStored = m1[metricEventsIn] - m0[metricEventsIn]
 			res.EventsPerSec = res.EventsStored / res.AfterCalls.At.Sub(o0.At).Seconds()
 		}
 		o := res.Originate
-		say("originate %d/s for %v: sent %d, missed %d, %.0f/s achieved; latency p50 %v p99 %v max %v; %s; CP CPU %.0f%%, RSS %s; %0.f events stored (%.0f/s)",
+		say("originate %d/s for %v: sent %d, missed %d, %.0f/s achieved; latency p50 %v p99 %v max %v (service p50 %v p99 %v); %s %s; "+
+			"CP CPU %.0f%%, RSS %s; load CPU %.0f%%; machine %.0f%% busy; %0.f events stored (%.0f/s)",
 			cfg.OriginateRate, cfg.OriginateDuration, o.Sent, o.Missed, o.Achieved,
 			o.Latency.P50.Round(time.Microsecond), o.Latency.P99.Round(time.Microsecond), o.Latency.Max.Round(time.Millisecond),
-			o.Latency.codesString(), res.OriginateCPU, mib(res.AfterCalls.RSS), res.EventsStored, res.EventsPerSec)
+			o.Service.P50.Round(time.Microsecond), o.Service.P99.Round(time.Microsecond),
+			o.Latency.codesString(), errorsString(o.Errors), res.OriginateCPU, mib(res.AfterCalls.RSS), res.LoadCPU, res.MachineBusy,
+			res.EventsStored, res.EventsPerSec)
 		if _, err := allStats(ctx, workers, cmdHangup); err != nil {
 			return res, err
 		}
@@ -267,7 +289,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				cfg.Agents, res.Reconnect.All.Round(time.Millisecond), res.Reconnect.Half.Round(time.Millisecond),
 				res.Reconnect.P90.Round(time.Millisecond), res.Reconnect.P99.Round(time.Millisecond), res.Reconnect.AtGoal, cfg.ReconnectGoal)
 		}
-		_ = sleep(ctx, 2*time.Second)
+		// The resent events and first heartbeats of the new sessions.
+		_ = sleep(ctx, min(2*time.Second, cfg.Settle))
 		res.AfterReconnect, _ = sampleProc(cp.pid())
 	}
 
@@ -354,6 +377,25 @@ func allStats(ctx context.Context, ws []*workerHandle, cmd string) ([]WorkerStat
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// loadCPU is the CPU time used so far by the workers and, when they are
+// processes, by this one too.
+func loadCPU(ctx context.Context, ws []*workerHandle, processes bool) (time.Duration, error) {
+	st, err := allStats(ctx, ws, cmdStats)
+	if err != nil {
+		return 0, err
+	}
+	var d time.Duration
+	for _, s := range st {
+		d += s.CPU
+	}
+	if processes {
+		if me, err := sampleProc(os.Getpid()); err == nil {
+			d += me.CPU
+		}
+	}
+	return d, nil
 }
 
 func sumRSS(s []WorkerStats) int64 {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -111,6 +112,9 @@ type OriginateResult struct {
 	// generator that falls behind shows up in it (no coordinated
 	// omission); Service from the actual send.
 	Latency, Service Latencies
+	// Errors counts the API's error codes ("503 pbx_offline") of
+	// non-2xx answers.
+	Errors map[string]int
 }
 
 // originateLoad sends rate POST /v1/calls per second for d, spread over
@@ -130,6 +134,7 @@ func originateLoad(ctx context.Context, client *http.Client, base string, agents
 		mu       sync.Mutex
 		lat, svc []time.Duration
 		codes    = map[int]int{}
+		errCodes = map[string]int{}
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, maxInFlight)
 	)
@@ -159,11 +164,14 @@ schedule:
 			defer wg.Done()
 			defer func() { <-sem }()
 			sent := time.Now()
-			code := postCall(ctx, client, base, a.APIKey, body)
+			code, apiErr := postCall(ctx, client, base, a.APIKey, body)
 			end := time.Now()
 			mu.Lock()
 			lat, svc = append(lat, end.Sub(due)), append(svc, end.Sub(sent))
 			codes[code]++
+			if apiErr != "" {
+				errCodes[apiErr]++
+			}
 			mu.Unlock()
 		}()
 	}
@@ -172,22 +180,48 @@ schedule:
 	res.Achieved = float64(len(lat)) / res.Took.Seconds()
 	res.Latency = summarize(lat, codes)
 	res.Service = summarize(svc, codes)
+	res.Errors = errCodes
 	return res
 }
 
-// postCall returns the HTTP status, or 0 on a transport error.
-func postCall(ctx context.Context, client *http.Client, base, key string, body []byte) int {
+// postCall returns the HTTP status, or 0 on a transport error, and for
+// an error answer "<status> <API error code>".
+func postCall(ctx context.Context, client *http.Client, base, key string, body []byte) (int, string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/calls", bytes.NewReader(body))
 	if err != nil {
-		return 0
+		return 0, "request: " + err.Error()
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0
+		return 0, "transport error"
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	if resp.StatusCode < 300 {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, ""
+	}
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = json.Unmarshal(b, &e)
+	return resp.StatusCode, fmt.Sprintf("%d %s", resp.StatusCode, e.Error.Code)
+}
+
+// errorsString is "503 unavailable×10, 502 agent_error×3", most first.
+func errorsString(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] || m[keys[i]] == m[keys[j]] && keys[i] < keys[j] })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
