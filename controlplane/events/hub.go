@@ -89,7 +89,8 @@ func (h *Hub) Publish(b Batch) {
 }
 
 // Subscribe registers a subscriber whose queue holds at most buffer
-// events (an empty batch counts as one).
+// events (an empty batch counts as one; a single batch larger than buffer
+// is admitted into an empty queue).
 func (h *Hub) Subscribe(enterpriseID int64, f Filter, buffer int) (*Subscription, error) {
 	if buffer <= 0 {
 		return nil, fmt.Errorf("subscribe: buffer must be positive, got %d", buffer)
@@ -210,7 +211,9 @@ func (s *Subscription) offer(b Batch) {
 		}
 	}
 	cost := max(1, len(items))
-	if s.queued+cost > s.max {
+	// One batch is always admitted into an empty queue, however large:
+	// a batch arrives at once, so only falling behind is slowness.
+	if s.queued > 0 && s.queued+cost > s.max {
 		s.err = ErrSlowSubscriber
 		s.queue, s.queued = nil, 0
 	} else {
