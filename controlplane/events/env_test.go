@@ -45,6 +45,7 @@ const (
 type env struct {
 	t         testing.TB
 	engine    string
+	strict    bool // webhooks may not reach private addresses
 	dsn       string
 	cfg       events.Config
 	jwtSecret []byte
@@ -68,6 +69,9 @@ type envOptions struct {
 	engine string
 	cfg    events.Config
 	quiet  bool // logs at Warn only (benchmarks, the fault test)
+	// strictTargets keeps the default SSRF rules; otherwise webhooks may
+	// reach loopback, where the tests' receivers listen.
+	strictTargets bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -75,7 +79,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.engine == "" {
 		o.engine = "sqlite"
 	}
-	e := &env{t: t, engine: o.engine, cfg: o.cfg, jwtSecret: []byte(rand.Text() + rand.Text())}
+	e := &env{t: t, engine: o.engine, strict: o.strictTargets, cfg: o.cfg, jwtSecret: []byte(rand.Text() + rand.Text())}
 	if o.engine == "sqlite" {
 		e.dsn = storetest.SQLiteDSN(t)
 	} else {
@@ -109,7 +113,7 @@ func (e *env) start(t testing.TB) {
 	}
 	cfg := e.cfg
 	cfg.JWT = jwt
-	cfg.AllowPrivateTargets = true
+	cfg.AllowPrivateTargets = !e.strict
 	svc, err := events.New(cfg)
 	if err != nil {
 		t.Fatalf("events.New: %v", err)
