@@ -51,7 +51,7 @@ func (in *injector) batch(t testing.TB, k, pad int) []store.StoredEvent {
 		if in.n%2 == 1 {
 			typ = protocol.EventCallEnded
 		}
-		evs[i] = protocol.Event{Seq: in.next, Type: typ, Time: time.Now(), CallID: fmt.Sprintf("%s-%d", in.ag.ID, in.n/2),
+		evs[i] = protocol.Event{Seq: in.next, Type: typ, Time: time.Now(), CallID: fmt.Sprintf("call-%d", in.n/2),
 			From: "150", To: "151", Status: protocol.CallCompleted, Channel: "Local/150@inoffice" + strings.Repeat("x", pad)}
 		in.next++
 		in.n++
