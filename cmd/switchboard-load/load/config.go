@@ -60,7 +60,8 @@ type Config struct {
 	Switchboard string
 	// Profile, if set, runs the control plane as this program's own
 	// `controlplane` mode (the same control plane and API as serve) and
-	// writes cpu.pprof and heap.pprof into this directory.
+	// writes per-phase CPU profiles, heap profiles and goroutine dumps
+	// into this directory (see RunProfiledControlPlane).
 	Profile string
 	// Self is this program, re-run as worker and profiled control plane;
 	// empty means os.Executable().

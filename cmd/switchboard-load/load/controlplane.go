@@ -77,9 +77,7 @@ func (l *cpLauncher) start(ctx context.Context) (*cpProcess, error) {
 	}
 	argv := l.argv
 	if l.profile != "" {
-		argv = append(argv[:len(argv):len(argv)],
-			"--cpuprofile", filepath.Join(l.profile, fmt.Sprintf("cpu-%d.pprof", l.started)),
-			"--memprofile", filepath.Join(l.profile, fmt.Sprintf("heap-%d.pprof", l.started)))
+		argv = append(argv[:len(argv):len(argv)], "--profile-dir", l.profile, "--profile-prefix", fmt.Sprintf("cp%d", l.started))
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = lf, lf
@@ -249,3 +247,7 @@ func waitConnected(ctx context.Context, client *http.Client, base string, want i
 		}
 	}
 }
+
+// signal sends sig to the process (profile toggles); a process that is
+// gone is not an error here.
+func (p *cpProcess) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"syscall"
@@ -20,10 +21,12 @@ import (
 
 // RunProfiledControlPlane is the `controlplane` mode: the control plane
 // with the HTTP API at its defaults, as `switchboard serve --db --listen
-// --jwt-secret-file` assembles it, with a CPU profile of its whole life
-// and a heap profile on SIGUSR1 (sent by the run with every agent
-// connected). Profiling stays out of the
-// product binary; this is the load tool's own copy of the wiring.
+// --jwt-secret-file` assembles it, profiled on signals so each phase of a
+// run gets its own profile: SIGUSR1 starts a CPU profile (the next SIGUSR1
+// stops it), SIGUSR2 writes a heap profile and a goroutine dump. Files are
+// <prefix>-cpu-K.pprof, <prefix>-heap-K.pprof, <prefix>-goroutines-K.txt
+// in --profile-dir. Profiling stays out of the product binary; this is
+// the load tool's own copy of serve's wiring.
 func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("controlplane", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -31,8 +34,8 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 	listen := fs.String("listen", controlplane.DefaultListen, "listen address")
 	jwtFile := fs.String("jwt-secret-file", "", "HS256 secret file")
 	logLevel := fs.String("log-level", "warn", "log level")
-	cpuFile := fs.String("cpuprofile", "", "write a CPU profile here at exit")
-	memFile := fs.String("memprofile", "", "write a heap profile here on SIGUSR1")
+	dir := fs.String("profile-dir", ".", "where profiles go")
+	prefix := fs.String("profile-prefix", "cp", "profile file name prefix")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,20 +63,13 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if *cpuFile != "" {
-		f, err := os.Create(*cpuFile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return err
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
-	}
-	usr1 := make(chan os.Signal, 1)
+	p := &profiler{dir: *dir, prefix: *prefix, log: log}
+	defer p.stopCPU()
+	usr1, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
+	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr1)
+	defer signal.Stop(usr2)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
@@ -84,9 +80,9 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 			case <-sctx.Done():
 				return
 			case <-usr1:
-				if err := writeHeap(*memFile); err != nil {
-					log.Error("heap profile", "err", err)
-				}
+				p.toggleCPU()
+			case <-usr2:
+				p.snapshot()
 			}
 		}
 	}()
@@ -96,15 +92,63 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 	return err
 }
 
-func writeHeap(path string) error {
-	if path == "" {
-		return nil
+// profiler writes the numbered profiles.
+type profiler struct {
+	dir, prefix string
+	log         *slog.Logger
+	cpu         *os.File
+	cpus, snaps int
+}
+
+func (p *profiler) path(kind string, n int, ext string) string {
+	return filepath.Join(p.dir, fmt.Sprintf("%s-%s-%d.%s", p.prefix, kind, n, ext))
+}
+
+func (p *profiler) toggleCPU() {
+	if p.cpu != nil {
+		p.stopCPU()
+		return
 	}
-	runtime.GC()
-	f, err := os.Create(path)
+	p.cpus++
+	f, err := os.Create(p.path("cpu", p.cpus, "pprof"))
 	if err != nil {
-		return fmt.Errorf("heap profile: %w", err)
+		p.log.Error("cpu profile", "err", err)
+		return
 	}
-	defer f.Close()
-	return pprof.Lookup("heap").WriteTo(f, 0)
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		p.log.Error("cpu profile", "err", err)
+		return
+	}
+	p.cpu = f
+}
+
+func (p *profiler) stopCPU() {
+	if p.cpu == nil {
+		return
+	}
+	pprof.StopCPUProfile()
+	p.cpu.Close()
+	p.cpu = nil
+}
+
+// snapshot writes a heap profile (after a GC, so it shows live memory)
+// and a goroutine dump (where every goroutine waits, aggregated).
+func (p *profiler) snapshot() {
+	p.snaps++
+	runtime.GC()
+	for _, x := range []struct {
+		name, ext string
+		debug     int
+	}{{"heap", "pprof", 0}, {"goroutines", "txt", 1}} {
+		f, err := os.Create(p.path(x.name, p.snaps, x.ext))
+		if err != nil {
+			p.log.Error("profile", "err", err)
+			continue
+		}
+		if err := pprof.Lookup(map[string]string{"heap": "heap", "goroutines": "goroutine"}[x.name]).WriteTo(f, x.debug); err != nil {
+			p.log.Error("profile", "err", err)
+		}
+		f.Close()
+	}
 }

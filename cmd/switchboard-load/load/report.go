@@ -50,7 +50,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		row(fmt.Sprintf("Control plane RSS, all connected, idle %s", sec(c.Settle)),
 			fmt.Sprintf("%s (peak %s); %d fds, %d threads", mib(r.Idle.RSS), mib(r.Idle.PeakRSS), r.Idle.OpenFDs, r.Idle.Threads),
 			"≤ 1 GiB: "+mark(r.Idle.PeakRSS <= goalRSS))
-		row("Control plane CPU, all connected, idle", fmt.Sprintf("%.1f %% of one core (machine %.0f %% busy)", r.IdleCPU, r.MachineIdle), "")
+		row("Control plane CPU, all connected, idle", fmt.Sprintf("%.1f %% of one core (load processes %.0f %%; machine %.0f %% of both cores busy)", r.IdleCPU, r.LoadIdleCPU, r.MachineIdle), "")
 	}
 	if r.FleetFull.Count > 0 {
 		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` (%d KiB, %d sequential)", min(r.Agents, 10000), r.FleetBytes>>10, r.FleetFull.Count),

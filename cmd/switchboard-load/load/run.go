@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,7 +45,7 @@ type Result struct {
 	// core); MachineIdle and MachineBusy the whole machine's busy share
 	// (% of all cores) while idle and during the calls: on a 2-core
 	// machine the simulated fleet competes with the control plane.
-	LoadCPU                  float64
+	LoadCPU, LoadIdleCPU     float64
 	MachineIdle, MachineBusy float64
 	AfterCalls               ProcSample
 	EventsStored             float64 // during the originate phase
@@ -154,10 +155,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	workers, err := startWorkers(ctx, cfg, res.Workers, plan, base, dir)
 	defer func() {
-		for _, w := range workers {
-			if err := w.stop(); err != nil {
-				say("stop: %v", err)
-			}
+		say("stopping %d agents and fakes", cfg.Agents)
+		for _, err := range stopWorkers(workers) {
+			say("stop: %v", err)
 		}
 	}()
 	if err != nil {
@@ -184,6 +184,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, err
 	}
 	connectedAt := time.Now()
+	if cfg.Profile != "" {
+		cp.signal(syscall.SIGUSR1) // CPU profile of the idle phase
+	}
 	say("all %d connected in %v (50%% %v, 90%% %v, 99%% %v)", cfg.Agents, res.Connect.All.Round(time.Millisecond),
 		res.Connect.Half.Round(time.Millisecond), res.Connect.P90.Round(time.Millisecond), res.Connect.P99.Round(time.Millisecond))
 
@@ -193,6 +196,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, err
 	}
 	mach0, _ := sampleMachine()
+	li0, err := loadCPU(ctx, workers, res.Workers > 0)
+	if err != nil {
+		return res, err
+	}
 	if err := sleep(ctx, cfg.Settle); err != nil {
 		return res, err
 	}
@@ -202,10 +209,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.IdleCPU = cpuPercent(s0, res.Idle)
 	mach1, _ := sampleMachine()
 	res.MachineIdle = busyPercent(mach0, mach1)
-	say("idle %v: control plane RSS %s (peak %s), CPU %.1f%% of one core, %d fds, %d threads; machine %.0f%% busy",
-		cfg.Settle, mib(res.Idle.RSS), mib(res.Idle.PeakRSS), res.IdleCPU, res.Idle.OpenFDs, res.Idle.Threads, res.MachineIdle)
+	if li1, err := loadCPU(ctx, workers, res.Workers > 0); err == nil {
+		res.LoadIdleCPU = 100 * float64(li1-li0) / float64(mach1.At.Sub(mach0.At))
+	}
+	say("idle %v: control plane RSS %s (peak %s), CPU %.1f%% of one core, %d fds, %d threads; load processes %.0f%% of one core; machine %.0f%% busy",
+		cfg.Settle, mib(res.Idle.RSS), mib(res.Idle.PeakRSS), res.IdleCPU, res.Idle.OpenFDs, res.Idle.Threads, res.LoadIdleCPU, res.MachineIdle)
 	if cfg.Profile != "" {
-		_ = cp.cmd.Process.Signal(syscall.SIGUSR1) // heap profile with all connected
+		// Idle: the CPU profile (started after the connect) ends; heap
+		// and goroutines with every agent connected.
+		cp.signal(syscall.SIGUSR1)
+		cp.signal(syscall.SIGUSR2)
 	}
 
 	// 3. The fleet view.
@@ -231,7 +244,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return res, err
 		}
 		mach0, _ := sampleMachine()
+		if cfg.Profile != "" {
+			// CPU profile of the calls; heap and goroutines halfway.
+			cp.signal(syscall.SIGUSR1)
+			t := time.AfterFunc(cfg.OriginateDuration/2, func() { cp.signal(syscall.SIGUSR2) })
+			defer t.Stop()
+		}
 		res.Originate = originateLoad(ctx, client, base, plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
+		if cfg.Profile != "" {
+			cp.signal(syscall.SIGUSR1)
+		}
 		// Events of the calls arrive shortly after the answers.
 		_ = sleep(ctx, min(time.Second, cfg.Settle))
 		res.AfterCalls, _ = sampleProc(cp.pid())
@@ -279,8 +301,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return res, err
 		}
 		res.Restarted, res.Downtime = true, time.Since(kill)
+		if cfg.Profile != "" {
+			cp.signal(syscall.SIGUSR1) // CPU profile of the reconnect storm
+		}
 		say("control plane restarted (pid %d) %v after SIG%s", cp.pid(), res.Downtime.Round(time.Millisecond), strings.ToUpper(res.RestartSignal))
 		res.Reconnect, err = waitConnected(ctx, client, base, cfg.Agents, kill, cfg.ReconnectGoal, cfg.ReconnectTimeout)
+		if cfg.Profile != "" {
+			cp.signal(syscall.SIGUSR1)
+			cp.signal(syscall.SIGUSR2)
+		}
 		if err != nil {
 			res.ReconnectErr = err.Error()
 			say("reconnect: %v", err)
@@ -353,6 +382,25 @@ func startWorkers(ctx context.Context, cfg Config, n int, plan *fleetPlan, base,
 		}
 	}
 	return hs, nil
+}
+
+// stopWorkers stops every worker at once (each closes thousands of agents
+// and fakes) and returns their errors.
+func stopWorkers(ws []*workerHandle) []error {
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = w.stop() }()
+	}
+	wg.Wait()
+	var out []error
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
 }
 
 // allStats sends cmd (or, when empty, only reads stats) to every worker
