@@ -62,14 +62,97 @@ func (s *Store) recordDerived(ctx context.Context, tx *sql.Tx, agentID string, e
 	return s.enqueueDeliveries(ctx, tx, agentID, enterpriseID, stored)
 }
 
-// callUpsert merges one event into its call's row. Events of one call come
-// from one agent, in order; the rules still hold if one went missing (an
-// agent's gap): the first answer and the first non-empty parties stick,
-// the end stays once seen.
-const callUpsert = `INSERT INTO calls (enterprise_id, agent_id, call_id, status, direction, from_number, to_number, channel,
+// callRow is one call's values as a batch of events sets them; the
+// upsert below merges it into the stored row by the same rules foldEvent
+// merges events: latest status unless the call already ended, latest
+// non-empty parties and direction, first channel, first answer, first
+// end, monitored once monitored, earliest start.
+type callRow struct {
+	callID, status, direction, from, to, channel string
+	startedAt, answeredAt, endedAt, updatedAt    time.Time
+	answeredBy, answeredChannel                  string
+	cause, duration, billsec                     *int
+	causeText, hungupBy                          string
+	monitored                                    bool
+	firstSeq, lastSeq                            int64
+}
+
+func (r *callRow) ended() bool { return !r.endedAt.IsZero() }
+
+// foldEvent merges one more event of the call into r (nil: the first).
+func foldEvent(r *callRow, se StoredEvent) *callRow {
+	e := se.Event
+	at := e.Time
+	if at.IsZero() {
+		at = se.ReceivedAt
+	}
+	n := callRow{callID: e.CallID, status: e.Status, direction: e.Direction, from: e.From, to: e.To, channel: e.Channel,
+		startedAt: at, answeredBy: e.AnsweredBy, answeredChannel: e.AnsweredChannel,
+		monitored: e.Type == protocol.EventMonitorStarted, firstSeq: se.Seq, lastSeq: se.Seq, updatedAt: se.ReceivedAt}
+	if n.status == "" {
+		n.status = protocol.CallQueued
+	}
+	if e.AnsweredAt != nil {
+		n.answeredAt = *e.AnsweredAt
+	}
+	if e.Type == protocol.EventCallEnded {
+		n.endedAt = at
+		if e.EndedAt != nil && !e.EndedAt.IsZero() {
+			n.endedAt = *e.EndedAt
+		}
+		cause, dur, bill := e.Cause, e.DurationS, e.BillsecS
+		n.cause, n.duration, n.billsec = &cause, &dur, &bill
+		n.causeText, n.hungupBy = e.CauseText, e.HungupBy
+	}
+	if r == nil {
+		return &n
+	}
+	if !r.ended() || n.ended() {
+		r.status = n.status
+	}
+	later := func(old *string, v string) {
+		if v != "" {
+			*old = v
+		}
+	}
+	first := func(old *string, v string) {
+		if *old == "" {
+			*old = v
+		}
+	}
+	later(&r.direction, n.direction)
+	later(&r.from, n.from)
+	later(&r.to, n.to)
+	first(&r.channel, n.channel)
+	if n.startedAt.Before(r.startedAt) {
+		r.startedAt = n.startedAt
+	}
+	if r.answeredAt.IsZero() {
+		r.answeredAt = n.answeredAt
+	}
+	first(&r.answeredBy, n.answeredBy)
+	first(&r.answeredChannel, n.answeredChannel)
+	if !r.ended() && n.ended() {
+		r.endedAt, r.cause, r.duration, r.billsec = n.endedAt, n.cause, n.duration, n.billsec
+	}
+	first(&r.causeText, n.causeText)
+	first(&r.hungupBy, n.hungupBy)
+	r.monitored = r.monitored || n.monitored
+	r.firstSeq, r.lastSeq = min(r.firstSeq, n.firstSeq), max(r.lastSeq, n.lastSeq)
+	r.updatedAt = n.updatedAt
+	return r
+}
+
+const callColumns = 22
+
+// callUpsertHead and callUpsertTail surround the VALUES rows: one row per
+// call of the batch (PostgreSQL refuses a statement that updates one row
+// twice), merged into the stored row by the same rules as foldEvent.
+const callUpsertHead = `INSERT INTO calls (enterprise_id, agent_id, call_id, status, direction, from_number, to_number, channel,
 	started_at, answered_at, answered_by, answered_channel, ended_at, cause, cause_text, hungup_by, duration_s, billsec_s,
-	monitored, first_seq, last_seq, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)
+	monitored, first_seq, last_seq, updated_at) VALUES `
+
+const callUpsertTail = `
 ON CONFLICT (enterprise_id, agent_id, call_id) DO UPDATE SET
 	status = CASE WHEN calls.ended_at IS NOT NULL AND excluded.ended_at IS NULL THEN calls.status ELSE excluded.status END,
 	direction = CASE WHEN excluded.direction <> '' THEN excluded.direction ELSE calls.direction END,
@@ -91,53 +174,59 @@ ON CONFLICT (enterprise_id, agent_id, call_id) DO UPDATE SET
 	last_seq = CASE WHEN excluded.last_seq > calls.last_seq THEN excluded.last_seq ELSE calls.last_seq END,
 	updated_at = excluded.updated_at`
 
+// maxRowsPerStatement keeps a multi-row statement's parameters far below
+// both engines' limits (PostgreSQL 65535, SQLite 32766).
+const maxRowsPerStatement = 200
+
+// applyCallEvents folds the batch's call.* events per call, then writes
+// one upsert row per call: a statement per 200 calls, not one per event
+// (on PostgreSQL each statement is a round trip).
 func (s *Store) applyCallEvents(ctx context.Context, tx *sql.Tx, agentID string, enterpriseID int64, stored []StoredEvent) error {
-	var stmt *sql.Stmt
+	var (
+		rows  []*callRow
+		index = map[string]*callRow{}
+	)
 	for _, se := range stored {
 		e := se.Event
 		if e.CallID == "" || !strings.HasPrefix(e.Type, "call.") {
 			continue // gap events belong to no call
 		}
-		if stmt == nil {
-			var err error
-			if stmt, err = tx.PrepareContext(ctx, callUpsert); err != nil {
-				return fmt.Errorf("call history: %w", err)
+		r, ok := index[e.CallID]
+		r = foldEvent(r, se)
+		if !ok {
+			index[e.CallID] = r
+			rows = append(rows, r)
+		}
+	}
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), maxRowsPerStatement)]
+		rows = rows[len(chunk):]
+		var q strings.Builder
+		q.WriteString(callUpsertHead)
+		args := make([]any, 0, len(chunk)*callColumns)
+		for i, r := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
 			}
-			defer stmt.Close()
+			q.WriteString("(" + placeholders(len(args)+1, callColumns) + ")")
+			args = append(args, enterpriseID, agentID, r.callID, r.status, r.direction, r.from, r.to, r.channel,
+				s.d.timeArg(r.startedAt), s.d.timeArg(r.answeredAt), r.answeredBy, r.answeredChannel, s.d.timeArg(r.endedAt),
+				optIntArg(r.cause), r.causeText, r.hungupBy, optIntArg(r.duration), optIntArg(r.billsec), r.monitored,
+				r.firstSeq, r.lastSeq, s.d.timeArg(r.updatedAt))
 		}
-		status := e.Status
-		if status == "" {
-			status = protocol.CallQueued
-		}
-		var (
-			answeredAt, endedAt time.Time
-			cause, dur, bill    any
-		)
-		if e.AnsweredAt != nil {
-			answeredAt = *e.AnsweredAt
-		}
-		if e.Type == protocol.EventCallEnded {
-			endedAt = e.Time
-			if e.EndedAt != nil {
-				endedAt = *e.EndedAt
-			}
-			if endedAt.IsZero() {
-				endedAt = se.ReceivedAt
-			}
-			cause, dur, bill = e.Cause, e.DurationS, e.BillsecS
-		}
-		at := e.Time
-		if at.IsZero() {
-			at = se.ReceivedAt
-		}
-		monitored := e.Type == protocol.EventMonitorStarted
-		if _, err := stmt.ExecContext(ctx, enterpriseID, agentID, e.CallID, status, e.Direction, e.From, e.To, e.Channel,
-			s.d.timeArg(at), s.d.timeArg(answeredAt), e.AnsweredBy, e.AnsweredChannel, s.d.timeArg(endedAt),
-			cause, e.CauseText, e.HungupBy, dur, bill, monitored, se.Seq, s.d.timeArg(se.ReceivedAt)); err != nil {
-			return fmt.Errorf("call history: call %s: %w", e.CallID, err)
+		q.WriteString(callUpsertTail)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("call history: %w", err)
 		}
 	}
 	return nil
+}
+
+func optIntArg(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 const callSelect = `SELECT id, enterprise_id, agent_id, call_id, status, direction, from_number, to_number, channel,

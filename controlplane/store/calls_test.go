@@ -237,3 +237,33 @@ func TestCallPaginationAndPrune(t *testing.T) {
 		}
 	})
 }
+
+// TestCallFoldMatchesUpsert: a call's events stored in one batch (folded
+// in Go) and one event per batch (merged by the upsert) give the same row.
+func TestCallFoldMatchesUpsert(t *testing.T) {
+	t.Parallel()
+	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		f := newFixture(t, s)
+		f.store(t, f.agent, answeredCall("one", "150", "151", 0)...)
+		for _, e := range answeredCall("many", "150", "151", 0) {
+			f.store(t, f.agent, e)
+		}
+		a, err := s.CallByID(ctx, f.ent.ID, "", "one")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.CallByID(ctx, f.ent.ID, "", "many")
+		if err != nil {
+			t.Fatal(err)
+		}
+		norm := func(c store.Call) string {
+			return fmt.Sprintf("%s %s %s %s %s %v %v %s %s %v %d %s %s %d %d %v", c.Status, c.Direction, c.From, c.To, c.Channel,
+				c.StartedAt, c.AnsweredAt, c.AnsweredBy, c.AnsweredChannel, c.EndedAt, *c.Cause, c.CauseText, c.HungupBy,
+				*c.DurationS, *c.BillsecS, c.Monitored)
+		}
+		if norm(a) != norm(b) || a.LastSeq-a.FirstSeq != 4 || b.LastSeq-b.FirstSeq != 4 {
+			t.Fatalf("one batch:  %s\nper event: %s", norm(a), norm(b))
+		}
+	})
+}

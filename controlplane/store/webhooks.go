@@ -202,26 +202,40 @@ func (s *Store) enqueueDeliveries(ctx context.Context, tx *sql.Tx, agentID strin
 	if len(hooks) == 0 {
 		return nil
 	}
-	var stmt *sql.Stmt
+	var args []any
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		var q strings.Builder
+		q.WriteString(`INSERT INTO webhook_deliveries (webhook_id, enterprise_id, seq, event_type, status, attempts, next_attempt_at, created_at) VALUES `)
+		for i := 0; i < len(args); i += 5 {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, 'pending', 0, $%d, $%d)", i+1, i+2, i+3, i+4, i+5, i+5)
+		}
+		_, err := tx.ExecContext(ctx, q.String(), args...)
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("webhook outbox: %w", err)
+		}
+		return nil
+	}
 	for _, se := range stored {
 		for _, w := range hooks {
 			if !w.Wants(se.Event.Type, agentID) {
 				continue
 			}
-			if stmt == nil {
-				if stmt, err = tx.PrepareContext(ctx, `INSERT INTO webhook_deliveries
-					(webhook_id, enterprise_id, seq, event_type, status, attempts, next_attempt_at, created_at)
-					VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)`); err != nil {
-					return fmt.Errorf("webhook outbox: %w", err)
+			args = append(args, w.ID, enterpriseID, se.Seq, se.Event.Type, s.d.timeArg(se.ReceivedAt))
+			if len(args) >= 5*maxRowsPerStatement {
+				if err := flush(); err != nil {
+					return err
 				}
-				defer stmt.Close()
-			}
-			if _, err := stmt.ExecContext(ctx, w.ID, enterpriseID, se.Seq, se.Event.Type, s.d.timeArg(se.ReceivedAt)); err != nil {
-				return fmt.Errorf("webhook outbox: %w", err)
 			}
 		}
 	}
-	return nil
+	return flush()
 }
 
 // Delivery is one (webhook, event) in the outbox.
