@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -49,6 +50,9 @@ type Config struct {
 	MaxFrameBytes int
 	// StoreTimeout bounds one store write of an event batch.
 	StoreTimeout time.Duration
+	// MaxCoalescedEvents bounds the events one store transaction takes
+	// from frames the agent has already sent (see ingest).
+	MaxCoalescedEvents int
 	// Tunnel settings (keepalive, read limit).
 	Tunnel tunnel.AcceptConfig
 	// OnEvents, if set, is called after a batch is stored and before it is
@@ -77,6 +81,8 @@ const (
 	DefaultHeartbeat    = 15 * time.Second
 	DefaultHelloTimeout = 10 * time.Second
 	DefaultStoreTimeout = 10 * time.Second
+	// DefaultMaxCoalescedEvents: ten agent batches of 100.
+	DefaultMaxCoalescedEvents = 1000
 )
 
 // Gateway serves protocol.ConnectPath.
@@ -106,6 +112,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = DefaultStoreTimeout
+	}
+	if cfg.MaxCoalescedEvents <= 0 {
+		cfg.MaxCoalescedEvents = DefaultMaxCoalescedEvents
 	}
 	if cfg.MaxFrameBytes <= 0 {
 		cfg.MaxFrameBytes = protocol.DefaultMaxFrameBytes
@@ -308,10 +317,22 @@ func (g *Gateway) readStatus(ctx context.Context, ctrl net.Conn, conn *fleet.Con
 func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, log *slog.Logger) error {
 	stop := context.AfterFunc(ctx, func() { st.Close() })
 	defer stop()
+	br := bufio.NewReaderSize(st, 64<<10)
 	for {
 		var batch protocol.EventBatch
-		if err := protocol.ReadFrame(st, &batch, g.cfg.MaxFrameBytes); err != nil {
+		if err := protocol.ReadFrame(br, &batch, g.cfg.MaxFrameBytes); err != nil {
 			return fmt.Errorf("read events: %w", err)
+		}
+		// The agent sends each event as soon as it has it, without waiting
+		// for acks. Frames that arrived while the previous transaction ran
+		// are already buffered: store them in this one (group commit), so a
+		// burst pays the per-transaction cost (an fsync on SQLite) once.
+		for br.Buffered() > 0 && len(batch.Events) < g.cfg.MaxCoalescedEvents {
+			var more protocol.EventBatch
+			if err := protocol.ReadFrame(br, &more, g.cfg.MaxFrameBytes); err != nil {
+				return fmt.Errorf("read events: %w", err)
+			}
+			batch.Events = append(batch.Events, more.Events...)
 		}
 		if len(batch.Events) == 0 {
 			continue
