@@ -15,9 +15,12 @@ const (
 	// DefaultSubscriberBuffer is how many events may wait for one
 	// WebSocket client; a client further behind is disconnected (close
 	// 1008, reason "slow consumer …") and may resume with ?after=. At
-	// 5,000 events/s it is 0.2 s of traffic: a client that cannot keep up
-	// for that long is better served by resuming from the store.
-	DefaultSubscriberBuffer = 1024
+	// 5,000 events/s it is 0.8 s of traffic (and four of the gateway's
+	// largest store transactions): a client that cannot keep up for that
+	// long is better served by resuming from the store. Encoded events are
+	// shared between subscribers, so a full buffer costs about 56 bytes
+	// an event.
+	DefaultSubscriberBuffer = 4096
 	// DefaultMaxSubscribers bounds WebSocket clients of this process;
 	// DefaultMaxSubscribersPerEnterprise bounds one enterprise's. Past
 	// either, GET /v1/events answers 503 unavailable.
@@ -29,6 +32,10 @@ const (
 	// DefaultPingInterval: a WebSocket ping this often finds dead clients
 	// on an idle stream.
 	DefaultPingInterval = 30 * time.Second
+	// DefaultHoleGrace: a live batch that reaches a subscriber ahead of
+	// an earlier one (two PBXs' hooks racing) waits this long for it
+	// before the gap is read from the store.
+	DefaultHoleGrace = 50 * time.Millisecond
 	// DefaultReplayPageSize is how many stored events one replay query
 	// reads.
 	DefaultReplayPageSize = 500
@@ -108,6 +115,7 @@ type Config struct {
 	PingInterval                time.Duration
 	ReplayPageSize              int
 	MaxCatchUpRounds            int
+	HoleGrace                   time.Duration
 
 	EventRetention    time.Duration
 	CallRetention     time.Duration
@@ -158,6 +166,7 @@ func (c *Config) fill() {
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.PingInterval, DefaultPingInterval)
 	setInt(&c.ReplayPageSize, DefaultReplayPageSize)
+	setDur(&c.HoleGrace, DefaultHoleGrace)
 	setInt(&c.MaxCatchUpRounds, DefaultMaxCatchUpRounds)
 	setDur(&c.EventRetention, DefaultEventRetention)
 	setDur(&c.CallRetention, DefaultCallRetention)
@@ -200,7 +209,7 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{
-		{"WriteTimeout", c.WriteTimeout}, {"PingInterval", c.PingInterval}, {"EventRetention", c.EventRetention},
+		{"WriteTimeout", c.WriteTimeout}, {"PingInterval", c.PingInterval}, {"HoleGrace", c.HoleGrace}, {"EventRetention", c.EventRetention},
 		{"CallRetention", c.CallRetention}, {"DeliveryRetention", c.DeliveryRetention}, {"PruneInterval", c.PruneInterval},
 		{"DeliveryPollInterval", c.DeliveryPollInterval}, {"AttemptTimeout", c.AttemptTimeout}, {"DeliveryLease", c.DeliveryLease},
 		{"RetryInitial", c.RetryInitial}, {"RetryMax", c.RetryMax}, {"MaxDeliveryAge", c.MaxDeliveryAge}, {"StoreTimeout", c.StoreTimeout},

@@ -197,6 +197,9 @@ type streamer struct {
 	sq     streamQuery
 	sub    *Subscription
 	cursor int64 // every sequence up to here was sent or filtered out
+	// held: live batches that arrived ahead of the cursor, by First.
+	held       []Batch
+	heldEvents int
 }
 
 // run streams until the client or the server goes, and says how to close.
@@ -218,6 +221,9 @@ func (st *streamer) run(ctx context.Context) (websocket.StatusCode, string, erro
 	}
 	ping := time.NewTicker(st.s.cfg.PingInterval)
 	defer ping.Stop()
+	grace := time.NewTimer(time.Hour)
+	grace.Stop()
+	defer grace.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -229,6 +235,10 @@ func (st *streamer) run(ctx context.Context) (websocket.StatusCode, string, erro
 			if err != nil {
 				return websocket.StatusGoingAway, "no pong", err
 			}
+		case <-grace.C:
+			if err := st.fillHole(ctx); err != nil {
+				return internal(err)
+			}
 		case <-st.sub.Ready():
 			batches, err := st.sub.Take()
 			if errors.Is(err, ErrSlowSubscriber) {
@@ -237,11 +247,23 @@ func (st *streamer) run(ctx context.Context) (websocket.StatusCode, string, erro
 			if err != nil {
 				return internal(err)
 			}
+			waiting := len(st.held) > 0
 			for _, b := range batches {
-				if err := st.deliver(ctx, b); err != nil {
+				if err := st.accept(ctx, b); err != nil {
 					return internal(err)
 				}
 			}
+			switch {
+			case len(st.held) > 0 && st.heldEvents > st.s.cfg.SubscriberBuffer:
+				if err := st.fillHole(ctx); err != nil {
+					return internal(err)
+				}
+			case len(st.held) > 0 && !waiting:
+				grace.Reset(st.s.cfg.HoleGrace)
+			}
+		}
+		if len(st.held) == 0 {
+			grace.Stop()
 		}
 	}
 }
@@ -339,16 +361,67 @@ func (st *streamer) replay(ctx context.Context, to int64) error {
 	return nil
 }
 
-// deliver sends a live batch: what the cursor already covers is skipped,
-// a hole before it is filled from the store first.
-func (st *streamer) deliver(ctx context.Context, b Batch) error {
+// accept takes a live batch. Batches of one enterprise can reach the hub
+// out of sequence order (two PBXs' transactions commit in order, but
+// their hooks race): a batch ahead of the cursor is held for HoleGrace,
+// in which the missing one normally arrives; fillHole reads the gap from
+// the store if it does not (a batch stored by another replica, or an
+// encoding failure).
+func (st *streamer) accept(ctx context.Context, b Batch) error {
 	if b.Last <= st.cursor {
 		return nil
 	}
 	if b.First > st.cursor+1 {
-		if err := st.replay(ctx, b.First-1); err != nil {
+		i, _ := slices.BinarySearchFunc(st.held, b.First, func(h Batch, first int64) int { return cmpInt(h.First, first) })
+		st.held = slices.Insert(st.held, i, b)
+		st.heldEvents += max(1, len(b.Items))
+		return nil
+	}
+	if err := st.deliver(ctx, b); err != nil {
+		return err
+	}
+	return st.drainHeld(ctx)
+}
+
+// drainHeld delivers held batches the cursor has reached.
+func (st *streamer) drainHeld(ctx context.Context) error {
+	for len(st.held) > 0 && st.held[0].First <= st.cursor+1 {
+		b := st.held[0]
+		st.held = st.held[1:]
+		st.heldEvents -= max(1, len(b.Items))
+		if err := st.deliver(ctx, b); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// fillHole reads the gap before the first held batch from the store.
+func (st *streamer) fillHole(ctx context.Context) error {
+	if len(st.held) == 0 {
+		return nil
+	}
+	if err := st.replay(ctx, st.held[0].First-1); err != nil {
+		return err
+	}
+	return st.drainHeld(ctx)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// deliver sends a batch that starts at or before cursor+1, skipping what
+// the cursor already covers.
+func (st *streamer) deliver(ctx context.Context, b Batch) error {
+	if b.Last <= st.cursor {
+		return nil
 	}
 	for _, it := range b.Items {
 		if it.Seq <= st.cursor {
