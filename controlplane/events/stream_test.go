@@ -44,6 +44,12 @@ func (e *env) injector(t testing.TB, number string) *injector {
 // batch stores k events: calls alternate started/ended; pad makes each
 // event about pad bytes bigger.
 func (in *injector) batch(t testing.TB, k, pad int) []store.StoredEvent {
+	return in.store(t, k, pad, true)
+}
+
+// store is batch; without hook the service is not told, as when another
+// replica stored the batch.
+func (in *injector) store(t testing.TB, k, pad int, hook bool) []store.StoredEvent {
 	t.Helper()
 	evs := make([]protocol.Event, k)
 	for i := range evs {
@@ -62,7 +68,9 @@ func (in *injector) batch(t testing.TB, k, pad int) []store.StoredEvent {
 		t.Error(err)
 		return nil
 	}
-	cp.svc.OnEvents(in.ag, stored)
+	if hook {
+		cp.svc.OnEvents(in.ag, stored)
+	}
 	return stored
 }
 
@@ -152,12 +160,41 @@ func TestStreamResume(t *testing.T) {
 	t.Logf("%d events from 2 concurrent sessions; live %d, resumed after %d, filtered %d", last, last, after, len(got))
 }
 
+// TestStreamHoleFromStore: a batch whose hook never comes (stored by
+// another replica) is read from the store once the next live batch shows
+// the hole, after HoleGrace.
+func TestStreamHoleFromStore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{quiet: true, cfg: events.Config{HoleGrace: 20 * time.Millisecond}})
+	tn := e.tenant(t, "0367")
+	a, b := e.injector(t, "0367"), e.injector(t, "0367")
+	w := e.mustDial(t, tn.key, "")
+	w.next(t)
+	a.store(t, 3, 0, false) // seqs 1-3, no hook
+	b.batch(t, 2, 0)        // seqs 4-5
+	if got := readSeqs(t, w, 5); fmt.Sprint(got) != "[1 2 3 4 5]" {
+		t.Fatalf("got %v", got)
+	}
+	// And a hook that comes late (within the grace) is not read twice.
+	a.batch(t, 1, 0) // 6
+	late := b.store(t, 1, 0, false)
+	b2 := b.store(t, 1, 0, false)
+	e.current().svc.OnEvents(b.ag, b2) // 8 arrives before 7
+	e.current().svc.OnEvents(b.ag, late)
+	b.batch(t, 1, 0) // 9
+	if got := readSeqs(t, w, 9); fmt.Sprint(got) != "[6 7 8 9]" {
+		t.Fatalf("got %v", got)
+	}
+}
+
 // TestSlowClient: a client that stops reading is disconnected with a
 // close reason saying why and where to resume; a client reading at the
 // same time gets every event.
 func TestSlowClient(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{quiet: true, cfg: events.Config{SubscriberBuffer: 500}})
+	// WriteTimeout is long so the slow client's close frame is still
+	// sendable when the test drains it, however slow the machine.
+	e := newEnv(t, envOptions{quiet: true, cfg: events.Config{SubscriberBuffer: 100, WriteTimeout: time.Minute}})
 	tn := e.tenant(t, "0367")
 	in := e.injector(t, "0367")
 	fast := e.mustDial(t, tn.key, "")
@@ -165,13 +202,16 @@ func TestSlowClient(t *testing.T) {
 	// The slow client reads the first message, then nothing: with a small
 	// receive buffer its TCP window closes soon.
 	slow := dialUnread(t, e, tn.key)
-	const batches, per = 60, 50 // 3000 events of ~4 KiB: more than socket buffers hold
-	var last int64
+	// 1000 events of ~8 KiB: more than the socket buffers and the
+	// subscriber buffer hold. The fast client reads each batch before the
+	// next is stored, so it is never behind.
+	const batches, per = 50, 20
+	var fastSeqs []int64
 	for range batches {
-		got := in.batch(t, per, 4000)
-		last = got[len(got)-1].Seq
+		got := in.batch(t, per, 8000)
+		fastSeqs = append(fastSeqs, readSeqs(t, fast, got[len(got)-1].Seq)...)
 	}
-	if err := contiguous(readSeqs(t, fast, last), 1, last); err != nil {
+	if err := contiguous(fastSeqs, 1, batches*per); err != nil {
 		t.Fatalf("fast client: %v", err)
 	}
 	// Drain the slow client: events, then the close frame with its reason.
