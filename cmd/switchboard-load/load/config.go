@@ -66,6 +66,10 @@ type Config struct {
 	// Self is this program, re-run as worker and profiled control plane;
 	// empty means os.Executable().
 	Self string
+	// DB is the control plane's store; empty means a new SQLite file in
+	// Dir. A postgres:// DSN must name an empty database: the run
+	// provisions it.
+	DB string
 	// Dir holds the store, secrets and logs; empty makes a temp dir,
 	// removed at the end unless Keep.
 	Dir  string

@@ -31,12 +31,16 @@ type fleetPlan struct {
 	Enterprise int
 }
 
-// provision creates the store file with N agents in N/perEnterprise
+// provision creates, in the store at dsn (empty: a new SQLite file in
+// dir), N agents in N/perEnterprise
 // enterprises (one API key each) and a JWT secret, before the control
 // plane starts: a separate `switchboard serve` then finds them in --db.
-func provision(ctx context.Context, dir string, n, perEnterprise int) (*fleetPlan, error) {
+func provision(ctx context.Context, dir, dsn string, n, perEnterprise int) (*fleetPlan, error) {
 	start := time.Now()
-	p := &fleetPlan{DSN: "sqlite:" + filepath.Join(dir, "switchboard.db"), JWTFile: filepath.Join(dir, "jwt.secret")}
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(dir, "switchboard.db")
+	}
+	p := &fleetPlan{DSN: dsn, JWTFile: filepath.Join(dir, "jwt.secret")}
 	secret := []byte(rand.Text() + rand.Text())
 	if err := os.WriteFile(p.JWTFile, secret, 0o600); err != nil {
 		return nil, fmt.Errorf("write jwt secret: %w", err)

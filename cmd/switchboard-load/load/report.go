@@ -3,8 +3,11 @@ package load
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
 )
 
 // Goals from the issue.
@@ -50,11 +53,16 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		row(fmt.Sprintf("Control plane RSS, all connected, idle %s", sec(c.Settle)),
 			fmt.Sprintf("%s (peak %s); %d fds, %d threads", mib(r.Idle.RSS), mib(r.Idle.PeakRSS), r.Idle.OpenFDs, r.Idle.Threads),
 			"≤ 1 GiB: "+mark(r.Idle.PeakRSS <= goalRSS))
-		row("Control plane CPU, all connected, idle", fmt.Sprintf("%.1f %% of one core (load processes %.0f %%; machine %.0f %% of both cores busy)", r.IdleCPU, r.LoadIdleCPU, r.MachineIdle), "")
+		row("Control plane CPU, all connected, idle", fmt.Sprintf("%.1f %% of one core (load processes %.0f %%, other processes %.0f %%; machine %.0f %% of %d cores busy)",
+			r.IdleCPU, r.LoadIdleCPU, others(r.MachineIdle, r.IdleCPU, r.LoadIdleCPU), r.MachineIdle, runtime.NumCPU()), "")
 	}
 	if r.FleetFull.Count > 0 {
 		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` (%d KiB, %d sequential)", min(r.Agents, 10000), r.FleetBytes>>10, r.FleetFull.Count),
 			fmt.Sprintf("p50 %s, p99 %s", ms(r.FleetFull.P50), ms(r.FleetFull.P99)), "< 200 ms: "+mark(r.FleetFull.P99 < goalFleet))
+		if r.Agents > api.DefaultFleetPageSize {
+			row(fmt.Sprintf("`GET /v1/fleet` (default page: %s agents and the totals)", thousands(api.DefaultFleetPageSize)),
+				fmt.Sprintf("p50 %s, p99 %s", ms(r.FleetDefault.P50), ms(r.FleetDefault.P99)), "< 200 ms: "+mark(r.FleetDefault.P99 < goalFleet))
+		}
 		row("`GET /v1/fleet?connected=false` (filtered)",
 			fmt.Sprintf("p50 %s, p99 %s", ms(r.FleetPage.P50), ms(r.FleetPage.P99)), "< 200 ms: "+mark(r.FleetPage.P99 < goalFleet))
 	}
@@ -63,8 +71,9 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 			fmt.Sprintf("p50 %s, p99 %s, max %s; %.0f/s achieved; %s%s; %d not sent (%d in flight)",
 				ms(o.Latency.P50), ms(o.Latency.P99), ms(o.Latency.Max), o.Achieved, o.Latency.codesString(), errorsSuffix(o.Errors), o.Missed, c.MaxInFlight),
 			"p50/p99 reported")
-		row("Control plane during the calls", fmt.Sprintf("CPU %.0f %% of one core; RSS %s (peak %s); %s call events stored (%.0f/s); load processes %.0f %% of one core, machine %.0f %% busy",
-			r.OriginateCPU, mib(r.AfterCalls.RSS), mib(r.AfterCalls.PeakRSS), thousands(int(r.EventsStored)), r.EventsPerSec, r.LoadCPU, r.MachineBusy),
+		row("Control plane during the calls", fmt.Sprintf("CPU %.0f %% of one core; RSS %s (peak %s); %s call events stored (%.0f/s); load processes %.0f %%, other processes %.0f %% of one core; machine %.0f %% busy",
+			r.OriginateCPU, mib(r.AfterCalls.RSS), mib(r.AfterCalls.PeakRSS), thousands(int(r.EventsStored)), r.EventsPerSec, r.LoadCPU,
+			others(r.MachineBusy, r.OriginateCPU, r.LoadCPU), r.MachineBusy),
 			"≤ 1 GiB: "+mark(r.AfterCalls.PeakRSS <= goalRSS))
 	}
 	if r.Restarted {
@@ -72,6 +81,9 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		if r.Reconnect.All > 0 {
 			res = fmt.Sprintf("%s (50%% %s, 90%% %s, 99%% %s); the new process answered after %s",
 				sec(r.Reconnect.All), sec(r.Reconnect.Half), sec(r.Reconnect.P90), sec(r.Reconnect.P99), sec(r.Downtime))
+		}
+		if r.StopErr != "" {
+			res += "; " + r.StopErr
 		}
 		row(fmt.Sprintf("All reconnected after SIG%s of the control plane and a restart", strings.ToUpper(r.RestartSignal)),
 			res, fmt.Sprintf("≤ %s: %s (%s back by then)", sec(c.ReconnectGoal), mark(r.Reconnect.All > 0 && r.Reconnect.All <= c.ReconnectGoal), thousands(r.Reconnect.AtGoal)))
@@ -84,8 +96,12 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		row("Load processes (agents + fakes + generator)", fmt.Sprintf("RSS %s, %.0f KiB per simulated PBX", mib(r.LoadRSS), float64(r.LoadRSS)/1024/float64(r.Agents)), "")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Machine: %s. Control plane: `%s` (SQLite store), a separate process measured from /proc.\n",
-		machine(), strings.Join(shortArgv(r.ControlArgv), " "))
+	engine := "SQLite"
+	if strings.HasPrefix(c.DB, "postgres") {
+		engine = "PostgreSQL"
+	}
+	fmt.Fprintf(w, "Machine: %s. Control plane: `%s` (%s store), a separate process measured from /proc.\n",
+		machine(), strings.Join(shortArgv(r.ControlArgv), " "), engine)
 	fmt.Fprintf(w, "Agents: reconnect backoff %v–%v (the agent's defaults unless set), reset after a session of %v (sessions were %s old at the restart); "+
 		"AMI subscription buffer %d and pending-event bound %d instead of the agent's 8192 and 10,000, which are allocated or kept per agent "+
 		"and would cost the simulation gigabytes; direct calls on the fakes %.0f/s, %s each.\n",
@@ -93,6 +109,12 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	if c.CommandLine != "" {
 		fmt.Fprintf(w, "\nCommand:\n\n    %s\n", c.CommandLine)
 	}
+}
+
+// others is the CPU (% of one core) the rest of the machine used: what is
+// left of the machine's busy share after the control plane and the load.
+func others(machineBusy, cp, load float64) float64 {
+	return max(0, machineBusy*float64(runtime.NumCPU())-cp-load)
 }
 
 func errorsSuffix(m map[string]int) string {
@@ -114,6 +136,8 @@ func shortArgv(argv []string) []string {
 			}
 		case strings.HasPrefix(a, "sqlite:"):
 			out = append(out, "sqlite:…/switchboard.db")
+		case strings.HasPrefix(a, "postgres"):
+			out = append(out, "postgres://…")
 		case strings.Contains(a, "/"):
 			out = append(out, "…/"+a[strings.LastIndexByte(a, '/')+1:])
 		default:

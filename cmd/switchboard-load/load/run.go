@@ -38,7 +38,8 @@ type Result struct {
 	IdleCPU      float64    // % of one core over Settle
 	FleetFull    Latencies  // GET /v1/fleet?limit=min(N,10000)
 	FleetBytes   int
-	FleetPage    Latencies // GET /v1/fleet (default page)
+	FleetDefault Latencies // GET /v1/fleet (the API's default page)
+	FleetPage    Latencies // GET /v1/fleet?connected=false
 	Originate    OriginateResult
 	OriginateCPU float64 // control plane, % of one core during the phase
 	// LoadCPU is the load processes' CPU during the calls (% of one
@@ -53,6 +54,7 @@ type Result struct {
 
 	Restarted      bool
 	RestartSignal  string
+	StopErr        string        // the old control plane did not stop as asked
 	Downtime       time.Duration // signal to the new control plane answering
 	Reconnect      connectProgress
 	ReconnectErr   string
@@ -129,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	say("%d agents, %d per enterprise, %d worker processes (RLIMIT_NOFILE %d: up to %d agents each), files in %s",
 		cfg.Agents, cfg.PBXsPerEnterprise, res.Workers, limit, per, dir)
 
-	plan, err := provision(ctx, dir, cfg.Agents, cfg.PBXsPerEnterprise)
+	plan, err := provision(ctx, dir, cfg.DB, cfg.Agents, cfg.PBXsPerEnterprise)
 	if err != nil {
 		return nil, err
 	}
@@ -227,11 +229,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if res.FleetFull, res.FleetBytes, err = fleetLatency(ctx, client, base, plan.AdminJWT, q, cfg.FleetQueries); err != nil {
 			return res, err
 		}
+		if res.FleetDefault, _, err = fleetLatency(ctx, client, base, plan.AdminJWT, "", cfg.FleetQueries); err != nil {
+			return res, err
+		}
 		if res.FleetPage, _, err = fleetLatency(ctx, client, base, plan.AdminJWT, "connected=false", cfg.FleetQueries); err != nil {
 			return res, err
 		}
-		say("GET /v1/fleet?%s (%d KiB): p50 %v p99 %v; ?connected=false: p50 %v p99 %v", q, res.FleetBytes>>10,
+		say("GET /v1/fleet?%s (%d KiB): p50 %v p99 %v; default page: p50 %v p99 %v; ?connected=false: p50 %v p99 %v", q, res.FleetBytes>>10,
 			res.FleetFull.P50.Round(time.Microsecond), res.FleetFull.P99.Round(time.Microsecond),
+			res.FleetDefault.P50.Round(time.Microsecond), res.FleetDefault.P99.Round(time.Microsecond),
 			res.FleetPage.P50.Round(time.Microsecond), res.FleetPage.P99.Round(time.Microsecond))
 	}
 
@@ -295,7 +301,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		kill := time.Now()
 		if err := cp.stop(sig); err != nil {
-			return res, err
+			// A graceful stop that overran was ended with SIGKILL: the
+			// restart goes on, and the report says so.
+			res.StopErr = err.Error()
+			say("%v", err)
 		}
 		if cp, err = launcher.start(ctx); err != nil {
 			return res, err
