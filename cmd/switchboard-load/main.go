@@ -95,7 +95,7 @@ func parse(args []string, stdout, stderr io.Writer) (load.Config, error) {
 	fs.IntVar(&c.OriginateRate, "rate", load.DefaultOriginateRate, "POST /v1/calls per second (0 skips)")
 	fs.DurationVar(&c.OriginateDuration, "duration", load.DefaultOriginateDuration, "how long to send calls")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", load.DefaultMaxInFlight, "outstanding calls before the generator skips (and counts) a send")
-	fs.IntVar(&c.FleetQueries, "fleet-queries", load.DefaultFleetQueries, "GET /v1/fleet samples")
+	fs.IntVar(&c.FleetQueries, "fleet-queries", load.DefaultFleetQueries, "GET /v1/fleet samples (0 skips)")
 	fs.DurationVar(&c.Settle, "settle", load.DefaultSettle, "idle time with all connected over which CPU and RSS are read")
 	fs.Float64Var(&c.CallRate, "call-rate", load.DefaultCallRate, "calls per second started directly on the fake PBXs (events without API traffic)")
 	fs.DurationVar(&c.CallHold, "call-hold", load.DefaultCallHold, "how long those calls last")
@@ -115,6 +115,14 @@ func parse(args []string, stdout, stderr io.Writer) (load.Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	// 0 on the command line skips a phase; in load.Config zero means
+	// the default and negative skips.
+	if c.OriginateRate == 0 {
+		c.OriginateRate = -1
+	}
+	if c.FleetQueries == 0 {
+		c.FleetQueries = -1
 	}
 	return c, nil
 }

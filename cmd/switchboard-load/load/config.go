@@ -75,10 +75,10 @@ type Config struct {
 	Dir  string
 	Keep bool
 
-	OriginateRate     int           // POST /v1/calls per second
+	OriginateRate     int           // POST /v1/calls per second; negative skips the phase
 	OriginateDuration time.Duration // how long
 	MaxInFlight       int           // requests outstanding before the generator counts a miss
-	FleetQueries      int           // GET /v1/fleet samples
+	FleetQueries      int           // GET /v1/fleet samples; negative skips them
 	Settle            time.Duration // idle time with all connected: CPU and RSS are read over it
 	CallRate          float64       // calls per second started on the fakes directly (events without API)
 	CallHold          time.Duration // how long those calls last
@@ -166,8 +166,8 @@ func (c Config) Validate() error {
 	if c.Workers < -1 {
 		errs = append(errs, fmt.Errorf("workers %d: want -1 (auto), 0 (in process) or more", c.Workers))
 	}
-	if c.OriginateRate < 0 || c.MaxInFlight < 1 || c.FleetQueries < 0 {
-		errs = append(errs, errors.New("originate rate, max in flight and fleet queries must not be negative"))
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("max in flight %d: want at least 1", c.MaxInFlight))
 	}
 	for name, d := range map[string]time.Duration{
 		"originate duration": c.OriginateDuration, "settle": c.Settle, "call hold": c.CallHold,
