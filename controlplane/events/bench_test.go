@@ -54,6 +54,10 @@ func BenchmarkPipeline(b *testing.B) {
 				for len(samples) < want {
 					select {
 					case m := <-ws.msgs:
+						if m.Type == "gap" {
+							readErr = fmt.Errorf("an agent lost %d events (its outbox overflowed): the pipeline fell behind the offered load", m.Lost)
+							return
+						}
 						now := time.Now()
 						samples = append(samples, sample{lat: now.Sub(m.Time), toStore: m.ReceivedAt.Sub(m.Time), at: now})
 					case <-ws.done:

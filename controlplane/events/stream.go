@@ -224,6 +224,7 @@ func (st *streamer) run(ctx context.Context) (websocket.StatusCode, string, erro
 	grace := time.NewTimer(time.Hour)
 	grace.Stop()
 	defer grace.Stop()
+	armed := false // grace runs for the oldest hole
 	for {
 		select {
 		case <-ctx.Done():
@@ -236,6 +237,7 @@ func (st *streamer) run(ctx context.Context) (websocket.StatusCode, string, erro
 				return websocket.StatusGoingAway, "no pong", err
 			}
 		case <-grace.C:
+			armed = false
 			if err := st.fillHole(ctx); err != nil {
 				return internal(err)
 			}
@@ -247,23 +249,24 @@ func (st *streamer) run(ctx context.Context) (websocket.StatusCode, string, erro
 			if err != nil {
 				return internal(err)
 			}
-			waiting := len(st.held) > 0
 			for _, b := range batches {
 				if err := st.accept(ctx, b); err != nil {
 					return internal(err)
 				}
 			}
-			switch {
-			case len(st.held) > 0 && st.heldEvents > st.s.cfg.SubscriberBuffer:
+			if st.heldEvents > st.s.cfg.SubscriberBuffer {
 				if err := st.fillHole(ctx); err != nil {
 					return internal(err)
 				}
-			case len(st.held) > 0 && !waiting:
-				grace.Reset(st.s.cfg.HoleGrace)
 			}
 		}
-		if len(st.held) == 0 {
+		switch {
+		case len(st.held) > 0 && !armed:
+			grace.Reset(st.s.cfg.HoleGrace)
+			armed = true
+		case len(st.held) == 0 && armed:
 			grace.Stop()
+			armed = false
 		}
 	}
 }
