@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto"
+	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -10,6 +11,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 )
 
@@ -47,9 +49,34 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.pbxCacheTTL, "pbx-cache-ttl", api.DefaultPBXCacheTTL, "how long an enterprise's PBX list is reused; negative: off")
 }
 
-// configureAPI builds the HTTP API from the flags and registers it on the
-// server.
-func configureAPI(cfg *controlplane.Config, f serveFlags) error {
+// jwtVerifier builds the operator JWT verifier from the flags; nil when
+// neither a secret nor public keys are configured (API keys only).
+func jwtVerifier(f serveFlags) (*auth.JWTVerifier, error) {
+	if f.jwtSecretFile == "" && f.jwtPublicKey == "" {
+		return nil, nil
+	}
+	jc := auth.JWTConfig{Issuer: f.api.jwtIssuer, Audience: f.api.jwtAudience}
+	if f.jwtSecretFile != "" {
+		secret, err := auth.LoadHMACSecret(f.jwtSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		jc.HMACSecret = secret
+	}
+	if f.jwtPublicKey != "" {
+		keys, err := auth.LoadPublicKeys(f.jwtPublicKey)
+		if err != nil {
+			return nil, err
+		}
+		jc.PublicKeys = append([]crypto.PublicKey(nil), keys...)
+	}
+	return auth.NewJWTVerifier(jc)
+}
+
+// configureAPI builds the HTTP API and the events service from the flags
+// and registers both on the server. The caller runs the returned service
+// (webhook deliveries, retention) next to the server.
+func configureAPI(cfg *controlplane.Config, f serveFlags) (*events.Service, error) {
 	ac := api.Config{
 		AMITimeout:              f.api.amiTimeout,
 		MaxConcurrentOriginates: f.api.maxConcurrentOriginates,
@@ -66,32 +93,25 @@ func configureAPI(cfg *controlplane.Config, f serveFlags) error {
 	if f.api.timezone != "" {
 		loc, err := time.LoadLocation(f.api.timezone)
 		if err != nil {
-			return usagef("--timezone: %v", err)
+			return nil, usagef("--timezone: %v", err)
 		}
 		ac.Location = loc
 	}
-	if f.jwtSecretFile != "" || f.jwtPublicKey != "" {
-		jc := auth.JWTConfig{Issuer: f.api.jwtIssuer, Audience: f.api.jwtAudience}
-		if f.jwtSecretFile != "" {
-			secret, err := auth.LoadHMACSecret(f.jwtSecretFile)
-			if err != nil {
-				return err
-			}
-			jc.HMACSecret = secret
-		}
-		if f.jwtPublicKey != "" {
-			keys, err := auth.LoadPublicKeys(f.jwtPublicKey)
-			if err != nil {
-				return err
-			}
-			jc.PublicKeys = append([]crypto.PublicKey(nil), keys...)
-		}
-		v, err := auth.NewJWTVerifier(jc)
-		if err != nil {
+	jwt, err := jwtVerifier(f)
+	if err != nil {
+		return nil, err
+	}
+	ac.JWT = jwt
+	svc, err := newEvents(f.events, jwt)
+	if err != nil {
+		return nil, err
+	}
+	apiRoutes := api.Routes(ac)
+	cfg.Routes = func(mux *http.ServeMux, s *controlplane.Server) error {
+		if err := apiRoutes(mux, s); err != nil {
 			return err
 		}
-		ac.JWT = v
+		return svc.Routes(mux, s)
 	}
-	cfg.Routes = api.Routes(ac)
-	return nil
+	return svc, nil
 }

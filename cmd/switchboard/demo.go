@@ -86,7 +86,10 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	df := serveFlags{jwtSecretFile: secretFile}
 	df.register(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // the API limits' defaults
 	df.jwtSecretFile = secretFile
-	if err := configureAPI(&cfg, df); err != nil {
+	// Webhooks to a receiver on this machine are the point of a demo.
+	df.events.webhookAllowPrivate = true
+	svc, err := configureAPI(&cfg, df)
+	if err != nil {
 		return err
 	}
 	srv, err := controlplane.New(ctx, cfg)
@@ -126,7 +129,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Add(2)
-	go func() { defer wg.Done(); errc <- srv.Serve(ctx, ln) }()
+	go func() { defer wg.Done(); errc <- serveWithEvents(ctx, srv, ln, svc) }()
 	go func() { defer wg.Done(); errc <- ag.Run(ctx) }()
 	if *traffic {
 		wg.Add(1)
@@ -138,7 +141,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := waitConnected(ctx, srv, agentRec.ID); err != nil {
 		return err
 	}
-	printDemo(stdout, demoInfo{Base: base, APIKey: apiKey, JWT: jwt, Enterprise: ent, Agent: agentRec, DSN: dsn, Dir: dir, PBX: pbx.Addr()})
+	printDemo(stdout, demoInfo{Base: base, APIKey: apiKey, JWT: jwt, Enterprise: ent, Agent: agentRec, DSN: dsn, Dir: dir, PBX: pbx.Addr(), Self: selfCommand()})
 
 	select {
 	case <-ctx.Done():
@@ -204,6 +207,17 @@ func simulateTraffic(ctx context.Context, pbx *amitest.Server) {
 	}
 }
 
+// selfCommand is how a printed command runs this program: its installed
+// path, or `go run ./cmd/switchboard` under `go run` (whose binary lives
+// in a build cache the user never sees). Tests point it at a built binary.
+var selfCommand = func() string {
+	exe, err := os.Executable()
+	if err != nil || strings.Contains(exe, "go-build") {
+		return "go run ./cmd/switchboard"
+	}
+	return exe
+}
+
 func randN(n int) int {
 	v, _ := rand.Int(rand.Reader, big.NewInt(int64(n)))
 	return int(v.Int64())
@@ -211,8 +225,10 @@ func randN(n int) int {
 
 type demoInfo struct {
 	Base, APIKey, JWT, DSN, Dir, PBX string
-	Enterprise                       store.Enterprise
-	Agent                            store.Agent
+	// Self runs this program in a printed command.
+	Self       string
+	Enterprise store.Enterprise
+	Agent      store.Agent
 }
 
 func printDemo(w io.Writer, d demoInfo) {
@@ -244,7 +260,6 @@ type demoCommand struct{ what, cmd string }
 // demoCommands are the commands printed by the demo, in order; the demo
 // test runs them all in one shell, so they work as printed.
 func demoCommands(d demoInfo) []demoCommand {
-	_ = d
 	return []demoCommand{
 		{"is the control plane ready? (store reachable, migrations applied, agents connected)", `curl -s --fail-with-body $SB/readyz`},
 		{"the enterprise's PBXs and their status", `curl -s --fail-with-body $SB/v1/pbxs -H "Authorization: Bearer $KEY"`},
@@ -256,5 +271,13 @@ func demoCommands(d demoInfo) []demoCommand {
 		{"hang up the call placed above", `curl -s --fail-with-body -X DELETE $SB/v1/calls/$CALL -H "Authorization: Bearer $KEY"`},
 		{"the same through the legacy (FastAPI-compatible) route", `curl -s --fail-with-body "$SB/api/makecallexternal?code=102&phone=%2B375296254070&clientId=$KEY"`},
 		{"who did what: the audit log", `curl -s --fail-with-body "$SB/v1/audit?limit=5" -H "Authorization: Bearer $JWT"`},
+		{"call events, stored and numbered: the first page (poll on with after=<next_after>)",
+			`curl -s --fail-with-body "$SB/v1/events?after=0&limit=5" -H "Authorization: Bearer $KEY"`},
+		{"call history: every call with its status, who answered, duration (GET /v1/calls/$CALL adds its timeline)",
+			`curl -s --fail-with-body "$SB/v1/calls?limit=5" -H "Authorization: Bearer $KEY"`},
+		{"get call.ended events POSTed, signed, to a webhook (here: a receiver you run on port 9999, e.g. nc -lk 9999)",
+			`curl -s --fail-with-body -X POST $SB/v1/webhooks -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9999/hook","event_types":["call.ended"]}'`},
+		{"the live event stream (WebSocket), one JSON event a line, from the first stored one; Ctrl-C stops it",
+			`SWITCHBOARD_TOKEN=$KEY ` + d.Self + ` events tail --server $SB --after 0`},
 	}
 }

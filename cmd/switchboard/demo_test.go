@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,14 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is needed to run the demo's printed commands: apt-get install curl")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// The printed `events tail` runs the real binary.
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(prev func() string) { selfCommand = prev }(selfCommand)
+	selfCommand = func() string { return filepath.Join(bin, "switchboard") }
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
@@ -56,7 +65,11 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 	script := strings.Join(exports, "\n") + "\nset -e\n" +
 		`curl -s --fail-with-body -X POST $SB/v1/calls -H "Authorization: Bearer $KEY" -d '{"from":"150","to":"+375296254070"}' >/dev/null` + "\nsleep 0.5\n"
 	for i, c := range cmds {
-		script += "echo '### " + string(rune('0'+i)) + "'\n" + c + "\necho\n"
+		if strings.Contains(c, " events tail ") {
+			// It streams until Ctrl-C: give it 3 s (timeout's 124 is success).
+			c = "timeout -s INT 3 env " + c + " || [ $? = 124 ]"
+		}
+		script += "echo '### " + strconv.Itoa(i) + "'\n" + c + "\necho\n"
 	}
 	out, err := exec.CommandContext(ctx, "bash", "-c", script).CombinedOutput()
 	if err != nil {
@@ -73,6 +86,12 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 		regexp.MustCompile(`"hungup":\[\{`),
 		regexp.MustCompile(`"success":true,"message":"Call initiated successfully: 102 -> \+375296254070"`),
 		regexp.MustCompile(`asterisk_originate_call`),
+		regexp.MustCompile(`"events":\[\{"seq":1,`),
+		regexp.MustCompile(`"calls":\[\{"call_id":`),
+		regexp.MustCompile(`"id":"whk_[a-z0-9]+","url":"http://127.0.0.1:9999/hook"`),
+		// events tail: the first stored event, then the stream goes live.
+		regexp.MustCompile(`(?m)^\{"seq":1,"pbx":"agt_[a-z0-9]+",.*"type":"call.started"`),
+		regexp.MustCompile(`events tail: stream.live \(seq \d+\)`),
 	} {
 		if !want.MatchString(text) {
 			t.Errorf("output lacks %v:\n%s", want, text)

@@ -38,6 +38,7 @@ Usage:
   switchboard jwt mint --secret-file F --sub ID --roles r1,r2 [--enterprise N] [--ttl 1h]
   switchboard fleet status [--server URL] [--token-file F] [--json] [--enterprise N]
                            [--online|--offline] [--ami up|down|unknown] [--revoked]
+  switchboard events tail [--server URL] [--token-file F] [--after SEQ] [--pbx ID] [--types a,b] [--once]
   switchboard version
 
 Admin commands take --db (same default as serve) and --json.
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = jwtCmd(rest, stdout)
 	case "fleet":
 		err = fleetCmd(ctx, rest, stdout, time.Now)
+	case "events":
+		err = eventsCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "switchboard", version)
 	case "help", "-h", "--help":

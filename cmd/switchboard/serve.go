@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
 	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/systemd"
 )
 
@@ -23,6 +26,7 @@ type serveFlags struct {
 	logFormat, logLevel, publicURL string
 	heartbeat                      int
 	api                            apiFlags
+	events                         eventsFlags
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -38,6 +42,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.publicURL, "public-url", "", "URL clients and agents use to reach this server (for printed hints)")
 	fs.IntVar(&f.heartbeat, "heartbeat-seconds", 15, "how often agents report status")
 	f.api.register(fs)
+	f.events.register(fs)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -59,7 +64,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
 		Version: version, Logger: log, Heartbeat: secondsOf(f.heartbeat),
 	}
-	if err := configureAPI(&cfg, f); err != nil {
+	svc, err := configureAPI(&cfg, f)
+	if err != nil {
 		return err
 	}
 	srv, err := controlplane.New(ctx, cfg)
@@ -79,7 +85,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go func() { defer close(done); _ = systemd.RunWatchdog(wctx, iv) }()
 		defer func() { cancel(); <-done }()
 	}
-	return srv.Serve(ctx, ln)
+	return serveWithEvents(ctx, srv, ln, svc)
+}
+
+// serveWithEvents serves until ctx ends, with the events service's
+// webhook worker and retention running beside the server. Deliveries in
+// flight when it stops are retried by the next start (their lease runs
+// out): at least once, never lost.
+func serveWithEvents(ctx context.Context, srv *controlplane.Server, ln net.Listener, svc *events.Service) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- svc.Run(ctx) }()
+	err := srv.Serve(ctx, ln)
+	cancel()
+	if rerr := <-ran; err == nil && rerr != nil {
+		err = fmt.Errorf("events: %w", rerr)
+	}
+	return err
 }
 
 func secondsOf(n int) time.Duration { return time.Duration(n) * time.Second }

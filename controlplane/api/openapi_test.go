@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 )
@@ -18,9 +19,10 @@ import (
 // describes them too.
 var serverRoutes = []string{"GET /agent/v1/connect", "GET /healthz", "GET /readyz"}
 
-// TestOpenAPIDocumentsEveryRoute walks the routes the API registers on a
-// mux and fails when one is missing from openapi.json, or when the
-// document describes a route nobody serves.
+// TestOpenAPIDocumentsEveryRoute walks the routes the API and the events
+// service register on a mux (as the server chains them) and fails when
+// one is missing from openapi.json, or when the document describes a
+// route nobody serves.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	var doc struct {
 		OpenAPI string                                `json:"openapi"`
@@ -37,12 +39,23 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Register needs no store: it only installs the handlers.
+	ev, err := events.New(events.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	a.Register(mux)
+	ev.Register(mux)
 	routes := a.Routes()
 	if len(routes) < 15 {
 		t.Fatalf("only %d routes", len(routes))
 	}
+	evRoutes := ev.RoutePatterns()
+	if len(evRoutes) < 9 {
+		t.Fatalf("only %d events routes", len(evRoutes))
+	}
+	routes = append(routes, evRoutes...)
 	param := regexp.MustCompile(`\{[^}]+\}`)
 	documented := map[string]bool{}
 	for path, ops := range doc.Paths {

@@ -144,7 +144,31 @@ type Config struct {
 
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Observer is told what the service delivers and drops (metrics).
+	// Nil: Routes takes the server's metrics.
+	Observer Observer
 }
+
+// Observer is told what the service does; the control plane's metrics
+// implement it. Its methods must not block.
+type Observer interface {
+	// EventsDelivered counts events written to a sink: "websocket" (live
+	// or replayed) or "webhook" (a POST answered 2xx).
+	EventsDelivered(sink string, n int)
+	// EventsDropped counts events a sink did not get live, by reason:
+	// "slow_subscriber" (the client was disconnected with that many
+	// events queued; it resumes with after= and loses none).
+	EventsDropped(reason string, n int)
+	// WebhookAttempt counts one delivery attempt: result "ok" or "error",
+	// retry when it was not the delivery's first.
+	WebhookAttempt(result string, retry bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) EventsDelivered(string, int) {}
+func (nopObserver) EventsDropped(string, int)   {}
+func (nopObserver) WebhookAttempt(string, bool) {}
 
 func (c *Config) fill() {
 	if c.Logger == nil {
@@ -186,6 +210,9 @@ func (c *Config) fill() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 

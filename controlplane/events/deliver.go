@@ -186,10 +186,13 @@ func (s *Service) attempt(ctx context.Context, d store.Delivery) {
 	}
 	a := store.DeliveryAttempt{At: start, Duration: s.cfg.Now().Sub(start), StatusCode: code}
 	if err == nil {
+		s.cfg.Observer.WebhookAttempt("ok", n > 1)
+		s.cfg.Observer.EventsDelivered("webhook", 1)
 		finish(store.AttemptOutcome{Attempt: a, Delivered: true})
 		log.Debug("webhook delivered", "status", code, "duration", a.Duration)
 		return
 	}
+	s.cfg.Observer.WebhookAttempt("error", n > 1)
 	a.Error = err.Error()
 	o := store.AttemptOutcome{Attempt: a}
 	if n < s.cfg.MaxAttempts && s.cfg.Now().Sub(d.CreatedAt) < s.cfg.MaxDeliveryAge {

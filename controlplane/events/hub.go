@@ -145,11 +145,12 @@ type Subscription struct {
 	unsubscribe func()
 	ready       chan struct{} // a token when the queue went non-empty or failed
 
-	mu     sync.Mutex
-	queue  []Batch
-	queued int
-	err    error
-	closed sync.Once
+	mu      sync.Mutex
+	queue   []Batch
+	queued  int
+	dropped int // events queued or offered when the subscriber was found slow
+	err     error
+	closed  sync.Once
 }
 
 // Ready receives when Take has something to return.
@@ -173,6 +174,14 @@ func (s *Subscription) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
+}
+
+// Dropped is how many events were queued or offered when the
+// subscription ended as slow (0 otherwise).
+func (s *Subscription) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
 }
 
 // Close unsubscribes. Safe to call more than once.
@@ -215,6 +224,7 @@ func (s *Subscription) offer(b Batch) {
 	// a batch arrives at once, so only falling behind is slowness.
 	if s.queued > 0 && s.queued+cost > s.max {
 		s.err = ErrSlowSubscriber
+		s.dropped = s.queued + len(items)
 		s.queue, s.queued = nil, 0
 	} else {
 		s.queue = append(s.queue, Batch{EnterpriseID: b.EnterpriseID, First: b.First, Last: b.Last, Items: items})

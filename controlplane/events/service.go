@@ -33,18 +33,19 @@ type Service struct {
 	client  *http.Client
 	wake    chan struct{} // nudges the delivery worker
 	running atomic.Bool
-	// inheritLogger: Config had no Logger, so Routes takes the server's.
-	inheritLogger bool
+	// inheritLogger: Config had no Logger, so Routes takes the server's;
+	// inheritObserver likewise for the metrics.
+	inheritLogger, inheritObserver bool
 }
 
 // New validates cfg and fills defaults. It starts nothing.
 func New(cfg Config) (*Service, error) {
-	inherit := cfg.Logger == nil
+	inherit, inheritObserver := cfg.Logger == nil, cfg.Observer == nil
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, wake: make(chan struct{}, 1), inheritLogger: inherit}
+	s := &Service{cfg: cfg, wake: make(chan struct{}, 1), inheritLogger: inherit, inheritObserver: inheritObserver}
 	s.broker = cfg.Broker
 	if s.broker == nil {
 		s.broker = NewHub(cfg.MaxSubscribers, cfg.MaxSubscribersPerEnterprise)
@@ -73,6 +74,10 @@ func (s *Service) Routes(mux *http.ServeMux, srv *controlplane.Server) error {
 		s.inheritLogger = false
 		s.cfg.Logger = srv.Logger()
 		s.log = s.cfg.Logger.With("component", "events")
+	}
+	if s.inheritObserver {
+		s.inheritObserver = false
+		s.cfg.Observer = srv.Metrics()
 	}
 	if err := s.attach(); err != nil {
 		return err

@@ -272,6 +272,7 @@ func (st *streamer) run(ctx context.Context) (websocket.StatusCode, string, erro
 }
 
 func (st *streamer) slow() (websocket.StatusCode, string, error) {
+	st.s.cfg.Observer.EventsDropped("slow_subscriber", max(1, st.sub.Dropped()))
 	return websocket.StatusPolicyViolation, fmt.Sprintf("slow consumer: over %d events buffered; resume with after=%d",
 		st.s.cfg.SubscriberBuffer, st.cursor), nil
 }
@@ -354,6 +355,7 @@ func (st *streamer) replay(ctx context.Context, to int64) error {
 			if err := st.write(ctx, b); err != nil {
 				return err
 			}
+			s.cfg.Observer.EventsDelivered("websocket", 1)
 			st.cursor = se.Seq
 		}
 		if len(evs) < s.cfg.ReplayPageSize || evs[len(evs)-1].Seq >= to {
@@ -433,6 +435,7 @@ func (st *streamer) deliver(ctx context.Context, b Batch) error {
 		if err := st.write(ctx, it.JSON); err != nil {
 			return err
 		}
+		st.s.cfg.Observer.EventsDelivered("websocket", 1)
 	}
 	st.cursor = b.Last
 	return nil

@@ -250,6 +250,17 @@ func TestWebhooks(t *testing.T) {
 			if !saw500 {
 				t.Fatalf("attempt log lacks the 500s: %+v", d)
 			}
+			// The same attempts, as /metrics counts them.
+			okN, errN, retries := e.metric(t, `switchboard_webhook_deliveries_total{result="ok"}`),
+				e.metric(t, `switchboard_webhook_deliveries_total{result="error"}`), e.metric(t, "switchboard_webhook_retries_total")
+			attempts := 0
+			for _, dl := range d.Deliveries {
+				attempts += dl.Attempts
+			}
+			if okN != 2 || errN != float64(attempts-2) || retries != float64(attempts-2) ||
+				e.metric(t, `switchboard_events_delivered_total{sink="webhook"}`) != 2 {
+				t.Fatalf("metrics: ok %v, error %v, retries %v; want 2, %d, %d", okN, errN, retries, attempts-2, attempts-2)
+			}
 
 			// The receiver goes down: attempts fail and are retried; it comes
 			// back and gets the events.

@@ -68,6 +68,8 @@ type Observer interface {
 	AgentConnected()
 	AgentDisconnected()
 	EventsStored(n int)
+	// EventsLost: an agent's gap event says this many were lost on the PBX.
+	EventsLost(n uint64)
 }
 
 type nopObserver struct{}
@@ -75,6 +77,7 @@ type nopObserver struct{}
 func (nopObserver) AgentConnected()    {}
 func (nopObserver) AgentDisconnected() {}
 func (nopObserver) EventsStored(int)   {}
+func (nopObserver) EventsLost(uint64)  {}
 
 // Defaults.
 const (
@@ -344,6 +347,11 @@ func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, lo
 			return fmt.Errorf("store %d events: %w", len(batch.Events), err)
 		}
 		g.cfg.Observer.EventsStored(len(stored))
+		for _, se := range stored {
+			if se.Event.Type == protocol.EventGap {
+				g.cfg.Observer.EventsLost(se.Event.Lost)
+			}
+		}
 		if fn := g.onEvents(); fn != nil && len(stored) > 0 {
 			fn(agent, stored)
 		}

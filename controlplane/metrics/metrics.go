@@ -28,15 +28,17 @@ type Metrics struct {
 	tunnelConnects prometheus.Counter
 	tunnelCloses   prometheus.Counter
 	eventsIn       prometheus.Counter
-	// EventsOut counts events delivered, by sink (websocket, webhook).
-	EventsOut *prometheus.CounterVec
-	// EventsDropped counts events not delivered to a sink, by reason
-	// (slow_subscriber…). Stored events are never dropped.
-	EventsDropped *prometheus.CounterVec
-	// WebhookDeliveries counts delivery attempts by result (ok, error).
-	WebhookDeliveries *prometheus.CounterVec
-	// WebhookRetries counts attempts after the first.
-	WebhookRetries prometheus.Counter
+	// eventsOut counts events delivered, by sink (websocket, webhook).
+	eventsOut *prometheus.CounterVec
+	// eventsDropped counts events not delivered, by reason:
+	// slow_subscriber (a WebSocket client disconnected with them queued;
+	// it resumes from the store) and agent_buffer_overflow (gap events:
+	// lost on a PBX before they were stored).
+	eventsDropped *prometheus.CounterVec
+	// webhookDeliveries counts delivery attempts by result (ok, error).
+	webhookDeliveries *prometheus.CounterVec
+	// webhookRetries counts attempts after the first.
+	webhookRetries prometheus.Counter
 	// RateLimited counts refused requests by scope (credential,
 	// enterprise, pbx_originates).
 	RateLimited *prometheus.CounterVec
@@ -71,16 +73,16 @@ func New(connected func() int) *Metrics {
 		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_events_received_total", Help: "Agent events stored (duplicates of a resend not counted).",
 		}),
-		EventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_events_delivered_total", Help: "Events delivered to subscribers by sink.",
 		}, []string{"sink"}),
-		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_events_dropped_total", Help: "Events not delivered to a subscriber, by reason.",
 		}, []string{"reason"}),
-		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+		webhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_webhook_deliveries_total", Help: "Webhook delivery attempts by result.",
 		}, []string{"result"}),
-		WebhookRetries: prometheus.NewCounter(prometheus.CounterOpts{
+		webhookRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_webhook_retries_total", Help: "Webhook delivery attempts after the first.",
 		}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -91,8 +93,8 @@ func New(connected func() int) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.agentRequests, m.agentDuration,
-		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.EventsOut, m.EventsDropped,
-		m.WebhookDeliveries, m.WebhookRetries, m.RateLimited,
+		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.eventsOut, m.eventsDropped,
+		m.webhookDeliveries, m.webhookRetries, m.RateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
 		}, func() float64 { return float64(connected()) }),
@@ -205,3 +207,25 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// EventsDelivered and the methods below implement events.Observer.
+func (m *Metrics) EventsDelivered(sink string, n int) {
+	m.eventsOut.WithLabelValues(sink).Add(float64(n))
+}
+func (m *Metrics) EventsDropped(reason string, n int) {
+	m.eventsDropped.WithLabelValues(reason).Add(float64(n))
+}
+
+// WebhookAttempt counts one webhook delivery attempt.
+func (m *Metrics) WebhookAttempt(result string, retry bool) {
+	m.webhookDeliveries.WithLabelValues(result).Inc()
+	if retry {
+		m.webhookRetries.Inc()
+	}
+}
+
+// EventsLost counts events agents reported lost (gap events: their
+// outbox overflowed before the control plane stored them).
+func (m *Metrics) EventsLost(n uint64) {
+	m.eventsDropped.WithLabelValues("agent_buffer_overflow").Add(float64(n))
+}
