@@ -40,6 +40,9 @@ type Config struct {
 	TLSCertFile, TLSKeyFile string
 	// Heartbeat is how often agents report status.
 	Heartbeat time.Duration
+	// LastSeenInterval is how often a connected agent's last_seen is
+	// written to the store (gateway.Config.LastSeenInterval).
+	LastSeenInterval time.Duration
 	// ShutdownTimeout bounds the graceful shutdown of HTTP requests.
 	ShutdownTimeout time.Duration
 	// Version is reported by /api/status and in logs.
@@ -54,7 +57,7 @@ func (c Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("controlplane: --tls-cert-file and --tls-key-file go together")
 	}
-	if c.Heartbeat < 0 || c.ShutdownTimeout < 0 {
+	if c.Heartbeat < 0 || c.ShutdownTimeout < 0 || c.LastSeenInterval < 0 {
 		return errors.New("controlplane: durations must not be negative")
 	}
 	return nil
@@ -110,7 +113,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.registry = fleet.NewRegistry(cfg.Logger)
 	s.metrics = metrics.New(s.registry.Len)
-	gw, err := gateway.New(gateway.Config{Store: s.store, Registry: s.registry, Logger: cfg.Logger, Heartbeat: cfg.Heartbeat, Observer: s.metrics})
+	gw, err := gateway.New(gateway.Config{Store: s.store, Registry: s.registry, Logger: cfg.Logger, Heartbeat: cfg.Heartbeat,
+		LastSeenInterval: cfg.LastSeenInterval, Observer: s.metrics})
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
 	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
+	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
 	"github.com/switchboard-pbx/switchboard/systemd"
 )
 
@@ -25,6 +26,7 @@ type serveFlags struct {
 	jwtSecretFile, jwtPublicKey    string
 	logFormat, logLevel, publicURL string
 	heartbeat                      int
+	lastSeenInterval               time.Duration
 	api                            apiFlags
 	events                         eventsFlags
 }
@@ -41,6 +43,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.publicURL, "public-url", "", "URL clients and agents use to reach this server (for printed hints)")
 	fs.IntVar(&f.heartbeat, "heartbeat-seconds", 15, "how often agents report status")
+	fs.DurationVar(&f.lastSeenInterval, "last-seen-interval", gateway.DefaultLastSeenInterval, "how often a connected PBX's last_seen is written to the store (live in the API; stored for after it disconnects)")
 	f.api.register(fs)
 	f.events.register(fs)
 }
@@ -62,7 +65,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := controlplane.Config{
 		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
-		Version: version, Logger: log, Heartbeat: secondsOf(f.heartbeat),
+		Version: version, Logger: log, Heartbeat: secondsOf(f.heartbeat), LastSeenInterval: f.lastSeenInterval,
+	}
+	if f.lastSeenInterval <= 0 {
+		return usagef("--last-seen-interval must be positive")
 	}
 	svc, err := configureAPI(&cfg, f)
 	if err != nil {

@@ -168,6 +168,37 @@ func (s *Store) TouchAgent(ctx context.Context, id string, seenAt time.Time) err
 	return requireRow(res, "agent "+id)
 }
 
+// TouchAgents records several agents' last seen times in one transaction
+// (one fsync on SQLite, however large the fleet). Unknown ids are
+// skipped: an agent deleted meanwhile has nothing to record.
+func (s *Store) TouchAgents(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("touch agents: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE agents SET last_seen_at = $2 WHERE id = $1`)
+	if err != nil {
+		return fmt.Errorf("touch agents: %w", err)
+	}
+	defer stmt.Close()
+	for id, at := range seen {
+		if at.IsZero() {
+			return invalid("seen time", "must not be zero (agent %s)", id)
+		}
+		if _, err := stmt.ExecContext(ctx, id, s.d.timeArg(at)); err != nil {
+			return fmt.Errorf("touch agent %s: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("touch agents: commit: %w", err)
+	}
+	return nil
+}
+
 // SetAgentAckedSeq records that every event up to seq from this agent is
 // stored. It only moves forward, so a late acknowledgement from a
 // connection that was since replaced cannot move it back (which would make

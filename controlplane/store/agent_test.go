@@ -118,6 +118,20 @@ func TestAgents(t *testing.T) {
 		if !got.LastSeenAt.Equal(seen) || got.LastAckedSeq != 42 {
 			t.Fatalf("after touch+ack: %+v", got)
 		}
+		// Many at once, in one write; unknown ids are skipped.
+		later := seen.Add(time.Minute)
+		if err := s.TouchAgents(ctx, map[string]time.Time{a.ID: later, "agt_nope": later}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.AgentByID(ctx, a.ID); !got.LastSeenAt.Equal(later) {
+			t.Fatalf("after TouchAgents: last seen %v, want %v", got.LastSeenAt, later)
+		}
+		if err := s.TouchAgents(ctx, map[string]time.Time{a.ID: {}}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("TouchAgents(zero time) = %v", err)
+		}
+		if got, _ = s.AgentByID(ctx, a.ID); !got.LastSeenAt.Equal(later) {
+			t.Fatalf("a refused TouchAgents changed last seen to %v", got.LastSeenAt)
+		}
 
 		// Disabled enterprise: the secret is right but the agent may not connect.
 		if err := s.SetEnterpriseActive(ctx, e.ID, false); err != nil {

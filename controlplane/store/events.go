@@ -30,6 +30,8 @@ type StoredEvent struct {
 // never duplicates. It returns the events newly stored, in order. The
 // same transaction updates call history and queues webhook deliveries
 // (recordDerived, calls.go), so neither can miss an acknowledged event.
+// On SQLite, batches of many agents that arrive together share one
+// transaction (group commit, see startEventWriter).
 func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterpriseID int64, events []protocol.Event) ([]StoredEvent, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -39,19 +41,130 @@ func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterprise
 			return nil, invalid("events", "sequence must increase within a batch (%d after %d)", events[i].Seq, events[i-1].Seq)
 		}
 	}
-	now := s.now()
+	if s.d.name != dialectSQLite {
+		// PostgreSQL commits concurrent transactions in parallel and
+		// groups their WAL flushes itself.
+		return s.storeEventsAlone(ctx, eventReq{agentID: agentID, enterpriseID: enterpriseID, events: events})
+	}
+	req := eventReq{agentID: agentID, enterpriseID: enterpriseID, events: events, done: make(chan eventRes, 1)}
+	s.eventOnce.Do(s.startEventWriter)
+	select {
+	case s.eventq <- req:
+	case <-s.auditStop:
+		return nil, fmt.Errorf("store events: %w", ErrClosed)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("store events: %w", ctx.Err())
+	}
+	// Once queued the batch is committed or refused whatever the caller's
+	// context does; a caller that gave up does not acknowledge, and the
+	// agent's resend is skipped as already stored.
+	res := <-req.done
+	return res.out, res.err
+}
+
+// MaxEventGroup bounds the agent batches one SQLite transaction takes.
+const MaxEventGroup = 128
+
+type eventReq struct {
+	agentID      string
+	enterpriseID int64
+	events       []protocol.Event
+	done         chan eventRes
+}
+
+type eventRes struct {
+	out []StoredEvent
+	err error
+}
+
+// startEventWriter runs the SQLite group commit of agent event batches:
+// on SQLite every commit is an fsync on the one write connection, so with
+// thousands of PBXs each sending its own small batches, one transaction
+// per batch would cap the fleet at the disk's fsync rate. Batches that
+// arrive while one transaction runs are committed together in the next.
+func (s *Store) startEventWriter() {
+	s.auditWG.Add(1)
+	go func() {
+		defer s.auditWG.Done()
+		batch := make([]eventReq, 0, MaxEventGroup)
+		for {
+			select {
+			case r := <-s.eventq:
+				batch = append(batch[:0], r)
+			case <-s.auditStop:
+				return
+			}
+		collect:
+			for len(batch) < MaxEventGroup {
+				select {
+				case r := <-s.eventq:
+					batch = append(batch, r)
+				default:
+					break collect
+				}
+			}
+			s.writeEventGroup(batch)
+		}
+	}()
+}
+
+// writeEventGroup commits the batches in one transaction; if that fails,
+// each is retried alone so one agent's bad batch cannot sink the others.
+func (s *Store) writeEventGroup(group []eventReq) {
+	// Writes must finish even while the store is closing: Close waits.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if len(group) > 1 {
+		if outs, err := s.storeEventsTx(ctx, group); err == nil {
+			for i, r := range group {
+				r.done <- eventRes{out: outs[i]}
+			}
+			return
+		}
+	}
+	for _, r := range group {
+		out, err := s.storeEventsAlone(ctx, r)
+		r.done <- eventRes{out: out, err: err}
+	}
+}
+
+func (s *Store) storeEventsAlone(ctx context.Context, r eventReq) ([]StoredEvent, error) {
+	outs, err := s.storeEventsTx(ctx, []eventReq{r})
+	if err != nil {
+		return nil, err
+	}
+	return outs[0], nil
+}
+
+// storeEventsTx stores each request's batch in one transaction.
+func (s *Store) storeEventsTx(ctx context.Context, group []eventReq) ([][]StoredEvent, error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store events: %w", err)
 	}
 	defer tx.Rollback()
+	outs := make([][]StoredEvent, len(group))
+	for i, r := range group {
+		if outs[i], err = s.storeAgentEventsIn(ctx, tx, r.agentID, r.enterpriseID, r.events); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store events: commit: %w", err)
+	}
+	return outs, nil
+}
+
+// storeAgentEventsIn is one agent batch's part of a transaction.
+func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID string, enterpriseID int64, events []protocol.Event) ([]StoredEvent, error) {
+	now := s.now()
 
 	var acked int64
 	lock := ""
 	if s.d.name == dialectPostgres {
 		lock = " FOR UPDATE" // two sessions of one agent must not interleave
 	}
-	err = tx.QueryRowContext(ctx, `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`+lock, agentID, enterpriseID).Scan(&acked)
+	err := tx.QueryRowContext(ctx, `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`+lock, agentID, enterpriseID).Scan(&acked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
 	}
@@ -60,7 +173,7 @@ func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterprise
 	}
 	fresh := slices.DeleteFunc(slices.Clone(events), func(e protocol.Event) bool { return int64(e.Seq) <= acked })
 	if len(fresh) == 0 {
-		return nil, tx.Commit()
+		return nil, nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO enterprise_event_seqs (enterprise_id, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING`, enterpriseID); err != nil {
 		return nil, fmt.Errorf("store events: sequence row: %w", err)
@@ -98,9 +211,6 @@ func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterprise
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_acked_seq = $2 WHERE id = $1`, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
 		return nil, fmt.Errorf("store events: advance acked seq: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("store events: commit: %w", err)
 	}
 	return out, nil
 }

@@ -137,7 +137,11 @@ type Store struct {
 	auditq    chan auditReq
 	auditStop chan struct{}
 	auditOnce sync.Once
-	auditWG   sync.WaitGroup
+	auditWG   sync.WaitGroup // the audit and event writers
+	// The SQLite group commit of agent events (events.go), started by the
+	// first StoreAgentEvents; it stops with auditStop.
+	eventq    chan eventReq
+	eventOnce sync.Once
 	closeOnce sync.Once
 }
 
@@ -155,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	d, source, _ := parseDSN(cfg.DSN)
 	s := &Store{Now: time.Now, d: d, log: cfg.Logger.With("component", "store", "dialect", d.name),
-		auditq: make(chan auditReq), auditStop: make(chan struct{})}
+		auditq: make(chan auditReq), auditStop: make(chan struct{}), eventq: make(chan eventReq)}
 	var err error
 	if d.name == dialectSQLite {
 		err = s.openSQLite(source, cfg)
