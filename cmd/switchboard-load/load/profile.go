@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,10 +18,11 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 )
 
 // RunProfiledControlPlane is the `controlplane` mode: the control plane
-// with the HTTP API at its defaults, as `switchboard serve --db --listen
+// with the HTTP API and the events service at their defaults, as `switchboard serve --db --listen
 // --jwt-secret-file` assembles it, profiled on signals so each phase of a
 // run gets its own profile: SIGUSR1 starts a CPU profile (the next SIGUSR1
 // stops it), SIGUSR2 writes a heap profile and a goroutine dump. Files are
@@ -54,7 +56,18 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 			return err
 		}
 	}
-	srv, err := controlplane.New(ctx, controlplane.Config{Listen: *listen, DB: *db, Logger: log, Version: "load-profile", Routes: api.Routes(ac)})
+	ev, err := events.New(events.Config{JWT: ac.JWT})
+	if err != nil {
+		return err
+	}
+	apiRoutes := api.Routes(ac)
+	routes := func(mux *http.ServeMux, s *controlplane.Server) error {
+		if err := apiRoutes(mux, s); err != nil {
+			return err
+		}
+		return ev.Routes(mux, s)
+	}
+	srv, err := controlplane.New(ctx, controlplane.Config{Listen: *listen, DB: *db, Logger: log, Version: "load-profile", Routes: routes})
 	if err != nil {
 		return err
 	}
@@ -72,7 +85,8 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 	defer signal.Stop(usr2)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
+	done, ran := make(chan struct{}), make(chan error, 1)
+	go func() { ran <- ev.Run(sctx) }()
 	go func() {
 		defer close(done)
 		for {
@@ -89,6 +103,9 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 	err = srv.Serve(sctx, ln)
 	cancel()
 	<-done
+	if rerr := <-ran; err == nil {
+		err = rerr
+	}
 	return err
 }
 
