@@ -335,34 +335,38 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion,
 		"hostname", hello.Hostname, "asterisk", hello.AsteriskVersion, "ami", hello.AMI, "last_acked_seq", acked)
 
+	// Goroutines are the largest cost of an idle agent (each has its own
+	// stack), so this one runs the accept loop itself rather than wait on
+	// a group: it ends when the session closes (Accept fails) or a
+	// sibling fails (ctx).
 	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error {
-		select {
-		case <-sess.Done():
-			return errors.New("tunnel closed")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	})
 	eg.Go(func() error { return g.readStatus(ctx, ctrl, conn, agent) })
-	eg.Go(func() error {
-		for {
-			st, kind, err := sess.Accept(ctx)
-			if err != nil {
-				return fmt.Errorf("accept stream: %w", err)
-			}
-			if kind != protocol.StreamEvents {
-				st.Close()
-				log.Warn("agent opened an unexpected stream", "kind", kind)
-				continue
-			}
-			eg.Go(func() error {
-				defer st.Close()
-				return g.ingest(ctx, st, agent, log)
-			})
+	err = g.acceptStreams(ctx, eg, sess, agent, log)
+	cancel()
+	if werr := eg.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
+		err = werr // the first failure says why the session ended
+	}
+	return err
+}
+
+// acceptStreams accepts the agent's events stream(s) until the session
+// ends; each is ingested on eg.
+func (g *Gateway) acceptStreams(ctx context.Context, eg *errgroup.Group, sess *tunnel.Session, agent store.Agent, log *slog.Logger) error {
+	for {
+		st, kind, err := sess.Accept(ctx)
+		if err != nil {
+			return fmt.Errorf("accept stream: %w", err)
 		}
-	})
-	return eg.Wait()
+		if kind != protocol.StreamEvents {
+			st.Close()
+			log.Warn("agent opened an unexpected stream", "kind", kind)
+			continue
+		}
+		eg.Go(func() error {
+			defer st.Close()
+			return g.ingest(ctx, st, agent, log)
+		})
+	}
 }
 
 func (g *Gateway) readStatus(ctx context.Context, ctrl net.Conn, conn *fleet.Conn, agent store.Agent) error {

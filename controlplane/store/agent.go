@@ -87,7 +87,7 @@ func (s *Store) AgentByToken(ctx context.Context, token string) (Agent, error) {
 	if !ok {
 		return Agent{}, fmt.Errorf("agent token: %w", ErrNotFound)
 	}
-	r, err := scanAgent(s.db.QueryRowContext(ctx, agentSelect+` WHERE a.id = $1`, id))
+	r, err := scanAgent(s.queryRow(ctx, s.db, agentSelect+` WHERE a.id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) || err == nil && !secretMatches(token, r.tokenHash) {
 		return Agent{}, fmt.Errorf("agent %s: %w", id, ErrNotFound)
 	}
@@ -128,7 +128,7 @@ func (s *Store) ListAgents(ctx context.Context, enterpriseID int64) ([]Agent, er
 	if enterpriseID != 0 {
 		q, args = q+` WHERE a.enterprise_id = $1`, append(args, enterpriseID)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY e.number, a.created_at, a.id`, args...)
+	rows, err := s.query(ctx, s.db, q+` ORDER BY e.number, a.created_at, a.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
@@ -225,7 +225,7 @@ func (s *Store) SetAgentAckedSeq(ctx context.Context, id string, seq int64) erro
 // AgentAckedSeq returns the last acknowledged event sequence of an agent.
 func (s *Store) AgentAckedSeq(ctx context.Context, id string) (int64, error) {
 	var seq int64
-	err := s.db.QueryRowContext(ctx, `SELECT last_acked_seq FROM agents WHERE id = $1`, id).Scan(&seq)
+	err := s.queryRow(ctx, s.db, `SELECT last_acked_seq FROM agents WHERE id = $1`, id).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("agent %s: %w", id, ErrNotFound)
 	}

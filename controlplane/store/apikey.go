@@ -129,7 +129,7 @@ func (s *Store) APIKeyByToken(ctx context.Context, key string) (APIKey, error) {
 	if !ok {
 		return APIKey{}, fmt.Errorf("API key: %w", ErrNotFound)
 	}
-	r, err := scanAPIKey(s.db.QueryRowContext(ctx, apiKeySelect+` WHERE k.id = $1`, id))
+	r, err := scanAPIKey(s.queryRow(ctx, s.db, apiKeySelect+` WHERE k.id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) || err == nil && !secretMatches(key, r.keyHash) {
 		return APIKey{}, fmt.Errorf("API key %s: %w", id, ErrNotFound)
 	}

@@ -164,7 +164,11 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	if s.d.name == dialectPostgres {
 		lock = " FOR UPDATE" // two sessions of one agent must not interleave
 	}
-	err := tx.QueryRowContext(ctx, `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`+lock, agentID, enterpriseID).Scan(&acked)
+	sel, err := s.txStmt(ctx, tx, `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`+lock)
+	if err != nil {
+		return nil, fmt.Errorf("store events: %w", err)
+	}
+	err = sel.QueryRowContext(ctx, agentID, enterpriseID).Scan(&acked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
 	}
@@ -184,12 +188,11 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 		return nil, fmt.Errorf("store events: advance sequence: %w", err)
 	}
 	first := last - int64(len(fresh)) + 1
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
+	stmt, err := s.txStmt(ctx, tx, `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`)
 	if err != nil {
 		return nil, fmt.Errorf("store events: %w", err)
 	}
-	defer stmt.Close()
 	out := make([]StoredEvent, 0, len(fresh))
 	for i, e := range fresh {
 		body, err := json.Marshal(e)

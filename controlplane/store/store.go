@@ -131,6 +131,8 @@ type Store struct {
 	// write lock and fail with SQLITE_BUSY.
 	db  *sql.DB
 	wdb *sql.DB
+	// stmts: prepared statements of hot queries (prepared.go).
+	stmts stmtCache
 
 	// The audit group-commit writer (audit.go): started by the first
 	// InsertAudit, stopped and waited for by Close.
@@ -285,7 +287,8 @@ func (s *Store) Close() error {
 		close(s.auditStop)
 		s.auditWG.Wait()
 	})
-	err := s.wdb.Close()
+	err := s.stmts.close()
+	err = errors.Join(err, s.wdb.Close())
 	if s.db != s.wdb {
 		err = errors.Join(err, s.db.Close())
 	}
