@@ -153,7 +153,7 @@ func TestFault(t *testing.T) {
 			// 2. Restart the control plane. The WebSocket client is cut off
 			// and resumes from the last sequence it saw.
 			before, _ := e.store().LastEventSeq(context.Background(), tn.ent.ID)
-			t.Logf("DEBUG before restart: stored %d, ws buffered %d", before, len(ws.msgs))
+			t.Logf("control plane restart: %d events stored before it", before)
 			e.restart(t)
 			if err := ws.closed(t); err == nil {
 				t.Fatal("the stream survived the restart")

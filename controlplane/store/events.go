@@ -155,16 +155,26 @@ func (s *Store) storeEventsTx(ctx context.Context, group []eventReq) ([][]Stored
 	return outs, nil
 }
 
+const insertEventSQL = `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+// selectAckedForUpdate reads an agent's acknowledged sequence in the
+// event transaction; on PostgreSQL it locks the row, so two sessions of
+// one agent cannot interleave (SQLite has one writer anyway).
+func (s *Store) selectAckedForUpdate() string {
+	q := `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`
+	if s.d.name == dialectPostgres {
+		q += " FOR UPDATE"
+	}
+	return q
+}
+
 // storeAgentEventsIn is one agent batch's part of a transaction.
 func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID string, enterpriseID int64, events []protocol.Event) ([]StoredEvent, error) {
 	now := s.now()
 
 	var acked int64
-	lock := ""
-	if s.d.name == dialectPostgres {
-		lock = " FOR UPDATE" // two sessions of one agent must not interleave
-	}
-	sel, err := s.txStmt(ctx, tx, `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`+lock)
+	sel, err := s.txStmt(ctx, tx, s.selectAckedForUpdate())
 	if err != nil {
 		return nil, fmt.Errorf("store events: %w", err)
 	}
@@ -188,8 +198,7 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 		return nil, fmt.Errorf("store events: advance sequence: %w", err)
 	}
 	first := last - int64(len(fresh)) + 1
-	stmt, err := s.txStmt(ctx, tx, `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`)
+	stmt, err := s.txStmt(ctx, tx, insertEventSQL)
 	if err != nil {
 		return nil, fmt.Errorf("store events: %w", err)
 	}

@@ -41,13 +41,33 @@ func (s *Store) query(ctx context.Context, db *sql.DB, query string, args ...any
 	return st.QueryContext(ctx, args...)
 }
 
-// txStmt is a cached statement of the write pool bound to tx.
+// txStmt is query's statement bound to tx: the one prepareWrites cached,
+// else prepared in tx for tx alone. It never prepares on the pool: on
+// SQLite the write pool has one connection, which tx holds, so that would
+// wait forever.
 func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	st, err := s.stmt(ctx, s.wdb, query)
-	if err != nil {
-		return nil, err
+	s.stmts.mu.Lock()
+	st, ok := s.stmts.m[stmtKey{s.wdb, query}]
+	s.stmts.mu.Unlock()
+	if ok {
+		return tx.StmtContext(ctx, st), nil
 	}
-	return tx.StmtContext(ctx, st), nil
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return st, nil
+}
+
+// prepareWrites prepares the statements of the event transaction on the
+// write pool, while no transaction holds its connection (at open).
+func (s *Store) prepareWrites(ctx context.Context) error {
+	for _, q := range []string{s.selectAckedForUpdate(), insertEventSQL} {
+		if _, err := s.stmt(ctx, s.wdb, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) stmt(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {

@@ -185,6 +185,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepareWrites(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("prepare statements: %w", err)
+	}
 	return s, nil
 }
 
