@@ -141,7 +141,7 @@ func RunWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 type sim struct {
 	spec   WorkerSpec
 	log    *slog.Logger
-	logOut *os.File
+	logOut *asyncLog
 	fakes  []*amitest.Server
 	agents []*agent.Agent
 
@@ -165,8 +165,8 @@ func newSim(spec WorkerSpec) (*sim, error) {
 		if err != nil {
 			return nil, fmt.Errorf("worker: log file: %w", err)
 		}
-		w.logOut = f
-		w.log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: lv}))
+		w.logOut = newAsyncLog(f)
+		w.log = slog.New(slog.NewTextHandler(w.logOut, &slog.HandlerOptions{Level: lv}))
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	for _, sa := range spec.Agents {
