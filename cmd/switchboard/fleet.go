@@ -16,8 +16,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
-	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
 )
 
@@ -72,10 +70,8 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() t
 		return usagef("fleet: want `fleet status`")
 	}
 	fs := pflag.NewFlagSet("fleet status", pflag.ContinueOnError)
-	server := fs.String("server", "http://"+controlplane.DefaultListen, "control plane URL")
-	token := fs.String("token", "", "platform_admin JWT (prefer --token-file or SWITCHBOARD_TOKEN: argv is visible in ps)")
-	tokenFile := fs.String("token-file", "", "file holding the platform_admin JWT")
-	caFile := fs.String("ca-file", "", "PEM CAs that sign the control plane's certificate (default: system roots)")
+	var cf clientFlags
+	cf.register(fs, "platform_admin JWT")
 	asJSON := fs.Bool("json", false, "print JSON: totals, matched and every agent as the API returns them")
 	enterprise := fs.String("enterprise", "", "only this enterprise's PBXs")
 	online := fs.Bool("online", false, "only connected PBXs")
@@ -86,20 +82,13 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() t
 	if err := fs.Parse(args[1:]); err != nil {
 		return usagef("%v", err)
 	}
-	// Only the connection settings come from the environment
-	// (SWITCHBOARD_SERVER, SWITCHBOARD_TOKEN, SWITCHBOARD_TOKEN_FILE,
-	// SWITCHBOARD_CA_FILE); filters are always explicit.
-	conn := pflag.NewFlagSet("fleet", pflag.ContinueOnError)
-	for _, name := range []string{"server", "token", "token-file", "ca-file"} {
-		conn.AddFlag(fs.Lookup(name))
-	}
-	if err := flagfile.Apply(conn, envPrefix, ""); err != nil {
-		return usagef("%v", err)
+	if err := cf.applyEnv(fs); err != nil {
+		return err
 	}
 	if *online && *offline {
 		return usagef("--online and --offline exclude each other")
 	}
-	jwt, err := fleetToken(*token, *tokenFile)
+	jwt, err := fleetToken(cf.token, cf.tokenFile)
 	if err != nil {
 		return err
 	}
@@ -120,13 +109,13 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() t
 	if *revoked {
 		q.Set("revoked", "true")
 	}
-	client, err := fleetClient(*caFile)
+	client, err := fleetClient(cf.caFile)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
 	defer cancel()
-	all, err := fetchFleet(ctx, client, strings.TrimRight(*server, "/"), jwt, q)
+	all, err := fetchFleet(ctx, client, strings.TrimRight(cf.server, "/"), jwt, q)
 	if err != nil {
 		return err
 	}

@@ -14,9 +14,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/spf13/pflag"
-
-	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
-	"github.com/switchboard-pbx/switchboard/controlplane"
 )
 
 // Limits of `switchboard events tail`.
@@ -37,10 +34,8 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fs := pflag.NewFlagSet("events tail", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	server := fs.String("server", "http://"+controlplane.DefaultListen, "control plane URL")
-	token := fs.String("token", "", "API key (events:read) or operator JWT (prefer --token-file or SWITCHBOARD_TOKEN: argv is visible in ps)")
-	tokenFile := fs.String("token-file", "", "file holding the API key or JWT")
-	caFile := fs.String("ca-file", "", "PEM CAs that sign the control plane's certificate (default: system roots)")
+	var cf clientFlags
+	cf.register(fs, "API key (events:read) or operator JWT")
 	after := fs.Int64("after", -1, "start after this sequence number (replays what is stored since); default: live events only")
 	pbx := fs.String("pbx", "", "only this PBX's events (its agent id)")
 	types := fs.String("types", "", "only these event types, comma-separated (e.g. call.answered,call.ended)")
@@ -48,24 +43,20 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args[1:]); err != nil {
 		return usagef("%v", err)
 	}
-	conn := pflag.NewFlagSet("events", pflag.ContinueOnError)
-	for _, name := range []string{"server", "token", "token-file", "ca-file"} {
-		conn.AddFlag(fs.Lookup(name))
+	if err := cf.applyEnv(fs); err != nil {
+		return err
 	}
-	if err := flagfile.Apply(conn, envPrefix, ""); err != nil {
-		return usagef("%v", err)
-	}
-	tok, err := bearerToken(*token, *tokenFile, "an API key with events:read or an operator JWT is required: --token-file, SWITCHBOARD_TOKEN or --token")
+	tok, err := bearerToken(cf.token, cf.tokenFile, "an API key with events:read or an operator JWT is required: --token-file, SWITCHBOARD_TOKEN or --token")
 	if err != nil {
 		return err
 	}
-	client, err := fleetClient(*caFile)
+	client, err := fleetClient(cf.caFile)
 	if err != nil {
 		return err
 	}
-	u, err := url.Parse(strings.TrimRight(*server, "/") + "/v1/events")
+	u, err := url.Parse(strings.TrimRight(cf.server, "/") + "/v1/events")
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("--server: want an http:// or https:// URL, got %q", *server)
+		return usagef("--server: want an http:// or https:// URL, got %q", cf.server)
 	}
 	t := tailer{client: client, url: u, token: tok, pbx: *pbx, types: *types, after: *after, out: stdout, errw: stderr}
 	wait := time.Second

@@ -54,10 +54,6 @@ type Config struct {
 	// at most this old. A write per heartbeat would be 667 writes/s for
 	// 10,000 agents.
 	LastSeenInterval time.Duration
-	// LastSeenFlush is how often recorded last-seen times are written,
-	// all in one transaction: 10,000 agents disconnecting at once cost
-	// one write, not 10,000.
-	LastSeenFlush time.Duration
 	// HelloTimeout bounds the time from upgrade to a complete Hello.
 	HelloTimeout time.Duration
 	// MaxFrameBytes bounds one frame read from an agent.
@@ -96,11 +92,13 @@ func (nopObserver) EventsLost(uint64)  {}
 // Defaults.
 const (
 	DefaultHeartbeat = 15 * time.Second
-	// DefaultLastSeenInterval, DefaultLastSeenFlush: see Config.
+	// DefaultLastSeenInterval: see Config.LastSeenInterval.
 	DefaultLastSeenInterval = 5 * time.Minute
-	DefaultLastSeenFlush    = time.Second
-	DefaultHelloTimeout     = 10 * time.Second
-	DefaultStoreTimeout     = 10 * time.Second
+	// lastSeenWait bounds how long a session's connect or disconnect
+	// waits for its last_seen to be written.
+	lastSeenWait        = time.Second
+	DefaultHelloTimeout = 10 * time.Second
+	DefaultStoreTimeout = 10 * time.Second
 	// DefaultMaxCoalescedEvents: ten agent batches of 100.
 	DefaultMaxCoalescedEvents = 1000
 )
@@ -115,12 +113,16 @@ type Gateway struct {
 	closed bool
 	cancel map[*fleet.Conn]context.CancelFunc
 
-	// Last-seen times waiting for the next flush (markSeen).
-	seenMu   sync.Mutex
-	seen     map[string]time.Time
-	stopSeen chan struct{}
-	seenDone chan struct{}
-	seenOnce sync.Once
+	// Last-seen times waiting for the next write (markSeen): written
+	// together, so 10,000 agents connecting or disconnecting at once cost
+	// a few transactions, not 10,000 (group commit).
+	seenMu      sync.Mutex
+	seen        map[string]time.Time
+	seenWritten chan struct{} // closed once the current seen is written
+	seenKick    chan struct{}
+	stopSeen    chan struct{}
+	seenDone    chan struct{}
+	seenOnce    sync.Once
 }
 
 // New returns a Gateway; Store and Registry are required.
@@ -136,9 +138,6 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.LastSeenInterval <= 0 {
 		cfg.LastSeenInterval = DefaultLastSeenInterval
-	}
-	if cfg.LastSeenFlush <= 0 {
-		cfg.LastSeenFlush = DefaultLastSeenFlush
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
@@ -162,28 +161,44 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Tunnel.Logger = cfg.Logger
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("component", "gateway"), cancel: map[*fleet.Conn]context.CancelFunc{},
-		seen: map[string]time.Time{}, stopSeen: make(chan struct{}), seenDone: make(chan struct{})}
+		seen: map[string]time.Time{}, seenWritten: make(chan struct{}), seenKick: make(chan struct{}, 1),
+		stopSeen: make(chan struct{}), seenDone: make(chan struct{})}
 	go g.flushSeenLoop()
 	return g, nil
 }
 
-// markSeen records that agentID was connected at t; flushSeenLoop writes it.
-func (g *Gateway) markSeen(agentID string, t time.Time) {
+// markSeen records that agentID was connected at t. The returned channel
+// is closed once that is written (or failed and was logged).
+func (g *Gateway) markSeen(agentID string, t time.Time) <-chan struct{} {
 	g.seenMu.Lock()
 	g.seen[agentID] = t
+	written := g.seenWritten
 	g.seenMu.Unlock()
+	select {
+	case g.seenKick <- struct{}{}:
+	default: // a write is already due
+	}
+	return written
+}
+
+// waitSeen waits for a markSeen's write, at most lastSeenWait.
+func waitSeen(written <-chan struct{}) {
+	t := time.NewTimer(lastSeenWait)
+	defer t.Stop()
+	select {
+	case <-written:
+	case <-t.C:
+	}
 }
 
 func (g *Gateway) flushSeenLoop() {
 	defer close(g.seenDone)
-	t := time.NewTicker(g.cfg.LastSeenFlush)
-	defer t.Stop()
 	for {
 		select {
 		case <-g.stopSeen:
 			g.flushSeen()
 			return
-		case <-t.C:
+		case <-g.seenKick:
 			g.flushSeen()
 		}
 	}
@@ -191,13 +206,14 @@ func (g *Gateway) flushSeenLoop() {
 
 func (g *Gateway) flushSeen() {
 	g.seenMu.Lock()
-	seen := g.seen
+	seen, written := g.seen, g.seenWritten
 	if len(seen) == 0 {
 		g.seenMu.Unlock()
 		return
 	}
-	g.seen = map[string]time.Time{}
+	g.seen, g.seenWritten = map[string]time.Time{}, make(chan struct{})
 	g.seenMu.Unlock()
+	defer close(written)
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StoreTimeout)
 	defer cancel()
 	if err := g.cfg.Store.TouchAgents(ctx, seen); err != nil {
@@ -329,9 +345,9 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 		g.mu.Lock()
 		delete(g.cancel, conn)
 		g.mu.Unlock()
-		g.markSeen(agent.ID, g.cfg.Now()) // the agent was here until now
+		waitSeen(g.markSeen(agent.ID, g.cfg.Now())) // the agent was here until now
 	}()
-	g.markSeen(agent.ID, now)
+	waitSeen(g.markSeen(agent.ID, now))
 	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion,
 		"hostname", hello.Hostname, "asterisk", hello.AsteriskVersion, "ami", hello.AMI, "last_acked_seq", acked)
 

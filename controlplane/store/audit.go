@@ -147,26 +147,34 @@ func (s *Store) startAuditWriter() {
 	s.auditWG.Add(1)
 	go func() {
 		defer s.auditWG.Done()
-		batch := make([]auditReq, 0, MaxAuditBatch)
-		for {
-			select {
-			case r := <-s.auditq:
-				batch = append(batch[:0], r)
-			case <-s.auditStop:
-				return
-			}
-		collect:
-			for len(batch) < MaxAuditBatch {
-				select {
-				case r := <-s.auditq:
-					batch = append(batch, r)
-				default:
-					break collect
-				}
-			}
-			s.writeAuditBatch(batch)
-		}
+		groupLoop(s.auditq, s.auditStop, MaxAuditBatch, s.writeAuditBatch)
 	}()
+}
+
+// groupLoop is a group commit: it waits for one request, takes every
+// request already queued behind it (at most max), and hands the group to
+// write, until stop is closed. Requests that arrive while write runs form
+// the next group, so under load one transaction serves many callers.
+func groupLoop[T any](q <-chan T, stop <-chan struct{}, max int, write func([]T)) {
+	group := make([]T, 0, max)
+	for {
+		select {
+		case r := <-q:
+			group = append(group[:0], r)
+		case <-stop:
+			return
+		}
+	collect:
+		for len(group) < max {
+			select {
+			case r := <-q:
+				group = append(group, r)
+			default:
+				break collect
+			}
+		}
+		write(group)
+	}
 }
 
 // writeAuditBatch commits the batch in one transaction; if that fails, each

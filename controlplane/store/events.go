@@ -86,25 +86,7 @@ func (s *Store) startEventWriter() {
 	s.auditWG.Add(1)
 	go func() {
 		defer s.auditWG.Done()
-		batch := make([]eventReq, 0, MaxEventGroup)
-		for {
-			select {
-			case r := <-s.eventq:
-				batch = append(batch[:0], r)
-			case <-s.auditStop:
-				return
-			}
-		collect:
-			for len(batch) < MaxEventGroup {
-				select {
-				case r := <-s.eventq:
-					batch = append(batch, r)
-				default:
-					break collect
-				}
-			}
-			s.writeEventGroup(batch)
-		}
+		groupLoop(s.eventq, s.auditStop, MaxEventGroup, s.writeEventGroup)
 	}()
 }
 
