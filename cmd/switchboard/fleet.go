@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
-
-	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
 )
 
 // Limits of `fleet status`.
@@ -88,7 +84,7 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() t
 	if *online && *offline {
 		return usagef("--online and --offline exclude each other")
 	}
-	jwt, err := fleetToken(cf.token, cf.tokenFile)
+	jwt, err := cf.bearer("a platform_admin JWT is required: --token-file, SWITCHBOARD_TOKEN or --token (mint one with `switchboard jwt mint --roles platform_admin`)")
 	if err != nil {
 		return err
 	}
@@ -109,7 +105,7 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() t
 	if *revoked {
 		q.Set("revoked", "true")
 	}
-	client, err := fleetClient(cf.caFile)
+	client, err := cf.httpClient()
 	if err != nil {
 		return err
 	}
@@ -125,37 +121,6 @@ func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() t
 		return enc.Encode(map[string]any{"totals": all.Totals, "matched": all.Matched, "agents": all.Agents})
 	}
 	return printFleet(stdout, all, now())
-}
-
-func fleetToken(token, file string) (string, error) {
-	switch {
-	case token != "" && file != "":
-		return "", usagef("--token and --token-file exclude each other")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("read token file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return "", fmt.Errorf("token file %s is empty", file)
-		}
-	case token == "":
-		return "", usagef("a platform_admin JWT is required: --token-file, SWITCHBOARD_TOKEN or --token (mint one with `switchboard jwt mint --roles platform_admin`)")
-	}
-	return token, nil
-}
-
-func fleetClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		roots, err := tunnel.LoadCAFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr}, nil
 }
 
 // fetchFleet walks the pages: totals and matched come from the first.

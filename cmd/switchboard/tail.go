@@ -46,11 +46,11 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := cf.applyEnv(fs); err != nil {
 		return err
 	}
-	tok, err := bearerToken(cf.token, cf.tokenFile, "an API key with events:read or an operator JWT is required: --token-file, SWITCHBOARD_TOKEN or --token")
+	tok, err := cf.bearer("an API key with events:read or an operator JWT is required: --token-file, SWITCHBOARD_TOKEN or --token")
 	if err != nil {
 		return err
 	}
-	client, err := fleetClient(cf.caFile)
+	client, err := cf.httpClient()
 	if err != nil {
 		return err
 	}
@@ -79,14 +79,6 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		wait = min(2*wait, tailRetryMax)
 	}
-}
-
-// bearerToken reads the credential from the flag or the file (not both).
-func bearerToken(token, file, missing string) (string, error) {
-	if token == "" && file == "" {
-		return "", usagef("%s", missing)
-	}
-	return fleetToken(token, file)
 }
 
 type tailer struct {
