@@ -27,8 +27,10 @@ const (
 // Only yamux's single send loop writes, so there is no locking.
 type coalescer struct {
 	net.Conn
-	buf     []byte // pending header + body gathered so far
-	pending int    // body bytes still expected for buf
+	// closeNow replaces the Conn's Close when set (see newSession).
+	closeNow func() error
+	buf      []byte // pending header + body gathered so far
+	pending  int    // body bytes still expected for buf
 }
 
 // coalesceBufs holds the merge buffers: a session borrows one only while
@@ -40,6 +42,14 @@ var coalesceBufs = sync.Pool{New: func() any {
 }}
 
 func newCoalescer(c net.Conn) *coalescer { return &coalescer{Conn: c} }
+
+// Close is yamux's way to end the connection.
+func (c *coalescer) Close() error {
+	if c.closeNow != nil {
+		return c.closeNow()
+	}
+	return c.Conn.Close()
+}
 
 func (c *coalescer) Write(p []byte) (int, error) {
 	if c.pending > 0 {

@@ -83,7 +83,13 @@ type DialConfig struct {
 // AcceptConfig configures the control plane's side of the tunnel. Fields
 // mean what they mean in DialConfig.
 type AcceptConfig struct {
-	KeepAliveInterval      time.Duration
+	KeepAliveInterval time.Duration
+	// NoKeepAlive turns the control plane's pings off; the agent's still
+	// run (and are answered). Set it when the caller notices a vanished
+	// peer by other means (the gateway: the agent's Status must arrive
+	// within a deadline): it saves a goroutine and a timer per session,
+	// which is about 8 KB each for 10,000 agents.
+	NoKeepAlive            bool
 	ConnectionWriteTimeout time.Duration
 	MaxMessageBytes        int64
 	AcceptBacklog          int
@@ -92,6 +98,7 @@ type AcceptConfig struct {
 
 type muxConfig struct {
 	keepAlive     time.Duration
+	noKeepAlive   bool
 	writeTimeout  time.Duration
 	maxMessage    int64
 	acceptBacklog int
@@ -136,7 +143,7 @@ func (c *muxConfig) validate() error {
 func (c *muxConfig) yamux() *yamux.Config {
 	return &yamux.Config{
 		AcceptBacklog:          c.acceptBacklog,
-		EnableKeepAlive:        true,
+		EnableKeepAlive:        !c.noKeepAlive,
 		KeepAliveInterval:      c.keepAlive,
 		ConnectionWriteTimeout: c.writeTimeout,
 		MaxStreamWindowSize:    StreamWindowBytes,
@@ -169,6 +176,7 @@ func (c DialConfig) mux() muxConfig {
 func (c AcceptConfig) mux() muxConfig {
 	return muxConfig{
 		keepAlive:     c.KeepAliveInterval,
+		noKeepAlive:   c.NoKeepAlive,
 		writeTimeout:  c.ConnectionWriteTimeout,
 		maxMessage:    c.MaxMessageBytes,
 		acceptBacklog: c.AcceptBacklog,

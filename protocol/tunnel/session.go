@@ -48,7 +48,21 @@ func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client
 	if client {
 		newMux = yamux.Client
 	}
-	m, err := newMux(newCoalescer(nc), cfg.yamux())
+	co := newCoalescer(nc)
+	// yamux's Session.Close (v0.1.2) closes its shutdown channel, then
+	// the connection, and only after that its streams: in between, every
+	// Stream.Read blocked on that channel spins (it loops back to its
+	// start). A graceful WebSocket close waits up to 5 s for the peer's
+	// close frame; with 10,000 sessions closing at once (a control
+	// plane's SIGTERM) their readers spun on every core for over 30 s.
+	// So the connection ends at once, without the close handshake: the
+	// peer sees the TCP connection close, which every peer handles.
+	co.closeNow = func() error {
+		err := ws.CloseNow()
+		_ = nc.Close() // releases NetConn's timers and contexts
+		return err
+	}
+	m, err := newMux(co, cfg.yamux())
 	if err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("start yamux: %w", err)

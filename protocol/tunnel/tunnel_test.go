@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
@@ -539,5 +541,47 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = c.Close()
+	}
+}
+
+// Closing a session does not wait for the peer's WebSocket close frame:
+// yamux's readers spin until the connection is gone (see newSession), so
+// a peer that never answers must not keep them spinning.
+func TestCloseDoesNotWaitForThePeer(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	ctx := context.Background()
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Bearer "+goodToken)
+	hdr.Set(protocol.VersionHeader, fmt.Sprint(protocol.Version))
+	// A peer that upgrades and then never reads: it would never answer a
+	// close frame.
+	ws, _, err := websocket.Dial(ctx, ts.wsURL(), &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	sess := ts.nextSession(t)
+	readErr := make(chan error, 1)
+	go func() {
+		// A stream reader like the gateway's, blocked when the session
+		// closes. The peer's stream is opened by hand: yamux SYN frame.
+		_, _, err := sess.Accept(ctx)
+		readErr <- err
+	}()
+	start := time.Now()
+	if err := sess.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	// websocket's graceful close waits 5 s for the peer's answer.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Close took %v: it waited for the peer", took)
+	}
+	select {
+	case err := <-readErr:
+		if !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("Accept after Close: %v, want ErrSessionClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Accept still blocked after Close")
 	}
 }
