@@ -40,6 +40,9 @@ type Config struct {
 	TLSCertFile, TLSKeyFile string
 	// Heartbeat is how often agents report status.
 	Heartbeat time.Duration
+	// StatusTimeout drops a session whose agent sent no status for this
+	// long (gateway.Config.StatusTimeout; 0: Heartbeat + 10 s).
+	StatusTimeout time.Duration
 	// LastSeenInterval is how often a connected agent's last_seen is
 	// written to the store (gateway.Config.LastSeenInterval).
 	LastSeenInterval time.Duration
@@ -57,7 +60,7 @@ func (c Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("controlplane: --tls-cert-file and --tls-key-file go together")
 	}
-	if c.Heartbeat < 0 || c.ShutdownTimeout < 0 || c.LastSeenInterval < 0 {
+	if c.Heartbeat < 0 || c.StatusTimeout < 0 || c.ShutdownTimeout < 0 || c.LastSeenInterval < 0 {
 		return errors.New("controlplane: durations must not be negative")
 	}
 	return nil
@@ -114,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.registry = fleet.NewRegistry(cfg.Logger)
 	s.metrics = metrics.New(s.registry.Len)
 	gw, err := gateway.New(gateway.Config{Store: s.store, Registry: s.registry, Logger: cfg.Logger, Heartbeat: cfg.Heartbeat,
-		LastSeenInterval: cfg.LastSeenInterval, Observer: s.metrics})
+		StatusTimeout: cfg.StatusTimeout, LastSeenInterval: cfg.LastSeenInterval, Observer: s.metrics})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -197,14 +200,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	s.log.Info("control plane shutting down")
-	s.gateway.Close()
+	s.log.Info("control plane shutting down", "agents", s.registry.Len())
+	start := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// The listener closes first, so agents whose tunnels end below find
+	// the port closed and back off, rather than redial into a process
+	// that is stopping (10,000 of them at once). Tunnels are hijacked
+	// connections: Shutdown does not wait for them.
 	if err := s.httpSrv.Shutdown(sctx); err != nil {
 		s.httpSrv.Close()
 	}
+	s.gateway.Close()
 	<-errc
+	s.log.Info("control plane stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -21,14 +21,14 @@ import (
 const envPrefix = "SWITCHBOARD"
 
 type serveFlags struct {
-	config, listen, db             string
-	tlsCert, tlsKey                string
-	jwtSecretFile, jwtPublicKey    string
-	logFormat, logLevel, publicURL string
-	heartbeat                      int
-	lastSeenInterval               time.Duration
-	api                            apiFlags
-	events                         eventsFlags
+	config, listen, db              string
+	tlsCert, tlsKey                 string
+	jwtSecretFile, jwtPublicKey     string
+	logFormat, logLevel, publicURL  string
+	heartbeat                       int
+	lastSeenInterval, statusTimeout time.Duration
+	api                             apiFlags
+	events                          eventsFlags
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -43,6 +43,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.publicURL, "public-url", "", "URL clients and agents use to reach this server (for printed hints)")
 	fs.IntVar(&f.heartbeat, "heartbeat-seconds", 15, "how often agents report status")
+	fs.DurationVar(&f.statusTimeout, "agent-status-timeout", gateway.DefaultHeartbeat+gateway.DefaultStatusGrace, "drop an agent's session when no status arrived for this long (it must exceed the heartbeat; a vanished PBX is noticed within it)")
 	fs.DurationVar(&f.lastSeenInterval, "last-seen-interval", gateway.DefaultLastSeenInterval, "how often a connected PBX's last_seen is written to the store (live in the API; stored for after it disconnects)")
 	f.api.register(fs)
 	f.events.register(fs)
@@ -65,10 +66,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := controlplane.Config{
 		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
-		Version: version, Logger: log, Heartbeat: secondsOf(f.heartbeat), LastSeenInterval: f.lastSeenInterval,
+		Version: version, Logger: log, Heartbeat: secondsOf(f.heartbeat), StatusTimeout: f.statusTimeout, LastSeenInterval: f.lastSeenInterval,
 	}
 	if f.lastSeenInterval <= 0 {
 		return usagef("--last-seen-interval must be positive")
+	}
+	if f.statusTimeout <= secondsOf(f.heartbeat) {
+		return usagef("--agent-status-timeout %v must be longer than --heartbeat-seconds %d: agents send their status once a heartbeat", f.statusTimeout, f.heartbeat)
 	}
 	svc, err := configureAPI(&cfg, f)
 	if err != nil {

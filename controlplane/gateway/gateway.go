@@ -12,11 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
@@ -47,6 +47,11 @@ type Config struct {
 	Logger   *slog.Logger
 	// Heartbeat is how often agents send Status (told in Welcome).
 	Heartbeat time.Duration
+	// StatusTimeout: a session whose agent sent no Status for this long
+	// is dropped (ErrAgentSilent). It must exceed Heartbeat; the default
+	// is Heartbeat + 10 s, the time yamux's keepalive took before (15 s
+	// pings, 10 s to answer).
+	StatusTimeout time.Duration
 	// LastSeenInterval is how often a connected agent's last_seen is
 	// written to the store. A connected agent's last seen time is read
 	// live from the registry; the stored one matters once it disconnects
@@ -73,6 +78,10 @@ type Config struct {
 	Now      func() time.Time
 }
 
+// ErrAgentSilent ends a session whose agent sent no Status within
+// Config.StatusTimeout.
+var ErrAgentSilent = errors.New("agent silent")
+
 // Observer is told what the gateway does; the metrics package implements it.
 type Observer interface {
 	AgentConnected()
@@ -92,6 +101,9 @@ func (nopObserver) EventsLost(uint64)  {}
 // Defaults.
 const (
 	DefaultHeartbeat = 15 * time.Second
+	// DefaultStatusGrace is added to Heartbeat for the default
+	// StatusTimeout.
+	DefaultStatusGrace = 10 * time.Second
 	// DefaultLastSeenInterval: see Config.LastSeenInterval.
 	DefaultLastSeenInterval = 5 * time.Minute
 	// lastSeenWait bounds how long a session's connect or disconnect
@@ -111,7 +123,9 @@ type Gateway struct {
 	mu     sync.Mutex
 	wg     sync.WaitGroup
 	closed bool
-	cancel map[*fleet.Conn]context.CancelFunc
+	live   map[*fleet.Conn]liveSession
+	// hook is Config.OnEvents, read for every stored batch.
+	hook atomic.Pointer[func(store.Agent, []store.StoredEvent)]
 
 	// Last-seen times waiting for the next write (markSeen): written
 	// together, so 10,000 agents connecting or disconnecting at once cost
@@ -135,6 +149,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.StatusTimeout <= 0 {
+		cfg.StatusTimeout = cfg.Heartbeat + DefaultStatusGrace
+	}
+	if cfg.StatusTimeout <= cfg.Heartbeat {
+		return nil, fmt.Errorf("gateway: StatusTimeout %v must be longer than Heartbeat %v (agents send Status every Heartbeat)", cfg.StatusTimeout, cfg.Heartbeat)
 	}
 	if cfg.LastSeenInterval <= 0 {
 		cfg.LastSeenInterval = DefaultLastSeenInterval
@@ -160,9 +180,12 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Tunnel.Logger == nil {
 		cfg.Tunnel.Logger = cfg.Logger
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger.With("component", "gateway"), cancel: map[*fleet.Conn]context.CancelFunc{},
+	// readStatus's deadline notices a vanished agent (see StatusTimeout).
+	cfg.Tunnel.NoKeepAlive = true
+	g := &Gateway{cfg: cfg, log: cfg.Logger.With("component", "gateway"), live: map[*fleet.Conn]liveSession{},
 		seen: map[string]time.Time{}, seenWritten: make(chan struct{}), seenKick: make(chan struct{}, 1),
 		stopSeen: make(chan struct{}), seenDone: make(chan struct{})}
+	g.hook.Store(&cfg.OnEvents)
 	go g.flushSeenLoop()
 	return g, nil
 }
@@ -225,29 +248,55 @@ func (g *Gateway) flushSeen() {
 // SetOnEvents replaces the hook called with each stored batch. Call it
 // before agents connect.
 func (g *Gateway) SetOnEvents(fn func(store.Agent, []store.StoredEvent)) {
-	g.mu.Lock()
-	g.cfg.OnEvents = fn
-	g.mu.Unlock()
+	g.hook.Store(&fn)
 }
 
 func (g *Gateway) onEvents() func(store.Agent, []store.StoredEvent) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.cfg.OnEvents
+	if fn := g.hook.Load(); fn != nil {
+		return *fn
+	}
+	return nil
 }
 
-// Close ends every session and waits for their goroutines.
+// liveSession is how Close ends a session and learns that it ended.
+type liveSession struct {
+	cancel context.CancelFunc
+	done   <-chan struct{}
+}
+
+// closeWindow bounds the sessions Close tears down at once. Ending a
+// session starts several short-lived goroutines (stream and WebSocket
+// teardown); cancelling 10,000 at once queued 40,000 of them ahead of the
+// goroutine doing the cancelling, and a SIGTERM took over 30 s.
+const closeWindow = 256
+
+// Close ends every session and waits for their goroutines. New agents
+// are refused (503) from its start; their last_seen is written once at
+// the end.
 func (g *Gateway) Close() {
 	g.mu.Lock()
 	g.closed = true
-	for _, c := range g.cancel {
-		c()
+	live := make([]liveSession, 0, len(g.live))
+	for _, s := range g.live {
+		live = append(live, s)
 	}
 	g.mu.Unlock()
+	window := make(chan struct{}, closeWindow)
+	for _, s := range live {
+		window <- struct{}{}
+		s.cancel()
+		go func() { <-s.done; <-window }()
+	}
 	g.wg.Wait()
 	// Sessions recorded their last seen as they ended: write them.
 	g.seenOnce.Do(func() { close(g.stopSeen) })
 	<-g.seenDone
+}
+
+func (g *Gateway) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
 }
 
 // ServeHTTP authenticates, upgrades and then serves the tunnel until it
@@ -258,11 +307,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnauthorized, "missing agent token: send Authorization: Bearer <agent token>")
 		return
 	}
+	if g.isClosed() {
+		// Before the store lookup: agents redial at once when their
+		// sessions are closed, and a stopping process owes them nothing.
+		httpError(w, http.StatusServiceUnavailable, "control plane shutting down")
+		return
+	}
 	agent, err := g.cfg.Store.AgentByToken(r.Context(), token)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
 		g.log.Warn("agent refused", "token_id", store.PublicID(token), "reason", err.Error(), "remote", r.RemoteAddr)
 		httpError(w, http.StatusUnauthorized, "invalid or revoked agent token")
+		return
+	case err != nil && r.Context().Err() != nil:
+		// The agent hung up first (its handshake timeout): nothing is
+		// wrong with the store, and the agent will redial.
+		g.log.Info("agent gave up before it was authenticated", "token_id", store.PublicID(token), "remote", r.RemoteAddr)
 		return
 	case err != nil:
 		g.log.Error("agent authentication failed", "err", err, "remote", r.RemoteAddr)
@@ -301,6 +361,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serve runs one session on the handler's goroutine: hello, then the
+// events stream is read here while a second goroutine reads Status from
+// the control stream. With yamux's send and receive loops that is four
+// goroutines per connected agent, the largest share of its memory
+// (8 KB of stack or more each). cancel ends the session (ctx is the one
+// tunnel.Accept got), which ends both readers.
 func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tunnel.Session, agent store.Agent, log *slog.Logger) error {
 	// Hello arrives on the first stream, which must be the control stream.
 	helloCtx, helloCancel := context.WithTimeout(ctx, g.cfg.HelloTimeout)
@@ -313,12 +379,11 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	if kind != protocol.StreamControl {
 		return fmt.Errorf("first stream is %v, want control", kind)
 	}
-	_ = ctrl.SetReadDeadline(g.cfg.Now().Add(g.cfg.HelloTimeout))
+	_ = ctrl.SetReadDeadline(time.Now().Add(g.cfg.HelloTimeout))
 	var hello protocol.Hello
 	if err := protocol.ReadFrame(ctrl, &hello, g.cfg.MaxFrameBytes); err != nil {
 		return fmt.Errorf("read hello: %w", err)
 	}
-	_ = ctrl.SetReadDeadline(time.Time{})
 	if hello.Protocol != protocol.Version {
 		return fmt.Errorf("agent hello speaks protocol %d, this control plane speaks %d", hello.Protocol, protocol.Version)
 	}
@@ -335,39 +400,60 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	conn := fleet.NewConn(agent.ID, agent.EnterpriseID, sess, hello, now)
 	conn.SessionID = welcome.SessionID
 	g.cfg.Registry.Register(conn) // logs the replacement of an older connection
+	done := make(chan struct{})
 	g.mu.Lock()
-	g.cancel[conn] = cancel
+	g.live[conn] = liveSession{cancel: cancel, done: done}
 	g.mu.Unlock()
 	g.cfg.Observer.AgentConnected()
 	defer func() {
+		// The tunnel is torn down before Close counts the session as
+		// ended (its window).
+		_ = sess.Close()
+		defer close(done)
 		g.cfg.Observer.AgentDisconnected()
 		g.cfg.Registry.Unregister(conn)
 		g.mu.Lock()
-		delete(g.cancel, conn)
+		delete(g.live, conn)
+		closing := g.closed
 		g.mu.Unlock()
-		waitSeen(g.markSeen(agent.ID, g.cfg.Now())) // the agent was here until now
+		written := g.markSeen(agent.ID, g.cfg.Now()) // the agent was here until now
+		if !closing {
+			waitSeen(written) // Close writes it at its end
+		}
 	}()
 	waitSeen(g.markSeen(agent.ID, now))
 	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion,
 		"hostname", hello.Hostname, "asterisk", hello.AsteriskVersion, "ami", hello.AMI, "last_acked_seq", acked)
 
-	// Goroutines are the largest cost of an idle agent (each has its own
-	// stack), so this one runs the accept loop itself rather than wait on
-	// a group: it ends when the session closes (Accept fails) or a
-	// sibling fails (ctx).
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return g.readStatus(ctx, ctrl, conn, agent) })
-	err = g.acceptStreams(ctx, eg, sess, agent, log)
-	cancel()
-	if werr := eg.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
-		err = werr // the first failure says why the session ended
+	// The first failure says why the session ended; it then ends the
+	// session, which ends the other reader.
+	var (
+		firstMu  sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		firstMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		firstMu.Unlock()
+		cancel()
 	}
-	return err
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		fail(g.readStatus(ctrl, conn, agent))
+	}()
+	fail(g.acceptEvents(ctx, sess, agent, log))
+	<-statusDone
+	return firstErr
 }
 
-// acceptStreams accepts the agent's events stream(s) until the session
-// ends; each is ingested on eg.
-func (g *Gateway) acceptStreams(ctx context.Context, eg *errgroup.Group, sess *tunnel.Session, agent store.Agent, log *slog.Logger) error {
+// acceptEvents waits for the agent's events stream and ingests it until
+// the session ends. An agent opens one per session; other kinds are
+// refused. Streams opened after it wait in yamux's accept backlog
+// (bounded by AcceptBacklog) until the session ends.
+func (g *Gateway) acceptEvents(ctx context.Context, sess *tunnel.Session, agent store.Agent, log *slog.Logger) error {
 	for {
 		st, kind, err := sess.Accept(ctx)
 		if err != nil {
@@ -378,20 +464,25 @@ func (g *Gateway) acceptStreams(ctx context.Context, eg *errgroup.Group, sess *t
 			log.Warn("agent opened an unexpected stream", "kind", kind)
 			continue
 		}
-		eg.Go(func() error {
-			defer st.Close()
-			return g.ingest(ctx, st, agent, log)
-		})
+		defer st.Close()
+		return g.ingest(ctx, st, agent, log)
 	}
 }
 
-func (g *Gateway) readStatus(ctx context.Context, ctrl net.Conn, conn *fleet.Conn, agent store.Agent) error {
-	stop := context.AfterFunc(ctx, func() { ctrl.Close() })
-	defer stop()
+// readStatus reads the agent's Status frames until the session ends. One
+// must arrive within StatusTimeout of the previous one: the agent sends
+// one every heartbeat, so a longer silence means it vanished (a PBX that
+// lost power behind a NAT sends no FIN). This replaces the control
+// plane's own yamux keepalive.
+func (g *Gateway) readStatus(ctrl net.Conn, conn *fleet.Conn, agent store.Agent) error {
 	lastTouch := g.cfg.Now() // serve marked the connect
 	for {
+		_ = ctrl.SetReadDeadline(time.Now().Add(g.cfg.StatusTimeout))
 		var st protocol.Status
 		if err := protocol.ReadFrame(ctrl, &st, g.cfg.MaxFrameBytes); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("no status from the agent for %v: %w", g.cfg.StatusTimeout, ErrAgentSilent)
+			}
 			return fmt.Errorf("read status: %w", err)
 		}
 		now := g.cfg.Now()
@@ -407,10 +498,9 @@ func (g *Gateway) readStatus(ctx context.Context, ctrl net.Conn, conn *fleet.Con
 
 // ingest stores each batch, then acknowledges its last sequence. A batch
 // the store refuses is not acknowledged: the agent keeps it and resends
-// after the session is redialled, so nothing accepted is lost.
+// after the session is redialled, so nothing accepted is lost. The stream
+// is closed with the session (ctx), which ends a blocked read.
 func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, log *slog.Logger) error {
-	stop := context.AfterFunc(ctx, func() { st.Close() })
-	defer stop()
 	// The read-ahead buffer lets a burst be stored in one transaction, but
 	// 64 KiB per agent is 640 MiB of heap for 10,000 idle agents (mostly
 	// untouched pages, yet counted by the GC's pacing): an idle agent holds

@@ -25,9 +25,13 @@ type rig struct {
 	agent store.Agent
 	token string
 	got   chan []store.StoredEvent
+	gw    *gateway.Gateway
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+
+// newRigWith lets a test change the gateway's configuration.
+func newRigWith(t *testing.T, tweak func(*gateway.Config)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.OpenSQLite(t)
@@ -39,11 +43,16 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{st: st, reg: fleet.NewRegistry(nil), agent: agent, token: token, got: make(chan []store.StoredEvent, 16)}
-	gw, err := gateway.New(gateway.Config{Store: st, Registry: r.reg, Heartbeat: time.Second,
-		OnEvents: func(_ store.Agent, evs []store.StoredEvent) { r.got <- evs }})
+	cfg := gateway.Config{Store: st, Registry: r.reg, Heartbeat: time.Second,
+		OnEvents: func(_ store.Agent, evs []store.StoredEvent) { r.got <- evs }}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	gw, err := gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.gw = gw
 	mux := http.NewServeMux()
 	mux.Handle("GET "+protocol.ConnectPath, gw)
 	srv := httptest.NewServer(mux)
@@ -219,5 +228,76 @@ func TestFirstStreamMustBeControl(t *testing.T) {
 	}
 	if r.reg.Len() != 0 {
 		t.Fatal("registered without hello")
+	}
+}
+
+// The control plane runs no yamux keepalive of its own: an agent that
+// stops sending Status (a PBX gone without a FIN) is dropped after
+// StatusTimeout, and one that keeps sending stays.
+func TestSilentAgentDropped(t *testing.T) {
+	const timeout = 600 * time.Millisecond
+	r := newRigWith(t, func(c *gateway.Config) { c.Heartbeat, c.StatusTimeout = 200*time.Millisecond, timeout })
+	ctx := context.Background()
+	sess, ctrl, _ := r.dial(t, ctx)
+	waitFor(t, "registration", func() bool { return r.reg.Len() == 1 })
+
+	// Status every 200 ms for three timeouts: the session stays.
+	var lastStatus time.Time
+	for range 3 * int(timeout/(200*time.Millisecond)) {
+		if err := protocol.WriteFrame(ctrl, protocol.Status{AMI: protocol.AMIUp}); err != nil {
+			t.Fatalf("status write: %v", err)
+		}
+		lastStatus = time.Now()
+		time.Sleep(200 * time.Millisecond)
+	}
+	select {
+	case <-sess.Done():
+		t.Fatal("session dropped although the agent sent its status")
+	default:
+	}
+	if r.reg.Len() != 1 {
+		t.Fatal("agent unregistered although it sent its status")
+	}
+
+	// Silence: dropped, not sooner than the timeout.
+	select {
+	case <-sess.Done():
+	case <-time.After(10 * timeout):
+		t.Fatalf("silent agent still connected after %v", 10*timeout)
+	}
+	if took := time.Since(lastStatus); took < timeout {
+		t.Fatalf("dropped after %v of silence, before the %v timeout", took, timeout)
+	}
+	waitFor(t, "unregister", func() bool { return r.reg.Len() == 0 })
+}
+
+func TestStatusTimeoutMustExceedHeartbeat(t *testing.T) {
+	_, err := gateway.New(gateway.Config{Store: storetest.OpenSQLite(t), Registry: fleet.NewRegistry(nil),
+		Heartbeat: 15 * time.Second, StatusTimeout: 10 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "StatusTimeout 10s must be longer than Heartbeat 15s") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Close ends every session; an agent redialling a closed gateway gets a
+// 503 at once.
+func TestCloseEndsSessionsAndRefusesNew(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	sess, _, _ := r.dial(t, ctx)
+	waitFor(t, "registration", func() bool { return r.reg.Len() == 1 })
+	r.gw.Close()
+	select {
+	case <-sess.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("session open after Close")
+	}
+	if r.reg.Len() != 0 {
+		t.Fatalf("%d agents registered after Close", r.reg.Len())
+	}
+	_, err := tunnel.Dial(ctx, tunnel.DialConfig{URL: r.url, Token: r.token})
+	var he *tunnel.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable || !strings.Contains(he.Message, "shutting down") {
+		t.Fatalf("dial after Close: %v, want 503 shutting down", err)
 	}
 }
