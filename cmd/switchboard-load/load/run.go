@@ -376,6 +376,7 @@ func startWorkers(ctx context.Context, cfg Config, n int, plan *fleetPlan, base,
 			// Each worker's fakes get their own loopback address, so
 			// 10,000 listeners do not share one address's port range.
 			spec.FakeHost = fmt.Sprintf("127.0.%d.1", i+1)
+			spec.Abandon = true
 			h, err = startWorkerProcess(cfg.Self, spec, filepath.Join(dir, fmt.Sprintf("worker-%d.stderr", i)))
 		}
 		if err != nil {

@@ -73,7 +73,7 @@ func fleetLatency(ctx context.Context, client *http.Client, base, jwt, query str
 	var d []time.Duration
 	codes := map[int]int{}
 	size := 0
-	for range n {
+	for done := 0; done < n; {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/fleet?"+query, nil)
 		if err != nil {
 			return Latencies{}, 0, err
@@ -81,12 +81,22 @@ func fleetLatency(ctx context.Context, client *http.Client, base, jwt, query str
 		req.Header.Set("Authorization", "Bearer "+jwt)
 		start := time.Now()
 		resp, err := client.Do(req)
+		done++
 		if err != nil {
 			codes[0]++
 			continue
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			// The operator's rate limit (the connect phase polled with
+			// the same JWT): wait as told; the sample is taken again.
+			done--
+			if err := sleep(ctx, retryAfter(resp)); err != nil {
+				return summarize(d, codes), size, err
+			}
+			continue
+		}
 		d = append(d, time.Since(start))
 		if err != nil {
 			codes[0]++
@@ -224,4 +234,12 @@ func errorsString(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s×%d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// retryAfter is a 429's Retry-After (whole seconds), or one second.
+func retryAfter(resp *http.Response) time.Duration {
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	return time.Second
 }
