@@ -89,6 +89,7 @@ func parse(args []string, stdout, stderr io.Writer) (load.Config, error) {
 	fs.IntVar(&c.Workers, "workers", -1, "worker processes for the simulated PBXs: -1 picks the fewest the fd limit allows, 0 runs them in this process")
 	fs.StringVar(&c.Switchboard, "switchboard", "", "switchboard binary to run as the control plane (default: next to this program, then PATH)")
 	fs.StringVar(&c.Profile, "profile", "", "directory: run the control plane as this program's profiled copy (same wiring as serve) and write per-phase CPU and heap profiles and goroutine dumps there")
+	fs.StringArrayVar(&c.ControlPlaneFlags, "controlplane-flag", nil, "extra flag for `switchboard serve`, repeatable, e.g. --controlplane-flag=--memory-limit=900MiB")
 	fs.StringVar(&c.DB, "db", "", "store of the control plane: empty for a new SQLite file in --dir, or postgres://… naming an EMPTY database")
 	fs.StringVar(&c.Dir, "dir", "", "working directory for the store, secrets and logs (default: a temp dir, removed unless --keep)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the temp dir")

@@ -66,6 +66,9 @@ type Config struct {
 	// Self is this program, re-run as worker and profiled control plane;
 	// empty means os.Executable().
 	Self string
+	// ControlPlaneFlags are added to `switchboard serve`'s command line
+	// (e.g. --memory-limit=900MiB). Not with Profile.
+	ControlPlaneFlags []string
 	// DB is the control plane's store; empty means a new SQLite file in
 	// Dir. A postgres:// DSN must name an empty database: the run
 	// provisions it.

@@ -48,8 +48,11 @@ func newCPLauncher(cfg Config, dir string, plan *fleetPlan) (*cpLauncher, error)
 		return nil, err
 	}
 	args := []string{"--db", plan.DSN, "--listen", addr, "--jwt-secret-file", plan.JWTFile}
-	argv := append([]string{cfg.Switchboard, "serve"}, args...)
+	argv := append(append([]string{cfg.Switchboard, "serve"}, args...), cfg.ControlPlaneFlags...)
 	if cfg.Profile != "" {
+		if len(cfg.ControlPlaneFlags) > 0 {
+			return nil, errors.New("--controlplane-flag does not go with --profile (the profiled control plane has serve's wiring, not its flags)")
+		}
 		argv = append([]string{cfg.Self, "controlplane"}, args...)
 	}
 	argv = append(argv, "--log-level", "warn")
