@@ -266,9 +266,12 @@ type liveSession struct {
 
 // closeWindow bounds the sessions Close tears down at once. Ending a
 // session starts several short-lived goroutines (stream and WebSocket
-// teardown); cancelling 10,000 at once queued 40,000 of them ahead of the
-// goroutine doing the cancelling, and a SIGTERM took over 30 s.
+// teardown): cancelling 10,000 at once would queue some 40,000 of them
+// ahead of the goroutine doing the cancelling.
 const closeWindow = 256
+
+// errClosing ends a session whose hello completed after Close began.
+var errClosing = errors.New("control plane shutting down")
 
 // Close ends every session and waits for their goroutines. New agents
 // are refused (503) from its start; their last_seen is written once at
@@ -399,11 +402,16 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	now := g.cfg.Now()
 	conn := fleet.NewConn(agent.ID, agent.EnterpriseID, sess, hello, now)
 	conn.SessionID = welcome.SessionID
-	g.cfg.Registry.Register(conn) // logs the replacement of an older connection
 	done := make(chan struct{})
 	g.mu.Lock()
+	if g.closed {
+		// Close began during the hello and did not see this session.
+		g.mu.Unlock()
+		return errClosing
+	}
 	g.live[conn] = liveSession{cancel: cancel, done: done}
 	g.mu.Unlock()
+	g.cfg.Registry.Register(conn) // logs the replacement of an older connection
 	g.cfg.Observer.AgentConnected()
 	defer func() {
 		// The tunnel is torn down before Close counts the session as
