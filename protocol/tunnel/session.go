@@ -49,14 +49,11 @@ func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client
 		newMux = yamux.Client
 	}
 	co := newCoalescer(nc)
-	// yamux's Session.Close (v0.1.2) closes its shutdown channel, then
-	// the connection, and only after that its streams: in between, every
-	// Stream.Read blocked on that channel spins (it loops back to its
-	// start). A graceful WebSocket close waits up to 5 s for the peer's
-	// close frame; with 10,000 sessions closing at once (a control
-	// plane's SIGTERM) their readers spun on every core for over 30 s.
-	// So the connection ends at once, without the close handshake: the
-	// peer sees the TCP connection close, which every peer handles.
+	// yamux's Session.Close closes the connection before its streams,
+	// so the connection's Close should be quick: it ends at once, with
+	// no WebSocket close handshake to wait for (the peer handles a closed
+	// TCP connection the same way: it redials). Upstream yamux v0.1.2
+	// even spins the streams' readers meanwhile (third_party/yamux).
 	co.closeNow = func() error {
 		err := ws.CloseNow()
 		_ = nc.Close() // releases NetConn's timers and contexts

@@ -544,9 +544,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 }
 
-// Closing a session does not wait for the peer's WebSocket close frame:
-// yamux's readers spin until the connection is gone (see newSession), so
-// a peer that never answers must not keep them spinning.
+// Closing a session does not wait for the peer: one that never reads
+// (and so would never answer a close frame) must not hold Close, and a
+// goroutine blocked in Accept returns.
 func TestCloseDoesNotWaitForThePeer(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	ctx := context.Background()
