@@ -28,10 +28,10 @@ type rig struct {
 	gw    *gateway.Gateway
 }
 
-func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+func newRig(t testing.TB) *rig { return newRigWith(t, nil) }
 
 // newRigWith lets a test change the gateway's configuration.
-func newRigWith(t *testing.T, tweak func(*gateway.Config)) *rig {
+func newRigWith(t testing.TB, tweak func(*gateway.Config)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.OpenSQLite(t)
