@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/agent"
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
@@ -23,7 +24,7 @@ const (
 
 // runAgent starts an agent against the control plane and AMI at amiAddr,
 // and stops it (checking Run's result) at the end of the test.
-func runAgent(t testing.TB, cp *controlPlane, amiAddr string, logs *syncBuffer, mod func(*agent.Config)) *agent.Agent {
+func runAgent(t testing.TB, cp *controlPlane, amiAddr string, logs *testio.Buffer, mod func(*agent.Config)) *agent.Agent {
 	t.Helper()
 	cfg := agent.Config{
 		Server: cp.url(),
@@ -102,7 +103,7 @@ func decode[T any](t testing.TB, resp protocol.Response) T {
 }
 
 func TestAgentEndToEnd(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	srv := fakeAsterisk(t, "127.0.0.1:0")
 	cp := newControlPlane(t, testToken)
 	a := runAgent(t, cp, srv.Addr(), logs, nil)
@@ -220,7 +221,7 @@ func TestAgentEndToEnd(t *testing.T) {
 // and requests fail with ami_down; when Asterisk appears the agent logs in
 // by itself.
 func TestAgentAMIDown(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +256,7 @@ func TestAgentAMIDown(t *testing.T) {
 // events continue after the stored sequence instead of being taken for
 // duplicates.
 func TestAgentRestartRenumbers(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	srv := fakeAsterisk(t, "127.0.0.1:0")
 	cp := newControlPlane(t, testToken)
 	cp.mu.Lock()
@@ -283,7 +284,7 @@ func TestAgentRestartRenumbers(t *testing.T) {
 }
 
 func TestAgentBadToken(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	srv := fakeAsterisk(t, "127.0.0.1:0")
 	cp := newControlPlane(t, "another-token")
 	runAgent(t, cp, srv.Addr(), logs, func(c *agent.Config) { c.ReconnectMax = 20 * time.Millisecond })

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 )
@@ -15,7 +16,7 @@ import (
 // same fake Asterisk. The difference is what the tunnel and the agent add.
 // p50-µs is the median round trip.
 func BenchmarkPing(b *testing.B) {
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	srv := fakeAsterisk(b, "127.0.0.1:0")
 	cp := newControlPlane(b, testToken)
 	runAgent(b, cp, srv.Addr(), logs, nil)

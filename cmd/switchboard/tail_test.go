@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 )
 
 // streamScript is one connection of a scripted /v1/events server: the
@@ -27,7 +28,6 @@ type streamScript struct {
 // records each request's after= (the server side of resume is tested with
 // the real service in controlplane/events).
 type scriptedEvents struct {
-	t       *testing.T
 	scripts []streamScript
 	mu      sync.Mutex
 	afters  []string
@@ -83,7 +83,7 @@ func runTail(t *testing.T, srv *httptest.Server, stop func(out string) bool, ext
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out, errw syncBuffer
+	var out, errw testio.Buffer
 	done := make(chan error, 1)
 	args := append([]string{"tail", "--server", srv.URL, "--token", "sbk_test"}, extra...)
 	go func() { done <- eventsCmd(ctx, args, &out, &errw) }()
@@ -100,23 +100,6 @@ func runTail(t *testing.T, srv *httptest.Server, stop func(out string) bool, ext
 			t.Fatalf("events tail did not finish; stdout %q stderr %q", out.String(), errw.String())
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func seqsOf(t *testing.T, out string) []int64 {
@@ -139,7 +122,7 @@ func seqsOf(t *testing.T, out string) []int64 {
 // dropped connection, a slow-consumer close (1008) — and each time tail
 // reconnects with after=<last seq printed>: every event once, in order.
 func TestEventsTailResumes(t *testing.T) {
-	ev := &scriptedEvents{t: t, scripts: []streamScript{
+	ev := &scriptedEvents{scripts: []streamScript{
 		{seqs: []int64{1, 2}, code: websocket.StatusServiceRestart, close: "server restarting"},
 		{seqs: []int64{3}, code: 0},
 		{seqs: []int64{4, 5}, code: websocket.StatusPolicyViolation, close: "slow consumer: 4096 events behind; resume with after=5"},

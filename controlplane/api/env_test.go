@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"golang.org/x/time/rate"
 )
 
@@ -47,7 +47,7 @@ type tenant struct {
 // with an AMI timeout of 1 s and terminated_at in +03:30.
 type env struct {
 	s          *controlplanetest.Server
-	logs       *syncBuffer
+	logs       *testio.Buffer
 	a, b, m    *tenant
 	o, slow    *tenant
 	m2         *controlplanetest.PBX
@@ -59,7 +59,7 @@ var tehran = time.FixedZone("+0330", 3*3600+1800)
 
 func newEnv(t *testing.T, engine string) *env {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testio.Buffer{}
 	e := &env{logs: logs, amiTimeout: time.Second}
 	e.s = controlplanetest.New(t, controlplanetest.Options{
 		Engine: engine,
@@ -240,23 +240,6 @@ func normalize(t *testing.T, b []byte) []byte {
 	b = portRe.ReplaceAll(b, []byte(`"port":8080`))
 	b = terminatedRe.ReplaceAll(b, []byte(`"terminated_at":"2025-11-23T14:42:58+03:30"`))
 	return b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func must(t *testing.T, err error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -89,7 +90,7 @@ func TestPanicRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testio.Buffer
 	a, err := api.New(api.Config{Store: st, Directory: fleet.NewRegistry(nil), Caller: panicCaller{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func BenchmarkSessionCost(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		waitForB(b, func() bool { return r.reg.Len() == agents })
+		waitFor(b, "registration", func() bool { return r.reg.Len() == agents })
 		time.Sleep(100 * time.Millisecond) // the events streams' accepts
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -71,17 +71,6 @@ func BenchmarkSessionCost(b *testing.B) {
 		for _, s := range sessions {
 			s.Close()
 		}
-		waitForB(b, func() bool { return r.reg.Len() == 0 })
-	}
-}
-
-func waitForB(b *testing.B, cond func() bool) {
-	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
+		waitFor(b, "unregistration", func() bool { return r.reg.Len() == 0 })
 	}
 }

@@ -83,7 +83,7 @@ func (r *rig) dial(t *testing.T, ctx context.Context) (*tunnel.Session, net.Conn
 	return sess, ctrl, w
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {

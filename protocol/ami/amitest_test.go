@@ -1,7 +1,6 @@
 package ami_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
@@ -17,24 +17,7 @@ import (
 // These tests run the client against the fake Asterisk. They live in
 // package ami_test because amitest imports ami.
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func config(addr string, logs *syncBuffer) ami.Config {
+func config(addr string, logs *testio.Buffer) ami.Config {
 	cfg := ami.Config{
 		Addr:          addr,
 		Username:      amitest.DefaultUsername,
@@ -154,7 +137,7 @@ func TestAmitestLoginFailure(t *testing.T) {
 	})
 	t.Run("Run backs off and logs without the secret", func(t *testing.T) {
 		srv := amitest.NewServer(t, amitest.WithAuthFailDelay(-1))
-		var logs syncBuffer
+		var logs testio.Buffer
 		cfg := config(srv.Addr(), &logs)
 		cfg.Secret = "wrong-secret-value"
 		cfg.ReconnectMin, cfg.ReconnectMax = 10*time.Millisecond, 40*time.Millisecond

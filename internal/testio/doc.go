@@ -1,0 +1,2 @@
+// Package testio holds I/O helpers shared by the repository's tests.
+package testio
