@@ -107,7 +107,12 @@ func (e *AuditEntry) normalize(now time.Time) error {
 }
 
 // InsertAudit appends an entry and returns it as stored (ID and At set).
-// It returns once the row is committed. Concurrent inserts are committed
+// It returns once the row is committed, past ctx's deadline if need be:
+// an audit row records something that happened, and a deadline only
+// turned a slow store into lost rows (1,869 of 10,000 calls at 1,000/s
+// with PostgreSQL on the same two cores, waiting for the writer). The
+// writer bounds each transaction itself (30 s) and a closing store
+// refuses new rows. Concurrent inserts are committed
 // together (group commit): on SQLite every commit is an fsync on the one
 // write connection, so one transaction per API request would cap the
 // request rate at the disk's fsync rate.
@@ -121,11 +126,7 @@ func (s *Store) InsertAudit(ctx context.Context, e AuditEntry) (AuditEntry, erro
 	case s.auditq <- req:
 	case <-s.auditStop:
 		return AuditEntry{}, fmt.Errorf("insert audit: %w", ErrClosed)
-	case <-ctx.Done():
-		return AuditEntry{}, fmt.Errorf("insert audit: %w", ctx.Err())
 	}
-	// Once queued the row is written whatever the caller's context does:
-	// an audit row of something that happened must not be dropped.
 	res := <-req.done
 	return res.e, res.err
 }

@@ -258,3 +258,22 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	})
 }
+
+// An audit row records something that already happened: a caller whose
+// deadline has passed still gets it written.
+func TestAuditWrittenPastDeadline(t *testing.T) {
+	t.Parallel()
+	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
+		e, _ := s.CreateEnterprise(context.Background(), "0367", "Acme")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		stored, err := s.InsertAudit(ctx, hangupAudit(e.ID, 1))
+		if err != nil || stored.ID == 0 {
+			t.Fatalf("InsertAudit with a cancelled context = %+v, %v; want the row written", stored, err)
+		}
+		page, _, err := s.ListAudit(context.Background(), e.ID, "", 10)
+		if err != nil || len(page) != 1 || page[0].ID != stored.ID {
+			t.Fatalf("ListAudit = %+v, %v", page, err)
+		}
+	})
+}
