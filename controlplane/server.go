@@ -3,19 +3,22 @@ package controlplane
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
 	"github.com/switchboard-pbx/switchboard/controlplane/metrics"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
-	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
 // Defaults of Config.
@@ -26,9 +29,13 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 )
 
-// Config of a Server. Zero values take the defaults above.
+// Config is the whole control plane: its own settings, then one nested
+// config per part, each with its documented defaults (zero values take
+// them). The parts' dependencies on each other (store, registry, logger,
+// metrics, the events hook) are wired by New: leave them unset.
 type Config struct {
-	// Listen is the address of the HTTP(S) listener.
+	// Listen is the address of the HTTP(S) listener: the API and the
+	// agent tunnels.
 	Listen string
 	// DB is the store DSN: sqlite:PATH or postgres://…; ignored when Store
 	// is set.
@@ -38,30 +45,57 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile make the server speak HTTPS/WSS itself;
 	// leave both empty behind a TLS-terminating reverse proxy.
 	TLSCertFile, TLSKeyFile string
-	// Heartbeat is how often agents report status.
-	Heartbeat time.Duration
-	// StatusTimeout drops a session whose agent sent no status for this
-	// long (gateway.Config.StatusTimeout; 0: Heartbeat + 10 s).
-	StatusTimeout time.Duration
-	// LastSeenInterval is how often a connected agent's last_seen is
-	// written to the store (gateway.Config.LastSeenInterval).
-	LastSeenInterval time.Duration
 	// ShutdownTimeout bounds the graceful shutdown of HTTP requests.
 	ShutdownTimeout time.Duration
-	// Version is reported by /api/status and in logs.
+	// Version is the build version, reported by /api/status and in logs.
 	Version string
 	Logger  *slog.Logger
-	// Routes, if set, registers further routes (the HTTP API) on the mux.
-	Routes func(mux *http.ServeMux, s *Server) error
+
+	// Gateway: agent tunnels (heartbeat, status timeout, last seen).
+	Gateway gateway.Config
+	// API: the HTTP surface (JWT, rate limits, AMI timeout, body limit,
+	// caches).
+	API api.Config
+	// Events: the event stream, webhooks and retention.
+	Events events.Config
 }
 
-// Validate says what is wrong with the configuration.
+// Validate says what is wrong with the configuration, before anything is
+// opened or written.
 func (c Config) Validate() error {
+	var errs []error
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		return errors.New("controlplane: --tls-cert-file and --tls-key-file go together")
+		errs = append(errs, errors.New("the TLS certificate and key files go together"))
 	}
-	if c.Heartbeat < 0 || c.StatusTimeout < 0 || c.ShutdownTimeout < 0 || c.LastSeenInterval < 0 {
-		return errors.New("controlplane: durations must not be negative")
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ShutdownTimeout %v is negative", c.ShutdownTimeout))
+	}
+	if c.Listen != "" {
+		if err := checkListen(c.Listen); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, err := range []error{c.Gateway.Validate(), c.API.Validate(), c.Events.Validate()} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	return nil
+}
+
+// checkListen refuses an address net.Listen could never use.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: want host:port, e.g. 127.0.0.1:8080 or :8443", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return fmt.Errorf("listen address %q: bad port %q", addr, port)
+		}
 	}
 	return nil
 }
@@ -84,29 +118,30 @@ func (c *Config) fill() {
 	}
 }
 
-// Server is a running control plane.
+// Server is an assembled control plane.
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	store     *store.Store
 	ownsStore bool
 	registry  *fleet.Registry
-	gateway   *gateway.Gateway
 	metrics   *metrics.Metrics
-	mux       *http.ServeMux
-	handler   http.Handler
-	httpSrv   *http.Server
-	started   time.Time
+	gateway   *gateway.Gateway
+	events    *events.Service
+	api       *api.API
+	ran       bool
 }
 
-// New opens the store (applying migrations) and assembles the server. It
-// does not listen yet.
+// New validates cfg, opens the store (applying migrations) and builds
+// every part from cfg: the registry of connected agents, the gateway, the
+// events service and the HTTP API. It does not listen or start workers;
+// Serve does.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, started: time.Now()}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store}
 	if s.store == nil {
 		st, err := store.Open(ctx, cfg.DB, cfg.Logger)
 		if err != nil {
@@ -114,28 +149,45 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.store, s.ownsStore = st, true
 	}
-	s.registry = fleet.NewRegistry(cfg.Logger)
-	s.metrics = metrics.New(s.registry.Len)
-	gw, err := gateway.New(gateway.Config{Store: s.store, Registry: s.registry, Logger: cfg.Logger, Heartbeat: cfg.Heartbeat,
-		StatusTimeout: cfg.StatusTimeout, LastSeenInterval: cfg.LastSeenInterval, Observer: s.metrics})
-	if err != nil {
+	if err := s.assemble(); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.gateway = gw
-	s.mux = http.NewServeMux()
-	s.mux.Handle("GET "+protocol.ConnectPath, gw)
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", s.metrics.Handler())
-	s.handler = s.metrics.Middleware(s.mux, "GET "+protocol.ConnectPath)
-	if cfg.Routes != nil {
-		if err := cfg.Routes(s.mux, s); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("register routes: %w", err)
-		}
-	}
 	return s, nil
+}
+
+// assemble builds the parts in dependency order; each gets the others
+// through its Config, once.
+func (s *Server) assemble() error {
+	s.registry = fleet.NewRegistry(s.log)
+	s.metrics = metrics.New(s.registry.Len)
+
+	ec := s.cfg.Events
+	ec.Store, ec.Logger, ec.Observer = s.store, s.log, s.metrics
+	ev, err := events.New(ec)
+	if err != nil {
+		return err
+	}
+	s.events = ev
+
+	gc := s.cfg.Gateway
+	gc.Store, gc.Registry, gc.Logger, gc.Observer, gc.OnEvents = s.store, s.registry, s.log, s.metrics, ev.OnEvents
+	gw, err := gateway.New(gc)
+	if err != nil {
+		return err
+	}
+	s.gateway = gw
+
+	ac := s.cfg.API
+	ac.Store, ac.Directory, ac.Caller = s.store, s.registry, s.metrics.Caller(s.registry)
+	ac.Events, ac.Agents, ac.Metrics, ac.Observer = ev, gw, s.metrics.Handler(), s.metrics
+	ac.Logger, ac.Version = s.log, s.cfg.Version
+	a, err := api.New(ac)
+	if err != nil {
+		return err
+	}
+	s.api = a
+	return nil
 }
 
 // Store is the server's store.
@@ -144,24 +196,11 @@ func (s *Server) Store() *store.Store { return s.store }
 // Registry is the set of agents connected to this server.
 func (s *Server) Registry() *fleet.Registry { return s.registry }
 
-// Caller sends requests to agents, instrumented; the API uses it.
-func (s *Server) Caller() fleet.Caller { return s.metrics.Caller(s.registry) }
+// Events is the server's events service.
+func (s *Server) Events() *events.Service { return s.events }
 
-// Metrics are the server's Prometheus collectors (served at /metrics).
-func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
-
-// Logger is the server's logger.
-func (s *Server) Logger() *slog.Logger { return s.log }
-
-// Version is the build version the server reports.
-func (s *Server) Version() string { return s.cfg.Version }
-
-// Handler is the server's HTTP handler (for tests and embedding).
-func (s *Server) Handler() http.Handler { return s.handler }
-
-// SetOnEvents installs the hook called with each stored batch of agent
-// events (the events hub).
-func (s *Server) SetOnEvents(fn func(store.Agent, []store.StoredEvent)) { s.gateway.SetOnEvents(fn) }
+// Handler serves every route of the server (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.api.Handler() }
 
 // Listen opens the configured listener.
 func (s *Server) Listen() (net.Listener, error) {
@@ -172,12 +211,28 @@ func (s *Server) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully: agent
-// tunnels are closed (agents redial the next server), in-flight HTTP
-// requests get ShutdownTimeout to finish.
+// Run listens and serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln, with the events workers (webhook delivery,
+// retention) beside it, until ctx ends; then it shuts down gracefully:
+// agent tunnels are closed (agents redial the next server), in-flight HTTP
+// requests get ShutdownTimeout to finish, and webhook deliveries in flight
+// are left to their lease (the next start retries them: at least once).
+// Call it once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.httpSrv = &http.Server{
-		Handler:           s.handler,
+	if s.ran {
+		return errors.New("controlplane: Serve called twice")
+	}
+	s.ran = true
+	httpSrv := &http.Server{
+		Handler:           s.api.Handler(),
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -186,35 +241,49 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
 		if err != nil {
+			ln.Close()
 			return fmt.Errorf("load TLS key pair: %w", err)
 		}
-		s.httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		ln = tls.NewListener(ln, s.httpSrv.TLSConfig)
+		httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, httpSrv.TLSConfig)
 		scheme = "https"
 	}
 	s.log.Info("control plane listening", "url", scheme+"://"+ln.Addr().String(), "store", s.store.Dialect(), "version", s.cfg.Version)
-	errc := make(chan error, 1)
-	go func() { errc <- s.httpSrv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.events.Run(gctx); err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown(httpSrv)
+		return nil
+	})
+	return g.Wait()
+}
+
+// shutdown closes the listener first, so agents whose tunnels end next
+// find the port closed and back off rather than redial into a process
+// that is stopping (10,000 of them at once); then every tunnel. Tunnels
+// are hijacked connections: Shutdown does not wait for them.
+func (s *Server) shutdown(httpSrv *http.Server) {
 	s.log.Info("control plane shutting down", "agents", s.registry.Len())
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	// The listener closes first, so agents whose tunnels end below find
-	// the port closed and back off, rather than redial into a process
-	// that is stopping (10,000 of them at once). Tunnels are hijacked
-	// connections: Shutdown does not wait for them.
-	if err := s.httpSrv.Shutdown(sctx); err != nil {
-		s.httpSrv.Close()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		httpSrv.Close()
 	}
 	s.gateway.Close()
-	<-errc
 	s.log.Info("control plane stopped", "took", time.Since(start).Round(time.Millisecond))
-	return nil
 }
 
 // Close releases what New opened. Call it after Serve returned.
@@ -226,31 +295,4 @@ func (s *Server) Close() error {
 		return s.store.Close()
 	}
 	return nil
-}
-
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
-}
-
-// readyz is ready when the store answers and every migration this build
-// knows is applied.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "store unreachable"})
-		return
-	}
-	n, err := s.store.MigrationsApplied(ctx)
-	if err != nil || n != store.MigrationsKnown() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reason": "migrations pending", "applied": n, "known": store.MigrationsKnown()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "migrations": n, "agents_connected": s.registry.Len()})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }

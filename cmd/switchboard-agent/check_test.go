@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/controlplanetest"
+	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
@@ -18,19 +18,19 @@ import (
 // TestCheck runs `check` against a fake Asterisk and a real control plane
 // over loopback.
 func TestCheck(t *testing.T) {
-	cp := controlplanetest.New(t, controlplanetest.Options{})
+	cp := systemtest.New(t, systemtest.Options{})
 	cp.Enterprise(t, "0367", "june")
 	ctx := context.Background()
-	good, goodToken, err := cp.Store.CreateAgent(ctx, "0367", "pbx-good", "inoffice")
+	good, goodToken, err := cp.Store().CreateAgent(ctx, "0367", "pbx-good", "inoffice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = good
-	revoked, revokedToken, err := cp.Store.CreateAgent(ctx, "0367", "pbx-revoked", "inoffice")
+	revoked, revokedToken, err := cp.Store().CreateAgent(ctx, "0367", "pbx-revoked", "inoffice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cp.Store.RevokeAgent(ctx, revoked.ID); err != nil {
+	if err := cp.Store().RevokeAgent(ctx, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
 	pbx := amitest.NewServer(t, amitest.WithAuthFailDelay(-1))
@@ -138,7 +138,7 @@ func TestCheck(t *testing.T) {
 	}
 
 	// The check never sent Hello: the PBX was never registered.
-	if _, ok := cp.CP.Registry().Get(good.ID); ok {
+	if _, ok := cp.CP().Registry().Get(good.ID); ok {
 		t.Fatal("check registered the agent: a running agent would have been replaced")
 	}
 }

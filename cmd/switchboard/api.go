@@ -2,16 +2,13 @@ package main
 
 import (
 	"crypto"
-	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/time/rate"
 
-	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
-	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 )
 
@@ -22,7 +19,7 @@ type apiFlags struct {
 	burstPerCredential      int
 	ratePerEnterprise       float64
 	burstPerEnterprise      int
-	maxConcurrentOriginates int
+	maxConcurrentOriginates int // deprecated: the agent enforces it
 	maxBodyBytes            int64
 	idempotencyTTL          time.Duration
 	hideChannelNames        bool
@@ -38,7 +35,8 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.burstPerCredential, "burst-per-credential", ratelimit.DefaultCredentialBurst, "burst of --rate-per-credential")
 	fs.Float64Var(&f.ratePerEnterprise, "rate-per-enterprise", float64(ratelimit.DefaultPerEnterprise), "requests per second per enterprise, all credentials together")
 	fs.IntVar(&f.burstPerEnterprise, "burst-per-enterprise", ratelimit.DefaultEnterpriseBurst, "burst of --rate-per-enterprise")
-	fs.IntVar(&f.maxConcurrentOriginates, "max-concurrent-originates", ratelimit.DefaultMaxConcurrentOriginates, "calls being set up at once per PBX (429 pbx_busy past it)")
+	fs.IntVar(&f.maxConcurrentOriginates, "max-concurrent-originates", 0, "ignored: the agent caps the calls being set up on its PBX (its own --max-concurrent-originates)")
+	_ = fs.MarkDeprecated("max-concurrent-originates", "the agent caps calls being set up on its PBX: set max-concurrent-originates in the agent's config")
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted request body (413 past it)")
 	fs.DurationVar(&f.idempotencyTTL, "idempotency-ttl", api.DefaultIdempotencyTTL, "how long an Idempotency-Key replays its first result")
 	fs.BoolVar(&f.hideChannelNames, "hide-channel-names", false, "legacy hangup responses show <technology>/*** instead of real channel names")
@@ -73,18 +71,15 @@ func jwtVerifier(f serveFlags) (*auth.JWTVerifier, error) {
 	return auth.NewJWTVerifier(jc)
 }
 
-// configureAPI builds the HTTP API and the events service from the flags
-// and registers both on the server. The caller runs the returned service
-// (webhook deliveries, retention) next to the server.
-func configureAPI(cfg *controlplane.Config, f serveFlags) (*events.Service, error) {
+// apiConfig builds the HTTP API's configuration from the flags.
+func apiConfig(f serveFlags) (api.Config, error) {
 	ac := api.Config{
-		AMITimeout:              f.api.amiTimeout,
-		MaxConcurrentOriginates: f.api.maxConcurrentOriginates,
-		MaxBodyBytes:            f.api.maxBodyBytes,
-		IdempotencyTTL:          f.api.idempotencyTTL,
-		HideChannelNames:        f.api.hideChannelNames,
-		KeyCacheTTL:             f.api.keyCacheTTL,
-		PBXCacheTTL:             f.api.pbxCacheTTL,
+		AMITimeout:       f.api.amiTimeout,
+		MaxBodyBytes:     f.api.maxBodyBytes,
+		IdempotencyTTL:   f.api.idempotencyTTL,
+		HideChannelNames: f.api.hideChannelNames,
+		KeyCacheTTL:      f.api.keyCacheTTL,
+		PBXCacheTTL:      f.api.pbxCacheTTL,
 		RateLimit: ratelimit.Config{
 			PerCredential: rate.Limit(f.api.ratePerCredential), CredentialBurst: f.api.burstPerCredential,
 			PerEnterprise: rate.Limit(f.api.ratePerEnterprise), EnterpriseBurst: f.api.burstPerEnterprise,
@@ -93,25 +88,14 @@ func configureAPI(cfg *controlplane.Config, f serveFlags) (*events.Service, erro
 	if f.api.timezone != "" {
 		loc, err := time.LoadLocation(f.api.timezone)
 		if err != nil {
-			return nil, usagef("--timezone: %v", err)
+			return ac, usagef("--timezone: %v", err)
 		}
 		ac.Location = loc
 	}
 	jwt, err := jwtVerifier(f)
 	if err != nil {
-		return nil, err
+		return ac, err
 	}
 	ac.JWT = jwt
-	svc, err := newEvents(f.events, jwt)
-	if err != nil {
-		return nil, err
-	}
-	apiRoutes := api.Routes(ac)
-	cfg.Routes = func(mux *http.ServeMux, s *controlplane.Server) error {
-		if err := apiRoutes(mux, s); err != nil {
-			return err
-		}
-		return svc.Routes(mux, s)
-	}
-	return svc, nil
+	return ac, nil
 }

@@ -82,16 +82,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	cfg := controlplane.Config{Listen: *listen, Store: st, Version: version, Logger: log}
-	df := serveFlags{jwtSecretFile: secretFile}
-	df.register(pflag.NewFlagSet("defaults", pflag.ContinueOnError)) // the API limits' defaults
-	df.jwtSecretFile = secretFile
+	// The control plane as serve builds it, at its defaults.
+	df := serveFlags{}
+	df.register(pflag.NewFlagSet("defaults", pflag.ContinueOnError))
+	df.jwtSecretFile, df.listen = secretFile, *listen
 	// Webhooks to a receiver on this machine are the point of a demo.
 	df.events.webhookAllowPrivate = true
-	svc, err := configureAPI(&cfg, df)
+	cfg, err := df.controlPlane()
 	if err != nil {
 		return err
 	}
+	cfg.Store, cfg.Logger = st, log
 	srv, err := controlplane.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -129,7 +130,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Add(2)
-	go func() { defer wg.Done(); errc <- serveWithEvents(ctx, srv, ln, svc) }()
+	go func() { defer wg.Done(); errc <- srv.Serve(ctx, ln) }()
 	go func() { defer wg.Done(); errc <- ag.Run(ctx) }()
 	if *traffic {
 		wg.Add(1)

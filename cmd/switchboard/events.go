@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
 )
 
@@ -46,10 +45,9 @@ func (f *eventsFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.webhookAllowPrivate, "webhook-allow-private-targets", false, "let webhook URLs point at loopback and private addresses (off: an API client could reach the control plane's own network)")
 }
 
-// newEvents builds the events service from the flags; jwt may be nil.
-func newEvents(f eventsFlags, jwt *auth.JWTVerifier) (*events.Service, error) {
+// eventsConfig builds the events service's configuration from the flags.
+func eventsConfig(f eventsFlags) (events.Config, error) {
 	cfg := events.Config{
-		JWT:                         jwt,
 		SubscriberBuffer:            f.subscriberBuffer,
 		MaxSubscribers:              f.maxSubscribers,
 		MaxSubscribersPerEnterprise: f.maxSubscribersPerEnt,
@@ -89,18 +87,17 @@ func newEvents(f eventsFlags, jwt *auth.JWTVerifier) (*events.Service, error) {
 		{"--webhook-retry-max", f.webhookRetryMax <= 0},
 	} {
 		if v.bad {
-			return nil, usagef("%s must be positive", v.name)
+			return cfg, usagef("%s must be positive", v.name)
 		}
 	}
 	if f.webhookMaxAge >= f.eventRetention {
-		return nil, usagef("--webhook-max-age %v must be shorter than --event-retention %v: a delivery still retrying needs its event", f.webhookMaxAge, f.eventRetention)
+		return cfg, usagef("--webhook-max-age %v must be shorter than --event-retention %v: a delivery still retrying needs its event", f.webhookMaxAge, f.eventRetention)
 	}
 	if f.webhookRetryInitial > f.webhookRetryMax {
-		return nil, usagef("--webhook-retry-initial %v is longer than --webhook-retry-max %v", f.webhookRetryInitial, f.webhookRetryMax)
+		return cfg, usagef("--webhook-retry-initial %v is longer than --webhook-retry-max %v", f.webhookRetryInitial, f.webhookRetryMax)
 	}
-	svc, err := events.New(cfg)
-	if err != nil {
-		return nil, usagef("%v", err)
+	if err := cfg.Validate(); err != nil {
+		return cfg, usagef("%v", err)
 	}
-	return svc, nil
+	return cfg, nil
 }

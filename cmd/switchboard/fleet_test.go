@@ -11,26 +11,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/controlplanetest"
+	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 )
 
 func TestFleetStatus(t *testing.T) {
-	cp := controlplanetest.New(t, controlplanetest.Options{})
+	cp := systemtest.New(t, systemtest.Options{})
 	cp.Enterprise(t, "0367", "june")
 	cp.Enterprise(t, "0368", "july")
-	online := cp.AddPBX(t, "0367", controlplanetest.PBXOptions{Name: "pbx-june"})
-	gone := cp.AddPBX(t, "0368", controlplanetest.PBXOptions{Name: "pbx-july"})
+	online := cp.AddPBX(t, "0367", systemtest.PBXOptions{Name: "pbx-june"})
+	gone := cp.AddPBX(t, "0368", systemtest.PBXOptions{Name: "pbx-july"})
 	gone.Stop()
 	ctx := context.Background()
-	never, _, err := cp.Store.CreateAgent(ctx, "0368", "pbx-never", "inoffice")
+	never, _, err := cp.Store().CreateAgent(ctx, "0368", "pbx-never", "inoffice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, _, err := cp.Store.CreateAgent(ctx, "0368", "pbx-old", "inoffice")
+	revoked, _, err := cp.Store().CreateAgent(ctx, "0368", "pbx-old", "inoffice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cp.Store.RevokeAgent(ctx, revoked.ID); err != nil {
+	if err := cp.Store().RevokeAgent(ctx, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
 	admin := cp.JWT(t, "", "ops-1", "platform_admin")

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
 	"github.com/switchboard-pbx/switchboard/controlplane"
-	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
 	"github.com/switchboard-pbx/switchboard/systemd"
 )
@@ -62,25 +59,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := flagfile.Apply(fs, envPrefix, f.config); err != nil {
 		return usagef("%v", err)
 	}
+	cfg, err := f.controlPlane()
+	if err != nil {
+		return err
+	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
-	cfg := controlplane.Config{
-		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey,
-		Version: version, Logger: log, Heartbeat: secondsOf(f.heartbeat), StatusTimeout: f.statusTimeout, LastSeenInterval: f.lastSeenInterval,
-	}
+	cfg.Logger = log
 	if err := applyMemoryLimit(f.memoryLimit); err != nil {
-		return err
-	}
-	if f.lastSeenInterval <= 0 {
-		return usagef("--last-seen-interval must be positive")
-	}
-	if f.statusTimeout <= secondsOf(f.heartbeat) {
-		return usagef("--agent-status-timeout %v must be longer than --heartbeat-seconds %d: agents send their status once a heartbeat", f.statusTimeout, f.heartbeat)
-	}
-	svc, err := configureAPI(&cfg, f)
-	if err != nil {
 		return err
 	}
 	srv, err := controlplane.New(ctx, cfg)
@@ -100,24 +88,37 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go func() { defer close(done); _ = systemd.RunWatchdog(wctx, iv) }()
 		defer func() { cancel(); <-done }()
 	}
-	return serveWithEvents(ctx, srv, ln, svc)
+	return srv.Serve(ctx, ln)
 }
 
-// serveWithEvents serves until ctx ends, with the events service's
-// webhook worker and retention running beside the server. Deliveries in
-// flight when it stops are retried by the next start (their lease runs
-// out): at least once, never lost.
-func serveWithEvents(ctx context.Context, srv *controlplane.Server, ln net.Listener, svc *events.Service) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ran := make(chan error, 1)
-	go func() { ran <- svc.Run(ctx) }()
-	err := srv.Serve(ctx, ln)
-	cancel()
-	if rerr := <-ran; err == nil && rerr != nil {
-		err = fmt.Errorf("events: %w", rerr)
+// controlPlane is the whole control plane's configuration from the flags,
+// checked before anything is opened: a bad flag never leaves a database
+// created or migrated behind.
+func (f serveFlags) controlPlane() (controlplane.Config, error) {
+	cfg := controlplane.Config{
+		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, Version: version,
+		Gateway: gateway.Config{Heartbeat: secondsOf(f.heartbeat), StatusTimeout: f.statusTimeout, LastSeenInterval: f.lastSeenInterval},
 	}
-	return err
+	if f.heartbeat <= 0 {
+		return cfg, usagef("--heartbeat-seconds must be positive")
+	}
+	if f.lastSeenInterval <= 0 {
+		return cfg, usagef("--last-seen-interval must be positive")
+	}
+	if f.statusTimeout <= secondsOf(f.heartbeat) {
+		return cfg, usagef("--agent-status-timeout %v must be longer than --heartbeat-seconds %d: agents send their status once a heartbeat", f.statusTimeout, f.heartbeat)
+	}
+	var err error
+	if cfg.API, err = apiConfig(f); err != nil {
+		return cfg, err
+	}
+	if cfg.Events, err = eventsConfig(f.events); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	return cfg, nil
 }
 
 func secondsOf(n int) time.Duration { return time.Duration(n) * time.Second }

@@ -11,21 +11,21 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
 
-// API serves the HTTP API. Build it with New and put it on a mux with
-// Register (or hand Routes to controlplane.New). It starts no goroutines.
+// API is the control plane's one HTTP surface: every route, and the one
+// middleware chain they all go through. Build it with New and serve
+// Handler. It starts no goroutines.
 type API struct {
 	cfg          Config
 	log          *slog.Logger
 	accessLogger *slog.Logger
 	auth         *auth.Authenticator
+	tickets      *auth.Tickets
 	limiter      *ratelimit.Limiter
-	originates   *ratelimit.ConcurrencyLimiter
 	idem         keyedMutex
 	agents       *agentCache
 	routes       []*route
@@ -35,10 +35,13 @@ type API struct {
 	lastPrune time.Time
 }
 
-// New validates cfg, fills defaults and builds the API.
+// New validates cfg, fills defaults and builds the API with its routes.
 func New(cfg Config) (*API, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.missingDeps(); err != nil {
 		return nil, err
 	}
 	log := slog.New(contextHandler{cfg.Logger.Handler()}).With("component", "api")
@@ -54,6 +57,10 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
+	tickets, err := auth.NewTickets(auth.TicketConfig{Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
 	lim, err := ratelimit.New(cfg.RateLimit)
 	if err != nil {
 		return nil, err
@@ -63,69 +70,20 @@ func New(cfg Config) (*API, error) {
 		log:          log,
 		accessLogger: cfg.Logger.With("component", "http"),
 		auth:         authn,
+		tickets:      tickets,
 		limiter:      lim,
-		originates:   &ratelimit.ConcurrencyLimiter{Max: cfg.MaxConcurrentOriginates},
 		agents:       &agentCache{st: cfg.Store, ttl: cfg.PBXCacheTTL, now: cfg.Now},
 	}
 	a.routes = a.table()
+	a.mux = http.NewServeMux()
+	for _, rt := range a.routes {
+		a.mux.Handle(rt.pattern(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(rt, w, r) }))
+	}
 	return a, nil
 }
 
-// Routes returns the hook controlplane.Config.Routes expects: it fills
-// Store, Directory, Caller, Logger and Version from the server where cfg
-// leaves them unset, builds the API and registers it.
-func Routes(cfg Config) func(*http.ServeMux, *controlplane.Server) error {
-	return func(mux *http.ServeMux, s *controlplane.Server) error {
-		if cfg.Store == nil {
-			cfg.Store = s.Store()
-		}
-		if cfg.Directory == nil {
-			cfg.Directory = s.Registry()
-		}
-		if cfg.Caller == nil {
-			cfg.Caller = s.Caller()
-		}
-		if cfg.OnRateLimited == nil {
-			cfg.OnRateLimited = func(scope string) { s.Metrics().RateLimited.WithLabelValues(scope).Inc() }
-		}
-		if cfg.Logger == nil {
-			cfg.Logger = s.Logger()
-		}
-		if cfg.Version == "" {
-			cfg.Version = s.Version()
-		}
-		a, err := New(cfg)
-		if err != nil {
-			return err
-		}
-		a.Register(mux)
-		return nil
-	}
-}
-
-// Register adds every route to mux.
-func (a *API) Register(mux *http.ServeMux) {
-	a.mux = mux
-	for _, rt := range a.routes {
-		mux.Handle(rt.pattern(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(rt, w, r) }))
-	}
-	// Unknown paths under the API's prefixes get the API's own error
-	// bodies rather than the mux's text/plain.
-	nf := &route{path: "/v1/", style: styleV1, handle: a.unknownRoute}
-	mux.Handle("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(nf, w, r) }))
-	lnf := &route{path: "/api/", style: styleFastAPI, handle: a.unknownRoute}
-	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(lnf, w, r) }))
-}
-
-// Routes lists the "METHOD /path" patterns the API registers, for the
-// OpenAPI completeness test and for docs.
-func (a *API) Routes() []string {
-	out := make([]string, 0, len(a.routes))
-	for _, rt := range a.routes {
-		out = append(out, rt.pattern())
-	}
-	return out
-}
+// Handler serves every route.
+func (a *API) Handler() http.Handler { return a.mux }
 
 // style is how a route writes its bodies and errors.
 type style uint8
@@ -134,11 +92,19 @@ const (
 	styleV1      style = iota // {"error":{"code","message"}}
 	styleFastAPI              // the originate service: {"detail":"…"}
 	styleLaravel              // the hangup endpoint: {"status":false,"message":"…"}, PHP escaping
+	stylePlain                // the agent tunnel endpoint: text/plain errors the agent logs as they are
 )
 
 type route struct {
 	method, path string
 	style        style
+	// longLived: the request lasts as long as a session (the agent
+	// tunnel), so its duration is kept out of the latency histogram and
+	// its access line is at debug level (the gateway logs the session).
+	longLived bool
+	// ticket: a single-use ?ticket= (POST /v1/events/ticket) is accepted
+	// instead of an Authorization header, for browsers' WebSockets.
+	ticket bool
 	// action is what the principal must be allowed; "" means the route
 	// needs no credentials.
 	action auth.Action
@@ -180,6 +146,9 @@ type call struct {
 	status  int
 	body    []byte
 	headers http.Header
+	// wroteOwn: the handler wrote the response itself (a WebSocket
+	// upgrade, /metrics); flush writes nothing.
+	wroteOwn bool
 }
 
 func (c *call) ctx() context.Context { return c.r.Context() }
@@ -211,12 +180,8 @@ func (c *call) handle() error {
 	if rt.action == "" {
 		return rt.handle(c)
 	}
-	p, err := c.api.auth.Authenticate(c.r, rt.clientID)
+	p, err := c.authenticate()
 	if err != nil {
-		if !errors.Is(err, auth.ErrMissingCredentials) && !errors.Is(err, auth.ErrInvalidCredentials) {
-			c.log.Error("authenticate", "err", err)
-			return errorf(http.StatusServiceUnavailable, CodeUnavailable, "credentials could not be checked right now")
-		}
 		return err
 	}
 	c.principal = &p
@@ -235,7 +200,7 @@ func (c *call) handle() error {
 		}
 	}
 	if ok, wait := c.api.limiter.Allow(p.CredentialID(), p.EnterpriseID); !ok {
-		c.api.cfg.OnRateLimited("request")
+		c.api.cfg.Observer.RateLimited("request")
 		secs := int((wait + time.Second - 1) / time.Second)
 		return &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
 			Message: fmt.Sprintf("rate limit exceeded; retry in %d s", secs), RetryAfter: secs}
@@ -246,6 +211,31 @@ func (c *call) handle() error {
 		}
 	}
 	return rt.handle(c)
+}
+
+// authenticate reads the Authorization header (or the legacy ?clientId=
+// on routes that take it) or, on routes that allow it and only without a
+// header, a single-use ?ticket=.
+func (c *call) authenticate() (auth.Principal, error) {
+	if ticket := c.r.URL.Query().Get("ticket"); ticket != "" {
+		if !c.rt.ticket {
+			return auth.Principal{}, invalidf("?ticket= is accepted on GET /v1/events only")
+		}
+		if c.r.Header.Get("Authorization") != "" {
+			return auth.Principal{}, invalidf("send either an Authorization header or ?ticket=, not both")
+		}
+		p, err := c.api.tickets.Redeem(ticket)
+		if err != nil {
+			c.log.Info("ticket refused", "reason", err.Error())
+		}
+		return p, err
+	}
+	p, err := c.api.auth.Authenticate(c.r, c.rt.clientID)
+	if err != nil && !errors.Is(err, auth.ErrMissingCredentials) && !errors.Is(err, auth.ErrInvalidCredentials) {
+		c.log.Error("authenticate", "err", err)
+		return auth.Principal{}, errorf(http.StatusServiceUnavailable, CodeUnavailable, "credentials could not be checked right now")
+	}
+	return p, err
 }
 
 // authorize checks the route's action against the principal.
@@ -262,6 +252,10 @@ func (c *call) reply(status int, v any) error {
 	if c.rt.action != "" && !c.authorized {
 		// A handler bug, not the caller's: never answer unauthorised.
 		panic("api: route " + c.rt.pattern() + " replied without authorizing")
+	}
+	if status == http.StatusNoContent {
+		c.status, c.body = status, nil
+		return nil
 	}
 	b, err := encode(c.rt.style, v)
 	if err != nil {
@@ -285,6 +279,11 @@ func (c *call) setError(err error) {
 		c.log.Error("request failed", "route", c.rt.pattern(), "err", err)
 	}
 	c.errCode = e.Code
+	for k, v := range e.header {
+		for _, x := range v {
+			c.setHeader(k, x)
+		}
+	}
 	if e.RetryAfter > 0 {
 		c.setHeader("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
@@ -307,6 +306,9 @@ func (c *call) setError(err error) {
 			msg = "Unauthenticated."
 		}
 		v = laravelError{Status: false, Message: msg}
+	case c.rt.style == stylePlain:
+		c.errCode, c.status, c.body = e.Code, e.Status, []byte(e.Message+"\n")
+		return
 	default:
 		v = v1Error{Error: v1ErrorBody{Code: e.Code, Message: e.Message}}
 	}
@@ -323,7 +325,18 @@ func (c *call) fail(err error) {
 	c.flush()
 }
 
+// serveOwn lets h write the response itself (a WebSocket upgrade,
+// /metrics): the chain adds nothing after it.
+func (c *call) serveOwn(h http.Handler) {
+	c.wroteOwn = true
+	h.ServeHTTP(c.w, c.r)
+}
+
 func (c *call) flush() {
+	if c.wroteOwn {
+		c.replied = c.api.cfg.Now()
+		return
+	}
 	h := c.w.Header()
 	for k, v := range c.headers {
 		h[k] = v
@@ -332,7 +345,11 @@ func (c *call) flush() {
 		c.status = http.StatusNoContent
 	}
 	if c.body != nil {
-		h.Set("Content-Type", "application/json")
+		ct := "application/json"
+		if c.rt.style == stylePlain {
+			ct = "text/plain; charset=utf-8"
+		}
+		h.Set("Content-Type", ct)
 		h.Set("Content-Length", strconv.Itoa(len(c.body)))
 	}
 	c.w.WriteHeader(c.status)

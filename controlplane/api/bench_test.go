@@ -14,29 +14,29 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
-	"github.com/switchboard-pbx/switchboard/controlplane/controlplanetest"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
+	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
 
 // benchServer is a control plane with limits off (the benchmark measures
 // the path, not the limiter) and one PBX whose extension 150 is busy, so
 // every call ends at once and the fake's channel model stays small.
-func benchServer(b *testing.B, engine string) (*controlplanetest.Server, string) {
+func benchServer(b *testing.B, engine string) (*systemtest.Server, string) {
 	b.Helper()
-	s := controlplanetest.New(b, controlplanetest.Options{
+	s := systemtest.New(b, systemtest.Options{
 		Engine: engine,
 		Logger: slog.New(slog.DiscardHandler),
-		API: api.Config{
-			RateLimit:               ratelimit.Config{PerCredential: rate.Inf, PerEnterprise: rate.Inf},
-			MaxConcurrentOriginates: 10000,
-		},
+		Config: controlplane.Config{API: api.Config{
+			RateLimit: ratelimit.Config{PerCredential: rate.Inf, PerEnterprise: rate.Inf},
+		}},
 	})
 	s.Enterprise(b, "0367", "june")
 	key := s.APIKey(b, "0367")
-	p := s.AddPBX(b, "0367", controlplanetest.PBXOptions{MaxConcurrentOriginates: 10000, MaxConcurrentRequests: 10000})
+	p := s.AddPBX(b, "0367", systemtest.PBXOptions{MaxConcurrentOriginates: 10000, MaxConcurrentRequests: 10000})
 	p.AMI.SetOutcome("150", amitest.Busy)
 	return s, key
 }
@@ -137,7 +137,7 @@ func BenchmarkOriginateLoad(b *testing.B) {
 // store. The difference between the two is the API's own cost.
 func BenchmarkOriginateTunnelOnly(b *testing.B) {
 	s, _ := benchServer(b, "sqlite")
-	agents := s.CP.Registry().List()
+	agents := s.CP().Registry().List()
 	if len(agents) != 1 {
 		b.Fatalf("%d agents", len(agents))
 	}
@@ -148,7 +148,7 @@ func BenchmarkOriginateTunnelOnly(b *testing.B) {
 		t0 := time.Now()
 		var res protocol.OriginateResult
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-		err := s.CP.Registry().Call(ctx, id, protocol.OpOriginate, protocol.OriginateArgs{From: "150", To: "+375296254070"}, &res)
+		err := s.CP().Registry().Call(ctx, id, protocol.OpOriginate, protocol.OriginateArgs{From: "150", To: "+375296254070"}, &res)
 		cancel()
 		if err != nil {
 			b.Fatal(err)

@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
-	"github.com/switchboard-pbx/switchboard/controlplane/controlplanetest"
+	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 )
 
 // TestCaches: a revoked key stops working within KeyCacheTTL, and a PBX
@@ -15,7 +16,7 @@ import (
 // enterprise's cached PBX list (TTL an hour here) does not have it yet.
 func TestCaches(t *testing.T) {
 	const ttl = 300 * time.Millisecond
-	s := controlplanetest.New(t, controlplanetest.Options{API: api.Config{KeyCacheTTL: ttl, PBXCacheTTL: time.Hour}})
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{KeyCacheTTL: ttl, PBXCacheTTL: time.Hour}}})
 	s.Enterprise(t, "0367", "june")
 	first := s.AddPBX(t, "0367")
 	key := s.APIKey(t, "0367")
@@ -29,7 +30,7 @@ func TestCaches(t *testing.T) {
 	_ = first
 
 	id, _ := auth.ParseAPIKeyID(key)
-	must(t, s.Store.RevokeAPIKey(context.Background(), id))
+	must(t, s.Store().RevokeAPIKey(context.Background(), id))
 	revokedAt := time.Now()
 	for {
 		r := s.Do(t, "GET", "/v1/pbxs", key, nil)

@@ -68,17 +68,6 @@ func (c *call) agentCall(agentID, op string, args, result any) error {
 	return nil
 }
 
-// originateSlot takes one of the PBX's concurrent-originate slots.
-func (c *call) originateSlot(agentID string) (func(), error) {
-	release, ok := c.api.originates.TryAcquire(agentID)
-	if !ok {
-		c.api.cfg.OnRateLimited("pbx_originates")
-		return nil, &Error{Status: http.StatusTooManyRequests, Code: CodePBXBusy, RetryAfter: 1,
-			Message: "PBX " + agentID + " has " + strconv.Itoa(c.api.cfg.MaxConcurrentOriginates) + " calls being set up; retry shortly"}
-	}
-	return release, nil
-}
-
 type originateRequest struct {
 	From      string            `json:"from"`
 	To        string            `json:"to"`
@@ -101,11 +90,6 @@ type callResponse struct {
 // originate places a call on ag and returns what the agent answered.
 func (c *call) originate(ag store.Agent, args protocol.OriginateArgs) (protocol.OriginateResult, error) {
 	var res protocol.OriginateResult
-	release, err := c.originateSlot(ag.ID)
-	if err != nil {
-		return res, err
-	}
-	defer release()
 	if err := c.agentCall(ag.ID, protocol.OpOriginate, args, &res); err != nil {
 		return res, err
 	}
@@ -314,11 +298,6 @@ func checkMode(mode string) error {
 // monitor starts ChanSpy on ag and fills the audit row.
 func (c *call) monitor(ag store.Agent, args protocol.MonitorArgs) (protocol.MonitorResult, error) {
 	var res protocol.MonitorResult
-	release, err := c.originateSlot(ag.ID)
-	if err != nil {
-		return res, err
-	}
-	defer release()
 	if err := c.agentCall(ag.ID, protocol.OpMonitor, args, &res); err != nil {
 		return res, err
 	}

@@ -478,7 +478,7 @@ func testTenantIsolation(t *testing.T, e *env) {
 	wantStatus(t, r, 200, "")
 }
 
-// TestLimits covers the rate limit, the per-PBX originate cap and hidden
+// TestLimits covers the rate limit, the agent's originate cap and hidden
 // channel names on a control plane with tiny limits.
 func TestLimits(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
@@ -45,14 +47,48 @@ const (
 	DefaultChannelsConcurrency = 8
 )
 
-// Config configures the API. Zero values take the defaults above; Routes
-// fills Store, Directory, Caller, Logger and Version from the server.
+// AgentEndpoint serves agents' tunnels (the gateway).
+type AgentEndpoint interface {
+	// Connect authenticates one agent and serves its tunnel for the
+	// session's life. An error means nothing was written: the API answers
+	// it (a *gateway.RefusedError says how).
+	Connect(w http.ResponseWriter, r *http.Request) error
+}
+
+// Observer is told what the chain does (the control plane's metrics). Its
+// methods must not block.
+type Observer interface {
+	// HTTPRequest: one request of route (its pattern) ended with code
+	// after d; longLived marks a session (the agent tunnel), not a
+	// request latency.
+	HTTPRequest(route, method string, code int, d time.Duration, longLived bool)
+	// RateLimited: a request was refused by a rate limit of scope.
+	RateLimited(scope string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) HTTPRequest(string, string, int, time.Duration, bool) {}
+func (nopObserver) RateLimited(string)                                   {}
+
+// Config configures the API. Zero values take the defaults above; Store,
+// Directory, Caller, Events and Agents are required (controlplane.New
+// fills them).
 type Config struct {
 	Store     *store.Store
 	Directory fleet.Directory
 	Caller    fleet.Caller
-	Logger    *slog.Logger
-	Version   string
+	// Events serves the event stream and pages, checks webhook URLs and
+	// reads the call history.
+	Events *events.Service
+	// Agents serves GET /agent/v1/connect.
+	Agents AgentEndpoint
+	// Metrics serves GET /metrics; nil answers 404 there.
+	Metrics http.Handler
+	// Observer is told of every request and refusal; nil counts nothing.
+	Observer Observer
+	Logger   *slog.Logger
+	Version  string
 
 	// JWT verifies operator tokens (--jwt-secret-file,
 	// --jwt-public-key-file). Nil: only API keys are accepted.
@@ -61,11 +97,6 @@ type Config struct {
 	// (see ratelimit.Config for its defaults: 20/s burst 40 per
 	// credential, 100/s burst 200 per enterprise).
 	RateLimit ratelimit.Config
-	// MaxConcurrentOriginates caps originates (and monitor calls, which
-	// are originates) in flight per PBX; more are refused with 429
-	// pbx_busy and Retry-After: 1. Default
-	// ratelimit.DefaultMaxConcurrentOriginates.
-	MaxConcurrentOriginates int
 	// AMITimeout bounds each request to a PBX (504 past it).
 	AMITimeout time.Duration
 	// MaxBodyBytes bounds request bodies (413 past it).
@@ -80,10 +111,6 @@ type Config struct {
 	// an enterprise's PBX list are reused; negative turns a cache off.
 	KeyCacheTTL time.Duration
 	PBXCacheTTL time.Duration
-	// OnRateLimited, if set, is told of each refused request, by scope
-	// ("request" for the credential/enterprise buckets, "pbx_originates"
-	// for the per-PBX cap): the server counts them in its metrics.
-	OnRateLimited func(scope string)
 	// HideChannelNames replaces real channel names in the legacy hangup
 	// response with "<technology>/***" (the Laravel service's setting).
 	HideChannelNames bool
@@ -98,14 +125,11 @@ func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.OnRateLimited == nil {
-		c.OnRateLimited = func(string) {}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	if c.Version == "" {
 		c.Version = "dev"
-	}
-	if c.MaxConcurrentOriginates == 0 {
-		c.MaxConcurrentOriginates = ratelimit.DefaultMaxConcurrentOriginates
 	}
 	if c.AMITimeout == 0 {
 		c.AMITimeout = DefaultAMITimeout
@@ -136,21 +160,30 @@ func (c *Config) fill() {
 	}
 }
 
-// Validate says exactly what is wrong with the configuration.
+// missingDeps names the parts New needs and cfg lacks.
+func (c Config) missingDeps() error {
+	var errs []error
+	for _, d := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Store", c.Store == nil}, {"Directory", c.Directory == nil}, {"Caller", c.Caller == nil},
+		{"Events", c.Events == nil}, {"Agents", c.Agents == nil},
+	} {
+		if d.missing {
+			errs = append(errs, fmt.Errorf("%s is required", d.name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("api config: %w", err)
+	}
+	return nil
+}
+
+// Validate says exactly what is wrong with the configuration's values
+// (New also checks that its dependencies are set).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Store == nil {
-		errs = append(errs, errors.New("Store is required"))
-	}
-	if c.Directory == nil {
-		errs = append(errs, errors.New("Directory is required"))
-	}
-	if c.Caller == nil {
-		errs = append(errs, errors.New("Caller is required"))
-	}
-	if c.MaxConcurrentOriginates < 0 {
-		errs = append(errs, fmt.Errorf("MaxConcurrentOriginates %d is negative", c.MaxConcurrentOriginates))
-	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration

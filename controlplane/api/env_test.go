@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
-	"github.com/switchboard-pbx/switchboard/controlplane/controlplanetest"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
+	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"golang.org/x/time/rate"
 )
@@ -33,7 +34,7 @@ type tenant struct {
 	readKey      string // channels:read only
 	supervisor   string // JWT, role supervisor
 	operator     string // JWT, role operator
-	pbx          *controlplanetest.PBX
+	pbx          *systemtest.PBX
 }
 
 // env is one control plane with the fixture every test shares:
@@ -46,11 +47,11 @@ type tenant struct {
 //
 // with an AMI timeout of 1 s and terminated_at in +03:30.
 type env struct {
-	s          *controlplanetest.Server
+	s          *systemtest.Server
 	logs       *testio.Buffer
 	a, b, m    *tenant
 	o, slow    *tenant
-	m2         *controlplanetest.PBX
+	m2         *systemtest.PBX
 	platform   string // JWT platform_admin without enterprise
 	amiTimeout time.Duration
 }
@@ -61,10 +62,10 @@ func newEnv(t *testing.T, engine string) *env {
 	t.Helper()
 	logs := &testio.Buffer{}
 	e := &env{logs: logs, amiTimeout: time.Second}
-	e.s = controlplanetest.New(t, controlplanetest.Options{
+	e.s = systemtest.New(t, systemtest.Options{
 		Engine: engine,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		API:    api.Config{AMITimeout: e.amiTimeout, Location: tehran},
+		Config: controlplane.Config{API: api.Config{AMITimeout: e.amiTimeout, Location: tehran}},
 	})
 	mk := func(number, name string) *tenant {
 		tn := &tenant{number: number, name: name}
@@ -76,13 +77,13 @@ func newEnv(t *testing.T, engine string) *env {
 		return tn
 	}
 	e.a, e.b, e.m, e.o, e.slow = mk("0367", "june"), mk("0420", "acme"), mk("0500", "multi"), mk("0600", "gone"), mk("0700", "slow")
-	e.a.pbx = e.s.AddPBX(t, "0367", controlplanetest.PBXOptions{Name: "june-main", Hostname: "pbx-june"})
-	e.b.pbx = e.s.AddPBX(t, "0420", controlplanetest.PBXOptions{Name: "acme-main"})
-	e.m.pbx = e.s.AddPBX(t, "0500", controlplanetest.PBXOptions{Name: "multi-1"})
-	e.m2 = e.s.AddPBX(t, "0500", controlplanetest.PBXOptions{Name: "multi-2"})
-	e.o.pbx = e.s.AddPBX(t, "0600", controlplanetest.PBXOptions{Name: "gone-main"})
+	e.a.pbx = e.s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "june-main", Hostname: "pbx-june"})
+	e.b.pbx = e.s.AddPBX(t, "0420", systemtest.PBXOptions{Name: "acme-main"})
+	e.m.pbx = e.s.AddPBX(t, "0500", systemtest.PBXOptions{Name: "multi-1"})
+	e.m2 = e.s.AddPBX(t, "0500", systemtest.PBXOptions{Name: "multi-2"})
+	e.o.pbx = e.s.AddPBX(t, "0600", systemtest.PBXOptions{Name: "gone-main"})
 	e.o.pbx.Stop()
-	e.slow.pbx = e.s.AddPBX(t, "0700", controlplanetest.PBXOptions{Name: "slow-main"})
+	e.slow.pbx = e.s.AddPBX(t, "0700", systemtest.PBXOptions{Name: "slow-main"})
 	e.slow.pbx.AMI.SetActionDelay("Originate", 2*time.Second)
 	e.slow.pbx.AMI.SetActionDelay("Hangup", 2*time.Second)
 	e.platform = e.s.JWT(t, "", "root", auth.RolePlatformAdmin)
@@ -90,23 +91,23 @@ func newEnv(t *testing.T, engine string) *env {
 }
 
 // auxEnv is a second control plane with tiny limits: 1 request/s burst 3
-// per credential, one originate in flight per PBX, hidden channel names.
-func auxEnv(t *testing.T, engine string) (*controlplanetest.Server, *tenant) {
+// per credential, an agent that sets up one call at a time, hidden
+// channel names.
+func auxEnv(t *testing.T, engine string) (*systemtest.Server, *tenant) {
 	t.Helper()
-	s := controlplanetest.New(t, controlplanetest.Options{
+	s := systemtest.New(t, systemtest.Options{
 		Engine: engine,
-		API: api.Config{
-			RateLimit:               ratelimit.Config{PerCredential: rate.Limit(1), CredentialBurst: 3},
-			MaxConcurrentOriginates: 1,
-			HideChannelNames:        true,
-			Location:                tehran,
-		},
+		Config: controlplane.Config{API: api.Config{
+			RateLimit:        ratelimit.Config{PerCredential: rate.Limit(1), CredentialBurst: 3},
+			HideChannelNames: true,
+			Location:         tehran,
+		}},
 	})
 	tn := &tenant{number: "0367", name: "june"}
 	tn.ent = s.Enterprise(t, "0367", "june")
 	tn.key = s.APIKey(t, "0367")
 	tn.supervisor = s.JWT(t, "0367", "sup", auth.RoleSupervisor)
-	tn.pbx = s.AddPBX(t, "0367", controlplanetest.PBXOptions{Name: "aux"})
+	tn.pbx = s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "aux", MaxConcurrentOriginates: 1})
 	return s, tn
 }
 
@@ -122,7 +123,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 }
 
 // errCode returns the v1 error code of a response ("" if none).
-func errCode(t *testing.T, r controlplanetest.Response) string {
+func errCode(t *testing.T, r systemtest.Response) string {
 	t.Helper()
 	var body struct {
 		Error struct{ Code, Message string }
@@ -131,7 +132,7 @@ func errCode(t *testing.T, r controlplanetest.Response) string {
 	return body.Error.Code
 }
 
-func wantStatus(t *testing.T, r controlplanetest.Response, status int, code string) {
+func wantStatus(t *testing.T, r systemtest.Response, status int, code string) {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d; body %s", r.Status, status, r.Body)
@@ -157,18 +158,18 @@ func (e *env) placeCall(t *testing.T, tn *tenant, from, to string) (callID, chan
 	return call.CallID, waitChannel(t, e.s, tn.pbx.ID, call.CallID)
 }
 
-func waitChannel(t *testing.T, s *controlplanetest.Server, pbxID, uniqueid string) string {
+func waitChannel(t *testing.T, s *systemtest.Server, pbxID, uniqueid string) string {
 	t.Helper()
 	return s.WaitChannel(t, pbxID, uniqueid).Channel
 }
 
 // auditRow returns the audit row of request id rid in the enterprise. The
 // row is stored just after the reply, so it is polled for.
-func auditRow(t *testing.T, s *controlplanetest.Server, enterpriseID int64, rid string) store.AuditEntry {
+func auditRow(t *testing.T, s *systemtest.Server, enterpriseID int64, rid string) store.AuditEntry {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		rows, _, err := s.Store.ListAudit(context.Background(), enterpriseID, "", store.MaxAuditPageSize)
+		rows, _, err := s.Store().ListAudit(context.Background(), enterpriseID, "", store.MaxAuditPageSize)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,10 +187,10 @@ func auditRow(t *testing.T, s *controlplanetest.Server, enterpriseID int64, rid 
 
 // hangupAttempt returns the hangup attempt of request id rid. It waits
 // for the request's audit row first: the attempt is written before it.
-func hangupAttempt(t *testing.T, s *controlplanetest.Server, enterpriseID int64, rid string) (store.HangupAttempt, bool) {
+func hangupAttempt(t *testing.T, s *systemtest.Server, enterpriseID int64, rid string) (store.HangupAttempt, bool) {
 	t.Helper()
 	auditRow(t, s, enterpriseID, rid)
-	rows, err := s.Store.ListHangupAttempts(context.Background(), enterpriseID, store.MaxAuditPageSize)
+	rows, err := s.Store().ListHangupAttempts(context.Background(), enterpriseID, store.MaxAuditPageSize)
 	if err != nil {
 		t.Fatal(err)
 	}

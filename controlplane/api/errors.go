@@ -7,7 +7,9 @@ import (
 	"net/http"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -22,6 +24,7 @@ const (
 	CodeNotFound            = "not_found"            // 404: no such channel, call, PBX or route
 	CodeMethodNotAllowed    = "method_not_allowed"   // 405
 	CodeIdempotencyConflict = "idempotency_conflict" // 409: Idempotency-Key reused with another body
+	CodeConflict            = "conflict"             // 409: e.g. the enterprise's webhook limit
 	CodeBodyTooLarge        = "body_too_large"       // 413
 	CodeRateLimited         = "rate_limited"         // 429: credential or enterprise rate limit
 	CodePBXBusy             = "pbx_busy"             // 429: too many originates in flight on the PBX
@@ -47,6 +50,8 @@ type Error struct {
 	body any
 	// final: already in a legacy route's own words; legacyFailure keeps it.
 	final bool
+	// header is added to the reply (the agent endpoint's protocol version).
+	header http.Header
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -67,17 +72,33 @@ func notFound(what, id string) *Error {
 
 var errInternal = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 
-// asAPIError turns any error a handler returns into an *Error. Errors that
-// are not already *Error are internal; the caller logs them.
+// asAPIError turns any error a handler returns into an *Error: the one
+// place the errors of the parts behind the API (auth, store, events, the
+// gateway) become statuses and codes. Anything it does not know is
+// internal; the caller logs it and the client learns nothing of it.
 func asAPIError(err error) (e *Error, internal bool) {
-	if errors.As(err, &e) {
-		return e, false
-	}
+	var (
+		ie *events.InputError
+		ve *store.ValidationError
+		re *gateway.RefusedError
+	)
 	switch {
+	case errors.As(err, &e):
+		return e, false
 	case errors.Is(err, auth.ErrMissingCredentials), errors.Is(err, auth.ErrInvalidCredentials):
 		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or invalid credentials"}, false
 	case errors.Is(err, auth.ErrForbidden):
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: err.Error()}, false
+	case errors.As(err, &ie):
+		return invalidf("%s", ie.Message), false
+	case errors.As(err, &ve):
+		return invalidf("%s", ve.Error()), false
+	case errors.Is(err, events.ErrTooManySubscribers):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error() + "; retry later", RetryAfter: 5}, false
+	case errors.As(err, &re):
+		return &Error{Status: re.Status, Code: re.Code, Message: re.Reason, header: re.Header}, false
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the database did not answer in time"), false
 	}
 	return errInternal, true
 }

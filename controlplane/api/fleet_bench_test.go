@@ -4,19 +4,50 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
-	"golang.org/x/time/rate"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
+
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
+	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
+
+// bareAPI is the API alone on a registry the test fills, with no agent
+// tunnels (agents are refused): for benchmarks of handlers that never
+// reach a PBX, and for the route table.
+func bareAPI(tb testing.TB, st *store.Store, reg *fleet.Registry, cfg api.Config) *api.API {
+	tb.Helper()
+	ev, err := events.New(events.Config{Store: st})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Store, cfg.Directory, cfg.Events, cfg.Agents = st, reg, ev, noAgents{}
+	if cfg.Caller == nil {
+		cfg.Caller = reg
+	}
+	a, err := api.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+type noAgents struct{}
+
+func (noAgents) Connect(http.ResponseWriter, *http.Request) error {
+	return &gateway.RefusedError{Status: http.StatusServiceUnavailable, Code: "unavailable", Reason: "no agents here"}
+}
 
 // BenchmarkFleet10k is GET /v1/fleet for a platform admin with 10,000
 // agents (100 enterprises of 100), 9,000 of them connected, straight into
@@ -54,13 +85,7 @@ func BenchmarkFleet10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := api.New(api.Config{Store: st, Directory: reg, Caller: reg, JWT: v,
-		RateLimit: ratelimit.Config{PerCredential: rate.Inf, PerEnterprise: rate.Inf}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	a.Register(mux)
+	mux := bareAPI(b, st, reg, api.Config{JWT: v, RateLimit: ratelimit.Config{PerCredential: rate.Inf, PerEnterprise: rate.Inf}}).Handler()
 	tok, err := auth.MintHS256(secret, auth.OperatorClaims{Subject: "root", Roles: []string{auth.RolePlatformAdmin}}, time.Hour)
 	if err != nil {
 		b.Fatal(err)

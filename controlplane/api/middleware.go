@@ -127,8 +127,10 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-// serve runs one request of route rt through the middleware: request id,
-// panic recovery, body limit, access log, then the route's handler.
+// serve runs one request of route rt through the chain every route takes:
+// request id, panic recovery, body limit, then (call.run) authentication,
+// rate limits, the handler, the error envelope and the audit row, and last
+// the access log and metrics.
 func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	start := a.cfg.Now()
 	id := requestID(r)
@@ -156,11 +158,17 @@ func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	c.run()
 }
 
-func (a *API) accessLog(c *call, rec *recorder, start time.Time) {
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
+// status is what was written, for the access log and metrics.
+func (w *recorder) code() int {
+	if w.status == 0 {
+		return http.StatusOK
 	}
+	return w.status
+}
+
+func (a *API) accessLog(c *call, rec *recorder, start time.Time) {
+	status := rec.code()
+	a.cfg.Observer.HTTPRequest(c.rt.pattern(), c.r.Method, status, a.cfg.Now().Sub(start), c.rt.longLived)
 	attrs := []slog.Attr{
 		slog.String("method", c.r.Method),
 		slog.String("path", c.r.URL.Path),
@@ -180,8 +188,11 @@ func (a *API) accessLog(c *call, rec *recorder, start time.Time) {
 		attrs = append(attrs, slog.String("error_code", c.errCode))
 	}
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		level = slog.LevelWarn
+	case c.rt.longLived:
+		level = slog.LevelDebug // the gateway logs the session itself
 	}
 	a.accessLogger.LogAttrs(c.r.Context(), level, "http request", attrs...)
 }

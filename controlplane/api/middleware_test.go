@@ -53,7 +53,7 @@ func testMiddleware(t *testing.T, e *env) {
 	})
 	t.Run("unknown routes", func(t *testing.T) {
 		wantStatus(t, e.s.Do(t, "GET", "/v1/nope", e.a.key, nil), 404, api.CodeNotFound)
-		r := e.s.Do(t, "GET", "/v1/calls", e.a.key, nil)
+		r := e.s.Do(t, "PUT", "/v1/calls", e.a.key, nil)
 		wantStatus(t, r, 405, api.CodeMethodNotAllowed)
 		if r.Header.Get("Allow") == "" {
 			t.Error("405 without Allow")
@@ -62,6 +62,8 @@ func testMiddleware(t *testing.T, e *env) {
 		if r.Status != 404 || !strings.HasPrefix(string(r.Body), `{"detail":`) {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
+		// Outside /v1 and /api too: the same envelope, not the mux's text.
+		wantStatus(t, e.s.Do(t, "GET", "/nope", "", nil), 404, api.CodeNotFound)
 	})
 	t.Run("openapi served", func(t *testing.T) {
 		r := e.s.Do(t, "GET", "/v1/openapi.json", "", nil)
@@ -91,13 +93,9 @@ func TestPanicRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs testio.Buffer
-	a, err := api.New(api.Config{Store: st, Directory: fleet.NewRegistry(nil), Caller: panicCaller{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	a.Register(mux)
-	srv := httptest.NewServer(mux)
+	reg := fleet.NewRegistry(nil)
+	a := bareAPI(t, st, reg, api.Config{Caller: panicCaller{}, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	srv := httptest.NewServer(a.Handler())
 	for range 2 {
 		req, _ := http.NewRequest("POST", srv.URL+"/v1/calls", strings.NewReader(`{"from":"150","to":"151"}`))
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -131,6 +129,8 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"no store", api.Config{Directory: reg, Caller: reg}, "Store is required"},
+		{"no events", api.Config{Store: st, Directory: reg, Caller: reg, Agents: noAgents{}}, "Events is required"},
+		{"no agent endpoint", api.Config{Store: st, Directory: reg, Caller: reg}, "Agents is required"},
 		{"negative timeout", api.Config{Store: st, Directory: reg, Caller: reg, AMITimeout: -1}, "AMITimeout"},
 		{"tiny body", api.Config{Store: st, Directory: reg, Caller: reg, MaxBodyBytes: 10}, "MaxBodyBytes"},
 		{"huge timeout", api.Config{Store: st, Directory: reg, Caller: reg, AMITimeout: 1 << 40}, "over a minute"},

@@ -2,6 +2,8 @@ package api
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -278,4 +280,23 @@ func pageSize(s string, def, max int) (int, error) {
 		return 0, invalidf("query \"limit\" must be 1-%d, got %q", max, s)
 	}
 	return n, nil
+}
+
+// ownPBX checks that id (an agent id, revoked ones included: their history
+// stays readable) is one of the caller's enterprise's PBXs; another
+// enterprise's is reported exactly like an unknown one. Empty is fine.
+func (c *call) ownPBX(id string) error {
+	if id == "" {
+		return nil
+	}
+	ctx, cancel := c.storeCtx()
+	defer cancel()
+	ag, err := c.api.cfg.Store.AgentByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ag.EnterpriseID != c.principal.EnterpriseID) {
+		return notFound("PBX", id)
+	}
+	if err != nil {
+		return fmt.Errorf("look up PBX: %w", err)
+	}
+	return nil
 }

@@ -193,7 +193,7 @@ func testAuditList(t *testing.T, e *env) {
 		t.Fatalf("%s", r.Body)
 	}
 	// b sees only b's rows.
-	rows, _, err := e.s.Store.ListAudit(t.Context(), e.b.ent.ID, "", store.MaxAuditPageSize)
+	rows, _, err := e.s.Store().ListAudit(t.Context(), e.b.ent.ID, "", store.MaxAuditPageSize)
 	must(t, err)
 	own := map[int64]bool{}
 	for _, row := range rows {

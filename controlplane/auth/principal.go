@@ -51,6 +51,12 @@ const (
 	AuditRead    Action = "audit:read"
 	PBXRead      Action = "pbx:read"
 	FleetRead    Action = "fleet:read"
+	// CallsRead is the call history (GET /v1/calls): the same facts as
+	// the event stream, and what a key that lists live channels sees.
+	CallsRead Action = "calls:read"
+	// WebhooksManage creates and deletes webhooks, which send every
+	// call's facts off the platform.
+	WebhooksManage Action = "webhooks:manage"
 )
 
 // rule is one row of the access matrix.
@@ -76,20 +82,25 @@ type rule struct {
 //     log shows other operators' actions;
 //   - the PBX list (GET /v1/pbxs) is allowed to keys with channels:read or
 //     originate, because a key that may place calls must be able to choose
-//     the PBX to place them on.
+//     the PBX to place them on;
+//   - a key with events:read may manage its enterprise's webhooks (it could
+//     read the same events anyway); an operator needs supervisor or
+//     telecom_admin, since a webhook sends every call off the platform.
 var policy = map[Action]rule{
-	Originate:    {scopes: []string{ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	Monitor:      {scopes: []string{ScopeMonitor}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	Hangup:       {scopes: []string{ScopeHangup}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
-	ChannelsRead: {scopes: []string{ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	EventsRead:   {scopes: []string{ScopeEventsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	AuditRead:    {scopes: []string{ScopeAuditRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	PBXRead:      {scopes: []string{ScopeChannelsRead, ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	FleetRead:    {roles: []string{RolePlatformAdmin}},
+	Originate:      {scopes: []string{ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	Monitor:        {scopes: []string{ScopeMonitor}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	Hangup:         {scopes: []string{ScopeHangup}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
+	ChannelsRead:   {scopes: []string{ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	EventsRead:     {scopes: []string{ScopeEventsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	AuditRead:      {scopes: []string{ScopeAuditRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	PBXRead:        {scopes: []string{ScopeChannelsRead, ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	FleetRead:      {roles: []string{RolePlatformAdmin}},
+	CallsRead:      {scopes: []string{ScopeEventsRead, ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	WebhooksManage: {scopes: []string{ScopeEventsRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
 }
 
 // Actions lists every action, in a stable order (for docs and tests).
-var Actions = []Action{Originate, Monitor, Hangup, ChannelsRead, EventsRead, AuditRead, PBXRead, FleetRead}
+var Actions = []Action{Originate, Monitor, Hangup, ChannelsRead, EventsRead, AuditRead, PBXRead, FleetRead, CallsRead, WebhooksManage}
 
 // Principal is an authenticated caller.
 type Principal struct {

@@ -25,6 +25,8 @@ var wantMatrix = []struct {
 	{AuditRead, []string{ScopeAuditRead}, false, true, true, true},
 	{PBXRead, []string{ScopeChannelsRead, ScopeOriginate}, true, true, true, true},
 	{FleetRead, nil, false, false, false, true},
+	{CallsRead, []string{ScopeEventsRead, ScopeChannelsRead}, true, true, true, true},
+	{WebhooksManage, []string{ScopeEventsRead}, false, true, true, false},
 }
 
 func TestMatrix(t *testing.T) {

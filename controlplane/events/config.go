@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
 
@@ -79,26 +78,16 @@ const (
 	DefaultMaxDeliveryAge  = 24 * time.Hour
 	DefaultMaxResponseBody = 64 << 10 // read (and dropped) per webhook answer
 
-	// DefaultStoreTimeout bounds one store operation of a request.
+	// DefaultStoreTimeout bounds one store operation of a stream or page.
 	DefaultStoreTimeout = 5 * time.Second
-	// DefaultMaxBodyBytes bounds a webhook creation body.
-	DefaultMaxBodyBytes = 16 << 10
 )
 
 // Config configures a Service. Zero values take the defaults above; Store
-// and Logger are filled from the server by Routes when unset.
+// is required.
 type Config struct {
 	Store  *store.Store
 	Logger *slog.Logger
 
-	// Auth authenticates requests. Nil builds one over Store's API keys
-	// and JWT.
-	Auth *auth.Authenticator
-	// JWT verifies operator tokens when Auth is nil; nil: API keys only.
-	JWT *auth.JWTVerifier
-	// Tickets issues the browser tickets of POST /v1/events/ticket; nil
-	// builds one with auth's defaults (60 s, single use).
-	Tickets *auth.Tickets
 	// Broker fans events out to subscribers; nil: an in-process Hub (one
 	// replica). A multi-replica broker (PostgreSQL LISTEN/NOTIFY) plugs in
 	// here.
@@ -140,12 +129,11 @@ type Config struct {
 	AllowPrivateTargets bool
 
 	StoreTimeout time.Duration
-	MaxBodyBytes int64
 
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Observer is told what the service delivers and drops (metrics).
-	// Nil: Routes takes the server's metrics.
+	// Observer is told what the service delivers and drops (metrics);
+	// nil counts nothing.
 	Observer Observer
 }
 
@@ -205,9 +193,6 @@ func (c *Config) fill() {
 	setInt(&c.MaxAttempts, DefaultMaxAttempts)
 	setDur(&c.MaxDeliveryAge, DefaultMaxDeliveryAge)
 	setDur(&c.StoreTimeout, DefaultStoreTimeout)
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -247,9 +232,6 @@ func (c Config) Validate() error {
 	}
 	if c.ReplayPageSize > 5000 {
 		errs = append(errs, fmt.Errorf("ReplayPageSize %d is over the store's page limit of 5000", c.ReplayPageSize))
-	}
-	if c.MaxBodyBytes < 0 || (c.MaxBodyBytes > 0 && c.MaxBodyBytes < 1024) {
-		errs = append(errs, fmt.Errorf("MaxBodyBytes %d must be at least 1024", c.MaxBodyBytes))
 	}
 	if c.RetryMax > 0 && c.RetryInitial > c.RetryMax {
 		errs = append(errs, fmt.Errorf("RetryInitial %v is longer than RetryMax %v", c.RetryInitial, c.RetryMax))

@@ -174,7 +174,7 @@ func (s *Service) attempt(ctx context.Context, d store.Delivery) {
 		log.Warn("webhook delivery dropped: its event was pruned")
 		return
 	}
-	body, err := encodeEvent(*d.Event)
+	body, err := EncodeEvent(*d.Event)
 	if err != nil {
 		finish(store.AttemptOutcome{Attempt: store.DeliveryAttempt{Error: "encode event: " + err.Error()}})
 		return

@@ -1,34 +1,25 @@
 package events_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
-	"github.com/switchboard-pbx/switchboard/agent"
 	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
-	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
-	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
-	"github.com/switchboard-pbx/switchboard/protocol"
-	"github.com/switchboard-pbx/switchboard/protocol/ami"
+	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
 
@@ -38,32 +29,18 @@ const (
 	pollEvery   = 5 * time.Millisecond
 )
 
-// env is a control plane (api + events routes, the events worker) on a
-// store that outlives it: restart replaces the server and the events
-// service, keeps the database and the address, as a process restart would.
-// controlplanetest starts one server with the api routes only, so the
-// events tests have this helper of their own.
+// env is the whole control plane (systemtest) as these tests use it: on a
+// store and address that outlive a restart, with the API's rate limits
+// lifted (the tests measure the stream, not the limiter).
 type env struct {
-	t         testing.TB
-	engine    string
-	strict    bool // webhooks may not reach private addresses
-	dsn       string
-	cfg       events.Config
-	jwtSecret []byte
-	logger    *slog.Logger
-	client    *http.Client
-
-	mu   sync.Mutex
-	addr string // fixed after the first start, so agents redial the restarted server
-	cp   *cpInstance
-	seq  int
+	s *systemtest.Server
 }
 
+// cpInstance is the running control plane's parts these tests reach into.
 type cpInstance struct {
-	st   *store.Store
-	srv  *controlplane.Server
-	svc  *events.Service
-	stop func()
+	st  *store.Store
+	srv *controlplane.Server
+	svc *events.Service
 }
 
 type envOptions struct {
@@ -77,121 +54,30 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	if o.engine == "" {
-		o.engine = "sqlite"
-	}
-	e := &env{t: t, engine: o.engine, strict: o.strictTargets, cfg: o.cfg, jwtSecret: []byte(rand.Text() + rand.Text())}
-	if o.engine == "sqlite" {
-		e.dsn = storetest.SQLiteDSN(t)
-	} else {
-		e.dsn = storetest.PostgresDSN(t)
-	}
 	level := slog.LevelInfo
 	if o.quiet {
 		level = slog.LevelWarn
 	}
-	e.logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	e.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
-	e.start(t)
-	return e
-}
-
-// start runs a new control plane and events service on the env's store
-// and address.
-func (e *env) start(t testing.TB) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	st, err := store.Open(ctx, e.dsn, e.logger)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	jwt, err := auth.NewJWTVerifier(auth.JWTConfig{HMACSecret: e.jwtSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := e.cfg
-	cfg.JWT = jwt
-	cfg.AllowPrivateTargets = !e.strict
-	svc, err := events.New(cfg)
-	if err != nil {
-		t.Fatalf("events.New: %v", err)
-	}
-	apiRoutes := api.Routes(api.Config{JWT: jwt, RateLimit: ratelimit.Config{PerCredential: rate.Limit(1e6), CredentialBurst: 1e6,
-		PerEnterprise: rate.Limit(1e6), EnterpriseBurst: 1e6}})
-	e.mu.Lock()
-	listen := e.addr
-	e.mu.Unlock()
-	if listen == "" {
-		listen = "127.0.0.1:0"
-	}
-	srv, err := controlplane.New(ctx, controlplane.Config{Listen: listen, Store: st, Logger: e.logger, Version: "test",
-		Heartbeat: 200 * time.Millisecond,
-		Routes: func(mux *http.ServeMux, s *controlplane.Server) error {
-			if err := apiRoutes(mux, s); err != nil {
-				return err
-			}
-			return svc.Routes(mux, s)
-		}})
-	if err != nil {
-		st.Close()
-		t.Fatalf("controlplane.New: %v", err)
-	}
-	var ln net.Listener
-	for {
-		if ln, err = srv.Listen(); err == nil || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(pollEvery) // the previous instance's port, just released
-	}
-	if err != nil {
-		srv.Close()
-		st.Close()
-		t.Fatal(err)
-	}
-	sctx, stopAll := context.WithCancel(context.Background())
-	served, ran := make(chan error, 1), make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, ln) }()
-	go func() { ran <- svc.Run(sctx) }()
-	var once sync.Once
-	inst := &cpInstance{st: st, srv: srv, svc: svc}
-	inst.stop = func() {
-		once.Do(func() {
-			stopAll()
-			if err := <-served; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-			if err := <-ran; err != nil {
-				t.Errorf("events run: %v", err)
-			}
-			srv.Close()
-			st.Close()
-		})
-	}
-	t.Cleanup(inst.stop)
-	e.mu.Lock()
-	e.addr, e.cp = ln.Addr().String(), inst
-	e.mu.Unlock()
+	lifted := ratelimit.Config{PerCredential: rate.Limit(1e6), CredentialBurst: 1e6, PerEnterprise: rate.Limit(1e6), EnterpriseBurst: 1e6}
+	return &env{s: systemtest.New(t, systemtest.Options{
+		Engine:               o.engine,
+		Level:                level,
+		StrictWebhookTargets: o.strictTargets,
+		Config:               controlplane.Config{Events: o.cfg, API: api.Config{RateLimit: lifted}},
+	})}
 }
 
 // restart stops the control plane and starts a new one on the same store
 // and address.
-func (e *env) restart(t testing.TB) {
-	t.Helper()
-	e.current().stop()
-	e.start(t)
+func (e *env) restart(t testing.TB) { e.s.Restart(t) }
+
+func (e *env) current() cpInstance {
+	cp := e.s.CP()
+	return cpInstance{st: cp.Store(), srv: cp, svc: cp.Events()}
 }
 
-func (e *env) current() *cpInstance {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.cp
-}
-
-func (e *env) store() *store.Store { return e.current().st }
-func (e *env) url() string         { e.mu.Lock(); defer e.mu.Unlock(); return "http://" + e.addr }
+func (e *env) store() *store.Store { return e.s.Store() }
+func (e *env) url() string         { return e.s.URL }
 
 // tenant is an enterprise with credentials.
 type tenant struct {
@@ -201,34 +87,18 @@ type tenant struct {
 
 func (e *env) tenant(t testing.TB, number string) *tenant {
 	t.Helper()
-	ctx := context.Background()
-	ent, err := e.store().CreateEnterprise(ctx, number, "enterprise "+number)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := e.store().CreateAPIKey(ctx, number, "all", store.AllowedScopes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tenant{ent: ent, key: key}
+	ent := e.s.Enterprise(t, number, "enterprise "+number)
+	return &tenant{ent: ent, key: e.s.APIKey(t, number)}
 }
 
 func (e *env) apiKey(t testing.TB, number string, scopes ...string) string {
 	t.Helper()
-	_, key, err := e.store().CreateAPIKey(context.Background(), number, "scoped", scopes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
+	return e.s.APIKey(t, number, scopes...)
 }
 
 func (e *env) jwt(t testing.TB, number, sub string, roles ...string) string {
 	t.Helper()
-	tok, err := auth.MintHS256(e.jwtSecret, auth.OperatorClaims{Subject: sub, Enterprise: number, Roles: roles}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return e.s.JWT(t, number, sub, roles...)
 }
 
 // pbx is a fake Asterisk with a real agent connected over the tunnel.
@@ -236,68 +106,17 @@ type pbx struct {
 	ID   string
 	AMI  *amitest.Server
 	stop func()
+	p    *systemtest.PBX
 }
 
 func (e *env) addPBX(t testing.TB, number string, amiOpts ...amitest.Option) *pbx {
 	t.Helper()
-	e.mu.Lock()
-	e.seq++
-	name := fmt.Sprintf("pbx-%s-%d", number, e.seq)
-	e.mu.Unlock()
-	amiSrv := amitest.NewServer(t, amiOpts...)
-	ag, token, err := e.store().CreateAgent(context.Background(), number, name, "inoffice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(agent.Config{
-		Server:       "ws://" + strings.TrimPrefix(e.url(), "http://"),
-		Token:        token,
-		AMI:          ami.Config{Addr: amiSrv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
-		Context:      "inoffice",
-		Hostname:     name,
-		Version:      "test",
-		ReconnectMin: 20 * time.Millisecond,
-		ReconnectMax: 100 * time.Millisecond,
-		Logger:       e.logger.With("pbx", name),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	p := &pbx{ID: ag.ID, AMI: amiSrv}
-	p.stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("agent %s: %v", name, err)
-			}
-		})
-	}
-	t.Cleanup(p.stop)
-	e.waitConnected(t, p)
-	return p
+	p := e.s.AddPBX(t, number, systemtest.PBXOptions{AMI: amiOpts})
+	return &pbx{ID: p.ID, AMI: p.AMI, stop: p.Stop, p: p}
 }
 
-// waitConnected polls until a ping through the tunnel reaches Asterisk.
-func (e *env) waitConnected(t testing.TB, p *pbx) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	var last error
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		var res protocol.PingResult
-		last = e.current().srv.Registry().Call(ctx, p.ID, protocol.OpPing, nil, &res)
-		cancel()
-		if last == nil {
-			return
-		}
-		time.Sleep(pollEvery)
-	}
-	t.Fatalf("PBX %s not connected within %v: %v", p.ID, waitTimeout, last)
-}
+// waitConnected waits until the PBX is connected and answers a ping.
+func (e *env) waitConnected(t testing.TB, p *pbx) { e.s.WaitReady(t, p.p) }
 
 // response is a finished HTTP exchange.
 type response struct {
@@ -314,40 +133,11 @@ func (r response) decode(t testing.TB, v any) {
 }
 
 // do sends a request with a bearer token (if any) and a JSON body (if
-// not nil).
+// not nil; a string is sent as it is).
 func (e *env) do(t testing.TB, method, path, token string, body any) response {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s, ok := body.(string); ok {
-			b = []byte(s)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.url()+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	r := e.s.Do(t, method, path, token, body)
+	return response{status: r.Status, header: r.Header, body: r.Body}
 }
 
 // msg is one WebSocket message: an event or a control message.
@@ -483,34 +273,5 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// metric reads one sample of the running control plane's /metrics (0 when
-// absent: counters with labels appear at their first increment).
-func (e *env) metric(t testing.TB, series string) float64 {
-	t.Helper()
-	resp, err := http.Get(e.url() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
-			}
-			return f
-		}
-	}
-	return 0
-}
+// metric reads one sample of the running control plane's /metrics.
+func (e *env) metric(t testing.TB, series string) float64 { return e.s.Metric(t, series) }

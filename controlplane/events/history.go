@@ -1,19 +1,15 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
 
-// callView is a call as GET /v1/calls shows it.
-type callView struct {
+// CallView is a call of the history as clients see it (GET /v1/calls).
+type CallView struct {
 	CallID          string     `json:"call_id"`
 	PBX             string     `json:"pbx"`
 	Status          string     `json:"status"`
@@ -37,109 +33,72 @@ type callView struct {
 	UpdatedAt       time.Time  `json:"updated_at"`
 }
 
-func viewCall(c store.Call) callView {
-	return callView{CallID: c.CallID, PBX: c.AgentID, Status: c.Status, Direction: c.Direction, From: c.From, To: c.To,
+// ViewCall turns a stored call into its client view.
+func ViewCall(c store.Call) CallView {
+	return CallView{CallID: c.CallID, PBX: c.AgentID, Status: c.Status, Direction: c.Direction, From: c.From, To: c.To,
 		Channel: c.Channel, StartedAt: c.StartedAt.UTC(), AnsweredAt: utcPtr(c.AnsweredAt), AnsweredBy: c.AnsweredBy,
 		AnsweredChannel: c.AnsweredChannel, EndedAt: utcPtr(c.EndedAt), Cause: c.Cause, CauseText: c.CauseText,
 		HungupBy: c.HungupBy, DurationS: c.DurationS, BillsecS: c.BillsecS, Monitored: c.Monitored,
 		FirstSeq: c.FirstSeq, LastSeq: c.LastSeq, UpdatedAt: c.UpdatedAt.UTC()}
 }
 
-func parseTime(name, v string) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
+func utcPtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, invalidf("%s: want an RFC 3339 time like 2026-11-24T10:00:00Z, got %q", name, v)
-	}
-	return t, nil
+	t = t.UTC()
+	return &t
 }
 
-// listCalls: GET /v1/calls?since=&until=&pbx=&status=&extension=&number=
-// &direction=&cursor=&limit=, newest first.
-func (s *Service) listCalls(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	q := r.URL.Query()
-	f := store.CallFilter{EnterpriseID: p.EnterpriseID, AgentID: q.Get("pbx"), Direction: q.Get("direction"),
-		Extension: q.Get("extension"), Number: q.Get("number"), Cursor: q.Get("cursor")}
-	var err error
-	if f.Since, err = parseTime("since", q.Get("since")); err != nil {
-		return err
-	}
-	if f.Until, err = parseTime("until", q.Get("until")); err != nil {
-		return err
-	}
-	if v := q.Get("status"); v != "" {
-		f.Statuses = strings.Split(v, ",")
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > store.MaxCallPageSize {
-			return invalidf("limit: want 1-%d, got %q", store.MaxCallPageSize, v)
-		}
-		f.Limit = n
-	}
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	ctx, cancel := s.storeCtx(r)
+// Calls lists the history newest first; next is the cursor of the next
+// page ("" at the end). f must be validated (store.CallFilter.Validate).
+func (s *Service) Calls(ctx context.Context, f store.CallFilter) (calls []CallView, next string, err error) {
+	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	if err := s.agentOf(ctx, p.EnterpriseID, f.AgentID); err != nil {
-		return err
-	}
-	calls, next, err := s.cfg.Store.ListCalls(ctx, f)
+	rows, next, err := s.cfg.Store.ListCalls(ctx, f)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	out := make([]callView, 0, len(calls))
-	for _, c := range calls {
-		out = append(out, viewCall(c))
+	calls = make([]CallView, 0, len(rows))
+	for _, c := range rows {
+		calls = append(calls, ViewCall(c))
 	}
-	resp := map[string]any{"calls": out}
-	if next != "" {
-		resp["next_cursor"] = next
-	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return calls, next, nil
 }
 
-// callDetail is GET /v1/calls/{id}: the call and its event timeline.
-type callDetail struct {
-	callView
+// CallDetail is one call and its event timeline (GET /v1/calls/{id}).
+type CallDetail struct {
+	CallView
 	Events []json.RawMessage `json:"events"`
 	// EventsTruncated: the timeline has more than MaxTimelineEvents events.
 	EventsTruncated bool `json:"events_truncated,omitempty"`
 }
 
-// getCall: GET /v1/calls/{id}[?pbx=]. Two PBXs may reuse a uniqueid;
-// without ?pbx= the most recently started call of that id is shown.
-func (s *Service) getCall(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, pbx := r.PathValue("id"), r.URL.Query().Get("pbx")
-	ctx, cancel := s.storeCtx(r)
+// Call reads one call of the enterprise with its timeline. Two PBXs may
+// reuse a uniqueid: with pbx empty, the most recently started call of
+// that id. An unknown call is store.ErrNotFound.
+func (s *Service) Call(ctx context.Context, enterpriseID int64, pbx, id string) (CallDetail, error) {
+	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	c, err := s.cfg.Store.CallByID(ctx, p.EnterpriseID, pbx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("call", id)
-	}
+	c, err := s.cfg.Store.CallByID(ctx, enterpriseID, pbx, id)
 	if err != nil {
-		return err
+		return CallDetail{}, err
 	}
-	evs, err := s.cfg.Store.ListEvents(ctx, store.EventFilter{EnterpriseID: p.EnterpriseID, AgentID: c.AgentID, CallID: c.CallID,
+	evs, err := s.cfg.Store.ListEvents(ctx, store.EventFilter{EnterpriseID: enterpriseID, AgentID: c.AgentID, CallID: c.CallID,
 		After: c.FirstSeq - 1, Limit: MaxTimelineEvents + 1})
 	if err != nil {
-		return err
+		return CallDetail{}, err
 	}
-	d := callDetail{callView: viewCall(c), Events: make([]json.RawMessage, 0, len(evs))}
+	d := CallDetail{CallView: ViewCall(c), Events: make([]json.RawMessage, 0, len(evs))}
 	if len(evs) > MaxTimelineEvents {
 		evs, d.EventsTruncated = evs[:MaxTimelineEvents], true
 	}
 	for _, se := range evs {
-		b, err := encodeEvent(se)
+		b, err := EncodeEvent(se)
 		if err != nil {
-			return err
+			return CallDetail{}, err
 		}
 		d.Events = append(d.Events, b)
 	}
-	writeJSON(w, http.StatusOK, d)
-	return nil
+	return d, nil
 }

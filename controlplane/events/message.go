@@ -53,9 +53,9 @@ func publicEvent(se store.StoredEvent) Event {
 	return Event{Seq: se.Seq, PBX: se.AgentID, ReceivedAt: se.ReceivedAt.UTC(), Event: se.Event}
 }
 
-// encodeEvent is the one encoding of an event, shared by every delivery
+// EncodeEvent is the one encoding of an event, shared by every delivery
 // path, so a webhook body and a WebSocket message of one event are the
 // same bytes.
-func encodeEvent(se store.StoredEvent) ([]byte, error) {
+func EncodeEvent(se store.StoredEvent) ([]byte, error) {
 	return json.Marshal(publicEvent(se))
 }

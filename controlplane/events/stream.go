@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,52 +14,71 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
 
-// streamQuery is GET /v1/events's query.
-type streamQuery struct {
-	filter   Filter
-	after    int64
-	hasAfter bool
-	limit    int
+// Query selects events for a page or a stream: GET /v1/events's
+// ?pbx=&types=&after=&limit=.
+type Query struct {
+	Filter Filter
+	// After is the sequence to resume after; HasAfter says it was given
+	// (a stream without it starts at the present).
+	After    int64
+	HasAfter bool
+	// Limit bounds a page (Stream ignores it).
+	Limit int
 }
 
-func parseStreamQuery(r *http.Request) (streamQuery, error) {
-	q := r.URL.Query()
-	var sq streamQuery
-	sq.filter.AgentID = q.Get("pbx")
-	if v := q.Get("types"); v != "" {
-		for _, t := range strings.Split(v, ",") {
-			t = strings.TrimSpace(t)
-			if !slices.Contains(EventTypes, t) {
-				return sq, invalidf("types: unknown event type %q (want any of %s)", t, strings.Join(EventTypes, ","))
-			}
-			if !slices.Contains(sq.filter.Types, t) {
-				sq.filter.Types = append(sq.filter.Types, t)
-			}
-		}
+// ParseQuery reads a Query from GET /v1/events's query string. The PBX
+// filter is taken as given: the caller checks that it names one of the
+// enterprise's PBXs.
+func ParseQuery(q url.Values) (Query, error) {
+	var sq Query
+	sq.Filter.AgentID = q.Get("pbx")
+	types, err := ParseTypes(q.Get("types"))
+	if err != nil {
+		return sq, err
 	}
+	sq.Filter.Types = types
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			return sq, invalidf("after: want a sequence number >= 0, got %q", v)
 		}
-		sq.after, sq.hasAfter = n, true
+		sq.After, sq.HasAfter = n, true
 	}
-	sq.limit = DefaultEventPageSize
+	sq.Limit = DefaultEventPageSize
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxEventPageSize {
 			return sq, invalidf("limit: want 1-%d, got %q", MaxEventPageSize, v)
 		}
-		sq.limit = n
+		sq.Limit = n
 	}
 	return sq, nil
 }
 
-func isWebSocket(r *http.Request) bool {
+// ParseTypes reads a comma-separated list of event types (a ?types=
+// filter), without duplicates; empty means every type.
+func ParseTypes(v string) ([]string, error) {
+	var out []string
+	if v == "" {
+		return nil, nil
+	}
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if !slices.Contains(EventTypes, t) {
+			return nil, invalidf("types: unknown event type %q (want any of %s)", t, strings.Join(EventTypes, ","))
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// IsWebSocket reports whether r asks for a WebSocket upgrade.
+func IsWebSocket(r *http.Request) bool {
 	for _, v := range r.Header.Values("Upgrade") {
 		if strings.EqualFold(strings.TrimSpace(v), "websocket") {
 			return true
@@ -67,35 +87,23 @@ func isWebSocket(r *http.Request) bool {
 	return false
 }
 
-// events serves GET /v1/events: a WebSocket when the request asks for
-// an upgrade, else one JSON page (polling).
-func (s *Service) events(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	sq, err := parseStreamQuery(r)
+// latest reads the enterprise's latest sequence and refuses a resume
+// point beyond it.
+func (s *Service) latest(ctx context.Context, enterpriseID int64, q Query) (int64, error) {
+	sctx, cancel := s.storeCtx(ctx)
+	defer cancel()
+	last, err := s.cfg.Store.LastEventSeq(sctx, enterpriseID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	ctx, cancel := s.storeCtx(r)
-	err = s.agentOf(ctx, p.EnterpriseID, sq.filter.AgentID)
-	if err != nil {
-		cancel()
-		return err
+	if q.After > last {
+		return 0, invalidf("after %d is beyond the latest event (seq %d)", q.After, last)
 	}
-	last, err := s.cfg.Store.LastEventSeq(ctx, p.EnterpriseID)
-	cancel()
-	if err != nil {
-		return err
-	}
-	if sq.after > last {
-		return invalidf("after %d is beyond the latest event (seq %d)", sq.after, last)
-	}
-	if !isWebSocket(r) {
-		return s.page(w, r, p, sq, last)
-	}
-	return s.stream(w, r, p, sq)
+	return last, nil
 }
 
-// eventsPage is a GET /v1/events page.
-type eventsPage struct {
+// Page is one GET /v1/events page (polling).
+type Page struct {
 	Events []json.RawMessage `json:"events"`
 	// NextAfter is the after= of the next poll: every event up to it was
 	// considered (filtered ones included), so polling never rescans.
@@ -107,26 +115,31 @@ type eventsPage struct {
 	OldestSeq int64 `json:"oldest_seq,omitempty"`
 }
 
-func (s *Service) page(w http.ResponseWriter, r *http.Request, p auth.Principal, sq streamQuery, last int64) error {
-	ctx, cancel := s.storeCtx(r)
+// Page reads the events of the enterprise after q.After, at most q.Limit.
+func (s *Service) Page(ctx context.Context, enterpriseID int64, q Query) (Page, error) {
+	last, err := s.latest(ctx, enterpriseID, q)
+	if err != nil {
+		return Page{}, err
+	}
+	ctx, cancel := s.storeCtx(ctx)
 	defer cancel()
-	truncated, oldest, err := s.truncated(ctx, p.EnterpriseID, sq.after, last)
+	truncated, oldest, err := s.truncated(ctx, enterpriseID, q.After, last)
 	if err != nil {
-		return err
+		return Page{}, err
 	}
-	evs, err := s.cfg.Store.ListEvents(ctx, store.EventFilter{EnterpriseID: p.EnterpriseID, After: sq.after,
-		AgentID: sq.filter.AgentID, Types: sq.filter.Types, Limit: sq.limit + 1})
+	evs, err := s.cfg.Store.ListEvents(ctx, store.EventFilter{EnterpriseID: enterpriseID, After: q.After,
+		AgentID: q.Filter.AgentID, Types: q.Filter.Types, Limit: q.Limit + 1})
 	if err != nil {
-		return err
+		return Page{}, err
 	}
-	out := eventsPage{Events: []json.RawMessage{}, NextAfter: max(sq.after, last), Truncated: truncated, OldestSeq: oldest}
-	if len(evs) > sq.limit {
-		evs, out.HasMore = evs[:sq.limit], true
+	out := Page{Events: []json.RawMessage{}, NextAfter: max(q.After, last), Truncated: truncated, OldestSeq: oldest}
+	if len(evs) > q.Limit {
+		evs, out.HasMore = evs[:q.Limit], true
 	}
 	for _, se := range evs {
-		b, err := encodeEvent(se)
+		b, err := EncodeEvent(se)
 		if err != nil {
-			return err
+			return Page{}, err
 		}
 		out.Events = append(out.Events, b)
 	}
@@ -136,8 +149,7 @@ func (s *Service) page(w http.ResponseWriter, r *http.Request, p auth.Principal,
 		// Stored after `last` was read: still covered by this page.
 		out.NextAfter = max(out.NextAfter, evs[n-1].Seq)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }
 
 // truncated reports whether events after `after` were lost to retention:
@@ -153,22 +165,28 @@ func (s *Service) truncated(ctx context.Context, enterpriseID, after, last int64
 	return oldest == 0 || oldest > after+1, oldest, nil
 }
 
-// stream serves the WebSocket. Order matters for "no gap, no duplicate":
-// subscribe first, then read the latest stored sequence and replay up to
-// it from the store, then send live batches, skipping what the replay
-// covered and filling any hole in the sequence from the store. Because
-// the enterprise sequence is allocated under a lock held to commit, every
-// sequence below a live one is already readable, so a hole can always be
-// filled.
-func (s *Service) stream(w http.ResponseWriter, r *http.Request, p auth.Principal, sq streamQuery) error {
-	sub, err := s.broker.Subscribe(p.EnterpriseID, sq.filter, s.cfg.SubscriberBuffer)
-	if errors.Is(err, ErrTooManySubscribers) {
-		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "%s; retry later", err.Error())
-	}
+// Stream upgrades r to a WebSocket and streams the enterprise's events
+// until the client or the server goes. Order matters for "no gap, no
+// duplicate": subscribe first, then read the latest stored sequence and
+// replay up to it from the store, then send live batches, skipping what
+// the replay covered and filling any hole in the sequence from the store.
+// Because the enterprise sequence is allocated under a lock held to
+// commit, every sequence below a live one is already readable, so a hole
+// can always be filled.
+//
+// An error means nothing was written (a resume point beyond the latest
+// event, ErrTooManySubscribers, the store): the caller answers it. Once
+// upgraded, Stream returns nil and the WebSocket close says why it ended;
+// who names the credential in logs.
+func (s *Service) Stream(w http.ResponseWriter, r *http.Request, enterpriseID int64, q Query, who string) error {
+	sub, err := s.broker.Subscribe(enterpriseID, q.Filter, s.cfg.SubscriberBuffer)
 	if err != nil {
 		return err
 	}
 	defer func() { sub.Close() }()
+	if _, err := s.latest(r.Context(), enterpriseID, q); err != nil {
+		return err
+	}
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
 		return nil // Accept answered the client itself
@@ -177,11 +195,11 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, p auth.Principa
 	// The client sends nothing; reading still has to happen for pings and
 	// its close frame. ctx ends when the client goes or the server stops.
 	ctx := c.CloseRead(r.Context())
-	st := &streamer{s: s, c: c, p: p, sq: sq, sub: sub}
+	st := &streamer{s: s, c: c, enterpriseID: enterpriseID, q: q, sub: sub}
 	code, reason, err := st.run(ctx)
 	sub = st.sub
 	if err != nil && ctx.Err() == nil {
-		s.log.Warn("event stream failed", "enterprise", p.EnterpriseNumber, "credential", p.CredentialID(), "err", err)
+		s.log.Warn("event stream failed", "enterprise_id", enterpriseID, "credential", who, "err", err)
 	}
 	if ctx.Err() != nil && r.Context().Err() != nil {
 		code, reason = websocket.StatusGoingAway, "server shutting down; resume with after="+strconv.FormatInt(st.cursor, 10)
@@ -191,12 +209,12 @@ func (s *Service) stream(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 type streamer struct {
-	s      *Service
-	c      *websocket.Conn
-	p      auth.Principal
-	sq     streamQuery
-	sub    *Subscription
-	cursor int64 // every sequence up to here was sent or filtered out
+	s            *Service
+	c            *websocket.Conn
+	enterpriseID int64
+	q            Query
+	sub          *Subscription
+	cursor       int64 // every sequence up to here was sent or filtered out
 	// held: live batches that arrived ahead of the cursor, by First.
 	held       []Batch
 	heldEvents int
@@ -285,19 +303,19 @@ func (st *streamer) catchUp(ctx context.Context) error {
 	s := st.s
 	for round := 0; ; round++ {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-		last, err := s.cfg.Store.LastEventSeq(sctx, st.p.EnterpriseID)
+		last, err := s.cfg.Store.LastEventSeq(sctx, st.enterpriseID)
 		cancel()
 		if err != nil {
 			return err
 		}
 		if round == 0 {
-			if !st.sq.hasAfter {
+			if !st.q.HasAfter {
 				st.cursor = last
 				return nil
 			}
-			st.cursor = st.sq.after
+			st.cursor = st.q.After
 			sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-			trunc, oldest, err := s.truncated(sctx, st.p.EnterpriseID, st.sq.after, last)
+			trunc, oldest, err := s.truncated(sctx, st.enterpriseID, st.q.After, last)
 			cancel()
 			if err != nil {
 				return err
@@ -307,8 +325,8 @@ func (st *streamer) catchUp(ctx context.Context) error {
 				if oldest > 0 {
 					from = oldest - 1
 				}
-				msg := fmt.Sprintf("events %d..%d are older than retention (%s) and were pruned", st.sq.after+1, from, s.cfg.EventRetention)
-				if err := st.send(ctx, Control{Type: MsgTruncated, Seq: from, RequestedAfter: st.sq.after, OldestSeq: oldest, Message: msg}); err != nil {
+				msg := fmt.Sprintf("events %d..%d are older than retention (%s) and were pruned", st.q.After+1, from, s.cfg.EventRetention)
+				if err := st.send(ctx, Control{Type: MsgTruncated, Seq: from, RequestedAfter: st.q.After, OldestSeq: oldest, Message: msg}); err != nil {
 					return err
 				}
 				st.cursor = from
@@ -324,7 +342,7 @@ func (st *streamer) catchUp(ctx context.Context) error {
 			return ErrSlowSubscriber
 		}
 		st.sub.Close()
-		sub, err := s.broker.Subscribe(st.p.EnterpriseID, st.sq.filter, s.cfg.SubscriberBuffer)
+		sub, err := s.broker.Subscribe(st.enterpriseID, st.q.Filter, s.cfg.SubscriberBuffer)
 		if err != nil {
 			return err
 		}
@@ -338,8 +356,8 @@ func (st *streamer) replay(ctx context.Context, to int64) error {
 	s := st.s
 	for st.cursor < to {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-		evs, err := s.cfg.Store.ListEvents(sctx, store.EventFilter{EnterpriseID: st.p.EnterpriseID, After: st.cursor,
-			AgentID: st.sq.filter.AgentID, Types: st.sq.filter.Types, Limit: s.cfg.ReplayPageSize})
+		evs, err := s.cfg.Store.ListEvents(sctx, store.EventFilter{EnterpriseID: st.enterpriseID, After: st.cursor,
+			AgentID: st.q.Filter.AgentID, Types: st.q.Filter.Types, Limit: s.cfg.ReplayPageSize})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
@@ -348,7 +366,7 @@ func (st *streamer) replay(ctx context.Context, to int64) error {
 			if se.Seq > to {
 				break
 			}
-			b, err := encodeEvent(se)
+			b, err := EncodeEvent(se)
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
@@ -313,7 +314,7 @@ func TestWebhooks(t *testing.T) {
 				t.Fatalf("GET after delete = %d", r.status)
 			}
 			audit, _, err := e.store().ListAudit(context.Background(), tn.ent.ID, "", 10)
-			if err != nil || len(audit) != 2 || audit[0].Action != events.AuditWebhookDelete || audit[1].Action != events.AuditWebhookCreate {
+			if err != nil || len(audit) != 2 || audit[0].Action != api.AuditWebhookDelete || audit[1].Action != api.AuditWebhookCreate {
 				t.Fatalf("audit = %+v, %v", audit, err)
 			}
 		})

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,9 +14,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -124,8 +125,6 @@ type Gateway struct {
 	wg     sync.WaitGroup
 	closed bool
 	live   map[*fleet.Conn]liveSession
-	// hook is Config.OnEvents, read for every stored batch.
-	hook atomic.Pointer[func(store.Agent, []store.StoredEvent)]
 
 	// Last-seen times waiting for the next write (markSeen): written
 	// together, so 10,000 agents connecting or disconnecting at once cost
@@ -139,53 +138,70 @@ type Gateway struct {
 	seenOnce    sync.Once
 }
 
+// Validate says what is wrong with the configuration's values (zero
+// values take the defaults; New also needs Store and Registry).
+func (c Config) Validate() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Heartbeat", c.Heartbeat}, {"StatusTimeout", c.StatusTimeout}, {"LastSeenInterval", c.LastSeenInterval},
+		{"HelloTimeout", c.HelloTimeout}, {"StoreTimeout", c.StoreTimeout},
+	} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
+		}
+	}
+	if c.MaxFrameBytes < 0 || c.MaxCoalescedEvents < 0 {
+		errs = append(errs, errors.New("MaxFrameBytes and MaxCoalescedEvents must not be negative"))
+	}
+	hb := cmp.Or(c.Heartbeat, DefaultHeartbeat)
+	if c.StatusTimeout > 0 && c.StatusTimeout <= hb {
+		errs = append(errs, fmt.Errorf("StatusTimeout %v must be longer than Heartbeat %v (agents send Status every Heartbeat)", c.StatusTimeout, hb))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("gateway config: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) fill() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Heartbeat = cmp.Or(c.Heartbeat, DefaultHeartbeat)
+	c.StatusTimeout = cmp.Or(c.StatusTimeout, c.Heartbeat+DefaultStatusGrace)
+	c.LastSeenInterval = cmp.Or(c.LastSeenInterval, DefaultLastSeenInterval)
+	c.HelloTimeout = cmp.Or(c.HelloTimeout, DefaultHelloTimeout)
+	c.StoreTimeout = cmp.Or(c.StoreTimeout, DefaultStoreTimeout)
+	c.MaxCoalescedEvents = cmp.Or(c.MaxCoalescedEvents, DefaultMaxCoalescedEvents)
+	c.MaxFrameBytes = cmp.Or(c.MaxFrameBytes, protocol.DefaultMaxFrameBytes)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	if c.Tunnel.Logger == nil {
+		c.Tunnel.Logger = c.Logger
+	}
+}
+
 // New returns a Gateway; Store and Registry are required.
 func New(cfg Config) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Store == nil || cfg.Registry == nil {
 		return nil, errors.New("gateway: Store and Registry are required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = DefaultHeartbeat
-	}
-	if cfg.StatusTimeout <= 0 {
-		cfg.StatusTimeout = cfg.Heartbeat + DefaultStatusGrace
-	}
-	if cfg.StatusTimeout <= cfg.Heartbeat {
-		return nil, fmt.Errorf("gateway: StatusTimeout %v must be longer than Heartbeat %v (agents send Status every Heartbeat)", cfg.StatusTimeout, cfg.Heartbeat)
-	}
-	if cfg.LastSeenInterval <= 0 {
-		cfg.LastSeenInterval = DefaultLastSeenInterval
-	}
-	if cfg.HelloTimeout <= 0 {
-		cfg.HelloTimeout = DefaultHelloTimeout
-	}
-	if cfg.StoreTimeout <= 0 {
-		cfg.StoreTimeout = DefaultStoreTimeout
-	}
-	if cfg.MaxCoalescedEvents <= 0 {
-		cfg.MaxCoalescedEvents = DefaultMaxCoalescedEvents
-	}
-	if cfg.MaxFrameBytes <= 0 {
-		cfg.MaxFrameBytes = protocol.DefaultMaxFrameBytes
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = nopObserver{}
-	}
-	if cfg.Tunnel.Logger == nil {
-		cfg.Tunnel.Logger = cfg.Logger
-	}
+	cfg.fill()
 	// readStatus's deadline notices a vanished agent (see StatusTimeout).
 	cfg.Tunnel.NoKeepAlive = true
 	g := &Gateway{cfg: cfg, log: cfg.Logger.With("component", "gateway"), live: map[*fleet.Conn]liveSession{},
 		seen: map[string]time.Time{}, seenWritten: make(chan struct{}), seenKick: make(chan struct{}, 1),
 		stopSeen: make(chan struct{}), seenDone: make(chan struct{})}
-	g.hook.Store(&cfg.OnEvents)
 	go g.flushSeenLoop()
 	return g, nil
 }
@@ -245,19 +261,6 @@ func (g *Gateway) flushSeen() {
 	}
 }
 
-// SetOnEvents replaces the hook called with each stored batch. Call it
-// before agents connect.
-func (g *Gateway) SetOnEvents(fn func(store.Agent, []store.StoredEvent)) {
-	g.hook.Store(&fn)
-}
-
-func (g *Gateway) onEvents() func(store.Agent, []store.StoredEvent) {
-	if fn := g.hook.Load(); fn != nil {
-		return *fn
-	}
-	return nil
-}
-
 // liveSession is how Close ends a session and learns that it ended.
 type liveSession struct {
 	cancel context.CancelFunc
@@ -302,46 +305,63 @@ func (g *Gateway) isClosed() bool {
 	return g.closed
 }
 
-// ServeHTTP authenticates, upgrades and then serves the tunnel until it
-// ends. The handler blocks for the session's life.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// RefusedError is an agent connection refused before the upgrade. The
+// HTTP API writes it as text, which the agent logs as it is; Status is
+// part of the tunnel's contract (401: the token, 400: the protocol
+// version, 503: try again later).
+type RefusedError struct {
+	Status int
+	// Code is a stable name for logs and metrics.
+	Code   string
+	Reason string
+	// Header is added to the answer (the protocol versions this control
+	// plane speaks).
+	Header http.Header
+}
+
+func (e *RefusedError) Error() string { return "agent refused: " + e.Reason }
+
+func refused(status int, code, reason string) *RefusedError {
+	return &RefusedError{Status: status, Code: code, Reason: reason}
+}
+
+// Connect authenticates an agent by its token, upgrades and serves the
+// tunnel until it ends: the handler blocks for the session's life. An
+// error (a *RefusedError) means nothing was written.
+func (g *Gateway) Connect(w http.ResponseWriter, r *http.Request) error {
 	token, ok := bearer(r)
 	if !ok {
-		httpError(w, http.StatusUnauthorized, "missing agent token: send Authorization: Bearer <agent token>")
-		return
+		return refused(http.StatusUnauthorized, "unauthorized", "missing agent token: send Authorization: Bearer <agent token>")
 	}
 	if g.isClosed() {
 		// Before the store lookup: agents redial at once when their
 		// sessions are closed, and a stopping process owes them nothing.
-		httpError(w, http.StatusServiceUnavailable, "control plane shutting down")
-		return
+		return refused(http.StatusServiceUnavailable, "shutting_down", "control plane shutting down")
 	}
 	agent, err := g.cfg.Store.AgentByToken(r.Context(), token)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrRevoked):
 		g.log.Warn("agent refused", "token_id", store.PublicID(token), "reason", err.Error(), "remote", r.RemoteAddr)
-		httpError(w, http.StatusUnauthorized, "invalid or revoked agent token")
-		return
+		return refused(http.StatusUnauthorized, "unauthorized", "invalid or revoked agent token")
 	case err != nil && r.Context().Err() != nil:
 		// The agent hung up first (its handshake timeout): nothing is
 		// wrong with the store, and the agent will redial.
 		g.log.Info("agent gave up before it was authenticated", "token_id", store.PublicID(token), "remote", r.RemoteAddr)
-		return
+		return refused(http.StatusServiceUnavailable, "gone", "agent hung up")
 	case err != nil:
 		g.log.Error("agent authentication failed", "err", err, "remote", r.RemoteAddr)
-		httpError(w, http.StatusServiceUnavailable, "control plane store unavailable")
-		return
+		return refused(http.StatusServiceUnavailable, "unavailable", "control plane store unavailable")
 	}
 	if err := tunnel.CheckVersion(r); err != nil {
 		g.log.Warn("agent protocol version refused", "agent", agent.ID, "err", err, "remote", r.RemoteAddr)
-		tunnel.RefuseVersion(w, err)
-		return
+		re := refused(http.StatusBadRequest, "protocol_version", err.Error())
+		re.Header = http.Header{protocol.VersionHeader: {strconv.Itoa(protocol.Version)}}
+		return re
 	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		httpError(w, http.StatusServiceUnavailable, "control plane shutting down")
-		return
+		return refused(http.StatusServiceUnavailable, "shutting_down", "control plane shutting down")
 	}
 	g.wg.Add(1)
 	g.mu.Unlock()
@@ -353,7 +373,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sess, err := tunnel.Accept(ctx, w, r, g.cfg.Tunnel)
 	if err != nil {
 		g.log.Warn("tunnel accept failed", "agent", agent.ID, "err", err)
-		return
+		return nil // Accept answered the agent
 	}
 	defer sess.Close()
 	log := g.log.With("agent", agent.ID, "remote", r.RemoteAddr)
@@ -362,6 +382,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		log.Info("agent session ended")
 	}
+	return nil
 }
 
 // serve runs one session on the handler's goroutine: hello, then the
@@ -567,8 +588,8 @@ func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, lo
 				g.cfg.Observer.EventsLost(se.Event.Lost)
 			}
 		}
-		if fn := g.onEvents(); fn != nil && len(stored) > 0 {
-			fn(agent, stored)
+		if g.cfg.OnEvents != nil && len(stored) > 0 {
+			g.cfg.OnEvents(agent, stored)
 		}
 		last := batch.Events[len(batch.Events)-1].Seq
 		if err := protocol.WriteFrame(st, protocol.Ack{Seq: last}); err != nil {
@@ -588,12 +609,6 @@ func bearer(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(tok), true
-}
-
-func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(code)
-	fmt.Fprintln(w, msg)
 }
 
 func newSessionID() string {

@@ -54,11 +54,25 @@ func newRigWith(t testing.TB, tweak func(*gateway.Config)) *rig {
 	}
 	r.gw = gw
 	mux := http.NewServeMux()
-	mux.Handle("GET "+protocol.ConnectPath, gw)
+	mux.Handle("GET "+protocol.ConnectPath, connectHandler(gw))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { gw.Close(); srv.Close() })
 	r.url = "ws" + strings.TrimPrefix(srv.URL, "http") + protocol.ConnectPath
 	return r
+}
+
+// connectHandler serves gw.Connect as the control plane's API does: a
+// refusal becomes its status, headers and reason in text.
+func connectHandler(gw *gateway.Gateway) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var re *gateway.RefusedError
+		if err := gw.Connect(w, r); errors.As(err, &re) {
+			for k, v := range re.Header {
+				w.Header()[k] = v
+			}
+			http.Error(w, re.Reason, re.Status)
+		}
+	})
 }
 
 // dial plays an agent: tunnel, Hello, Welcome.

@@ -1,10 +1,8 @@
 package metrics
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -39,9 +37,8 @@ type Metrics struct {
 	webhookDeliveries *prometheus.CounterVec
 	// webhookRetries counts attempts after the first.
 	webhookRetries prometheus.Counter
-	// RateLimited counts refused requests by scope (credential,
-	// enterprise, pbx_originates).
-	RateLimited *prometheus.CounterVec
+	// rateLimited counts refused requests by scope.
+	rateLimited *prometheus.CounterVec
 }
 
 // New registers every collector; connected reports the number of agents
@@ -85,7 +82,7 @@ func New(connected func() int) *Metrics {
 		webhookRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_webhook_retries_total", Help: "Webhook delivery attempts after the first.",
 		}),
-		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit, by scope.",
 		}, []string{"scope"}),
 	}
@@ -94,7 +91,7 @@ func New(connected func() int) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.agentRequests, m.agentDuration,
 		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.eventsOut, m.eventsDropped,
-		m.webhookDeliveries, m.webhookRetries, m.RateLimited,
+		m.webhookDeliveries, m.webhookRetries, m.rateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
 		}, func() float64 { return float64(connected()) }),
@@ -150,63 +147,18 @@ func resultOf(err error) string {
 	}
 }
 
-// Middleware instruments every request the handler serves. The route label
-// is the ServeMux pattern that matched (r.Pattern, set by the mux on the
-// request it routes), so label values stay bounded; unmatched requests are
-// "unmatched". Requests on skipDuration (the long-lived agent tunnel) are
-// counted but kept out of the latency histogram.
-func (m *Metrics) Middleware(next http.Handler, skipDuration string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rw := &recorder{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(rw, r)
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
-		}
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rw.code)).Inc()
-		if route != skipDuration {
-			m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
-		}
-	})
-}
-
-// recorder keeps the status code and still lets WebSocket handlers hijack
-// the connection and streaming handlers flush.
-type recorder struct {
-	http.ResponseWriter
-	code  int
-	wrote bool
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.code, r.wrote = code, true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wrote = true
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
+// HTTPRequest and RateLimited implement api.Observer. The route label is
+// the route's pattern, so label values stay bounded; a long-lived request
+// (the agent tunnel) is counted but kept out of the latency histogram.
+func (m *Metrics) HTTPRequest(route, method string, code int, d time.Duration, longLived bool) {
+	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	if !longLived {
+		m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
 	}
 }
 
-func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := r.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("metrics: response writer cannot hijack")
-	}
-	r.code = http.StatusSwitchingProtocols
-	return hj.Hijack()
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+// RateLimited counts a request refused by a rate limit of scope.
+func (m *Metrics) RateLimited(scope string) { m.rateLimited.WithLabelValues(scope).Inc() }
 
 // EventsDelivered and the methods below implement events.Observer.
 func (m *Metrics) EventsDelivered(sink string, n int) {

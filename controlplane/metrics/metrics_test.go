@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -21,27 +20,20 @@ func scrape(t *testing.T, m *Metrics) string {
 	return rec.Body.String()
 }
 
-func TestMiddlewareLabelsByPattern(t *testing.T) {
+func TestHTTPRequestLabels(t *testing.T) {
 	m := New(func() int { return 3 })
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/calls/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
-	mux.HandleFunc("GET /agent/v1/connect", func(w http.ResponseWriter, r *http.Request) {})
-	srv := httptest.NewServer(m.Middleware(mux, "GET /agent/v1/connect"))
-	defer srv.Close()
-	for _, p := range []string{"/v1/calls/a", "/v1/calls/b", "/nope", "/agent/v1/connect"} {
-		resp, err := http.Get(srv.URL + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
+	m.HTTPRequest("GET /v1/calls/{id}", "GET", 404, time.Millisecond, false)
+	m.HTTPRequest("GET /v1/calls/{id}", "GET", 404, 2*time.Millisecond, false)
+	m.HTTPRequest("/", "GET", 404, time.Millisecond, false)
+	m.HTTPRequest("GET /agent/v1/connect", "GET", 101, time.Hour, true)
+	m.RateLimited("request")
 	out := scrape(t, m)
 	for _, want := range []string{
 		`switchboard_http_requests_total{code="404",method="GET",route="GET /v1/calls/{id}"} 2`,
-		`switchboard_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
-		`switchboard_http_requests_total{code="200",method="GET",route="GET /agent/v1/connect"} 1`,
+		`switchboard_http_requests_total{code="404",method="GET",route="/"} 1`,
+		`switchboard_http_requests_total{code="101",method="GET",route="GET /agent/v1/connect"} 1`,
 		`switchboard_http_request_duration_seconds_count{method="GET",route="GET /v1/calls/{id}"} 2`,
+		`switchboard_rate_limited_total{scope="request"} 1`,
 		`switchboard_agents_connected 3`,
 	} {
 		if !strings.Contains(out, want) {

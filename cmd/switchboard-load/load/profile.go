@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,14 +15,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/switchboard-pbx/switchboard/controlplane"
-	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
-	"github.com/switchboard-pbx/switchboard/controlplane/events"
 )
 
 // RunProfiledControlPlane is the `controlplane` mode: the control plane
-// with the HTTP API and the events service at their defaults, as `switchboard serve --db --listen
-// --jwt-secret-file` assembles it, profiled on signals so each phase of a
+// with the HTTP API and the events service at their defaults, built by controlplane.New as
+// `switchboard serve --db --listen --jwt-secret-file` builds it, profiled on signals so each phase of a
 // run gets its own profile: SIGUSR1 starts a CPU profile (the next SIGUSR1
 // stops it), SIGUSR2 writes a heap profile and a goroutine dump. Files are
 // <prefix>-cpu-K.pprof, <prefix>-heap-K.pprof, <prefix>-goroutines-K.txt
@@ -46,28 +43,17 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	ac := api.Config{}
+	cfg := controlplane.Config{Listen: *listen, DB: *db, Logger: log, Version: "load-profile"}
 	if *jwtFile != "" {
 		secret, err := auth.LoadHMACSecret(*jwtFile)
 		if err != nil {
 			return err
 		}
-		if ac.JWT, err = auth.NewJWTVerifier(auth.JWTConfig{HMACSecret: secret}); err != nil {
+		if cfg.API.JWT, err = auth.NewJWTVerifier(auth.JWTConfig{HMACSecret: secret}); err != nil {
 			return err
 		}
 	}
-	ev, err := events.New(events.Config{JWT: ac.JWT})
-	if err != nil {
-		return err
-	}
-	apiRoutes := api.Routes(ac)
-	routes := func(mux *http.ServeMux, s *controlplane.Server) error {
-		if err := apiRoutes(mux, s); err != nil {
-			return err
-		}
-		return ev.Routes(mux, s)
-	}
-	srv, err := controlplane.New(ctx, controlplane.Config{Listen: *listen, DB: *db, Logger: log, Version: "load-profile", Routes: routes})
+	srv, err := controlplane.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -85,8 +71,7 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 	defer signal.Stop(usr2)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done, ran := make(chan struct{}), make(chan error, 1)
-	go func() { ran <- ev.Run(sctx) }()
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
@@ -103,9 +88,6 @@ func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Write
 	err = srv.Serve(sctx, ln)
 	cancel()
 	<-done
-	if rerr := <-ran; err == nil {
-		err = rerr
-	}
 	return err
 }
 

@@ -1,4 +1,4 @@
-package controlplanetest
+package systemtest
 
 import (
 	"bytes"
@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +20,6 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/agent"
 	"github.com/switchboard-pbx/switchboard/controlplane"
-	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
@@ -31,36 +32,49 @@ import (
 const (
 	startTimeout = 30 * time.Second
 	pbxTimeout   = 15 * time.Second
+	pollEvery    = 5 * time.Millisecond
 )
 
 // Options tune New; the zero value is an SQLite store and default limits.
 type Options struct {
 	// Engine is "sqlite" (default) or "postgres".
 	Engine string
-	// API is passed to api.Routes; its Store, Directory, Caller, Logger
-	// and Version are filled from the server. When JWT is nil the helper
-	// installs an HS256 verifier for Server.JWT.
-	API api.Config
+	// Config is the control plane's configuration, as serve builds it;
+	// the helper sets Listen, DB and Logger. When Config.API.JWT is nil it
+	// installs an HS256 verifier of Server.JWTSecret; Gateway.Heartbeat
+	// defaults to 200 ms so GET /v1/pbxs sees AMI state quickly.
+	Config controlplane.Config
+	// StrictWebhookTargets keeps the SSRF rules; by default webhooks may
+	// reach loopback, where tests' receivers listen.
+	StrictWebhookTargets bool
 	// Logger receives the server's and agents' logs; nil logs to t.Log
-	// at Info level.
+	// at Level.
 	Logger *slog.Logger
-	// Heartbeat is how often agents send status; default 200 ms so
-	// GET /v1/pbxs sees AMI state quickly.
-	Heartbeat time.Duration
+	Level  slog.Level
 }
 
-// Server is a running control plane.
+// Server is a running control plane. Restart replaces it with a new one
+// on the same database and address, as a process restart would.
 type Server struct {
-	URL       string // http://127.0.0.1:port
-	Store     *store.Store
-	CP        *controlplane.Server
+	URL       string // http://127.0.0.1:port, the same across restarts
 	JWTSecret []byte
 	Client    *http.Client
 	Logger    *slog.Logger
 
+	cfg  controlplane.Config
+	addr string
+
 	mu   sync.Mutex
 	seq  atomic.Int64
+	cur  *instance
 	pbxs []*PBX
+}
+
+// instance is one control plane process.
+type instance struct {
+	cp   *controlplane.Server
+	once sync.Once
+	stop func()
 }
 
 // New starts a control plane that stops when the test ends.
@@ -69,59 +83,128 @@ func New(t testing.TB, o Options) *Server {
 	if o.Engine == "" {
 		o.Engine = "sqlite"
 	}
-	if o.Heartbeat == 0 {
-		o.Heartbeat = 200 * time.Millisecond
-	}
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: o.Level}))
 	}
-	st := storetest.OpenEngine(t, o.Engine)
-	s := &Server{Store: st, Logger: log, JWTSecret: []byte(rand.Text() + rand.Text())}
-	if o.API.JWT == nil {
+	s := &Server{Logger: log, JWTSecret: []byte(rand.Text() + rand.Text()), cfg: o.Config}
+	if s.cfg.API.JWT == nil {
 		v, err := auth.NewJWTVerifier(auth.JWTConfig{HMACSecret: s.JWTSecret})
 		if err != nil {
-			t.Fatalf("controlplanetest: jwt verifier: %v", err)
+			t.Fatalf("systemtest: jwt verifier: %v", err)
 		}
-		o.API.JWT = v
+		s.cfg.API.JWT = v
 	}
+	if s.cfg.Gateway.Heartbeat == 0 {
+		s.cfg.Gateway.Heartbeat = 200 * time.Millisecond
+	}
+	s.cfg.Events.AllowPrivateTargets = !o.StrictWebhookTargets
+	if s.cfg.Version == "" {
+		s.cfg.Version = "test"
+	}
+	s.cfg.Logger = log
+	if o.Engine == "sqlite" {
+		s.cfg.DB = storetest.SQLiteDSN(t)
+	} else {
+		s.cfg.DB = storetest.PostgresDSN(t)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}
+	s.Client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+	s.start(t)
+	return s
+}
+
+// start runs a control plane on the server's database and address.
+func (s *Server) start(t testing.TB) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	cp, err := controlplane.New(ctx, controlplane.Config{
-		Listen: "127.0.0.1:0", Store: st, Logger: log, Version: "test", Heartbeat: o.Heartbeat,
-		Routes: api.Routes(o.API),
-	})
-	if err != nil {
-		t.Fatalf("controlplanetest: new control plane: %v", err)
+	cfg := s.cfg
+	cfg.Listen = s.addr
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
 	}
-	ln, err := cp.Listen()
+	cp, err := controlplane.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("systemtest: new control plane: %v", err)
+	}
+	var ln net.Listener
+	for {
+		if ln, err = cp.Listen(); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(pollEvery) // the previous instance's port, just released
+	}
 	if err != nil {
 		cp.Close()
-		t.Fatalf("controlplanetest: %v", err)
+		t.Fatalf("systemtest: %v", err)
 	}
-	s.CP, s.URL = cp, "http://"+ln.Addr().String()
 	sctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cp.Serve(sctx, ln) }()
-	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 0, IdleConnTimeout: 30 * time.Second}
-	s.Client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("controlplanetest: serve: %v", err)
+	in := &instance{cp: cp}
+	in.stop = func() {
+		in.once.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("systemtest: serve: %v", err)
+			}
+			cp.Close()
+		})
+	}
+	t.Cleanup(in.stop)
+	s.mu.Lock()
+	if s.addr == "" {
+		s.addr, s.URL = ln.Addr().String(), "http://"+ln.Addr().String()
+	}
+	s.cur = in
+	s.mu.Unlock()
+}
+
+// Restart stops the control plane and starts a new one on the same
+// database and address; agents redial it by themselves.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.current().stop()
+	s.start(t)
+}
+
+func (s *Server) current() *instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// CP is the running control plane.
+func (s *Server) CP() *controlplane.Server { return s.current().cp }
+
+// Store is the running control plane's store.
+func (s *Server) Store() *store.Store { return s.CP().Store() }
+
+// Metric reads one sample of GET /metrics (0 when absent: counters with
+// labels appear at their first increment).
+func (s *Server) Metric(t testing.TB, series string) float64 {
+	t.Helper()
+	r := s.Do(t, "GET", "/metrics", "", nil)
+	for _, line := range strings.Split(string(r.Body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("systemtest: metric %s: %v", series, err)
+			}
+			return f
 		}
-		cp.Close()
-	})
-	return s
+	}
+	return 0
 }
 
 // Enterprise creates an enterprise.
 func (s *Server) Enterprise(t testing.TB, number, name string) store.Enterprise {
 	t.Helper()
-	e, err := s.Store.CreateEnterprise(context.Background(), number, name)
+	e, err := s.Store().CreateEnterprise(context.Background(), number, name)
 	if err != nil {
-		t.Fatalf("controlplanetest: create enterprise %s: %v", number, err)
+		t.Fatalf("systemtest: create enterprise %s: %v", number, err)
 	}
 	return e
 }
@@ -133,9 +216,9 @@ func (s *Server) APIKey(t testing.TB, enterprise string, scopes ...string) strin
 	if len(scopes) == 0 {
 		scopes = store.AllowedScopes()
 	}
-	_, key, err := s.Store.CreateAPIKey(context.Background(), enterprise, fmt.Sprintf("test key %d", s.seq.Add(1)), scopes)
+	_, key, err := s.Store().CreateAPIKey(context.Background(), enterprise, fmt.Sprintf("test key %d", s.seq.Add(1)), scopes)
 	if err != nil {
-		t.Fatalf("controlplanetest: create API key: %v", err)
+		t.Fatalf("systemtest: create API key: %v", err)
 	}
 	return key
 }
@@ -145,7 +228,7 @@ func (s *Server) JWT(t testing.TB, enterprise, subject string, roles ...string) 
 	t.Helper()
 	tok, err := auth.MintHS256(s.JWTSecret, auth.OperatorClaims{Subject: subject, Enterprise: enterprise, Roles: roles}, time.Hour)
 	if err != nil {
-		t.Fatalf("controlplanetest: mint JWT: %v", err)
+		t.Fatalf("systemtest: mint JWT: %v", err)
 	}
 	return tok
 }
@@ -192,9 +275,9 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 	}
 	amiSrv := amitest.NewServer(t, o.AMI...)
 	ctx := context.Background()
-	ag, token, err := s.Store.CreateAgent(ctx, enterprise, o.Name, "inoffice")
+	ag, token, err := s.Store().CreateAgent(ctx, enterprise, o.Name, "inoffice")
 	if err != nil {
-		t.Fatalf("controlplanetest: create agent: %v", err)
+		t.Fatalf("systemtest: create agent: %v", err)
 	}
 	a, err := agent.New(agent.Config{
 		Server:                  "ws" + strings.TrimPrefix(s.URL, "http"),
@@ -210,7 +293,7 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 		Logger:                  s.Logger.With("pbx", o.Name),
 	})
 	if err != nil {
-		t.Fatalf("controlplanetest: new agent: %v", err)
+		t.Fatalf("systemtest: new agent: %v", err)
 	}
 	actx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -220,13 +303,13 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("controlplanetest: agent %s: %v", o.Name, err)
+				t.Errorf("systemtest: agent %s: %v", o.Name, err)
 			}
 			// Wait until the server has noticed, so a test that stops a
 			// PBX sees it offline at once.
 			deadline := time.Now().Add(pbxTimeout)
 			for {
-				if _, ok := s.CP.Registry().Get(ag.ID); !ok || time.Now().After(deadline) {
+				if _, ok := s.CP().Registry().Get(ag.ID); !ok || time.Now().After(deadline) {
 					return
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -242,6 +325,13 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 	return p
 }
 
+// WaitReady waits until the PBX is connected again and a ping through the
+// tunnel reaches its Asterisk (after a restart or a dropped tunnel).
+func (s *Server) WaitReady(t testing.TB, p *PBX) {
+	t.Helper()
+	s.waitReady(t, p)
+}
+
 // waitReady polls until a ping through the tunnel reaches Asterisk.
 func (s *Server) waitReady(t testing.TB, p *PBX) {
 	t.Helper()
@@ -250,14 +340,14 @@ func (s *Server) waitReady(t testing.TB, p *PBX) {
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var res protocol.PingResult
-		last = s.CP.Registry().Call(ctx, p.ID, protocol.OpPing, nil, &res)
+		last = s.CP().Registry().Call(ctx, p.ID, protocol.OpPing, nil, &res)
 		cancel()
 		if last == nil {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("controlplanetest: PBX %s not ready within %v: %v", p.Name, pbxTimeout, last)
+	t.Fatalf("systemtest: PBX %s not ready within %v: %v", p.Name, pbxTimeout, last)
 }
 
 // Response is a finished HTTP exchange.
@@ -271,7 +361,7 @@ type Response struct {
 func (r Response) JSON(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("controlplanetest: decode %s: %v", r.Body, err)
+		t.Fatalf("systemtest: decode %s: %v", r.Body, err)
 	}
 }
 
@@ -283,7 +373,7 @@ func (s *Server) Do(t testing.TB, method, path, token string, body any, headers 
 	t.Helper()
 	r, err := s.DoErr(method, path, token, body, headers...)
 	if err != nil {
-		t.Fatalf("controlplanetest: %s %s: %v", method, path, err)
+		t.Fatalf("systemtest: %s %s: %v", method, path, err)
 	}
 	return r
 }
@@ -348,7 +438,7 @@ func (s *Server) WaitChannel(t testing.TB, pbxID, uniqueid string) protocol.Chan
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var res protocol.ChannelsResult
-		err := s.CP.Registry().Call(ctx, pbxID, protocol.OpChannels, nil, &res)
+		err := s.CP().Registry().Call(ctx, pbxID, protocol.OpChannels, nil, &res)
 		cancel()
 		if err == nil {
 			for _, ch := range res.Channels {
@@ -359,6 +449,6 @@ func (s *Server) WaitChannel(t testing.TB, pbxID, uniqueid string) protocol.Chan
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("controlplanetest: no live channel %s on PBX %s within %v", uniqueid, pbxID, pbxTimeout)
+	t.Fatalf("systemtest: no live channel %s on PBX %s within %v", uniqueid, pbxID, pbxTimeout)
 	return protocol.Channel{}
 }
