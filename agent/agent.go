@@ -286,8 +286,5 @@ func (a *Agent) Status() protocol.Status {
 // tests).
 func (a *Agent) Channels() *channels.Table { return a.table }
 
-// Outbox is the event buffer (for tests and status tools).
-func (a *Agent) Outbox() *outbox.Outbox { return a.outbox }
-
 // OutboxStats reports the event buffer's counters (for metrics).
 func (a *Agent) OutboxStats() outbox.Stats { return a.outbox.Stats() }

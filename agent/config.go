@@ -56,10 +56,15 @@ type Config struct {
 	Context string
 	// Limits bound what one request may ask for (see ops.Limits).
 	Limits ops.Limits
-	// MaxConcurrentOriginates bounds calls being set up at once; more are
-	// refused with protocol.ErrCodeBusy. Default ops.DefaultMaxConcurrentOriginates.
+	// MaxConcurrentOriginates is the operations layer's limit: calls being
+	// set up on the PBX at once, until Asterisk's OriginateResponse, so a
+	// runaway client cannot ring every phone. It is the one per-PBX call
+	// cap (the control plane has none). More are refused with
+	// protocol.ErrCodeBusy. Default ops.DefaultMaxConcurrentOriginates.
 	MaxConcurrentOriginates int
-	// MaxConcurrentRequests bounds requests running at once; more are
+	// MaxConcurrentRequests is the tunnel layer's limit: requests of any
+	// kind running at once, bounding the goroutines and memory a busy (or
+	// compromised) control plane can make the agent spend. More are
 	// refused with protocol.ErrCodeBusy. Default tunnel.DefaultMaxInFlight.
 	MaxConcurrentRequests int
 

@@ -84,7 +84,7 @@ func (p *pbx) eventually(t *testing.T, what string, cond func() bool) {
 
 func (p *pbx) do(t *testing.T, op string, args any) protocol.Response {
 	t.Helper()
-	return p.h.Handle(context.Background(), request(op, args))
+	return call(p.h, request(op, args))
 }
 
 func TestAgainstFakeAsterisk(t *testing.T) {
@@ -215,7 +215,7 @@ func TestTimeoutFromFakeAsterisk(t *testing.T) {
 	p.srv.SetActionDelay("Ping", 2*time.Second)
 	req := request(protocol.OpPing, nil)
 	req.Deadline = time.Now().Add(100 * time.Millisecond)
-	if resp := p.h.Handle(context.Background(), req); resp.Error == nil || resp.Error.Code != protocol.ErrCodeTimeout {
+	if resp := call(p.h, req); resp.Error == nil || resp.Error.Code != protocol.ErrCodeTimeout {
 		t.Errorf("slow ping: %+v", resp)
 	}
 }

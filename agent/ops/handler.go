@@ -52,7 +52,6 @@ const (
 	DefaultContext                 = "inoffice"
 	DefaultMaxConcurrentOriginates = 16
 	DefaultOriginateResultGrace    = 30 * time.Second
-	DefaultRequestTimeout          = 10 * time.Second
 )
 
 // Config configures a Handler.
@@ -72,8 +71,6 @@ type Config struct {
 	// its slot waiting for the OriginateResponse (Asterisk sends it after
 	// the timeout; the grace covers Local channel setup and a slow PBX).
 	OriginateResultGrace time.Duration
-	// RequestTimeout bounds a request that carries no deadline.
-	RequestTimeout time.Duration
 	// Status reports the agent's status for the status op; nil means a
 	// status built from the AMI state and the channel table only.
 	Status func() protocol.Status
@@ -111,9 +108,6 @@ func (c Config) Validate() error {
 	if c.OriginateResultGrace < 0 {
 		errs = append(errs, fmt.Errorf("OriginateResultGrace %v is negative", c.OriginateResultGrace))
 	}
-	if c.RequestTimeout < 0 {
-		errs = append(errs, fmt.Errorf("RequestTimeout %v is negative", c.RequestTimeout))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid ops config: %w", err)
 	}
@@ -130,9 +124,6 @@ func (c *Config) fill() {
 	}
 	if c.OriginateResultGrace == 0 {
 		c.OriginateResultGrace = DefaultOriginateResultGrace
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.NewCallID == nil {
 		c.NewCallID = NewCallID
@@ -189,9 +180,6 @@ func (h *Handler) Close() {
 	h.wg.Wait()
 }
 
-// InFlightOriginates is how many originates hold a slot right now.
-func (h *Handler) InFlightOriginates() int { return len(h.slots) }
-
 // NewCallID returns "sb-<unix seconds>-<16 hex digits>".
 //
 // Asterisk's own uniqueids are "<epoch>.<sequence>"; an id of that shape
@@ -207,36 +195,11 @@ func NewCallID() string {
 	return "sb-" + strconv.FormatInt(time.Now().Unix(), 10) + "-" + hex.EncodeToString(b[:])
 }
 
-// Handle runs one request and always returns its Response. The request's
-// Deadline bounds everything it does; a request without one gets
-// Config.RequestTimeout.
-func (h *Handler) Handle(ctx context.Context, req protocol.Request) protocol.Response {
-	resp := protocol.Response{ID: req.ID}
-	result, err := h.Serve(ctx, req)
-	if err != nil {
-		resp.Error = ErrorFor(err)
-		return resp
-	}
-	raw, err := json.Marshal(result)
-	if err != nil {
-		h.log.Error("encode result", "op", req.Op, "id", req.ID, "err", err)
-		resp.Error = &protocol.Error{Code: protocol.ErrCodeInternal, Message: "internal error"}
-		return resp
-	}
-	resp.Result = raw
-	return resp
-}
-
-// Serve runs one request and returns its result, or a *protocol.Error. It
-// has the shape of tunnel.RequestHandler.
+// Serve runs one request and returns its result, or a *protocol.Error
+// (ErrorFor: the one place the agent's errors become protocol codes). It
+// is a tunnel.RequestHandler: ctx carries the request's deadline, set by
+// the tunnel from the request, and everything Serve does stops there.
 func (h *Handler) Serve(ctx context.Context, req protocol.Request) (any, error) {
-	var cancel context.CancelFunc
-	if req.Deadline.IsZero() {
-		ctx, cancel = context.WithTimeout(ctx, h.cfg.RequestTimeout)
-	} else {
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-	}
-	defer cancel()
 	if err := ctx.Err(); err != nil {
 		return nil, ErrorFor(err)
 	}

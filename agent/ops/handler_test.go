@@ -177,7 +177,7 @@ func TestHandleErrors(t *testing.T) {
 				tc.fake(f)
 			}
 			h := newTestHandler(t, f, nil)
-			resp := h.Handle(context.Background(), tc.req)
+			resp := call(h, tc.req)
 			if resp.Error == nil || resp.Error.Code != tc.code {
 				t.Fatalf("response %+v (error %v), want code %s", resp, resp.Error, tc.code)
 			}
@@ -311,17 +311,17 @@ func TestMonitorBuildsChanSpy(t *testing.T) {
 func TestChannelsStatusPing(t *testing.T) {
 	f := newFakeAMI()
 	h := newTestHandler(t, f, nil)
-	resp := h.Handle(context.Background(), request(protocol.OpChannels, nil))
+	resp := call(h, request(protocol.OpChannels, nil))
 	var ch protocol.ChannelsResult
 	if resp.Error != nil || json.Unmarshal(resp.Result, &ch) != nil || len(ch.Channels) != 4 {
 		t.Fatalf("channels: %+v", resp)
 	}
-	resp = h.Handle(context.Background(), request(protocol.OpStatus, nil))
+	resp = call(h, request(protocol.OpStatus, nil))
 	var st protocol.Status
 	if resp.Error != nil || json.Unmarshal(resp.Result, &st) != nil || st.AMI != protocol.AMIUp || st.LiveChannels != 4 || st.LiveCalls != 1 {
 		t.Fatalf("status: %+v %s", resp, resp.Result)
 	}
-	resp = h.Handle(context.Background(), request(protocol.OpPing, nil))
+	resp = call(h, request(protocol.OpPing, nil))
 	var p protocol.PingResult
 	if resp.Error != nil || json.Unmarshal(resp.Result, &p) != nil || p.AMIRoundTripMicros != 70 {
 		t.Fatalf("ping: %+v", resp)

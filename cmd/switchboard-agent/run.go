@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/agent"
 	"github.com/switchboard-pbx/switchboard/agent/metrics"
+	"github.com/switchboard-pbx/switchboard/agent/ops"
 	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/systemd"
@@ -28,6 +29,7 @@ type flags struct {
 	ami, amiUser, amiSecretFile       string
 	context, logFormat, logLevel      string
 	metricsListen                     string
+	maxOriginates, maxRequests        int
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -42,6 +44,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9464 (empty: off)")
+	fs.IntVar(&f.maxOriginates, "max-concurrent-originates", ops.DefaultMaxConcurrentOriginates, "calls being set up on this PBX at once, until Asterisk answers or fails them; more are refused (429 pbx_busy at the API)")
+	fs.IntVar(&f.maxRequests, "max-concurrent-requests", agent.DefaultMaxRequests, "requests from the control plane running at once; more are refused at once (429 pbx_busy)")
 }
 
 // load parses flags, environment and config file into an agent.Config.
@@ -84,14 +88,19 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 	if err != nil {
 		return agent.Config{}, nil, flags{}, err
 	}
+	if f.maxOriginates <= 0 || f.maxRequests <= 0 {
+		return agent.Config{}, nil, flags{}, usagef("--max-concurrent-originates and --max-concurrent-requests must be positive")
+	}
 	cfg := agent.Config{
-		Server:  f.server,
-		Token:   token,
-		CAFile:  f.caFile,
-		AMI:     ami.Config{Addr: f.ami, Username: f.amiUser, Secret: secret},
-		Context: f.context,
-		Logger:  log,
-		Version: version,
+		Server:                  f.server,
+		Token:                   token,
+		CAFile:                  f.caFile,
+		AMI:                     ami.Config{Addr: f.ami, Username: f.amiUser, Secret: secret},
+		Context:                 f.context,
+		MaxConcurrentOriginates: f.maxOriginates,
+		MaxConcurrentRequests:   f.maxRequests,
+		Logger:                  log,
+		Version:                 version,
 	}
 	if err := cfg.Validate(); err != nil {
 		return agent.Config{}, nil, flags{}, usagef("%v", err)

@@ -13,25 +13,24 @@ import (
 	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
 )
 
-// DefaultCallTimeout is the deadline of a Call whose ctx has none: the
-// 4 s AMI timeout the legacy hangup endpoint used.
-const DefaultCallTimeout = 4 * time.Second
+// ErrNoDeadline: a Call whose ctx has no deadline. The caller (the API,
+// with its AMI timeout) is the one place a request's deadline is chosen;
+// the agent receives it in the request and stops working there.
+var ErrNoDeadline = errors.New("fleet: call without a deadline")
 
 // Call sends op with args to the agent and decodes the result into result
-// (unless nil). The request carries ctx's deadline (DefaultCallTimeout
-// from now if ctx has none) and the agent stops working on it then.
+// (unless nil). The request carries ctx's deadline, which ctx must have
+// (ErrNoDeadline), and the agent stops working on it then.
 //
 // Errors: ErrOffline if the tunnel is gone; an error wrapping
 // context.DeadlineExceeded (or context.Canceled) if ctx ends first, also
 // when the agent answered protocol.ErrCodeTimeout; a *protocol.Error
 // (errors.As) if the agent refused or failed the request.
 func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
-		defer cancel()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, ErrNoDeadline)
 	}
-	deadline, _ := ctx.Deadline()
 
 	select {
 	case <-c.sess.Done():

@@ -20,7 +20,7 @@ func TestRequestIDTravelsToTheAgent(t *testing.T) {
 		ids <- req.ID
 		return protocol.PingResult{}, nil
 	}, fleettest.AgentOptions{})
-	ctx := context.Background()
+	ctx := withDeadline(t)
 	if err := reg.Call(fleet.WithRequestID(ctx, "REQ123"), "pbx-1", protocol.OpPing, nil, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -59,15 +59,3 @@ func BenchmarkAllowChurn(b *testing.B) {
 		l.Allow("key:"+strconv.Itoa(i), 1)
 	}
 }
-
-func BenchmarkTryAcquire(b *testing.B) {
-	c := &ConcurrencyLimiter{Max: 10}
-	b.ReportAllocs()
-	for b.Loop() {
-		rel, ok := c.TryAcquire("pbx-0367")
-		if !ok {
-			b.Fatal("refused")
-		}
-		rel()
-	}
-}

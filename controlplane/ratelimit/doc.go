@@ -1,7 +1,7 @@
-// Package ratelimit owns the control plane's request limits: token buckets
-// per credential and per enterprise (Limiter), and a cap on concurrent
-// originates per PBX (ConcurrencyLimiter) that keeps a burst of API calls
-// from piling onto one Asterisk.
+// Package ratelimit owns the control plane's request limit: token buckets
+// per credential and per enterprise (Limiter), the API layer's one limit.
+// The calls being set up on one PBX are capped by that PBX's agent, which
+// alone knows when Asterisk has answered them.
 //
 // Everything is in process memory and bounded: idle buckets are dropped,
 // and the number of buckets has a hard cap with least-recently-used

@@ -1,0 +1,6 @@
+package agent
+
+import "github.com/switchboard-pbx/switchboard/agent/outbox"
+
+// Outbox is the agent's queue of unacknowledged events.
+func (a *Agent) Outbox() *outbox.Outbox { return a.outbox }
