@@ -1,6 +1,12 @@
-// Package controlplane assembles the central server (`switchboard serve`):
-// it opens the store, and serves the agent gateway, the HTTP API and the
-// health endpoints on one listener, with or without TLS. Each part lives in
-// its own sub-package; this one only wires them together and owns the
-// process-level lifecycle (listen, graceful shutdown).
+// Package controlplane assembles the central server (`switchboard serve`)
+// in one place: New builds every part from one Config with a nested config
+// per part (gateway, api, events), opening the store and wiring the parts
+// to each other once, with no hooks that change the server afterwards;
+// Serve runs the HTTP listener (the API and the agent tunnels, with or
+// without TLS) and the events workers, and shuts them down gracefully.
+//
+// `switchboard serve`, `switchboard demo`, the load tool and the tests'
+// internal/systemtest all build the control plane with New. Each part lives
+// in its own sub-package; this one only wires them and owns the process
+// lifecycle.
 package controlplane

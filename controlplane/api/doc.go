@@ -1,22 +1,28 @@
-// Package api owns the control plane's public HTTP API: the v1 JSON routes
-// (calls, hangup, monitor, channels, PBXs, fleet, audit, the OpenAPI
-// document) and the legacy routes that are byte-compatible drop-ins for
-// the two services Switchboard replaces (the SSH originate service and the
-// Laravel hangup endpoint).
+// Package api is the control plane's one HTTP surface. Its route table
+// (routes.go) lists every route the server answers: the v1 JSON routes
+// (calls and their history, hangup, monitor, channels, PBXs, fleet, audit,
+// events and their browser tickets, webhooks, the OpenAPI document), the
+// legacy routes that are byte-compatible drop-ins for the two services
+// Switchboard replaces (the SSH originate service and the Laravel hangup
+// endpoint), the health and metrics endpoints and the agents' tunnel
+// endpoint.
 //
-// It owns what happens between the socket and the fleet: request ids,
-// access logging, panic recovery, body limits, strict JSON decoding,
-// authentication (through package auth), rate limits (package ratelimit),
-// idempotency, audit rows, tenant confinement (anything of another
-// enterprise is a 404, exactly as if it did not exist) and the mapping of
-// every failure to a stable error code. It reaches PBXs only through
-// fleet.Caller and fleet.Directory, so a multi-replica router can replace
-// the in-process registry later.
+// Every route goes through one chain (middleware.go, api.go): request id,
+// panic recovery, body limit, authentication (through package auth: an
+// Authorization header, the legacy ?clientId=, or a single-use ticket on
+// GET /v1/events), rate limits per credential and per enterprise (package
+// ratelimit), the handler, one error envelope per route style (errors.go is
+// the one place any part's error becomes a status and a stable code), the
+// audit row of every mutating request, the access log and the metrics. It
+// is the only package that writes HTTP error bodies.
 //
-// Register it on the control plane with Routes:
-//
-//	controlplane.New(ctx, controlplane.Config{…, Routes: api.Routes(api.Config{…})})
+// Handlers reach PBXs only through fleet.Caller and fleet.Directory, the
+// event stream, webhooks' URL rules and the call history through
+// *events.Service, and agents' tunnels through AgentEndpoint (the
+// gateway). Anything of another enterprise is a 404, exactly as if it did
+// not exist. controlplane.New builds it; tests start it through
+// internal/systemtest.
 //
 // openapi.json, embedded and served at /v1/openapi.json, documents every
-// route; a test fails when a registered route is missing from it.
+// route; a test fails when a route of the table is missing from it.
 package api

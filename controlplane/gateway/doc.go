@@ -4,4 +4,8 @@
 // fleet registry (a newer connection of the same agent replaces the older),
 // records the agent's status, and ingests its event stream — storing each
 // batch before acknowledging it, so an acknowledged event is never lost.
+//
+// It writes no HTTP answer itself: Connect returns a *RefusedError before
+// the upgrade, and the api package, which routes GET /agent/v1/connect,
+// writes it in text for the agent to log.
 package gateway
