@@ -86,7 +86,7 @@ func asAPIError(err error) (e *Error, internal bool) {
 	case errors.As(err, &e):
 		return e, false
 	case errors.Is(err, auth.ErrMissingCredentials), errors.Is(err, auth.ErrInvalidCredentials):
-		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing or invalid credentials"}, false
+		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: auth.Reason(err)}, false
 	case errors.Is(err, auth.ErrForbidden):
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: err.Error()}, false
 	case errors.As(err, &ie):

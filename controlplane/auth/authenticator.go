@@ -273,7 +273,7 @@ func (a *Authenticator) apiKey(ctx context.Context, token string) (Principal, st
 
 func (a *Authenticator) operator(ctx context.Context, token string) (Principal, error) {
 	if a.cfg.JWT == nil {
-		return Principal{}, invalid(ErrKeysNotConfigured)
+		return Principal{}, invalid(ErrJWTNotEnabled)
 	}
 	c, err := a.cfg.JWT.Verify(token)
 	if err != nil {
@@ -286,7 +286,7 @@ func (a *Authenticator) operator(ctx context.Context, token string) (Principal, 
 		case errors.Is(err, ErrUnknownEnterprise):
 			// The signature verified, so sub is the issuer's word and safe
 			// to name.
-			return Principal{}, fmt.Errorf("operator %q: %w", c.Subject, invalid(ErrUnknownEnterprise))
+			return Principal{}, fmt.Errorf("operator %q: %w: %w", c.Subject, errOperatorEnterprise, invalid(ErrUnknownEnterprise))
 		case err != nil:
 			return Principal{}, fmt.Errorf("auth: look up enterprise %q: %w", c.Enterprise, err)
 		case id == 0:
@@ -306,5 +306,8 @@ func (a *Authenticator) refused(r *http.Request, source, keyID string, err error
 	if keyID != "" {
 		attrs = append(attrs, slog.String("key_id", keyID))
 	}
-	a.log.LogAttrs(r.Context(), slog.LevelInfo, "credentials refused", attrs...)
+	// Warn: a refused credential is something an operator acts on (a
+	// client with a stale key, or someone guessing), and the demo's
+	// default level shows it.
+	a.log.LogAttrs(r.Context(), slog.LevelWarn, "credentials refused", attrs...)
 }

@@ -229,7 +229,7 @@ func TestAuthenticatorConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keysOnly.Authenticate(request("/", "Bearer "+tok), false); !errors.Is(err, ErrKeysNotConfigured) {
+	if _, err := keysOnly.Authenticate(request("/", "Bearer "+tok), false); !errors.Is(err, ErrJWTNotEnabled) || Reason(err) != "JWT not enabled on this server" {
 		t.Errorf("JWT on a keys-only authenticator: %v", err)
 	}
 	p, err := keysOnly.Authenticate(request("/", "Bearer "+goodKey), false)

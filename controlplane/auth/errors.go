@@ -37,10 +37,62 @@ var (
 	ErrAmbiguousCredentials = errors.New("more than one credential on the request")
 	ErrTokenExpired         = errors.New("token expired")
 	ErrTokenNotYetValid     = errors.New("token not yet valid")
-	ErrTokenSignature       = errors.New("token signature or algorithm not accepted")
+	ErrTokenSignature       = errors.New("token signature invalid")
+	ErrTokenAlgorithm       = errors.New("token algorithm not accepted")
 	ErrTokenClaims          = errors.New("token claims not accepted")
 	ErrKeysNotConfigured    = errors.New("credential type not configured")
+	ErrJWTNotEnabled        = errors.New("JWT not enabled on this server")
 )
+
+// Reason is what a refused caller is told: enough to fix their own
+// mistake, nothing that helps guess a credential. An unknown, a revoked
+// and a disabled enterprise's API key get the same words; the JWT cases
+// are told apart, since only the token's holder can act on them.
+func Reason(err error) string {
+	var ce *claimsError
+	switch {
+	case errors.Is(err, ErrMissingCredentials):
+		return "missing credentials: send Authorization: Bearer <API key or operator JWT>"
+	case errors.Is(err, ErrTokenExpired):
+		return "token expired"
+	case errors.Is(err, ErrTokenNotYetValid):
+		return "token not yet valid (is the issuer's clock ahead?)"
+	case errors.Is(err, ErrTokenAlgorithm):
+		return "unsupported algorithm"
+	case errors.Is(err, ErrTokenSignature):
+		return "signature invalid"
+	case errors.As(err, &ce):
+		return "token claims not accepted: " + ce.problem
+	case errors.Is(err, ErrTokenClaims):
+		return "token claims not accepted"
+	case errors.Is(err, ErrJWTNotEnabled):
+		return "JWT not enabled on this server"
+	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrRevokedKey), errors.Is(err, ErrKeysNotConfigured):
+		return "unknown API key"
+	case errors.Is(err, ErrUnknownEnterprise):
+		if errors.Is(err, errOperatorEnterprise) {
+			return "the token's enterprise is unknown or disabled"
+		}
+		return "unknown API key"
+	case errors.Is(err, ErrUnsupportedScheme):
+		return "unsupported authorization scheme: send Authorization: Bearer <credential>"
+	case errors.Is(err, ErrAmbiguousCredentials):
+		return "more than one credential on the request"
+	case errors.Is(err, ErrMalformedCredentials):
+		return "malformed credentials"
+	}
+	return "invalid credentials"
+}
+
+// errOperatorEnterprise marks an operator token whose (verified)
+// enterprise claim names no active enterprise.
+var errOperatorEnterprise = errors.New("operator's enterprise")
+
+// claimsError is a verified token whose claims Switchboard refuses; the
+// problem names the claim, which only the token's holder sees.
+type claimsError struct{ problem string }
+
+func (e *claimsError) Error() string { return "claims: " + e.problem }
 
 // invalid builds the error for a rejected credential: it matches both
 // ErrInvalidCredentials and reason, and its text is safe for logs.

@@ -126,6 +126,7 @@ type JWTVerifier struct {
 	hmac   []byte
 	rsa    []jwt.VerificationKey
 	ed     []jwt.VerificationKey
+	algs   []string // the algorithms of the configured keys
 	parser *jwt.Parser
 }
 
@@ -160,6 +161,7 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if len(v.ed) > 0 {
 		algs = append(algs, AlgEdDSA)
 	}
+	v.algs = algs
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
 		jwt.WithLeeway(cfg.Leeway),
@@ -209,6 +211,9 @@ func (v *JWTVerifier) keyFor(t *jwt.Token) (any, error) {
 func (v *JWTVerifier) Verify(token string) (OperatorClaims, error) {
 	var wc wireClaims
 	if _, err := v.parser.ParseWithClaims(token, &wc, v.keyFor); err != nil {
+		if v.algorithmRefused(token) {
+			return OperatorClaims{}, invalid(ErrTokenAlgorithm)
+		}
 		return OperatorClaims{}, invalid(jwtReason(err))
 	}
 	c := OperatorClaims{
@@ -229,9 +234,21 @@ func (v *JWTVerifier) Verify(token string) (OperatorClaims, error) {
 		}
 	}
 	if err := checkClaims(c, wc.Roles != nil); err != nil {
-		return OperatorClaims{}, invalid(fmt.Errorf("%w: %w", ErrTokenClaims, err))
+		return OperatorClaims{}, invalid(fmt.Errorf("%w: %w", ErrTokenClaims, &claimsError{problem: err.Error()}))
 	}
 	return c, nil
+}
+
+// algorithmRefused reports whether a token that failed to verify names an
+// algorithm this verifier does not accept (its header only: nothing of it
+// is trusted, it only chooses the words of the refusal).
+func (v *JWTVerifier) algorithmRefused(token string) bool {
+	t, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
+	if err != nil || t == nil {
+		return false
+	}
+	alg, _ := t.Header["alg"].(string)
+	return !slices.Contains(v.algs, alg)
 }
 
 // checkClaims applies the rules shared by Verify and MintHS256.
