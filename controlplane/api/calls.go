@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -36,6 +37,9 @@ func checkNumber(field, v string) error {
 	if len(v) > maxNumberLen {
 		return invalidf("field %q must be at most %d characters", field, maxNumberLen)
 	}
+	if v == "+" {
+		return invalidf("field %q must be digits, * or # with an optional leading +, got %q", field, v)
+	}
 	for i := 0; i < len(v); i++ {
 		ch := v[i]
 		if !(ch >= '0' && ch <= '9' || ch == '*' || ch == '#' || ch == '+' && i == 0) {
@@ -43,6 +47,30 @@ func checkNumber(field, v string) error {
 		}
 	}
 	return nil
+}
+
+// normalizeNumber accepts a number as people paste it: spaces, dashes,
+// dots and parentheses are dropped ("+375 (29) 625-40-70" is
+// +375296254070); anything else is refused by checkNumber with the value
+// as it was sent.
+func normalizeNumber(field, v string) (string, error) {
+	n := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', '-', '.', '(', ')':
+			return -1
+		}
+		return r
+	}, v)
+	if n == "" && v != "" {
+		return "", invalidf("field %q must be digits, * or # with an optional leading +, got %q", field, v)
+	}
+	if err := checkNumber(field, n); err != nil {
+		if n != v {
+			return "", invalidf("field %q must be digits, * or # with an optional leading + (spaces, dashes, dots and parentheses are ignored), got %q", field, v)
+		}
+		return "", err
+	}
+	return n, nil
 }
 
 func checkTimeout(s int) error {
@@ -103,12 +131,14 @@ func (a *API) createCall(c *call) error {
 		return err
 	}
 	c.audit.FromExt, c.audit.ToNumber, c.audit.AgentID = req.From, req.To, req.PBX
-	if err := checkNumber("from", req.From); err != nil {
+	var err error
+	if req.From, err = normalizeNumber("from", req.From); err != nil {
 		return err
 	}
-	if err := checkNumber("to", req.To); err != nil {
+	if req.To, err = normalizeNumber("to", req.To); err != nil {
 		return err
 	}
+	c.audit.FromExt, c.audit.ToNumber = req.From, req.To
 	if err := checkTimeout(req.TimeoutS); err != nil {
 		return err
 	}

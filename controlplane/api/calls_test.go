@@ -25,6 +25,7 @@ func TestAPI(t *testing.T) {
 		}{
 			{"originate", testOriginate},
 			{"originate errors", testOriginateErrors},
+			{"numbers as pasted", testNumbersAsPasted},
 			{"idempotency", testIdempotency},
 			{"hangup", testHangup},
 			{"hangup errors", testHangupErrors},

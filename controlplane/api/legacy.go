@@ -144,12 +144,13 @@ func (c *call) legacyMakeCallRun() error {
 	if err := c.authorize(); err != nil {
 		return err
 	}
-	if err := checkNumber("code", from); err != nil {
+	if from, err = normalizeNumber("code", from); err != nil {
 		return err
 	}
-	if err := checkNumber("phone", to); err != nil {
+	if to, err = normalizeNumber("phone", unencodedPlus(to)); err != nil {
 		return err
 	}
+	c.audit.FromExt, c.audit.ToNumber = from, to
 	ag, err := c.selectPBX(pbx)
 	if err != nil {
 		return err
@@ -167,6 +168,16 @@ func (c *call) legacyMakeCallRun() error {
 		Enterprise: ent.Name, EnterpriseNumber: ent.Number, FromExt: from, ToPhone: to,
 		HostIP: c.api.hostOf(ag), ResponseTimeMS: c.elapsedMS(),
 	})
+}
+
+// unencodedPlus undoes what a query string does to an unencoded "+":
+// ?phone=+375… arrives as " 375…", so a phone that starts with a space
+// and a digit was an international number.
+func unencodedPlus(phone string) string {
+	if len(phone) > 1 && phone[0] == ' ' && phone[1] >= '0' && phone[1] <= '9' {
+		return "+" + phone[1:]
+	}
+	return phone
 }
 
 // Legacy monitor action codes and their names, as the old service had them.
