@@ -26,6 +26,7 @@ func TestAPI(t *testing.T) {
 			{"originate", testOriginate},
 			{"originate errors", testOriginateErrors},
 			{"numbers as pasted", testNumbersAsPasted},
+			{"pbx by name", testPBXByName},
 			{"idempotency", testIdempotency},
 			{"hangup", testHangup},
 			{"hangup errors", testHangupErrors},

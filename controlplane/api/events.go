@@ -18,7 +18,7 @@ func (a *API) events(c *call) error {
 	if err != nil {
 		return err
 	}
-	if err := c.ownPBX(q.Filter.AgentID); err != nil {
+	if q.Filter.AgentID, err = c.resolvePBX(q.Filter.AgentID); err != nil {
 		return err
 	}
 	if !events.IsWebSocket(c.r) {

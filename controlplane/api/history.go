@@ -42,7 +42,7 @@ func (a *API) listCalls(c *call) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	if err := c.ownPBX(f.AgentID); err != nil {
+	if f.AgentID, err = c.resolvePBX(f.AgentID); err != nil {
 		return err
 	}
 	calls, next, err := a.cfg.Events.Calls(c.ctx(), f)
@@ -65,7 +65,11 @@ func queryTime(v, name string) (time.Time, error) {
 
 // getCall is GET /v1/calls/{id}[?pbx=]: one call and its event timeline.
 func (a *API) getCall(c *call) error {
-	id, pbx := c.r.PathValue("id"), c.r.URL.Query().Get("pbx")
+	id := c.r.PathValue("id")
+	pbx, err := c.resolvePBX(c.r.URL.Query().Get("pbx"))
+	if err != nil {
+		return err
+	}
 	d, err := a.cfg.Events.Call(c.ctx(), c.principal.EnterpriseID, pbx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("call", id)

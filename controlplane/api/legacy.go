@@ -73,9 +73,11 @@ func (c *call) requireQuery(names ...string) ([]string, error) {
 }
 
 // legacyFailure rewrites a failure of a legacy call route the way the old
-// service reported it: 401/403/422/429 as they are, everything else a 500
-// "<prefix>: <reason>". Not-found stays 404 for monitor (DESIGN: a
-// target with no call is a 404, not a silent ring).
+// service reported it: 401/403/422/429 as they are, invalid input a 422
+// (FastAPI's status for invalid parameters: a client must not retry it as
+// it would a 500), everything else a 500 "<prefix>: <reason>". Not-found
+// stays 404 for monitor (DESIGN: a target with no call is a 404, not a
+// silent ring).
 func legacyFailure(err error, prefix string, keep404 bool) error {
 	e, internal := asAPIError(err)
 	if internal || e.body != nil || e.final {
@@ -84,6 +86,8 @@ func legacyFailure(err error, prefix string, keep404 bool) error {
 	switch e.Status {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusUnprocessableEntity:
 		return err
+	case http.StatusBadRequest:
+		return &Error{Status: http.StatusUnprocessableEntity, Code: e.Code, Message: prefix + ": " + e.Message}
 	case http.StatusNotFound:
 		if keep404 {
 			return &Error{Status: e.Status, Code: e.Code, Message: prefix + ": " + e.Message}

@@ -33,7 +33,8 @@ func (c *call) enterpriseAgents(fresh bool) ([]store.Agent, error) {
 	return agents, nil
 }
 
-// selectPBX resolves the request's "pbx" (an agent id) within the caller's
+// selectPBX resolves the request's "pbx" (an agent id or its name; names
+// are unique among an enterprise's live PBXs) within the caller's
 // enterprise. Empty is fine when the enterprise has exactly one PBX. A PBX
 // of another enterprise is reported exactly like one that does not exist:
 // only the caller's own enterprise's list is ever searched.
@@ -49,10 +50,8 @@ func (c *call) selectPBX(pbx string) (store.Agent, error) {
 					return store.Agent{}, err
 				}
 			}
-			for _, ag := range agents {
-				if ag.ID == pbx {
-					return ag, nil
-				}
+			if ag, ok := findPBX(agents, pbx); ok {
+				return ag, nil
 			}
 		}
 		return store.Agent{}, notFound("PBX", pbx)
@@ -63,12 +62,27 @@ func (c *call) selectPBX(pbx string) (store.Agent, error) {
 	case 1:
 		return agents[0], nil
 	}
-	ids := make([]string, len(agents))
+	names := make([]string, len(agents))
 	for i, a := range agents {
-		ids[i] = a.ID
+		names[i] = a.Name + " (" + a.ID + ")"
 	}
 	return store.Agent{}, errorf(http.StatusBadRequest, CodePBXRequired,
-		"field \"pbx\" is required: enterprise %s has %d PBXs (%s)", c.principal.EnterpriseNumber, len(agents), strings.Join(ids, ", "))
+		"field \"pbx\" is required: enterprise %s has %d PBXs: %s", c.principal.EnterpriseNumber, len(agents), strings.Join(names, ", "))
+}
+
+// findPBX finds ref among agents by id, else by name.
+func findPBX(agents []store.Agent, ref string) (store.Agent, bool) {
+	for _, ag := range agents {
+		if ag.ID == ref {
+			return ag, true
+		}
+	}
+	for _, ag := range agents {
+		if ag.Name == ref {
+			return ag, true
+		}
+	}
+	return store.Agent{}, false
 }
 
 // pbxView is a PBX as GET /v1/pbxs and GET /v1/fleet show it.
@@ -282,21 +296,29 @@ func pageSize(s string, def, max int) (int, error) {
 	return n, nil
 }
 
-// ownPBX checks that id (an agent id, revoked ones included: their history
-// stays readable) is one of the caller's enterprise's PBXs; another
-// enterprise's is reported exactly like an unknown one. Empty is fine.
-func (c *call) ownPBX(id string) error {
-	if id == "" {
-		return nil
+// resolvePBX names a PBX of the caller's enterprise for a filter: ref is
+// an agent id or name. A live PBX is found by either; a revoked one (its
+// history stays readable) by its id. Another enterprise's is reported
+// exactly like an unknown one. Empty stays empty.
+func (c *call) resolvePBX(ref string) (string, error) {
+	if ref == "" {
+		return "", nil
+	}
+	agents, err := c.enterpriseAgents(false)
+	if err != nil {
+		return "", err
+	}
+	if ag, ok := findPBX(agents, ref); ok {
+		return ag.ID, nil
 	}
 	ctx, cancel := c.storeCtx()
 	defer cancel()
-	ag, err := c.api.cfg.Store.AgentByID(ctx, id)
+	ag, err := c.api.cfg.Store.AgentByID(ctx, ref)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && ag.EnterpriseID != c.principal.EnterpriseID) {
-		return notFound("PBX", id)
+		return "", notFound("PBX", ref)
 	}
 	if err != nil {
-		return fmt.Errorf("look up PBX: %w", err)
+		return "", fmt.Errorf("look up PBX: %w", err)
 	}
-	return nil
+	return ag.ID, nil
 }

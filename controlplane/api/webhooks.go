@@ -71,7 +71,8 @@ func (a *API) createWebhook(c *call) error {
 	}
 	slices.Sort(req.EventTypes)
 	req.EventTypes = slices.Compact(req.EventTypes)
-	if err := c.ownPBX(req.PBX); err != nil {
+	var err error
+	if req.PBX, err = c.resolvePBX(req.PBX); err != nil {
 		return err
 	}
 	ctx, cancel := c.storeCtx()

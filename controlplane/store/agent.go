@@ -66,15 +66,22 @@ func (s *Store) CreateAgent(ctx context.Context, enterpriseNumber, name, dialCon
 		ID: id, EnterpriseID: e.ID, EnterpriseNumber: e.Number, Name: name, Context: dialContext,
 		TokenPrefix: prefix, CreatedAt: s.now(),
 	}
-	_, err = s.wdb.ExecContext(ctx, `INSERT INTO agents
+	// A PBX is named by its id or its name (API, legacy routes, CLI), so
+	// a name is unique among the enterprise's live agents; a revoked
+	// agent's name may be taken again by its replacement.
+	res, err := s.wdb.ExecContext(ctx, `INSERT INTO agents
 		(id, enterprise_id, name, context, token_hash, token_prefix, created_at, last_acked_seq)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, 0)`,
+		SELECT $1, $2, $3, $4, $5, $6, $7, 0
+		WHERE NOT EXISTS (SELECT 1 FROM agents WHERE enterprise_id = $2 AND name = $3 AND revoked_at IS NULL)`,
 		a.ID, a.EnterpriseID, a.Name, a.Context, hashSecret(token), a.TokenPrefix, s.d.timeArg(a.CreatedAt))
 	if isUniqueViolation(err) {
 		return Agent{}, "", fmt.Errorf("create agent: %w: id collision, retry", ErrConflict)
 	}
 	if err != nil {
 		return Agent{}, "", fmt.Errorf("create agent: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return Agent{}, "", fmt.Errorf("create agent: %w: enterprise %s already has a PBX named %q", ErrConflict, e.Number, name)
 	}
 	return a, token, nil
 }

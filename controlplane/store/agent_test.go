@@ -194,3 +194,35 @@ func TestCreateAgentErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestAgentNamesUnique: a PBX is named by id or name, so a live agent's
+// name is unique in its enterprise; once revoked, its replacement may
+// take it, and another enterprise may always use it.
+func TestAgentNamesUnique(t *testing.T) {
+	t.Parallel()
+	storetest.ForEachEngine(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		s.CreateEnterprise(ctx, "0367", "Acme")
+		s.CreateEnterprise(ctx, "0400", "Other")
+		a, _, err := s.CreateAgent(ctx, "0367", "pbx-main", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, tok, err := s.CreateAgent(ctx, "0367", " pbx-main ", ""); !errors.Is(err, store.ErrConflict) || tok != "" ||
+			!strings.Contains(err.Error(), `already has a PBX named "pbx-main"`) {
+			t.Fatalf("duplicate name: %q, %v", tok, err)
+		}
+		if _, _, err := s.CreateAgent(ctx, "0400", "pbx-main", ""); err != nil {
+			t.Fatalf("another enterprise's name: %v", err)
+		}
+		if err := s.RevokeAgent(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.CreateAgent(ctx, "0367", "pbx-main", ""); err != nil {
+			t.Fatalf("the revoked agent's replacement: %v", err)
+		}
+		if list, _ := s.ListAgents(ctx, 0); len(list) != 3 {
+			t.Fatalf("%d agents, want 3", len(list))
+		}
+	})
+}
