@@ -378,22 +378,20 @@ type laravelError struct {
 	Message string `json:"message"`
 }
 
-// encode renders v as the route's style writes JSON: v1 is Go's compact
-// JSON with a newline; the FastAPI service wrote compact UTF-8 without a
-// newline; Laravel (PHP json_encode, default flags) escapes "/" and every
-// non-ASCII character.
+// encode renders v as the route's style writes JSON: compact, ending in a
+// newline like every answer of this server (so `curl` leaves the prompt on
+// its own line). The FastAPI service's bodies are compact UTF-8; Laravel
+// (PHP json_encode, default flags) escapes "/" and every non-ASCII
+// character.
 func encode(s style, v any) ([]byte, error) {
 	b, err := marshalNoHTML(v)
 	if err != nil {
 		return nil, err
 	}
-	switch s {
-	case styleV1:
-		return append(b, '\n'), nil
-	case styleLaravel:
-		return phpEscape(b), nil
+	if s == styleLaravel {
+		b = phpEscape(b)
 	}
-	return b, nil
+	return append(b, '\n'), nil
 }
 
 func marshalNoHTML(v any) ([]byte, error) {

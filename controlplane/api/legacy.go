@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -376,13 +377,36 @@ func legacyHangupFailure(err error) error {
 // legacyHangupBody reads JSON or a form, leniently as Laravel's request
 // input does: unknown fields are ignored, numbers may be strings and
 // booleans may be 1/0/"true"/"on".
+// sniffJSON: `curl -d '{"channel":…}'` sends JSON as
+// application/x-www-form-urlencoded, and some clients send no type at
+// all. A body of either type that starts with "{" is JSON: no form a
+// Laravel client sends starts with one.
+func sniffJSON(ct string, body *bufio.Reader) bool {
+	if ct != "" && ct != "application/x-www-form-urlencoded" {
+		return false
+	}
+	for {
+		b, err := body.Peek(1)
+		if err != nil {
+			return false
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = body.ReadByte()
+			continue
+		}
+		return b[0] == '{'
+	}
+}
+
 func (c *call) legacyHangupBody() (hangupRequest, error) {
 	var req hangupRequest
 	fields := map[string]string{}
 	ct, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
-	if ct == "application/json" || strings.HasSuffix(ct, "+json") {
+	body := bufio.NewReader(c.r.Body)
+	if ct == "application/json" || strings.HasSuffix(ct, "+json") || sniffJSON(ct, body) {
 		var raw map[string]json.RawMessage
-		dec := json.NewDecoder(c.r.Body)
+		dec := json.NewDecoder(body)
 		if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
@@ -394,6 +418,7 @@ func (c *call) legacyHangupBody() (hangupRequest, error) {
 			fields[k] = jsonScalar(v)
 		}
 	} else {
+		c.r.Body = io.NopCloser(body)
 		if err := c.r.ParseMultipartForm(c.api.cfg.MaxBodyBytes); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {

@@ -121,6 +121,8 @@ func testLegacyHangup(t *testing.T, e *env) {
 		{"json by uniqueid", false, e.a.supervisor, func(id, _ string) string { return `{"uniqueid":"` + id + `","reason":"abuse","unknown":1}` }, 200, "legacy_hangup_ok.json"},
 		{"form by channel", true, e.s.JWT(t, "0367", "boss", auth.RoleTelecomAdmin), func(_, ch string) string { return url.Values{"channel": {ch}, "cause": {"16"}}.Encode() }, 200, "legacy_hangup_ok.json"},
 		{"hangup_all", true, e.a.supervisor, func(string, string) string { return "hangup_all=1" }, 200, "legacy_hangup_all.json"},
+		// What `curl -d '{…}'` sends: JSON labelled as a form.
+		{"json sent as a form", true, e.a.supervisor, func(id, _ string) string { return ` {"uniqueid":"` + id + `","reason":"curl -d"}` }, 200, "legacy_hangup_ok.json"},
 		{"nothing named", false, e.a.supervisor, func(string, string) string { return `{"reason":"x"}` }, 400, "legacy_hangup_400.json"},
 		{"empty body", false, e.a.supervisor, func(string, string) string { return `` }, 400, "legacy_hangup_400.json"},
 		{"no such channel", false, e.a.supervisor, func(string, string) string { return `{"channel":"PJSIP/404-00000001"}` }, 404, "legacy_hangup_404.json"},
