@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -140,7 +141,10 @@ func (c *muxConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *muxConfig) yamux() *yamux.Config {
+// yamux builds the yamux config; closing reports that this side is
+// ending the session, when yamux's complaints about the link it is
+// closing are expected and logged at debug, not warn.
+func (c *muxConfig) yamux(closing func() bool) *yamux.Config {
 	return &yamux.Config{
 		AcceptBacklog:          c.acceptBacklog,
 		EnableKeepAlive:        !c.noKeepAlive,
@@ -151,7 +155,7 @@ func (c *muxConfig) yamux() *yamux.Config {
 		StreamCloseTimeout:     streamCloseTimeout,
 		// yamux refuses both LogOutput and Logger; its lines carry their
 		// own "[ERR]"/"[WARN]" prefix and are all about a failing link.
-		Logger: slog.NewLogLogger(c.logger.Handler(), slog.LevelWarn),
+		Logger: slog.NewLogLogger(quietWhen{Handler: c.logger.Handler(), closing: closing}, slog.LevelWarn),
 	}
 }
 
@@ -223,4 +227,30 @@ func (c AcceptConfig) Validate() error {
 		return fmt.Errorf("invalid tunnel accept config: %w", err)
 	}
 	return nil
+}
+
+// quietWhen demotes records to debug while closing reports true: a clean
+// stop (Ctrl-C, SIGTERM) makes yamux say "Failed to read header: …
+// context canceled", which is no warning.
+type quietWhen struct {
+	slog.Handler
+	closing func() bool
+}
+
+func (h quietWhen) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug && h.closing() {
+		r.Level = slog.LevelDebug
+		if !h.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietWhen) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietWhen{Handler: h.Handler.WithAttrs(as), closing: h.closing}
+}
+
+func (h quietWhen) WithGroup(name string) slog.Handler {
+	return quietWhen{Handler: h.Handler.WithGroup(name), closing: h.closing}
 }

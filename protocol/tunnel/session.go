@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -33,6 +34,9 @@ type Session struct {
 	kindTimeout time.Duration
 	stopCtx     func() bool // stops the context.AfterFunc that closes us
 	opens       sync.WaitGroup
+	// closing: this side is ending the session (Close, or its context
+	// ended), so yamux's errors about the link are expected.
+	closing atomic.Bool
 }
 
 func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client bool, cfg muxConfig) (*Session, error) {
@@ -59,17 +63,17 @@ func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client
 		_ = nc.Close() // releases NetConn's timers and contexts
 		return err
 	}
-	m, err := newMux(co, cfg.yamux())
-	if err != nil {
-		_ = nc.Close()
-		return nil, fmt.Errorf("start yamux: %w", err)
-	}
 	s := &Session{
-		mux:         m,
 		remote:      remote,
 		logger:      cfg.logger,
 		kindTimeout: cfg.writeTimeout,
 	}
+	m, err := newMux(co, cfg.yamux(func() bool { return s.closing.Load() || ctx.Err() != nil }))
+	if err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("start yamux: %w", err)
+	}
+	s.mux = m
 	s.stopCtx = context.AfterFunc(ctx, func() { _ = s.mux.Close() })
 	return s, nil
 }
@@ -188,6 +192,7 @@ func (s *Session) mapErr(ctx context.Context, err error) error {
 // Close ends the session and every stream in it. The peer sees its
 // session end at once. Safe to call more than once.
 func (s *Session) Close() error {
+	s.closing.Store(true)
 	s.stopCtx()
 	err := s.mux.Close()
 	s.opens.Wait()
