@@ -45,6 +45,10 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile make the server speak HTTPS/WSS itself;
 	// leave both empty behind a TLS-terminating reverse proxy.
 	TLSCertFile, TLSKeyFile string
+	// MetricsListen, when set, serves GET /metrics on this address only
+	// (e.g. 127.0.0.1:9464, reachable by Prometheus, not by API clients),
+	// and the main listener no longer does.
+	MetricsListen string
 	// ShutdownTimeout bounds the graceful shutdown of HTTP requests.
 	ShutdownTimeout time.Duration
 	// Version is the build version, reported by /api/status and in logs.
@@ -70,9 +74,11 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ShutdownTimeout %v is negative", c.ShutdownTimeout))
 	}
-	if c.Listen != "" {
-		if err := checkListen(c.Listen); err != nil {
-			errs = append(errs, err)
+	for _, addr := range []string{c.Listen, c.MetricsListen} {
+		if addr != "" {
+			if err := checkListen(addr); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	for _, err := range []error{c.Gateway.Validate(), c.API.Validate(), c.Events.Validate()} {
@@ -180,7 +186,10 @@ func (s *Server) assemble() error {
 
 	ac := s.cfg.API
 	ac.Store, ac.Directory, ac.Caller = s.store, s.registry, s.metrics.Caller(s.registry)
-	ac.Events, ac.Agents, ac.Metrics, ac.Observer = ev, gw, s.metrics.Handler(), s.metrics
+	ac.Events, ac.Agents, ac.Observer = ev, gw, s.metrics
+	if s.cfg.MetricsListen == "" {
+		ac.Metrics = s.metrics.Handler()
+	}
 	ac.Logger, ac.Version = s.log, s.cfg.Version
 	a, err := api.New(ac)
 	if err != nil {
@@ -250,6 +259,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("control plane listening", "url", scheme+"://"+ln.Addr().String(), "store", s.store.Dialect(), "version", s.cfg.Version)
 	g, gctx := errgroup.WithContext(ctx)
+	metricsSrv, err := s.serveMetrics(g)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	g.Go(func() error {
 		if err := s.events.Run(gctx); err != nil {
 			return fmt.Errorf("events: %w", err)
@@ -264,10 +278,35 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
+		if metricsSrv != nil {
+			metricsSrv.Close()
+		}
 		s.shutdown(httpSrv)
 		return nil
 	})
 	return g.Wait()
+}
+
+// serveMetrics starts the metrics listener of MetricsListen, if any.
+func (s *Server) serveMetrics(g *errgroup.Group) (*http.Server, error) {
+	if s.cfg.MetricsListen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: DefaultReadHeaderTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("metrics server: %w", err)
+		}
+		return nil
+	})
+	return srv, nil
 }
 
 // shutdown closes the listener first, so agents whose tunnels end next

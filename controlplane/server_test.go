@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
@@ -100,4 +102,74 @@ func TestServerHealthAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// serveFor starts a control plane with cfg and returns its base URL.
+func serveFor(t *testing.T, cfg controlplane.Config) string {
+	t.Helper()
+	cfg.Listen, cfg.Store = "127.0.0.1:0", storetest.OpenSQLite(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := controlplane.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		srv.Close()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// TestMetricsKeptFromAPIClients: /metrics can move to a listener of its
+// own, or stay behind a bearer token.
+func TestMetricsKeptFromAPIClients(t *testing.T) {
+	t.Run("own listener", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		base := serveFor(t, controlplane.Config{MetricsListen: addr})
+		if code, _ := get(t, base+"/metrics"); code != http.StatusNotFound {
+			t.Fatalf("main listener /metrics: %d", code)
+		}
+		var code int
+		var body string
+		for range 100 { // Serve opens it just after the main one
+			if code, body = get(t, "http://"+addr+"/metrics"); code == http.StatusOK {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if code != http.StatusOK || !strings.Contains(body, "switchboard_agents_connected") {
+			t.Fatalf("metrics listener: %d %.200s", code, body)
+		}
+	})
+	t.Run("bearer token", func(t *testing.T) {
+		const token = "metrics-token-0123456789"
+		base := serveFor(t, controlplane.Config{API: api.Config{MetricsToken: token}})
+		if code, _ := get(t, base+"/metrics"); code != http.StatusUnauthorized {
+			t.Fatalf("no token: %d", code)
+		}
+		req, _ := http.NewRequest("GET", base+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("with token: %d", resp.StatusCode)
+		}
+	})
 }

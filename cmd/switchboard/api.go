@@ -24,6 +24,7 @@ type apiFlags struct {
 	idempotencyTTL          time.Duration
 	hideChannelNames        bool
 	jwtIssuer, jwtAudience  string
+	jwtMaxTTL               time.Duration
 	timezone                string
 	keyCacheTTL             time.Duration
 	pbxCacheTTL             time.Duration
@@ -42,6 +43,7 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.hideChannelNames, "hide-channel-names", false, "legacy hangup responses show <technology>/*** instead of real channel names")
 	fs.StringVar(&f.jwtIssuer, "jwt-issuer", "", "require this iss claim in operator JWTs (empty: not checked)")
 	fs.StringVar(&f.jwtAudience, "jwt-audience", "", "require this aud claim in operator JWTs (empty: not checked)")
+	fs.DurationVar(&f.jwtMaxTTL, "jwt-max-ttl", auth.DefaultMaxTTL, "refuse operator JWTs meant to live longer than this (exp − iat, or exp − now)")
 	fs.StringVar(&f.timezone, "timezone", "", "IANA zone of the legacy hangup's terminated_at, e.g. Asia/Tehran (empty: the server's local zone)")
 	fs.DurationVar(&f.keyCacheTTL, "key-cache-ttl", api.DefaultKeyCacheTTL, "how long a verified API key is trusted without a store lookup (a revoked key works at most this long); negative: off")
 	fs.DurationVar(&f.pbxCacheTTL, "pbx-cache-ttl", api.DefaultPBXCacheTTL, "how long an enterprise's PBX list is reused; negative: off")
@@ -53,7 +55,10 @@ func jwtVerifier(f serveFlags) (*auth.JWTVerifier, error) {
 	if f.jwtSecretFile == "" && f.jwtPublicKey == "" {
 		return nil, nil
 	}
-	jc := auth.JWTConfig{Issuer: f.api.jwtIssuer, Audience: f.api.jwtAudience}
+	if f.api.jwtMaxTTL <= 0 {
+		return nil, usagef("--jwt-max-ttl must be positive")
+	}
+	jc := auth.JWTConfig{Issuer: f.api.jwtIssuer, Audience: f.api.jwtAudience, MaxTTL: f.api.jwtMaxTTL}
 	if f.jwtSecretFile != "" {
 		secret, err := auth.LoadHMACSecret(f.jwtSecretFile)
 		if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,6 +25,7 @@ type serveFlags struct {
 	jwtSecretFile, jwtPublicKey     string
 	logFormat, logLevel, publicURL  string
 	memoryLimit                     string
+	metricsListen, metricsTokenFile string
 	heartbeat                       int
 	lastSeenInterval, statusTimeout time.Duration
 	api                             apiFlags
@@ -41,6 +44,8 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.publicURL, "public-url", "", "URL clients and agents use to reach this server (for printed hints)")
 	fs.StringVar(&f.memoryLimit, "memory-limit", "", "soft limit on the process's memory, e.g. 900MiB (the Go runtime's GOMEMLIMIT): past it the garbage collector runs more often, holding RSS down under bursts at some CPU cost; empty: none")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve GET /metrics on this address only (e.g. 127.0.0.1:9464), not on --listen; empty: on --listen")
+	fs.StringVar(&f.metricsTokenFile, "metrics-token-file", "", "require Authorization: Bearer <the file's token> on GET /metrics of --listen")
 	fs.IntVar(&f.heartbeat, "heartbeat-seconds", 15, "how often agents report status")
 	fs.DurationVar(&f.statusTimeout, "agent-status-timeout", gateway.DefaultHeartbeat+gateway.DefaultStatusGrace, "drop an agent's session when no status arrived for this long (it must exceed the heartbeat; a vanished PBX is noticed within it)")
 	fs.DurationVar(&f.lastSeenInterval, "last-seen-interval", gateway.DefaultLastSeenInterval, "how often a connected PBX's last_seen is written to the store (live in the API; stored for after it disconnects)")
@@ -96,7 +101,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // created or migrated behind.
 func (f serveFlags) controlPlane() (controlplane.Config, error) {
 	cfg := controlplane.Config{
-		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, Version: version,
+		Listen: f.listen, DB: f.db, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, Version: version, MetricsListen: f.metricsListen,
 		Gateway: gateway.Config{Heartbeat: secondsOf(f.heartbeat), StatusTimeout: f.statusTimeout, LastSeenInterval: f.lastSeenInterval},
 	}
 	if f.heartbeat <= 0 {
@@ -114,6 +119,15 @@ func (f serveFlags) controlPlane() (controlplane.Config, error) {
 	}
 	if cfg.Events, err = eventsConfig(f.events); err != nil {
 		return cfg, err
+	}
+	if f.metricsTokenFile != "" {
+		b, err := os.ReadFile(f.metricsTokenFile)
+		if err != nil {
+			return cfg, usagef("--metrics-token-file: %v", err)
+		}
+		if cfg.API.MetricsToken = strings.TrimSpace(string(b)); len(cfg.API.MetricsToken) < 16 {
+			return cfg, usagef("--metrics-token-file: the token must be at least 16 characters")
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usagef("%v", err)

@@ -83,8 +83,13 @@ type Config struct {
 	Events *events.Service
 	// Agents serves GET /agent/v1/connect.
 	Agents AgentEndpoint
-	// Metrics serves GET /metrics; nil answers 404 there.
+	// Metrics serves GET /metrics; nil answers 404 there (metrics on a
+	// listener of their own).
 	Metrics http.Handler
+	// MetricsToken, when set, is required as "Authorization: Bearer
+	// <token>" on GET /metrics: the counters describe every tenant's
+	// traffic.
+	MetricsToken string
 	// Observer is told of every request and refusal; nil counts nothing.
 	Observer Observer
 	Logger   *slog.Logger

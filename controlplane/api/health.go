@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"crypto/subtle"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
@@ -47,10 +49,17 @@ func (a *API) readyz(c *call) error {
 	return c.reply(http.StatusOK, out)
 }
 
-// metrics is GET /metrics (Prometheus).
+// metrics is GET /metrics (Prometheus), behind MetricsToken when set.
 func (a *API) metrics(c *call) error {
 	if a.cfg.Metrics == nil {
-		return errorf(http.StatusNotFound, CodeNotFound, "metrics are not served here")
+		return errorf(http.StatusNotFound, CodeNotFound, "metrics are not served on this listener")
+	}
+	if a.cfg.MetricsToken != "" {
+		got, _ := strings.CutPrefix(c.r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.MetricsToken)) != 1 {
+			c.setHeader("WWW-Authenticate", `Bearer realm="switchboard-metrics"`)
+			return errorf(http.StatusUnauthorized, CodeUnauthorized, "metrics need the metrics token (--metrics-token-file)")
+		}
 	}
 	c.serveOwn(a.cfg.Metrics)
 	return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -544,17 +545,39 @@ type statusAgents struct {
 
 // status is GET /api/status. It answers 200 even when the database does
 // not ("database":"error"), as the old service did; /readyz is the probe
-// that fails.
+// that fails. The agent counts are what the caller may see: its
+// enterprise's PBXs with a credential (?clientId= or a bearer token), the
+// whole fleet for a platform admin, none without one.
 func (a *API) status(c *call) error {
 	out := statusResponse{Service: "switchboard", Version: a.cfg.Version, Database: "connected"}
-	out.Agents.Connected = a.cfg.Directory.Len()
-	ctx, cancel := context.WithTimeout(c.ctx(), 2*time.Second)
-	defer cancel()
-	n, err := a.cfg.Store.CountAgents(ctx)
-	if err != nil {
-		c.log.Warn("status: database", "err", err)
-		out.Database = "error"
+	p, err := c.authenticate()
+	switch {
+	case errors.Is(err, auth.ErrMissingCredentials):
+	case err != nil:
+		return err
+	case p.EnterpriseID == 0 && p.HasRole(auth.RolePlatformAdmin):
+		out.Agents.Connected = a.cfg.Directory.Len()
+		ctx, cancel := context.WithTimeout(c.ctx(), 2*time.Second)
+		defer cancel()
+		n, err := a.cfg.Store.CountAgents(ctx)
+		if err != nil {
+			c.log.Warn("status: database", "err", err)
+			out.Database = "error"
+		}
+		out.Agents.Total = cmp.Or(n, out.Agents.Connected)
+	default:
+		c.principal = &p
+		agents, err := c.enterpriseAgents(false)
+		if err != nil {
+			c.log.Warn("status: database", "err", err)
+			out.Database = "error"
+		}
+		out.Agents.Total = len(agents)
+		for _, ag := range agents {
+			if _, ok := a.cfg.Directory.Get(ag.ID); ok {
+				out.Agents.Connected++
+			}
+		}
 	}
-	out.Agents.Total = cmp.Or(n, out.Agents.Connected)
 	return c.reply(http.StatusOK, out)
 }

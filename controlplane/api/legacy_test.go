@@ -100,11 +100,28 @@ func testLegacy(t *testing.T, e *env) {
 			t.Fatalf("%d %s (server %s)", r.Status, r.Body, e.s.URL)
 		}
 		golden(t, "legacy_health.json", normalize(t, r.Body))
+		// Without a credential: the shape, and no count of anyone's PBXs.
 		r = e.s.Do(t, "GET", "/api/status", "", nil)
 		if r.Status != 200 {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 		golden(t, "legacy_status.json", r.Body)
+		// With one: the enterprise's own (multi: 2 PBXs, both up; gone: 1, down).
+		for _, tc := range []struct {
+			path, token, want string
+		}{
+			{"/api/status?clientId=" + url.QueryEscape(e.m.key), "", `"agents":{"connected":2,"total":2}`},
+			{"/api/status", e.o.key, `"agents":{"connected":0,"total":1}`},
+			{"/api/status", e.platform, `"agents":{"connected":5,"total":6}`},
+		} {
+			r := e.s.Do(t, "GET", tc.path, tc.token, nil)
+			if r.Status != 200 || !strings.Contains(string(r.Body), tc.want) {
+				t.Fatalf("%s: %d %s, want %s", tc.path, r.Status, r.Body, tc.want)
+			}
+		}
+		if r := e.s.Do(t, "GET", "/api/status", "sbk_key_aaaaaaaaaaaaaaaa_"+strings.Repeat("c", 52), nil); r.Status != 401 {
+			t.Fatalf("bad credential: %d %s", r.Status, r.Body)
+		}
 	})
 }
 

@@ -92,6 +92,23 @@ func TestRateLimitEveryRoute(t *testing.T) {
 	})
 }
 
+// TestRateLimitOperatorsOfTwoEnterprises: the credential bucket of an
+// operator is keyed by enterprise and subject, so two enterprises'
+// operators with the same sub do not throttle each other.
+func TestRateLimitOperatorsOfTwoEnterprises(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{
+		RateLimit: ratelimit.Config{PerCredential: rate.Every(time.Minute), CredentialBurst: rateBurst},
+	}}})
+	s.Enterprise(t, "0367", "june")
+	s.Enterprise(t, "0420", "acme")
+	a, b := s.JWT(t, "0367", "op-1", "operator"), s.JWT(t, "0420", "op-1", "operator")
+	for range rateBurst {
+		wantStatus(t, s.Do(t, "GET", "/v1/calls", a, nil), http.StatusOK, "")
+	}
+	wantStatus(t, s.Do(t, "GET", "/v1/calls", a, nil), http.StatusTooManyRequests, api.CodeRateLimited)
+	wantStatus(t, s.Do(t, "GET", "/v1/calls", b, nil), http.StatusOK, "")
+}
+
 func dialEvents(t *testing.T, ctx context.Context, s *systemtest.Server, key string) *websocket.Conn {
 	t.Helper()
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/v1/events",

@@ -48,7 +48,7 @@ func (a *API) table() []*route {
 		{method: "GET", path: "/api/monitor", style: styleFastAPI, action: auth.Monitor, audit: AuditMonitor, selfAuthorize: true, clientID: true, handle: a.legacyMonitor},
 		{method: "POST", path: "/api/v2/asterisk/call/hangup", style: styleLaravel, action: auth.Hangup, audit: AuditHangup, selfAuthorize: true, handle: a.legacyHangup},
 		{method: "GET", path: "/health", style: styleFastAPI, handle: a.health},
-		{method: "GET", path: "/api/status", style: styleFastAPI, handle: a.status},
+		{method: "GET", path: "/api/status", style: styleFastAPI, clientID: true, handle: a.status},
 		// operations
 		{method: "GET", path: "/healthz", handle: a.healthz},
 		{method: "GET", path: "/readyz", handle: a.readyz},

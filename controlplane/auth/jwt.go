@@ -81,9 +81,17 @@ type JWTConfig struct {
 	Audience string
 	// Leeway for exp, nbf and iat. Zero means DefaultLeeway.
 	Leeway time.Duration
+	// MaxTTL refuses a token meant to live longer (exp − iat, or exp −
+	// now): a leaked long-lived token is a standing credential. Zero
+	// means DefaultMaxTTL.
+	MaxTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxTTL is JWTConfig.MaxTTL's default: an operator's working day
+// and then some.
+const DefaultMaxTTL = 24 * time.Hour
 
 // Validate says what is wrong with c, if anything.
 func (c JWTConfig) Validate() error {
@@ -100,6 +108,9 @@ func (c JWTConfig) Validate() error {
 	}
 	if c.Leeway < 0 {
 		return fmt.Errorf("jwt: leeway %v is negative", c.Leeway)
+	}
+	if c.MaxTTL < 0 {
+		return fmt.Errorf("jwt: max TTL %v is negative", c.MaxTTL)
 	}
 	return nil
 }
@@ -123,6 +134,8 @@ func checkPublicKey(k crypto.PublicKey) error {
 
 // JWTVerifier checks operator tokens. It is safe for concurrent use.
 type JWTVerifier struct {
+	maxTTL time.Duration
+	now    func() time.Time
 	hmac   []byte
 	rsa    []jwt.VerificationKey
 	ed     []jwt.VerificationKey
@@ -141,7 +154,10 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	v := &JWTVerifier{}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = DefaultMaxTTL
+	}
+	v := &JWTVerifier{maxTTL: cfg.MaxTTL, now: cfg.Now}
 	var algs []string
 	if len(cfg.HMACSecret) > 0 {
 		v.hmac = slices.Clone(cfg.HMACSecret)
@@ -236,7 +252,22 @@ func (v *JWTVerifier) Verify(token string) (OperatorClaims, error) {
 	if err := checkClaims(c, wc.Roles != nil); err != nil {
 		return OperatorClaims{}, invalid(fmt.Errorf("%w: %w", ErrTokenClaims, &claimsError{problem: err.Error()}))
 	}
+	if err := v.checkLifetime(c); err != nil {
+		return OperatorClaims{}, invalid(fmt.Errorf("%w: %w", ErrTokenClaims, err))
+	}
 	return c, nil
+}
+
+// checkLifetime refuses a token meant to live longer than MaxTTL.
+func (v *JWTVerifier) checkLifetime(c OperatorClaims) error {
+	life := c.ExpiresAt.Sub(v.now())
+	if !c.IssuedAt.IsZero() {
+		life = max(life, c.ExpiresAt.Sub(c.IssuedAt))
+	}
+	if life > v.maxTTL {
+		return &claimsError{problem: fmt.Sprintf("lifetime %v is over this server's maximum %v (--jwt-max-ttl)", life.Round(time.Second), v.maxTTL)}
+	}
+	return nil
 }
 
 // algorithmRefused reports whether a token that failed to verify names an

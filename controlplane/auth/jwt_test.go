@@ -349,3 +349,42 @@ func TestLoadPublicKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyMaxTTL: a token meant to live longer than MaxTTL (exp − iat,
+// or exp − now for one without iat) is refused, however it was signed.
+func TestVerifyMaxTTL(t *testing.T) {
+	now := time.Now()
+	v, err := NewJWTVerifier(JWTConfig{HMACSecret: testSecret, MaxTTL: 8 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := func(iat, exp time.Time) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "op", "enterprise": "0367", "roles": []string{"operator"}, "exp": exp.Unix()}
+		if !iat.IsZero() {
+			c["iat"] = iat.Unix()
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name     string
+		iat, exp time.Time
+		ok       bool
+	}{
+		{"8h", now, now.Add(8 * time.Hour), true},
+		{"9h", now, now.Add(9 * time.Hour), false},
+		{"issued long ago, 1h left", now.Add(-30 * time.Hour), now.Add(time.Hour), false},
+		{"no iat, 9h left", time.Time{}, now.Add(9 * time.Hour), false},
+		{"no iat, 1h left", time.Time{}, now.Add(time.Hour), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := sign(t, jwt.SigningMethodHS256, testSecret, claims(tc.iat, tc.exp))
+			_, err := v.Verify(tok)
+			if (err == nil) != tc.ok {
+				t.Fatalf("Verify = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !strings.Contains(Reason(err), "over this server's maximum 8h0m0s (--jwt-max-ttl)") {
+				t.Fatalf("reason %q", Reason(err))
+			}
+		})
+	}
+}

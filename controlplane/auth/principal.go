@@ -149,14 +149,16 @@ func (p Principal) Allows(action Action) error {
 // HasRole reports whether an operator principal holds role.
 func (p Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
 
-// CredentialID names the credential for rate limiting and audit, with the
+// CredentialID names the credential for rate limiting and logs, with the
 // kind as a prefix so an API key id can never collide with an operator
-// subject: "key:<public id>" or "op:<sub>".
+// subject: "key:<public id>" or "op:<enterprise number>:<sub>". An
+// operator's subject is only unique within its issuer's enterprise, so two
+// enterprises' "op-1" are two credentials with two rate-limit buckets.
 func (p Principal) CredentialID() string {
 	if p.Kind == KindAPIKey {
 		return "key:" + p.ID
 	}
-	return "op:" + p.ID
+	return "op:" + p.EnterpriseNumber + ":" + p.ID
 }
 
 // String is safe for logs: it names the credential, never a secret.

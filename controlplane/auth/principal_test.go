@@ -110,4 +110,11 @@ func TestCredentialIDNamespaces(t *testing.T) {
 	if !strings.HasPrefix(k.CredentialID(), "key:") || !strings.HasPrefix(o.CredentialID(), "op:") {
 		t.Errorf("ids %q %q", k.CredentialID(), o.CredentialID())
 	}
+	// The same subject in two enterprises is two credentials (one rate
+	// limit bucket each).
+	a := Principal{Kind: KindOperator, ID: "op-1", EnterpriseNumber: "0367"}
+	b := Principal{Kind: KindOperator, ID: "op-1", EnterpriseNumber: "0420"}
+	if a.CredentialID() == b.CredentialID() {
+		t.Fatalf("operators of two enterprises share %q", a.CredentialID())
+	}
 }
