@@ -25,6 +25,7 @@ type apiFlags struct {
 	hideChannelNames        bool
 	jwtIssuer, jwtAudience  string
 	jwtMaxTTL               time.Duration
+	maxTicketsPerEnterprise int
 	timezone                string
 	keyCacheTTL             time.Duration
 	pbxCacheTTL             time.Duration
@@ -38,6 +39,7 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.burstPerEnterprise, "burst-per-enterprise", ratelimit.DefaultEnterpriseBurst, "burst of --rate-per-enterprise")
 	fs.IntVar(&f.maxConcurrentOriginates, "max-concurrent-originates", 0, "ignored: the agent caps the calls being set up on its PBX (its own --max-concurrent-originates)")
 	_ = fs.MarkDeprecated("max-concurrent-originates", "the agent caps calls being set up on its PBX: set max-concurrent-originates in the agent's config")
+	fs.IntVar(&f.maxTicketsPerEnterprise, "max-event-tickets-per-enterprise", auth.DefaultMaxTicketsPerEnterprise, "browser tickets (POST /v1/events/ticket) one enterprise may hold unredeemed (503 past it)")
 	fs.Int64Var(&f.maxBodyBytes, "max-body-bytes", api.DefaultMaxBodyBytes, "largest accepted request body (413 past it)")
 	fs.DurationVar(&f.idempotencyTTL, "idempotency-ttl", api.DefaultIdempotencyTTL, "how long an Idempotency-Key replays its first result")
 	fs.BoolVar(&f.hideChannelNames, "hide-channel-names", false, "legacy hangup responses show <technology>/*** instead of real channel names")
@@ -79,12 +81,13 @@ func jwtVerifier(f serveFlags) (*auth.JWTVerifier, error) {
 // apiConfig builds the HTTP API's configuration from the flags.
 func apiConfig(f serveFlags) (api.Config, error) {
 	ac := api.Config{
-		AMITimeout:       f.api.amiTimeout,
-		MaxBodyBytes:     f.api.maxBodyBytes,
-		IdempotencyTTL:   f.api.idempotencyTTL,
-		HideChannelNames: f.api.hideChannelNames,
-		KeyCacheTTL:      f.api.keyCacheTTL,
-		PBXCacheTTL:      f.api.pbxCacheTTL,
+		AMITimeout:              f.api.amiTimeout,
+		MaxBodyBytes:            f.api.maxBodyBytes,
+		IdempotencyTTL:          f.api.idempotencyTTL,
+		HideChannelNames:        f.api.hideChannelNames,
+		KeyCacheTTL:             f.api.keyCacheTTL,
+		PBXCacheTTL:             f.api.pbxCacheTTL,
+		MaxTicketsPerEnterprise: f.api.maxTicketsPerEnterprise,
 		RateLimit: ratelimit.Config{
 			PerCredential: rate.Limit(f.api.ratePerCredential), CredentialBurst: f.api.burstPerCredential,
 			PerEnterprise: rate.Limit(f.api.ratePerEnterprise), EnterpriseBurst: f.api.burstPerEnterprise,

@@ -15,6 +15,7 @@ type eventsFlags struct {
 	subscriberBuffer     int
 	maxSubscribers       int
 	maxSubscribersPerEnt int
+	maxReplaysPerEnt     int
 	allowedOrigins       string
 	eventRetention       time.Duration
 	callRetention        time.Duration
@@ -32,6 +33,7 @@ func (f *eventsFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.subscriberBuffer, "event-subscriber-buffer", events.DefaultSubscriberBuffer, "events queued for one GET /v1/events WebSocket client; past it the client is closed as slow (1008) and resumes with after=")
 	fs.IntVar(&f.maxSubscribers, "max-event-subscribers", events.DefaultMaxSubscribers, "WebSocket event clients of this process (503 past it)")
 	fs.IntVar(&f.maxSubscribersPerEnt, "max-event-subscribers-per-enterprise", events.DefaultMaxSubscribersPerEnterprise, "WebSocket event clients of one enterprise (503 past it)")
+	fs.IntVar(&f.maxReplaysPerEnt, "max-event-replays-per-enterprise", events.DefaultMaxReplaysPerEnterprise, "event replays (streams catching up from after=, polling pages) one enterprise reads at once; more wait their turn")
 	fs.StringVar(&f.allowedOrigins, "event-allowed-origins", "", "comma-separated browser origins (host patterns, e.g. crm.example.com) allowed to open the event WebSocket besides the API's own host")
 	fs.DurationVar(&f.eventRetention, "event-retention", events.DefaultEventRetention, "how long events are kept for resume (after=) and polling")
 	fs.DurationVar(&f.callRetention, "call-retention", events.DefaultCallRetention, "how long call history (GET /v1/calls) is kept")
@@ -51,6 +53,7 @@ func eventsConfig(f eventsFlags) (events.Config, error) {
 		SubscriberBuffer:            f.subscriberBuffer,
 		MaxSubscribers:              f.maxSubscribers,
 		MaxSubscribersPerEnterprise: f.maxSubscribersPerEnt,
+		MaxReplaysPerEnterprise:     f.maxReplaysPerEnt,
 		EventRetention:              f.eventRetention,
 		CallRetention:               f.callRetention,
 		DeliveryRetention:           f.deliveryRetention,
@@ -76,6 +79,7 @@ func eventsConfig(f eventsFlags) (events.Config, error) {
 		{"--event-subscriber-buffer", f.subscriberBuffer <= 0},
 		{"--max-event-subscribers", f.maxSubscribers <= 0},
 		{"--max-event-subscribers-per-enterprise", f.maxSubscribersPerEnt <= 0},
+		{"--max-event-replays-per-enterprise", f.maxReplaysPerEnt <= 0},
 		{"--event-retention", f.eventRetention <= 0},
 		{"--call-retention", f.callRetention <= 0},
 		{"--webhook-delivery-retention", f.deliveryRetention <= 0},

@@ -57,7 +57,7 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	tickets, err := auth.NewTickets(auth.TicketConfig{Now: cfg.Now})
+	tickets, err := auth.NewTickets(auth.TicketConfig{Now: cfg.Now, MaxPerEnterprise: cfg.MaxTicketsPerEnterprise})
 	if err != nil {
 		return nil, err
 	}

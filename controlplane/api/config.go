@@ -112,6 +112,11 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// IdempotencyPruneEvery: how often expired records are deleted.
 	IdempotencyPruneEvery time.Duration
+	// MaxTicketsPerEnterprise bounds one enterprise's outstanding browser
+	// tickets (POST /v1/events/ticket; 503 past it, counted as
+	// switchboard_rate_limited_total{scope="event_tickets"}). Default
+	// auth.DefaultMaxTicketsPerEnterprise.
+	MaxTicketsPerEnterprise int
 	// KeyCacheTTL and PBXCacheTTL bound how long a verified API key and
 	// an enterprise's PBX list are reused; negative turns a cache off.
 	KeyCacheTTL time.Duration
@@ -205,6 +210,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 0 || (c.MaxBodyBytes > 0 && c.MaxBodyBytes < 1024) {
 		errs = append(errs, fmt.Errorf("MaxBodyBytes %d must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.MaxTicketsPerEnterprise < 0 {
+		errs = append(errs, fmt.Errorf("MaxTicketsPerEnterprise %d is negative", c.MaxTicketsPerEnterprise))
 	}
 	if err := c.RateLimit.Validate(); err != nil {
 		errs = append(errs, err)

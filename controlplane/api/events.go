@@ -47,7 +47,8 @@ type ticketResponse struct {
 func (a *API) issueTicket(c *call) error {
 	t, err := a.tickets.Issue(*c.principal, 0)
 	if errors.Is(err, auth.ErrTooManyTickets) {
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "too many tickets outstanding; retry shortly", RetryAfter: 1}
+		a.cfg.Observer.RateLimited("event_tickets")
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error() + "; retry shortly", RetryAfter: 1}
 	}
 	if err != nil {
 		return err

@@ -24,6 +24,9 @@ const (
 	// DefaultMaxTickets bounds memory: unredeemed, unexpired tickets held
 	// at once (about 300 bytes each).
 	DefaultMaxTickets = 10_000
+	// DefaultMaxTicketsPerEnterprise bounds one enterprise's share, so one
+	// tenant taking every ticket leaves the others theirs.
+	DefaultMaxTicketsPerEnterprise = 200
 )
 
 // TicketPrefix starts every ticket, so logs and handlers can tell a ticket
@@ -47,6 +50,9 @@ type TicketConfig struct {
 	MaxTTL time.Duration
 	// MaxOutstanding bounds memory. Default DefaultMaxTickets.
 	MaxOutstanding int
+	// MaxPerEnterprise bounds one enterprise's outstanding tickets.
+	// Default DefaultMaxTicketsPerEnterprise.
+	MaxPerEnterprise int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -62,6 +68,8 @@ func (c TicketConfig) Validate() error {
 		return fmt.Errorf("tickets: TTL %v exceeds MaxTTL %v", c.TTL, c.MaxTTL)
 	case c.MaxOutstanding < 0:
 		return fmt.Errorf("tickets: MaxOutstanding %d is negative", c.MaxOutstanding)
+	case c.MaxPerEnterprise < 0:
+		return fmt.Errorf("tickets: MaxPerEnterprise %d is negative", c.MaxPerEnterprise)
 	}
 	return nil
 }
@@ -79,6 +87,7 @@ type Tickets struct {
 	mu      sync.Mutex
 	pending map[ticketID]*pendingTicket
 	byExp   expiryHeap
+	perEnt  map[int64]int // outstanding tickets by enterprise id
 }
 
 type ticketID [16]byte
@@ -110,16 +119,20 @@ func NewTickets(cfg TicketConfig) (*Tickets, error) {
 	if cfg.MaxOutstanding == 0 {
 		cfg.MaxOutstanding = DefaultMaxTickets
 	}
+	if cfg.MaxPerEnterprise == 0 {
+		cfg.MaxPerEnterprise = DefaultMaxTicketsPerEnterprise
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Tickets{cfg: cfg, pending: make(map[ticketID]*pendingTicket)}
+	t := &Tickets{cfg: cfg, pending: make(map[ticketID]*pendingTicket), perEnt: make(map[int64]int)}
 	rand.Read(t.key[:])
 	return t, nil
 }
 
 // Issue returns a ticket for p valid for ttl (zero: the configured TTL;
-// capped at MaxTTL). It fails only with ErrTooManyTickets.
+// capped at MaxTTL). It fails only with ErrTooManyTickets (this process
+// or p's enterprise holds as many as it may).
 func (t *Tickets) Issue(p Principal, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = t.cfg.TTL
@@ -135,6 +148,11 @@ func (t *Tickets) Issue(p Principal, ttl time.Duration) (string, error) {
 		t.mu.Unlock()
 		return "", ErrTooManyTickets
 	}
+	if t.perEnt[p.EnterpriseID] >= t.cfg.MaxPerEnterprise {
+		t.mu.Unlock()
+		return "", fmt.Errorf("%w for the enterprise (%d)", ErrTooManyTickets, t.cfg.MaxPerEnterprise)
+	}
+	t.perEnt[p.EnterpriseID]++
 	t.pending[pt.id] = pt
 	heap.Push(&t.byExp, pt)
 	t.mu.Unlock()
@@ -200,6 +218,9 @@ func (t *Tickets) expireLocked(now time.Time) {
 func (t *Tickets) removeLocked(pt *pendingTicket) {
 	heap.Remove(&t.byExp, pt.index)
 	delete(t.pending, pt.id)
+	if t.perEnt[pt.p.EnterpriseID]--; t.perEnt[pt.p.EnterpriseID] <= 0 {
+		delete(t.perEnt, pt.p.EnterpriseID)
+	}
 }
 
 // expiryHeap orders pending tickets by expiry so expired ones are dropped

@@ -179,3 +179,42 @@ func TestTicketConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestTicketsPerEnterprise: one enterprise taking every ticket it may
+// leaves the others theirs (the attack: one key took the process's whole
+// pool in 3 s and every other enterprise got 503 for a minute).
+func TestTicketsPerEnterprise(t *testing.T) {
+	tk, clk := newTickets(t, TicketConfig{MaxOutstanding: 100, MaxPerEnterprise: 5, TTL: 10 * time.Second})
+	greedy := ticketPrincipal
+	other := ticketPrincipal
+	other.EnterpriseID, other.EnterpriseNumber = 8, "0420"
+	var first string
+	for i := range 5 {
+		s, err := tk.Issue(greedy, 0)
+		if err != nil {
+			t.Fatalf("ticket %d: %v", i, err)
+		}
+		if i == 0 {
+			first = s
+		}
+	}
+	if _, err := tk.Issue(greedy, 0); !errors.Is(err, ErrTooManyTickets) {
+		t.Fatalf("6th ticket of one enterprise: %v, want ErrTooManyTickets", err)
+	}
+	if _, err := tk.Issue(other, 0); err != nil {
+		t.Fatalf("another enterprise: %v", err)
+	}
+	// Its share comes back as tickets are redeemed or expire.
+	if _, err := tk.Redeem(first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tk.Issue(greedy, 0); err != nil {
+		t.Fatalf("after a redeem: %v", err)
+	}
+	clk.Advance(11 * time.Second)
+	for range 5 {
+		if _, err := tk.Issue(greedy, 0); err != nil {
+			t.Fatalf("after expiry: %v", err)
+		}
+	}
+}

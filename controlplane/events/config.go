@@ -38,6 +38,10 @@ const (
 	// DefaultReplayPageSize is how many stored events one replay query
 	// reads.
 	DefaultReplayPageSize = 500
+	// DefaultMaxReplaysPerEnterprise bounds the replay reads (streams
+	// catching up, polling pages) one enterprise runs at once; more queue
+	// behind them (switchboard_event_replays_waited_total).
+	DefaultMaxReplaysPerEnterprise = 4
 	// DefaultMaxCatchUpRounds: a client resuming from far back whose live
 	// buffer fills while it replays is caught up from the store again, at
 	// most this many times, then disconnected as slow.
@@ -103,6 +107,7 @@ type Config struct {
 	WriteTimeout                time.Duration
 	PingInterval                time.Duration
 	ReplayPageSize              int
+	MaxReplaysPerEnterprise     int
 	MaxCatchUpRounds            int
 	HoleGrace                   time.Duration
 
@@ -150,6 +155,9 @@ type Observer interface {
 	// WebhookAttempt counts one delivery attempt: result "ok" or "error",
 	// retry when it was not the delivery's first.
 	WebhookAttempt(result string, retry bool)
+	// ReplayWaited counts a replay read that queued behind its
+	// enterprise's MaxReplaysPerEnterprise.
+	ReplayWaited()
 }
 
 type nopObserver struct{}
@@ -157,6 +165,7 @@ type nopObserver struct{}
 func (nopObserver) EventsDelivered(string, int) {}
 func (nopObserver) EventsDropped(string, int)   {}
 func (nopObserver) WebhookAttempt(string, bool) {}
+func (nopObserver) ReplayWaited()               {}
 
 func (c *Config) fill() {
 	if c.Logger == nil {
@@ -178,6 +187,7 @@ func (c *Config) fill() {
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.PingInterval, DefaultPingInterval)
 	setInt(&c.ReplayPageSize, DefaultReplayPageSize)
+	setInt(&c.MaxReplaysPerEnterprise, DefaultMaxReplaysPerEnterprise)
 	setDur(&c.HoleGrace, DefaultHoleGrace)
 	setInt(&c.MaxCatchUpRounds, DefaultMaxCatchUpRounds)
 	setDur(&c.EventRetention, DefaultEventRetention)
@@ -211,6 +221,7 @@ func (c Config) Validate() error {
 	}{
 		{"SubscriberBuffer", c.SubscriberBuffer}, {"MaxSubscribers", c.MaxSubscribers},
 		{"MaxSubscribersPerEnterprise", c.MaxSubscribersPerEnterprise}, {"ReplayPageSize", c.ReplayPageSize},
+		{"MaxReplaysPerEnterprise", c.MaxReplaysPerEnterprise},
 		{"MaxCatchUpRounds", c.MaxCatchUpRounds}, {"DeliveryConcurrency", c.DeliveryConcurrency}, {"MaxAttempts", c.MaxAttempts},
 	} {
 		if v.n < 0 {

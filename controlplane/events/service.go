@@ -25,6 +25,7 @@ type Service struct {
 	broker  Broker
 	client  *http.Client
 	wake    chan struct{} // nudges the delivery worker
+	replays *replaySlots
 	running atomic.Bool
 }
 
@@ -38,7 +39,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("events: Store is required")
 	}
-	s := &Service{cfg: cfg, wake: make(chan struct{}, 1), broker: cfg.Broker}
+	s := &Service{cfg: cfg, wake: make(chan struct{}, 1), broker: cfg.Broker, replays: newReplaySlots(cfg.MaxReplaysPerEnterprise)}
 	if s.broker == nil {
 		s.broker = NewHub(cfg.MaxSubscribers, cfg.MaxSubscribersPerEnterprise)
 	}

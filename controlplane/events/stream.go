@@ -121,27 +121,33 @@ func (s *Service) Page(ctx context.Context, enterpriseID int64, q Query) (Page, 
 	if err != nil {
 		return Page{}, err
 	}
-	ctx, cancel := s.storeCtx(ctx)
-	defer cancel()
-	truncated, oldest, err := s.truncated(ctx, enterpriseID, q.After, last)
-	if err != nil {
-		return Page{}, err
-	}
-	evs, err := s.cfg.Store.ListEvents(ctx, store.EventFilter{EnterpriseID: enterpriseID, After: q.After,
-		AgentID: q.Filter.AgentID, Types: q.Filter.Types, Limit: q.Limit + 1})
-	if err != nil {
-		return Page{}, err
-	}
-	out := Page{Events: []json.RawMessage{}, NextAfter: max(q.After, last), Truncated: truncated, OldestSeq: oldest}
-	if len(evs) > q.Limit {
-		evs, out.HasMore = evs[:q.Limit], true
-	}
-	for _, se := range evs {
-		b, err := EncodeEvent(se)
+	var out Page
+	var evs []store.StoredEvent
+	err = s.readPage(ctx, enterpriseID, func(ctx context.Context) error {
+		truncated, oldest, err := s.truncated(ctx, enterpriseID, q.After, last)
 		if err != nil {
-			return Page{}, err
+			return err
 		}
-		out.Events = append(out.Events, b)
+		evs, err = s.cfg.Store.ListEvents(ctx, store.EventFilter{EnterpriseID: enterpriseID, After: q.After,
+			AgentID: q.Filter.AgentID, Types: q.Filter.Types, Limit: q.Limit + 1})
+		if err != nil {
+			return err
+		}
+		out = Page{Events: []json.RawMessage{}, NextAfter: max(q.After, last), Truncated: truncated, OldestSeq: oldest}
+		if len(evs) > q.Limit {
+			evs, out.HasMore = evs[:q.Limit], true
+		}
+		for _, se := range evs {
+			b, err := EncodeEvent(se)
+			if err != nil {
+				return err
+			}
+			out.Events = append(out.Events, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return Page{}, err
 	}
 	if out.HasMore {
 		out.NextAfter = evs[len(evs)-1].Seq
@@ -355,26 +361,38 @@ func (st *streamer) catchUp(ctx context.Context) error {
 func (st *streamer) replay(ctx context.Context, to int64) error {
 	s := st.s
 	for st.cursor < to {
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-		evs, err := s.cfg.Store.ListEvents(sctx, store.EventFilter{EnterpriseID: st.enterpriseID, After: st.cursor,
-			AgentID: st.q.Filter.AgentID, Types: st.q.Filter.Types, Limit: s.cfg.ReplayPageSize})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
-		}
-		for _, se := range evs {
-			if se.Seq > to {
-				break
-			}
-			b, err := EncodeEvent(se)
+		var evs []store.StoredEvent
+		var page [][]byte
+		err := s.readPage(ctx, st.enterpriseID, func(sctx context.Context) error {
+			var err error
+			evs, err = s.cfg.Store.ListEvents(sctx, store.EventFilter{EnterpriseID: st.enterpriseID, After: st.cursor,
+				AgentID: st.q.Filter.AgentID, Types: st.q.Filter.Types, Limit: s.cfg.ReplayPageSize})
 			if err != nil {
-				return err
+				return fmt.Errorf("replay: %w", err)
 			}
+			for _, se := range evs {
+				if se.Seq > to {
+					break
+				}
+				b, err := EncodeEvent(se)
+				if err != nil {
+					return err
+				}
+				page = append(page, b)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Written after the slot is given back: a slow client does not hold
+		// its enterprise's replays up.
+		for i, b := range page {
 			if err := st.write(ctx, b); err != nil {
 				return err
 			}
 			s.cfg.Observer.EventsDelivered("websocket", 1)
-			st.cursor = se.Seq
+			st.cursor = evs[i].Seq
 		}
 		if len(evs) < s.cfg.ReplayPageSize || evs[len(evs)-1].Seq >= to {
 			break

@@ -302,3 +302,53 @@ func FuzzParseQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestReplaySlotsPerEnterprise: one enterprise's replays queue behind its
+// own bound; another enterprise's go at once.
+func TestReplaySlotsPerEnterprise(t *testing.T) {
+	t.Parallel()
+	r := newReplaySlots(2)
+	ctx := context.Background()
+	var held []func()
+	for range 2 {
+		release, waited, err := r.acquire(ctx, 1)
+		if err != nil || waited {
+			t.Fatalf("within the bound: waited %v, %v", waited, err)
+		}
+		held = append(held, release)
+	}
+	// A third replay of enterprise 1 waits; enterprise 2's does not.
+	got := make(chan bool, 1)
+	go func() {
+		release, waited, err := r.acquire(ctx, 1)
+		if err == nil {
+			release()
+		}
+		got <- waited
+	}()
+	release, waited, err := r.acquire(ctx, 2)
+	if err != nil || waited {
+		t.Fatalf("another enterprise: waited %v, %v", waited, err)
+	}
+	release()
+	select {
+	case <-got:
+		t.Fatal("the third replay of enterprise 1 ran within the bound")
+	case <-time.After(50 * time.Millisecond):
+	}
+	held[0]()
+	if !<-got {
+		t.Fatal("the third replay did not report that it waited")
+	}
+	held[1]()
+	// A canceled wait gives up and leaves nothing behind.
+	for range 2 {
+		rel, _, _ := r.acquire(ctx, 1)
+		defer rel()
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := r.acquire(cctx, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled wait: %v", err)
+	}
+}

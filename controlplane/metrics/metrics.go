@@ -37,6 +37,9 @@ type Metrics struct {
 	webhookDeliveries *prometheus.CounterVec
 	// webhookRetries counts attempts after the first.
 	webhookRetries prometheus.Counter
+	// replaysWaited counts event replay reads queued behind their
+	// enterprise's bound.
+	replaysWaited prometheus.Counter
 	// rateLimited counts refused requests by scope.
 	rateLimited *prometheus.CounterVec
 }
@@ -82,6 +85,9 @@ func New(connected func() int) *Metrics {
 		webhookRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_webhook_retries_total", Help: "Webhook delivery attempts after the first.",
 		}),
+		replaysWaited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_event_replays_waited_total", Help: "Event replay reads (streams catching up, polling pages) that queued behind their enterprise's --max-event-replays-per-enterprise.",
+		}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit, by scope.",
 		}, []string{"scope"}),
@@ -91,7 +97,7 @@ func New(connected func() int) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.agentRequests, m.agentDuration,
 		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.eventsOut, m.eventsDropped,
-		m.webhookDeliveries, m.webhookRetries, m.rateLimited,
+		m.webhookDeliveries, m.webhookRetries, m.rateLimited, m.replaysWaited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
 		}, func() float64 { return float64(connected()) }),
@@ -175,6 +181,10 @@ func (m *Metrics) WebhookAttempt(result string, retry bool) {
 		m.webhookRetries.Inc()
 	}
 }
+
+// ReplayWaited counts a replay read that queued behind its enterprise's
+// bound.
+func (m *Metrics) ReplayWaited() { m.replaysWaited.Inc() }
 
 // EventsLost counts events agents reported lost (gap events: their
 // outbox overflowed before the control plane stored them).
