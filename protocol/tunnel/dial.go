@@ -101,7 +101,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	var he *HandshakeError
 	if errors.As(err, &he) && errors.Is(he, ErrProtocolVersion) &&
 		he.ServerProtocol >= protocol.MinVersion && he.ServerProtocol < offer {
-		mc.logger.Debug("control plane speaks an older protocol, redialling with it",
+		mc.logger.Debug("redialling with the protocol of an older control plane",
 			"offered", offer, "control_plane_protocol", he.ServerProtocol)
 		s, err = dialOnce(ctx, cfg, mc, he.ServerProtocol)
 	}
