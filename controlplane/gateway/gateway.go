@@ -356,8 +356,14 @@ func (g *Gateway) Connect(w http.ResponseWriter, r *http.Request) error {
 		return refused(http.StatusServiceUnavailable, "unavailable", "control plane store unavailable")
 	}
 	if _, err := tunnel.CheckVersion(r); err != nil {
-		g.log.Warn("agent protocol version refused: upgrade the agent or the control plane, whichever is older",
-			"agent", agent.ID, "err", err, "remote", r.RemoteAddr)
+		offered, _ := strconv.Atoi(strings.TrimSpace(r.Header.Get(protocol.VersionHeader)))
+		if offered > protocol.Version {
+			// A newer agent redials at once speaking our version: the
+			// fleet is being upgraded agents first, which works.
+			g.log.Info("agent offers a newer protocol; told ours", "agent", agent.ID, "offered", offered, "protocol", protocol.Version)
+		} else {
+			g.log.Warn("agent protocol version refused: upgrade the agent", "agent", agent.ID, "err", err, "remote", r.RemoteAddr)
+		}
 		re := refused(http.StatusBadRequest, "protocol_version", err.Error())
 		re.Header = http.Header{protocol.VersionHeader: {strconv.Itoa(protocol.Version)}}
 		return re

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
 )
@@ -139,8 +141,10 @@ func TestHelloMustMatchUpgradeVersion(t *testing.T) {
 
 // An agent newer than this control plane is refused before the upgrade
 // with our newest version, which lets it redial speaking that one.
+// That is not an error on the control plane: it logs it at info.
 func TestNewerAgentToldOurVersion(t *testing.T) {
-	r := newRig(t)
+	logs := &testio.Buffer{}
+	r := newRigWith(t, func(c *gateway.Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	req, _ := http.NewRequest(http.MethodGet, "http"+strings.TrimPrefix(r.url, "ws"), nil)
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	req.Header.Set(protocol.VersionHeader, fmt.Sprint(protocol.Version+1))
@@ -153,5 +157,9 @@ func TestNewerAgentToldOurVersion(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get(protocol.VersionHeader) != fmt.Sprint(protocol.Version) ||
 		!strings.Contains(string(body), fmt.Sprintf("unsupported protocol version %d", protocol.Version+1)) {
 		t.Fatalf("answer %d, %s %q, body %q", resp.StatusCode, protocol.VersionHeader, resp.Header.Get(protocol.VersionHeader), body)
+	}
+	if want := fmt.Sprintf(`level=INFO msg="agent offers a newer protocol; told ours" component=gateway agent=%s offered=%d protocol=%d`,
+		r.agent.ID, protocol.Version+1, protocol.Version); !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs)
 	}
 }
