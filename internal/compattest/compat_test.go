@@ -224,6 +224,7 @@ func do(method, url, key, body string, v any) (int, error) {
 type fleet struct {
 	base  string // http://addr of the control plane
 	key   string // API key of the enterprise
+	token string // the agent's token
 	agent *proc
 	pbx   *amitest.Server
 }
@@ -246,7 +247,7 @@ func startFleet(t *testing.T, cp, agent binaries) *fleet {
 	}
 	admin("enterprise", "create", "--number", "0367", "--name", "june")
 	ag := admin("agent", "create", "--enterprise", "0367", "--name", "pbx-june")
-	f := &fleet{key: admin("apikey", "create", "--enterprise", "0367")["key"].(string)}
+	f := &fleet{key: admin("apikey", "create", "--enterprise", "0367")["key"].(string), token: ag["token"].(string)}
 	tokenFile, secretFile := filepath.Join(dir, "agent.token"), filepath.Join(dir, "ami.secret")
 	if err := os.WriteFile(tokenFile, []byte(ag["token"].(string)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -310,6 +311,22 @@ func TestBaselineAgentCurrentControlPlane(t *testing.T) {
 		t.Fatalf("GET /v1/pbxs: %d %+v %v, want one connected PBX on protocol 1", code, list, err)
 	}
 	f.originate(t)
+
+	// An agent of the next protocol is told this one's, which is how it
+	// falls back (the API answers for the gateway here).
+	req, _ := http.NewRequest("GET", f.base+protocol.ConnectPath, nil)
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set(protocol.VersionHeader, fmt.Sprint(protocol.Version+1))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get(protocol.VersionHeader) != fmt.Sprint(protocol.Version) {
+		t.Fatalf("a protocol %d agent got %d with %s %q (%s), want 400 with %d", protocol.Version+1,
+			resp.StatusCode, protocol.VersionHeader, resp.Header.Get(protocol.VersionHeader), body, protocol.Version)
+	}
 }
 
 // An agent upgraded before its control plane (or a control plane rolled

@@ -55,7 +55,8 @@ func (e *HandshakeError) Unwrap() error {
 	case e.StatusCode == http.StatusUnauthorized:
 		return ErrUnauthorized
 	case e.StatusCode == http.StatusBadRequest && e.ServerProtocol != 0:
-		// Only RefuseVersion puts its version on a refusal.
+		// Only a version refusal (RefuseVersion's shape) names a
+		// version.
 		return ErrProtocolVersion
 	}
 	return nil
