@@ -24,12 +24,6 @@ import (
 // CoreShowChannels that failed on a live AMI session.
 const resyncRetry = time.Second
 
-// capabilities are announced in Hello: the operations this agent runs.
-var capabilities = []string{
-	protocol.OpOriginate, protocol.OpHangup, "hangup_all", protocol.OpMonitor,
-	protocol.OpChannels, protocol.OpStatus, protocol.OpPing,
-}
-
 // Agent is one switchboard-agent. Run it once.
 type Agent struct {
 	cfg       Config
@@ -51,6 +45,9 @@ type Agent struct {
 	// statusKick wakes the session's status loop on an AMI state change.
 	statusKick chan struct{}
 	running    atomic.Bool
+	// protocol is the version of the last tunnel; only tunnelLoop's
+	// goroutine touches it.
+	protocol int
 }
 
 // New validates cfg, fills defaults and builds the agent. It does not

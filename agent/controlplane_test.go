@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,11 @@ type controlPlane struct {
 	noAck     bool
 	sessions  int
 	wg        sync.WaitGroup
+	// maxProtocol, when set, makes this an older control plane: it
+	// refuses newer offers as every control plane since version 1 does
+	// (400, its version in the header) and speaks that version's Welcome.
+	maxProtocol int
+	offers      []string // Switchboard-Protocol of each upgrade request
 }
 
 func newControlPlane(t testing.TB, token string) *controlPlane {
@@ -61,6 +67,16 @@ func (cp *controlPlane) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad token", http.StatusUnauthorized)
 		return
 	}
+	offer := r.Header.Get(protocol.VersionHeader)
+	cp.mu.Lock()
+	cp.offers = append(cp.offers, offer)
+	maxProtocol := cp.maxProtocol
+	cp.mu.Unlock()
+	if maxProtocol != 0 && offer != strconv.Itoa(maxProtocol) {
+		w.Header().Set(protocol.VersionHeader, strconv.Itoa(maxProtocol))
+		http.Error(w, "unsupported protocol version "+offer, http.StatusBadRequest)
+		return
+	}
 	cp.wg.Add(1)
 	defer cp.wg.Done()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
@@ -83,6 +99,9 @@ func (cp *controlPlane) serve(w http.ResponseWriter, r *http.Request) {
 	cp.hellos = append(cp.hellos, hello)
 	cp.sessions++
 	welcome := protocol.Welcome{SessionID: fmt.Sprintf("ses-%d", cp.sessions), HeartbeatSeconds: 1, LastAckedSeq: cp.lastAcked}
+	if sess.Protocol() >= 2 {
+		welcome.Protocol, welcome.ControlPlaneVersion = sess.Protocol(), "cp-test"
+	}
 	cp.sess = sess
 	cp.mu.Unlock()
 	if err := protocol.WriteFrame(ctl, welcome); err != nil {

@@ -41,9 +41,12 @@ func (a *Agent) tunnelLoop(ctx context.Context) error {
 			delay = a.cfg.ReconnectMax
 			a.tlog.Error("control plane refused the agent token", "err", err, "retry_in", delay)
 		case errors.Is(err, tunnel.ErrProtocolVersion):
+			// Dial already tried the control plane's version if this agent
+			// speaks it: the two share none.
 			delay = a.cfg.ReconnectMax
-			a.tlog.Error("control plane speaks another protocol version: upgrade the agent or the control plane",
-				"agent_protocol", protocol.Version, "err", err, "retry_in", delay)
+			a.tlog.Error("control plane speaks no protocol version this agent speaks: upgrade the older side",
+				"agent_protocols", fmt.Sprintf("%d-%d", protocol.MinVersion, protocol.Version),
+				"control_plane_protocol", serverProtocol(err), "err", err, "retry_in", delay)
 		default:
 			a.tlog.Warn("tunnel down", "err", err, "retry_in", delay)
 		}
@@ -73,6 +76,7 @@ func (a *Agent) session(ctx context.Context) error {
 		return fmt.Errorf("dial control plane: %w", err)
 	}
 	defer sess.Close()
+	a.noteProtocol(sess.Protocol())
 
 	ctl, welcome, err := a.hello(ctx, sess)
 	if err != nil {
@@ -84,8 +88,13 @@ func (a *Agent) session(ctx context.Context) error {
 	if welcome.HeartbeatSeconds > 0 {
 		heartbeat = time.Duration(welcome.HeartbeatSeconds) * time.Second
 	}
-	a.tlog.Info("tunnel up", "session", welcome.SessionID, "last_acked_seq", welcome.LastAckedSeq,
-		"resume_after", resumeAfter, "renumbered", renumbered, "pending", a.outbox.Len(), "heartbeat", heartbeat)
+	up := []any{"session", welcome.SessionID, "protocol", sess.Protocol(), "last_acked_seq", welcome.LastAckedSeq,
+		"resume_after", resumeAfter, "renumbered", renumbered, "pending", a.outbox.Len(), "heartbeat", heartbeat}
+	if sess.Protocol() >= 2 {
+		// A v1 control plane does not name its build.
+		up = append(up, "control_plane_version", welcome.ControlPlaneVersion)
+	}
+	a.tlog.Info("tunnel up", up...)
 
 	g, gctx := errgroup.WithContext(ctx)
 	// Blocked reads and writes on the streams end when the session does.
@@ -107,6 +116,35 @@ func (a *Agent) session(ctx context.Context) error {
 	return err
 }
 
+// noteProtocol logs, once per change, that the control plane is older than
+// this agent: the fleet is being upgraded, and this agent works as the
+// older version until the control plane is upgraded too (every dial offers
+// protocol.Version first).
+func (a *Agent) noteProtocol(v int) {
+	if v == a.protocol {
+		return
+	}
+	prev := a.protocol
+	a.protocol = v
+	switch {
+	case v < protocol.Version:
+		a.tlog.Info("control plane speaks an older protocol: working as that version until it is upgraded",
+			"protocol", v, "agent_protocol", protocol.Version)
+	case prev != 0:
+		a.tlog.Info("control plane upgraded: working as this agent's protocol again", "protocol", v)
+	}
+}
+
+// serverProtocol is the version an older or newer control plane named
+// when it refused ours, or 0.
+func serverProtocol(err error) int {
+	var he *tunnel.HandshakeError
+	if errors.As(err, &he) {
+		return he.ServerProtocol
+	}
+	return 0
+}
+
 // hello opens the control stream, sends Hello and reads Welcome, all
 // within HelloTimeout.
 func (a *Agent) hello(ctx context.Context, sess *tunnel.Session) (net.Conn, protocol.Welcome, error) {
@@ -120,14 +158,17 @@ func (a *Agent) hello(ctx context.Context, sess *tunnel.Session) (net.Conn, prot
 	deadline, _ := hctx.Deadline()
 	_ = ctl.SetDeadline(deadline)
 	st := a.Status()
+	// The session's version, which Dial agreed with the control plane:
+	// an older control plane gets the hello of its version. Capabilities
+	// stay empty: the version says which ops this agent has, and no
+	// control plane of any version read them.
 	hello := protocol.Hello{
-		Protocol:        protocol.Version,
+		Protocol:        sess.Protocol(),
 		AgentVersion:    a.cfg.Version,
 		Hostname:        a.cfg.Hostname,
 		AsteriskVersion: st.AsteriskVersion,
 		AMI:             st.AMI,
 		Context:         a.cfg.Context,
-		Capabilities:    capabilities,
 	}
 	if err := protocol.WriteFrame(ctl, hello); err != nil {
 		ctl.Close()

@@ -178,6 +178,7 @@ func (s *Server) assemble() error {
 
 	gc := s.cfg.Gateway
 	gc.Store, gc.Registry, gc.Logger, gc.Observer, gc.OnEvents = s.store, s.registry, s.log, s.metrics, ev.OnEvents
+	gc.Version = s.cfg.Version // told to agents in Welcome
 	gw, err := gateway.New(gc)
 	if err != nil {
 		return err

@@ -29,7 +29,11 @@ type Hello struct {
 	AsteriskVersion string   `json:"asterisk_version,omitempty"`
 	AMI             AMIState `json:"ami"`
 	Context         string   `json:"context,omitempty"`
-	Capabilities    []string `json:"capabilities,omitempty"`
+	// Capabilities listed the ops a version 1 agent ran. Nothing ever read
+	// it, and the protocol version now says which ops an agent has
+	// (OpMinVersion), so agents of version 2 and later leave it empty.
+	// Kept because fields are never removed: v1 agents still send it.
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // AMIState is the agent's view of its Asterisk Manager connection.
@@ -48,6 +52,15 @@ type Welcome struct {
 	// LastAckedSeq is the highest event sequence the control plane has
 	// stored for this agent; the agent resends everything after it.
 	LastAckedSeq uint64 `json:"last_acked_seq"`
+
+	// Since version 2, sent only to agents of version 2 or later.
+
+	// Protocol is the version the control plane speaks on this session:
+	// the agent's Hello.Protocol, which it accepted.
+	Protocol int `json:"protocol,omitempty"`
+	// ControlPlaneVersion is the control plane's build version, for the
+	// agent's logs.
+	ControlPlaneVersion string `json:"control_plane_version,omitempty"`
 }
 
 // Status is sent by the agent on the control stream every heartbeat and
@@ -108,6 +121,10 @@ const (
 	ErrCodeUnsupported = "unsupported" // unknown op
 	ErrCodeInternal    = "internal"    // anything else
 	ErrCodeBusy        = "busy"        // agent-side concurrency limit reached
+	// ErrCodeAgentTooOld: the agent's protocol version predates the op
+	// (OpMinVersion). The control plane returns it without sending the
+	// request; an agent never does.
+	ErrCodeAgentTooOld = "agent_too_old"
 )
 
 // OriginateArgs places a call: Local/<From>@<context> is rung first and,

@@ -309,7 +309,7 @@ func checkControlPlane(ctx context.Context, r *checkReport, cfg agent.Config, lo
 		case errors.Is(err, tunnel.ErrUnauthorized):
 			r.line("FAIL", "control plane", "%s refused the agent token (revoked, or issued by another control plane): issue a new one with `switchboard agent create` (%v)", target, err)
 		case errors.Is(err, tunnel.ErrProtocolVersion):
-			r.line("FAIL", "control plane", "%s does not speak this agent's protocol %d: upgrade the older side (%v)", target, protocol.Version, err)
+			r.line("FAIL", "control plane", "%s speaks none of this agent's protocols %d to %d: upgrade the older side (%v)", target, protocol.MinVersion, protocol.Version, err)
 		case errors.As(err, &unknownCA), errors.As(err, &certErr) && errors.As(certErr.Err, &unknownCA):
 			r.line("FAIL", "control plane", "%s: TLS certificate not signed by a trusted CA: set --ca-file to the CA that signed it (%v)", target, err)
 		case errors.As(err, &hostErr), errors.As(err, &certErr):
@@ -322,11 +322,12 @@ func checkControlPlane(ctx context.Context, r *checkReport, cfg agent.Config, lo
 	// Closing before Hello: the control plane registers an agent only
 	// after Hello, so the running agent's session is left alone.
 	_ = sess.Close()
+	agreed := sess.Protocol() // older than protocol.Version with an older control plane
 	if u.Scheme == "wss" || u.Scheme == "https" {
-		r.line("ok", "control plane", "%s: reachable, TLS verified, token accepted, protocol %d accepted", target, protocol.Version)
+		r.line("ok", "control plane", "%s: reachable, TLS verified, token accepted, protocol %d accepted", target, agreed)
 		return
 	}
-	r.line("ok", "control plane", "%s: reachable, token accepted, protocol %d accepted", target, protocol.Version)
+	r.line("ok", "control plane", "%s: reachable, token accepted, protocol %d accepted", target, agreed)
 	if !isLoopback(u.Hostname()) {
 		r.line("warn", "control plane", "%s is not encrypted: the agent token and every call cross the network in clear; use wss://", target)
 	}

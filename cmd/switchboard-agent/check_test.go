@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
+	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
@@ -73,7 +75,7 @@ func TestCheck(t *testing.T) {
 			// The fake lists Command and UserEvent: its user has every
 			// write class, so a warning is the right answer.
 			want: []string{"Asterisk 22.10.1", `write includes "command" (it lists Command)`, "write also grants user",
-				"token accepted, protocol 1 accepted"},
+				"token accepted, protocol " + strconv.Itoa(protocol.Version) + " accepted"},
 		},
 		{
 			name:  "bad AMI secret",

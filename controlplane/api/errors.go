@@ -25,6 +25,7 @@ const (
 	CodeMethodNotAllowed    = "method_not_allowed"   // 405
 	CodeIdempotencyConflict = "idempotency_conflict" // 409: Idempotency-Key reused with another body
 	CodeConflict            = "conflict"             // 409: e.g. the enterprise's webhook limit
+	CodeAgentTooOld         = "agent_too_old"        // 409: the PBX's agent predates the operation; upgrade it
 	CodeBodyTooLarge        = "body_too_large"       // 413
 	CodeRateLimited         = "rate_limited"         // 429: credential or enterprise rate limit
 	CodePBXBusy             = "pbx_busy"             // 429: too many originates in flight on the PBX
@@ -125,6 +126,13 @@ func agentError(pbx string, timeout string, err error) *Error {
 			return errorf(http.StatusServiceUnavailable, CodeAMIDown, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeAMIError:
 			return errorf(http.StatusBadGateway, CodeAMIError, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeAgentTooOld:
+			// 409, not 501: the API implements the operation, and the
+			// request is valid; it conflicts with the current state of
+			// this one PBX (its agent's version), which an upgrade
+			// resolves, after which the same request succeeds. A 5xx
+			// would count against the control plane and invite retries.
+			return errorf(http.StatusConflict, CodeAgentTooOld, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeBusy:
 			return &Error{Status: http.StatusTooManyRequests, Code: CodePBXBusy, Message: fmt.Sprintf("PBX %s: %s", pbx, pe.Message), RetryAfter: 1}
 		default:

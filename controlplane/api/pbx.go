@@ -95,6 +95,7 @@ type pbxView struct {
 	LastSeen        *time.Time `json:"last_seen,omitempty"`
 	Hostname        string     `json:"hostname,omitempty"`
 	AgentVersion    string     `json:"agent_version,omitempty"`
+	AgentProtocol   int        `json:"agent_protocol,omitempty"`
 	AsteriskVersion string     `json:"asterisk_version,omitempty"`
 	AMI             string     `json:"ami"`
 	LiveChannels    int        `json:"live_channels"`
@@ -120,6 +121,7 @@ func viewPBX(ag store.Agent, conn *fleet.Conn) pbxView {
 	v.ConnectedSince = timePtr(conn.ConnectedAt)
 	v.Hostname = conn.Hello.Hostname
 	v.AgentVersion = cmp.Or(st.AgentVersion, conn.Hello.AgentVersion)
+	v.AgentProtocol = conn.Protocol
 	v.AsteriskVersion = cmp.Or(st.AsteriskVersion, conn.Hello.AsteriskVersion)
 	v.AMI = string(conn.Hello.AMI)
 	if !at.IsZero() {

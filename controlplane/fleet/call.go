@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -22,11 +23,17 @@ var ErrNoDeadline = errors.New("fleet: call without a deadline")
 // (unless nil). The request carries ctx's deadline, which ctx must have
 // (ErrNoDeadline), and the agent stops working on it then.
 //
-// Errors: ErrOffline if the tunnel is gone; an error wrapping
-// context.DeadlineExceeded (or context.Canceled) if ctx ends first, also
-// when the agent answered protocol.ErrCodeTimeout; a *protocol.Error
-// (errors.As) if the agent refused or failed the request.
+// Errors: a *protocol.Error with code protocol.ErrCodeAgentTooOld if the
+// agent's protocol predates op (nothing is sent: an older agent would not
+// know the op, and the tunnel stays up for everything else); ErrOffline if
+// the tunnel is gone; an error wrapping context.DeadlineExceeded (or
+// context.Canceled) if ctx ends first, also when the agent answered
+// protocol.ErrCodeTimeout; a *protocol.Error (errors.As) if the agent
+// refused or failed the request.
 func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
+	if need := opMinVersion(op); need > c.Protocol {
+		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, c.tooOld(op, need))
+	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, ErrNoDeadline)
@@ -72,6 +79,16 @@ func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
 	return nil
 }
 
+// tooOld says which agent cannot do op and what it would take, in words
+// an API user can act on.
+func (c *Conn) tooOld(op string, need int) *protocol.Error {
+	agent := strings.TrimSpace("agent " + c.Hello.AgentVersion)
+	return &protocol.Error{
+		Code:    protocol.ErrCodeAgentTooOld,
+		Message: fmt.Sprintf("%s speaks protocol %d; %s needs protocol %d: upgrade the agent", agent, c.Protocol, op, need),
+	}
+}
+
 func (c *Conn) roundTrip(ctx context.Context, req protocol.Request, deadline time.Time) (protocol.Response, error) {
 	var resp protocol.Response
 	stream, err := c.sess.Open(ctx, protocol.StreamRequest)
@@ -114,6 +131,10 @@ func (c *Conn) classify(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// opMinVersion is protocol.OpMinVersion; tests add ops newer than any
+// real one through export_test.go.
+var opMinVersion = protocol.OpMinVersion
 
 type requestIDKey struct{}
 

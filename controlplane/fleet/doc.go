@@ -5,6 +5,11 @@
 // protocol.Request carrying the caller's deadline and decodes the
 // protocol.Response.
 //
+// Each Conn carries the protocol version of its tunnel (Conn.Protocol): an
+// op introduced by a newer version (protocol.OpMinVersion) is refused by
+// Call with protocol.ErrCodeAgentTooOld, never sent, and the tunnel keeps
+// serving the rest.
+//
 // An agent that is not connected is ErrOffline at once: a request is
 // never queued and never routed to another PBX. Code outside this package
 // should depend on the small Caller and Directory interfaces, so a

@@ -316,3 +316,60 @@ func withDeadline(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// An op newer than the agent's protocol is refused per request, before
+// anything is sent, and the tunnel keeps serving the ops the agent has.
+func TestCallOpNewerThanAgent(t *testing.T) {
+	const op = "test_v2_op"
+	fleet.SetOpMinVersion(t, op, 2)
+	reg := fleet.NewRegistry(nil)
+	srv := fleettest.NewServer(t, reg, tunnel.AcceptConfig{})
+	var mu sync.Mutex
+	got := map[string][]string{} // agent → ops it received
+	handler := func(name string) tunnel.RequestHandler {
+		return func(ctx context.Context, req protocol.Request) (any, error) {
+			mu.Lock()
+			got[name] = append(got[name], req.Op)
+			mu.Unlock()
+			if req.Op == op {
+				return "done", nil
+			}
+			return pbx(name)(ctx, req)
+		}
+	}
+	received := func(name string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got[name])
+	}
+	srv.Connect(t, "pbx-old", handler("pbx-old"), fleettest.AgentOptions{
+		Hello: protocol.Hello{Protocol: 1, AgentVersion: "1.2.0", Hostname: "old", AMI: protocol.AMIUp}})
+	srv.Connect(t, "pbx-new", handler("pbx-new"), fleettest.AgentOptions{
+		Hello: protocol.Hello{Protocol: 2, AgentVersion: "2.0.0", Hostname: "new", AMI: protocol.AMIUp}})
+
+	if c, _ := reg.Get("pbx-old"); c.Protocol != 1 {
+		t.Fatalf("Conn.Protocol = %d, want 1 from the agent's hello", c.Protocol)
+	}
+	err := reg.Call(withDeadline(t), "pbx-old", op, nil, nil)
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.ErrCodeAgentTooOld {
+		t.Fatalf("err = %v, want *protocol.Error %s", err, protocol.ErrCodeAgentTooOld)
+	}
+	if want := "agent 1.2.0 speaks protocol 1; test_v2_op needs protocol 2: upgrade the agent"; pe.Message != want {
+		t.Fatalf("message %q, want %q", pe.Message, want)
+	}
+	if errors.Is(err, fleet.ErrOffline) {
+		t.Fatal("a refused op must not look like an offline PBX")
+	}
+	// The old agent still does what it can, on the same tunnel.
+	if err := reg.Call(withDeadline(t), "pbx-old", protocol.OpPing, nil, nil); err != nil {
+		t.Fatalf("ping on the old agent after the refusal: %v", err)
+	}
+	if ops := received("pbx-old"); !slices.Equal(ops, []string{protocol.OpPing}) {
+		t.Fatalf("old agent received %v, want only the ping", ops)
+	}
+	var res string
+	if err := reg.Call(withDeadline(t), "pbx-new", op, nil, &res); err != nil || res != "done" {
+		t.Fatalf("new agent: %q, %v", res, err)
+	}
+}

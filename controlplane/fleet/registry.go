@@ -47,8 +47,12 @@ type Conn struct {
 	EnterpriseID int64
 	// SessionID is random per connection; it tells a replaced
 	// connection from its successor in logs and in Welcome.
-	SessionID   string
-	Hello       protocol.Hello
+	SessionID string
+	Hello     protocol.Hello
+	// Protocol is the protocol version spoken on this tunnel: the
+	// agent's Hello.Protocol, which the gateway checked this control plane
+	// speaks. Call refuses ops newer than it.
+	Protocol    int
 	ConnectedAt time.Time
 	// MaxFrameBytes bounds a response frame; zero means
 	// protocol.DefaultMaxFrameBytes. Set it before the first Call.
@@ -68,6 +72,7 @@ func NewConn(agentID string, enterpriseID int64, sess *tunnel.Session, hello pro
 		EnterpriseID: enterpriseID,
 		SessionID:    rand.Text(),
 		Hello:        hello,
+		Protocol:     hello.Protocol,
 		ConnectedAt:  now,
 		sess:         sess,
 	}
@@ -130,7 +135,7 @@ func (r *Registry) Register(c *Conn) (replaced *Conn) {
 	}
 	// The gateway logs the connection at Info with the agent's versions.
 	r.logger.Debug("agent registered", "agent", c.AgentID, "enterprise", c.EnterpriseID,
-		"session", c.SessionID, "agent_version", c.Hello.AgentVersion)
+		"session", c.SessionID, "agent_version", c.Hello.AgentVersion, "protocol", c.Protocol)
 	return nil
 }
 

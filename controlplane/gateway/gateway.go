@@ -77,6 +77,9 @@ type Config struct {
 	// Observer, if set, is told about sessions and stored events (metrics).
 	Observer Observer
 	Now      func() time.Time
+	// Version is the control plane's build version, told to agents of
+	// protocol 2 or later in Welcome (they log it).
+	Version string
 }
 
 // ErrAgentSilent ends a session whose agent sent no Status within
@@ -352,8 +355,15 @@ func (g *Gateway) Connect(w http.ResponseWriter, r *http.Request) error {
 		g.log.Error("agent authentication failed", "err", err, "remote", r.RemoteAddr)
 		return refused(http.StatusServiceUnavailable, "unavailable", "control plane store unavailable")
 	}
-	if err := tunnel.CheckVersion(r); err != nil {
-		g.log.Warn("agent protocol version refused", "agent", agent.ID, "err", err, "remote", r.RemoteAddr)
+	if _, err := tunnel.CheckVersion(r); err != nil {
+		offered, _ := strconv.Atoi(strings.TrimSpace(r.Header.Get(protocol.VersionHeader)))
+		if offered > protocol.Version {
+			// A newer agent redials at once speaking our version: the
+			// fleet is being upgraded agents first, which works.
+			g.log.Info("agent offers a newer protocol; told ours", "agent", agent.ID, "offered", offered, "protocol", protocol.Version)
+		} else {
+			g.log.Warn("agent protocol version refused: upgrade the agent", "agent", agent.ID, "err", err, "remote", r.RemoteAddr)
+		}
 		re := refused(http.StatusBadRequest, "protocol_version", err.Error())
 		re.Header = http.Header{protocol.VersionHeader: {strconv.Itoa(protocol.Version)}}
 		return re
@@ -408,14 +418,16 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	if err := protocol.ReadFrame(ctrl, &hello, g.cfg.MaxFrameBytes); err != nil {
 		return fmt.Errorf("read hello: %w", err)
 	}
-	if hello.Protocol != protocol.Version {
-		return fmt.Errorf("agent hello speaks protocol %d, this control plane speaks %d", hello.Protocol, protocol.Version)
+	// The upgrade request agreed the version (tunnel.CheckVersion); a
+	// hello that says otherwise is a broken agent.
+	if hello.Protocol != sess.Protocol() {
+		return fmt.Errorf("agent hello speaks protocol %d, its upgrade request offered %d", hello.Protocol, sess.Protocol())
 	}
 	acked, err := g.cfg.Store.AgentAckedSeq(ctx, agent.ID)
 	if err != nil {
 		return fmt.Errorf("read acked sequence: %w", err)
 	}
-	welcome := protocol.Welcome{SessionID: newSessionID(), HeartbeatSeconds: max(1, int(g.cfg.Heartbeat/time.Second)), LastAckedSeq: uint64(acked)}
+	welcome := g.welcome(sess.Protocol(), uint64(acked))
 	if err := protocol.WriteFrame(ctrl, welcome); err != nil {
 		return fmt.Errorf("write welcome: %w", err)
 	}
@@ -451,7 +463,7 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 		}
 	}()
 	waitSeen(g.markSeen(agent.ID, now))
-	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion,
+	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion, "protocol", conn.Protocol,
 		"hostname", hello.Hostname, "asterisk", hello.AsteriskVersion, "ami", hello.AMI, "last_acked_seq", acked)
 
 	// The first failure says why the session ended; it then ends the
@@ -476,6 +488,16 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	fail(g.acceptEvents(ctx, sess, agent, log))
 	<-statusDone
 	return firstErr
+}
+
+// welcome is the Welcome for a session of protocol version v: v1 agents
+// get exactly what a v1 control plane sent them.
+func (g *Gateway) welcome(v int, acked uint64) protocol.Welcome {
+	w := protocol.Welcome{SessionID: newSessionID(), HeartbeatSeconds: max(1, int(g.cfg.Heartbeat/time.Second)), LastAckedSeq: acked}
+	if v >= 2 {
+		w.Protocol, w.ControlPlaneVersion = v, g.cfg.Version
+	}
+	return w
 }
 
 // acceptEvents waits for the agent's events stream and ingests it until

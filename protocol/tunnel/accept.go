@@ -22,28 +22,39 @@ type VersionError struct {
 
 func (e *VersionError) Error() string {
 	if e.Got == "" {
-		return fmt.Sprintf("missing %s header: this control plane speaks protocol %d", protocol.VersionHeader, protocol.Version)
+		return fmt.Sprintf("missing %s header: this control plane speaks %s", protocol.VersionHeader, speaks())
 	}
-	return fmt.Sprintf("unsupported protocol version %s: this control plane speaks %d", e.Got, protocol.Version)
+	return fmt.Sprintf("unsupported protocol version %s: this control plane speaks %s", e.Got, speaks())
+}
+
+func speaks() string {
+	if protocol.MinVersion == protocol.Version {
+		return fmt.Sprintf("protocol %d", protocol.Version)
+	}
+	return fmt.Sprintf("protocols %d to %d", protocol.MinVersion, protocol.Version)
 }
 
 // Unwrap lets errors.Is match ErrProtocolVersion.
 func (e *VersionError) Unwrap() error { return ErrProtocolVersion }
 
-// CheckVersion checks the agent's protocol version header. Accept calls it;
-// a handler may call it earlier, e.g. before authenticating. Refuse with
-// RefuseVersion.
-func CheckVersion(r *http.Request) error {
+// CheckVersion returns the protocol version the agent's header offers if
+// this control plane speaks it (protocol.Supported), or a *VersionError.
+// Accept calls it; a handler may call it earlier, e.g. before
+// authenticating. Refuse with RefuseVersion.
+func CheckVersion(r *http.Request) (int, error) {
 	got := strings.TrimSpace(r.Header.Get(protocol.VersionHeader))
-	if got != strconv.Itoa(protocol.Version) {
-		return &VersionError{Got: got}
+	v, err := strconv.Atoi(got)
+	if err != nil || !protocol.Supported(v) {
+		return 0, &VersionError{Got: got}
 	}
-	return nil
+	return v, nil
 }
 
 // RefuseVersion answers a request that failed CheckVersion: 400 with the
-// error text as body and our version in the header, which Dial turns into
-// a HandshakeError matching ErrProtocolVersion.
+// error text as body and our newest version in the header. Dial turns it
+// into a HandshakeError matching ErrProtocolVersion, after redialling with
+// that version if the agent speaks it too: an agent newer than this
+// control plane still connects.
 func RefuseVersion(w http.ResponseWriter, err error) {
 	w.Header().Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
 	http.Error(w, err.Error(), http.StatusBadRequest)
@@ -51,9 +62,10 @@ func RefuseVersion(w http.ResponseWriter, err error) {
 
 // Accept upgrades an authenticated agent request to a tunnel and starts
 // the control plane's side (the yamux server). The caller authenticates the
-// agent first (answering 401 itself). An unsupported protocol version is
-// answered with 400 and returned as *VersionError; a failed upgrade has
-// been answered by the WebSocket library.
+// agent first (answering 401 itself). A protocol version outside
+// [protocol.MinVersion, protocol.Version] is answered with 400 and returned
+// as *VersionError; a failed upgrade has been answered by the WebSocket
+// library. The session's Protocol is the version the agent offered.
 //
 // ctx bounds the session's life. http.Server cancels r.Context() when the
 // handler returns, so a handler that passes it must stay in ServeHTTP
@@ -63,7 +75,8 @@ func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg Acc
 		http.Error(w, "tunnel misconfigured", http.StatusInternalServerError)
 		return nil, err
 	}
-	if err := CheckVersion(r); err != nil {
+	version, err := CheckVersion(r)
+	if err != nil {
 		RefuseVersion(w, err)
 		return nil, err
 	}
@@ -79,7 +92,7 @@ func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg Acc
 	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
 		remote = a
 	}
-	s, err := newSession(ctx, ws, remote, false, mc)
+	s, err := newSession(ctx, ws, remote, false, version, mc)
 	if err != nil {
 		return nil, fmt.Errorf("accept tunnel: %w", err)
 	}

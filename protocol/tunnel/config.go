@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
 // Defaults filled in by Dial and Accept for zero Config fields.
@@ -75,10 +77,10 @@ type DialConfig struct {
 	// UserAgent is sent on the upgrade request, e.g.
 	// "switchboard-agent/1.2.0".
 	UserAgent string
-
-	// protocolVersion overrides protocol.Version in tests that play an
-	// agent from the future.
-	protocolVersion int
+	// Protocol is the protocol version offered first; zero means
+	// protocol.Version. Dial speaks an older one the control plane names
+	// when refusing it, down to protocol.MinVersion (see Dial).
+	Protocol int
 }
 
 // AcceptConfig configures the control plane's side of the tunnel. Fields
@@ -211,6 +213,9 @@ func (c DialConfig) Validate() error {
 	}
 	if c.HandshakeTimeout < 0 {
 		errs = append(errs, fmt.Errorf("HandshakeTimeout %v is negative", c.HandshakeTimeout))
+	}
+	if c.Protocol != 0 && !protocol.Supported(c.Protocol) {
+		errs = append(errs, fmt.Errorf("Protocol %d is outside [%d, %d], the versions this build speaks", c.Protocol, protocol.MinVersion, protocol.Version))
 	}
 	m := c.mux()
 	errs = append(errs, m.validate())

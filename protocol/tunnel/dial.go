@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -32,10 +33,11 @@ var ErrProtocolVersion = errors.New("protocol version mismatch")
 type HandshakeError struct {
 	StatusCode int
 	// Message is the body text the control plane sent (first KiB), e.g.
-	// "unsupported protocol version 2: this control plane speaks 1".
+	// "unsupported protocol version 4: this control plane speaks
+	// protocols 1 to 2".
 	Message string
-	// ServerProtocol is the protocol version the control plane announced
-	// when refusing ours, or 0.
+	// ServerProtocol is the newest protocol version the control plane
+	// announced when refusing ours, or 0.
 	ServerProtocol int
 }
 
@@ -53,7 +55,8 @@ func (e *HandshakeError) Unwrap() error {
 	case e.StatusCode == http.StatusUnauthorized:
 		return ErrUnauthorized
 	case e.StatusCode == http.StatusBadRequest && e.ServerProtocol != 0:
-		// Only RefuseVersion puts its version on a refusal.
+		// Only a version refusal (RefuseVersion's shape) names a
+		// version.
 		return ErrProtocolVersion
 	}
 	return nil
@@ -77,6 +80,13 @@ func LoadCAFile(path string) (*x509.CertPool, error) {
 // tunnel (the yamux client). ctx bounds the life of the whole session, not
 // just the dial: cancel it to tear the tunnel down. The handshake alone is
 // bounded by HandshakeTimeout.
+//
+// Dial offers cfg.Protocol (protocol.Version by default). A control plane
+// that does not speak it refuses with its own newest version; if that is
+// older than the offer and at least protocol.MinVersion, Dial redials at
+// once offering it, so a newer agent works with an older control plane
+// (Session.Protocol tells which version was agreed). Any other refusal is
+// a *HandshakeError.
 func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -87,7 +97,20 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 	mc := cfg.mux()
 	mc.fill()
 	mc.logger = mc.logger.With("component", "tunnel", "side", "agent")
+	offer := cmp.Or(cfg.Protocol, protocol.Version)
+	s, err := dialOnce(ctx, cfg, mc, offer)
+	var he *HandshakeError
+	if errors.As(err, &he) && errors.Is(he, ErrProtocolVersion) &&
+		he.ServerProtocol >= protocol.MinVersion && he.ServerProtocol < offer {
+		mc.logger.Debug("redialling with the protocol of an older control plane",
+			"offered", offer, "control_plane_protocol", he.ServerProtocol)
+		s, err = dialOnce(ctx, cfg, mc, he.ServerProtocol)
+	}
+	return s, err
+}
 
+// dialOnce makes one upgrade request offering version.
+func dialOnce(ctx context.Context, cfg DialConfig, mc muxConfig, version int) (*Session, error) {
 	transport := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		TLSClientConfig: &tls.Config{
@@ -101,10 +124,6 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 
 	hdr := http.Header{}
 	hdr.Set("Authorization", "Bearer "+cfg.Token)
-	version := protocol.Version
-	if cfg.protocolVersion != 0 {
-		version = cfg.protocolVersion
-	}
 	hdr.Set(protocol.VersionHeader, strconv.Itoa(version))
 	if cfg.UserAgent != "" {
 		hdr.Set("User-Agent", cfg.UserAgent)
@@ -122,7 +141,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*Session, error) {
 		}
 		return nil, fmt.Errorf("dial control plane: %w", err)
 	}
-	s, err := newSession(ctx, ws, urlAddr(hostOf(cfg.URL)), true, mc)
+	s, err := newSession(ctx, ws, urlAddr(hostOf(cfg.URL)), true, version, mc)
 	if err != nil {
 		return nil, fmt.Errorf("dial control plane: %w", err)
 	}

@@ -4,6 +4,14 @@
 // server), and either side opens typed streams (Session.Open) whose first
 // byte is a protocol.StreamKind.
 //
+// The protocol version is agreed on the upgrade request, before any tunnel
+// exists: Dial offers the agent's version in protocol.VersionHeader, Accept
+// takes any version in [protocol.MinVersion, protocol.Version] and answers
+// any other with 400 and its own newest version (RefuseVersion). Dial then
+// redials once, at once, with that version if the agent speaks it, so an
+// agent newer than its control plane connects as the older version.
+// Session.Protocol is the agreed version on both ends.
+//
 // It is the only package in the module that imports
 // github.com/coder/websocket and github.com/hashicorp/yamux; everything else
 // sees a *Session and net.Conn streams. ServeRequests is the agent's side of

@@ -37,9 +37,11 @@ type Session struct {
 	// closing: this side is ending the session (Close, or its context
 	// ended), so yamux's errors about the link are expected.
 	closing atomic.Bool
+	// protocol is the version agreed on the upgrade request.
+	protocol int
 }
 
-func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client bool, cfg muxConfig) (*Session, error) {
+func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client bool, version int, cfg muxConfig) (*Session, error) {
 	// The net.Conn lives as long as the session's context, not the
 	// handshake's: cancelling ctx tears the whole tunnel down.
 	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
@@ -67,6 +69,7 @@ func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client
 		remote:      remote,
 		logger:      cfg.logger,
 		kindTimeout: cfg.writeTimeout,
+		protocol:    version,
 	}
 	m, err := newMux(co, cfg.yamux(func() bool { return s.closing.Load() || ctx.Err() != nil }))
 	if err != nil {
@@ -206,6 +209,10 @@ func (s *Session) Done() <-chan struct{} { return s.mux.CloseChan() }
 // RemoteAddr is the peer's address: the agent's TCP address on the control
 // plane, the dialled URL's host on the agent.
 func (s *Session) RemoteAddr() net.Addr { return s.remote }
+
+// Protocol is the protocol version both ends agreed on in the upgrade
+// request: the one the agent offered and the control plane accepted.
+func (s *Session) Protocol() int { return s.protocol }
 
 // NumStreams is the number of streams currently open.
 func (s *Session) NumStreams() int { return s.mux.NumStreams() }

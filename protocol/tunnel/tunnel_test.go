@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -292,13 +294,6 @@ func TestHandshakeRefused(t *testing.T) {
 			is:      ErrUnauthorized,
 		},
 		{
-			name:    "newer agent",
-			cfg:     DialConfig{protocolVersion: protocol.Version + 1},
-			status:  http.StatusBadRequest,
-			message: fmt.Sprintf("unsupported protocol version %d: this control plane speaks %d", protocol.Version+1, protocol.Version),
-			is:      ErrProtocolVersion,
-		},
-		{
 			name:    "wrong path",
 			cfg:     DialConfig{URL: strings.Replace(ts.URL, "http", "ws", 1) + "/nope"},
 			status:  http.StatusNotFound,
@@ -333,18 +328,152 @@ func TestHandshakeRefused(t *testing.T) {
 			}
 		})
 	}
-	// The control plane saw the version error too, with the same text.
-	select {
-	case err := <-ts.acceptErrs:
-		var ve *VersionError
-		if !errors.As(err, &ve) || !errors.Is(err, ErrProtocolVersion) {
-			t.Fatalf("server Accept error %v, want *VersionError", err)
+}
+
+// A request offering a version this control plane does not speak is
+// refused with 400, the reason as body and our newest version in the
+// header (which is what lets a newer agent fall back); Accept returns the
+// same error.
+func TestAcceptRefusesUnsupportedVersion(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	for _, offer := range []string{fmt.Sprint(protocol.Version + 1), fmt.Sprint(protocol.MinVersion - 1), ""} {
+		t.Run("offer "+offer, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, ts.URL+protocol.ConnectPath, nil)
+			req.Header.Set("Authorization", "Bearer "+goodToken)
+			if offer != "" {
+				req.Header.Set(protocol.VersionHeader, offer)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get(protocol.VersionHeader) != fmt.Sprint(protocol.Version) {
+				t.Fatalf("answer %d with %s %q, want 400 with %d", resp.StatusCode, protocol.VersionHeader,
+					resp.Header.Get(protocol.VersionHeader), protocol.Version)
+			}
+			want := fmt.Sprintf("this control plane speaks protocols %d to %d", protocol.MinVersion, protocol.Version)
+			if !strings.Contains(string(body), want) {
+				t.Fatalf("body %q does not say %q", body, want)
+			}
+			select {
+			case err := <-ts.acceptErrs:
+				var ve *VersionError
+				if !errors.As(err, &ve) || !errors.Is(err, ErrProtocolVersion) || ve.Got != offer {
+					t.Fatalf("server Accept error %v, want *VersionError for %q", err, offer)
+				}
+				if strings.TrimSpace(string(body)) != err.Error() {
+					t.Fatalf("agent read %q, control plane logged %q", body, err)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("server did not report the version error")
+			}
+		})
+	}
+}
+
+// Every supported version gets a session, and both ends agree which.
+func TestEverySupportedVersionConnects(t *testing.T) {
+	ts := startServer(t, serverOpts{})
+	for v := protocol.MinVersion; v <= protocol.Version; v++ {
+		t.Run(fmt.Sprint("protocol ", v), func(t *testing.T) {
+			agent, control := dialPair(t, ts, DialConfig{Protocol: v})
+			if agent.Protocol() != v || control.Protocol() != v {
+				t.Fatalf("agent side %d, control side %d, want %d", agent.Protocol(), control.Protocol(), v)
+			}
+		})
+	}
+	// Offering a version this build does not speak is a config error, not
+	// a request.
+	_, err := Dial(context.Background(), DialConfig{URL: ts.wsURL(), Token: goodToken, Protocol: protocol.Version + 1})
+	var he *HandshakeError
+	if err == nil || errors.As(err, &he) || !strings.Contains(err.Error(), fmt.Sprintf("Protocol %d is outside", protocol.Version+1)) {
+		t.Fatalf("Dial offering version %d: %v, want a config error", protocol.Version+1, err)
+	}
+}
+
+// versionedControlPlane answers upgrade requests like a control plane
+// speaking [min, max]: the current tunnel.Accept when the offer is in
+// range, otherwise the 400 that every control plane since version 1 sends
+// (RefuseVersion's shape, with max in the header). It records the offers.
+type versionedControlPlane struct {
+	*httptest.Server
+	mu     sync.Mutex
+	offers []string
+}
+
+func newVersionedControlPlane(t *testing.T, min, max int) *versionedControlPlane {
+	cp := &versionedControlPlane{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cp.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		offer := r.Header.Get(protocol.VersionHeader)
+		cp.mu.Lock()
+		cp.offers = append(cp.offers, offer)
+		cp.mu.Unlock()
+		if v, err := strconv.Atoi(offer); err != nil || v < min || v > max {
+			w.Header().Set(protocol.VersionHeader, fmt.Sprint(max))
+			http.Error(w, fmt.Sprintf("unsupported protocol version %s: this control plane speaks %d", offer, max), http.StatusBadRequest)
+			return
 		}
-		if want := fmt.Sprint(protocol.Version + 1); ve.Got != want {
-			t.Fatalf("VersionError.Got = %q, want %q", ve.Got, want)
+		sess, err := Accept(ctx, w, r, AcceptConfig{})
+		if err != nil {
+			return
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("server did not report the version error")
+		<-sess.Done()
+	}))
+	t.Cleanup(func() { cancel(); cp.Close() })
+	return cp
+}
+
+func (cp *versionedControlPlane) seen() []string {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return slices.Clone(cp.offers)
+}
+
+// Against an older control plane the agent redials at once with the
+// control plane's version when it speaks it; otherwise the refusal stands
+// after one attempt.
+func TestDialNegotiatesDown(t *testing.T) {
+	tests := []struct {
+		name     string
+		min, max int // the control plane's range
+		protocol int // agreed, 0 when refused
+		offers   []string
+	}{
+		{"same version", protocol.MinVersion, protocol.Version, protocol.Version, []string{fmt.Sprint(protocol.Version)}},
+		{"older control plane", protocol.MinVersion, protocol.MinVersion, protocol.MinVersion,
+			[]string{fmt.Sprint(protocol.Version), fmt.Sprint(protocol.MinVersion)}},
+		// (A control plane older than MinVersion answers like this one,
+		// with a version below the agent's range; none exists while
+		// MinVersion is 1.)
+		{"control plane too new", protocol.Version + 1, protocol.Version + 2, 0, []string{fmt.Sprint(protocol.Version)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := newVersionedControlPlane(t, tc.min, tc.max)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := Dial(ctx, DialConfig{URL: "ws" + strings.TrimPrefix(cp.URL, "http") + protocol.ConnectPath, Token: goodToken})
+			if tc.protocol != 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if s.Protocol() != tc.protocol {
+					t.Fatalf("agreed protocol %d, want %d", s.Protocol(), tc.protocol)
+				}
+			} else {
+				var he *HandshakeError
+				if !errors.As(err, &he) || !errors.Is(err, ErrProtocolVersion) || he.ServerProtocol != tc.max {
+					t.Fatalf("Dial: %v, want a version refusal naming %d", err, tc.max)
+				}
+			}
+			if got := cp.seen(); !slices.Equal(got, tc.offers) {
+				t.Fatalf("offers %v, want %v", got, tc.offers)
+			}
+		})
 	}
 }
 
@@ -352,14 +481,16 @@ func TestCheckVersion(t *testing.T) {
 	tests := []struct {
 		name   string
 		header []string
-		ok     bool
+		want   int
 		text   string
 	}{
-		{"current", []string{fmt.Sprint(protocol.Version)}, true, ""},
-		{"padded", []string{" " + fmt.Sprint(protocol.Version) + " "}, true, ""},
-		{"missing", nil, false, "missing Switchboard-Protocol header"},
-		{"older", []string{"0"}, false, "unsupported protocol version 0"},
-		{"garbage", []string{"v1"}, false, "unsupported protocol version v1"},
+		{"current", []string{fmt.Sprint(protocol.Version)}, protocol.Version, ""},
+		{"oldest", []string{fmt.Sprint(protocol.MinVersion)}, protocol.MinVersion, ""},
+		{"padded", []string{" " + fmt.Sprint(protocol.Version) + " "}, protocol.Version, ""},
+		{"missing", nil, 0, "missing Switchboard-Protocol header"},
+		{"older", []string{fmt.Sprint(protocol.MinVersion - 1)}, 0, fmt.Sprintf("unsupported protocol version %d", protocol.MinVersion-1)},
+		{"newer", []string{fmt.Sprint(protocol.Version + 1)}, 0, fmt.Sprintf("unsupported protocol version %d", protocol.Version+1)},
+		{"garbage", []string{"v1"}, 0, "unsupported protocol version v1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -367,9 +498,9 @@ func TestCheckVersion(t *testing.T) {
 			for _, v := range tc.header {
 				r.Header.Add(protocol.VersionHeader, v)
 			}
-			err := CheckVersion(r)
-			if tc.ok != (err == nil) {
-				t.Fatalf("CheckVersion = %v", err)
+			got, err := CheckVersion(r)
+			if got != tc.want || (tc.want != 0) != (err == nil) {
+				t.Fatalf("CheckVersion = %d, %v; want %d", got, err, tc.want)
 			}
 			if err != nil && !strings.Contains(err.Error(), tc.text) {
 				t.Fatalf("error %q does not contain %q", err, tc.text)

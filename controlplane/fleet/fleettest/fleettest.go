@@ -138,6 +138,9 @@ func (s *Server) Connect(t testing.TB, id string, h tunnel.RequestHandler, o Age
 	before, _ := s.Registry.Get(id)
 	ctx, cancel := context.WithCancel(context.Background())
 	o.Dial.URL, o.Dial.Token = s.URL, token
+	if o.Dial.Protocol == 0 {
+		o.Dial.Protocol = o.Hello.Protocol // the tunnel agrees with the hello, as the gateway requires
+	}
 	sess, err := tunnel.Dial(ctx, o.Dial)
 	if err != nil {
 		cancel()
