@@ -271,6 +271,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return nil
 	})
+	g.Go(func() error { s.sweepIntents(gctx); return nil })
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -286,6 +287,36 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// Audit intents older than intentGrace are from a control plane that
+// stopped between asking a PBX and storing the answer: no request lives
+// that long (the AMI timeout is at most a minute). They are looked for
+// every intentSweep.
+const (
+	intentGrace = 5 * time.Minute
+	intentSweep = time.Minute
+)
+
+// sweepIntents turns audit intents left by a stopped control plane into
+// rows that say the outcome is unknown, now and every intentSweep.
+func (s *Server) sweepIntents(ctx context.Context) {
+	t := time.NewTicker(intentSweep)
+	defer t.Stop()
+	for {
+		n, err := s.store.ResolveAuditIntents(ctx, time.Now().Add(-intentGrace))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("audit intents", "err", err)
+		case n > 0:
+			s.log.Warn("audit rows written for actions whose outcome was never stored (the control plane stopped during them)", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // serveMetrics starts the metrics listener of MetricsListen, if any.

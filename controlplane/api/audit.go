@@ -9,14 +9,34 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
 
-// finishAudit stores the request's audit row, success or failure (see
-// run for why after the reply); a failed hangup is also a hangup attempt.
-// A row that cannot be stored is logged at error level.
+// writeIntent makes the request's audit intent durable before its first
+// call to a PBX: an action is never taken without its record. When the
+// store cannot write it, nothing is sent.
+func (c *call) writeIntent() error {
+	if c.audit == nil || c.intentID != 0 {
+		return nil
+	}
+	ctx, cancel := c.storeCtx()
+	defer cancel()
+	id, err := c.api.cfg.Store.InsertAuditIntent(ctx, *c.audit)
+	if err != nil {
+		c.log.Error("audit intent not stored: the request is refused", "action", c.audit.Action, "err", err)
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1,
+			Message: "the audit log could not be written, so nothing was sent to the PBX; retry shortly"}
+	}
+	c.intentID = id
+	return nil
+}
+
+// finishAudit hands the request's audit row, success or failure, to the
+// store without waiting (see run); a failed hangup is also a hangup
+// attempt. A row the store refuses is logged at error level.
 func (c *call) finishAudit(err error) {
 	if c.audit == nil {
 		return
 	}
 	e := *c.audit
+	e.IntentID = c.intentID
 	e.Result = store.ResultSuccess
 	var msg string
 	if err != nil {
@@ -38,9 +58,8 @@ func (c *call) finishAudit(err error) {
 			c.log.Error("hangup attempt not stored", "err", herr)
 		}
 	}
-	// InsertAudit writes the row even past ctx's deadline.
-	if _, ierr := c.api.cfg.Store.InsertAudit(ctx, e); ierr != nil {
-		c.log.Error("audit row not stored", "action", e.Action, "result", e.Result, "err", ierr)
+	if qerr := c.api.cfg.Store.QueueAudit(e); qerr != nil {
+		c.log.Error("audit row not stored", "action", e.Action, "result", e.Result, "err", qerr)
 	}
 }
 

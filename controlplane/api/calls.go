@@ -84,6 +84,9 @@ func checkTimeout(s int) error {
 // that hangs up does not cancel it: an originate or hangup half done is
 // worse than one finished and audited with its real outcome.
 func (c *call) agentCall(agentID, op string, args, result any) error {
+	if err := c.writeIntent(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(fleet.WithRequestID(context.WithoutCancel(c.ctx()), c.id), c.api.cfg.AMITimeout)
 	defer cancel()
 	if err := c.api.cfg.Caller.Call(ctx, agentID, op, args, result); err != nil {

@@ -27,6 +27,7 @@ func TestAPI(t *testing.T) {
 			{"originate errors", testOriginateErrors},
 			{"numbers as pasted", testNumbersAsPasted},
 			{"pbx by name", testPBXByName},
+			{"audit intent before action", testIntentBeforeAction},
 			{"idempotency", testIdempotency},
 			{"hangup", testHangup},
 			{"hangup errors", testHangupErrors},

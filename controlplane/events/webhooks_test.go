@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
+	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -313,9 +314,14 @@ func TestWebhooks(t *testing.T) {
 			if r := e.do(t, "GET", "/v1/webhooks/"+wh.ID, tn.key, nil); r.status != 404 {
 				t.Fatalf("GET after delete = %d", r.status)
 			}
-			audit, _, err := e.store().ListAudit(context.Background(), tn.ent.ID, "", 10)
-			if err != nil || len(audit) != 2 || audit[0].Action != api.AuditWebhookDelete || audit[1].Action != api.AuditWebhookCreate {
-				t.Fatalf("audit = %+v, %v", audit, err)
+			// The audit rows are written just after the replies.
+			var audit []store.AuditEntry
+			eventually(t, "both audit rows", func() bool {
+				audit, _, _ = e.store().ListAudit(context.Background(), tn.ent.ID, "", 10)
+				return len(audit) >= 2
+			})
+			if len(audit) != 2 || audit[0].Action != api.AuditWebhookDelete || audit[1].Action != api.AuditWebhookCreate {
+				t.Fatalf("audit = %+v", audit)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,11 @@ const (
 
 	ResultSuccess = "success"
 	ResultError   = "error"
+
+	// ErrorOutcomeUnknown is the error code of a row made from an intent
+	// whose outcome was never written (the control plane stopped between
+	// sending the request to the PBX and storing its answer).
+	ErrorOutcomeUnknown = "outcome_unknown"
 )
 
 // Audit limits.
@@ -54,6 +60,9 @@ type AuditEntry struct {
 	RequestID    string
 	ClientAddr   string
 	Details      json.RawMessage // optional JSON object
+	// IntentID names the intent (InsertAuditIntent) this row is the
+	// outcome of; storing the row deletes the intent.
+	IntentID int64 `json:"-"`
 }
 
 // cleanText makes caller-supplied text storable in both engines:
@@ -112,31 +121,124 @@ func (e *AuditEntry) normalize(now time.Time) error {
 // turned a slow store into lost rows (1,869 of 10,000 calls at 1,000/s
 // with PostgreSQL on the same two cores, waiting for the writer). The
 // writer bounds each transaction itself (30 s) and a closing store
-// refuses new rows. Concurrent inserts are committed
-// together (group commit): on SQLite every commit is an fsync on the one
-// write connection, so one transaction per API request would cap the
-// request rate at the disk's fsync rate.
+// refuses new rows. Concurrent inserts are committed together (group
+// commit): on SQLite every commit is an fsync on the one write
+// connection, so one transaction per API request would cap the request
+// rate at the disk's fsync rate.
 func (s *Store) InsertAudit(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 	if err := e.normalize(s.now()); err != nil {
 		return AuditEntry{}, err
 	}
-	req := auditReq{e: e, done: make(chan auditRes, 1)}
-	s.auditOnce.Do(s.startAuditWriter)
-	select {
-	case s.auditq <- req:
-	case <-s.auditStop:
-		return AuditEntry{}, fmt.Errorf("insert audit: %w", ErrClosed)
+	res, err := s.auditWrite(auditReq{e: e, done: make(chan auditRes, 1)})
+	return res.e, err
+}
+
+// QueueAudit hands an entry to the audit writer and returns without
+// waiting for its commit: for the outcome row of a request, written after
+// the reply so that the caller's next request does not wait for it. What
+// must be durable before a PBX acts is the intent (InsertAuditIntent);
+// queued rows are written before Close returns, and a row the store
+// refuses is logged at error level.
+func (s *Store) QueueAudit(e AuditEntry) error {
+	if err := e.normalize(s.now()); err != nil {
+		return err
 	}
-	res := <-req.done
-	return res.e, res.err
+	_, err := s.auditWrite(auditReq{e: e})
+	return err
+}
+
+// InsertAuditIntent stores the intent of a request about to act on a PBX
+// and returns its id once it is committed (grouped with other audit
+// writes). e is the row a crash before the outcome leaves behind: it is
+// stored with result error and code ErrorOutcomeUnknown.
+func (s *Store) InsertAuditIntent(ctx context.Context, e AuditEntry) (int64, error) {
+	e.Result, e.ErrorCode = ResultError, ErrorOutcomeUnknown
+	if err := e.normalize(s.now()); err != nil {
+		return 0, err
+	}
+	res, err := s.auditWrite(auditReq{e: e, intent: true, done: make(chan auditRes, 1)})
+	return res.e.ID, err
+}
+
+// auditWrite queues r and, when r.done is set, waits for its result.
+func (s *Store) auditWrite(r auditReq) (auditRes, error) {
+	s.auditOnce.Do(s.startAuditWriter)
+	// Close takes the write lock before it stops the writer, so a write
+	// handed over here is always drained, never stranded in the queue.
+	s.auditMu.RLock()
+	if s.auditClosed {
+		s.auditMu.RUnlock()
+		return auditRes{}, fmt.Errorf("audit: %w", ErrClosed)
+	}
+	s.auditq <- r
+	s.auditMu.RUnlock()
+	if r.done == nil {
+		return auditRes{}, nil
+	}
+	res := <-r.done
+	return res, res.err
+}
+
+// ResolveAuditIntents turns intents older than before, whose outcome was
+// never stored, into audit rows (result error, code ErrorOutcomeUnknown)
+// and returns how many. before must leave every request still running
+// alone: any intent older than the longest request (the AMI timeout is at
+// most a minute) was left by a control plane that stopped.
+func (s *Store) ResolveAuditIntents(ctx context.Context, before time.Time) (int, error) {
+	rows, err := s.wdb.QueryContext(ctx, `SELECT id, entry FROM audit_intents WHERE at < $1 ORDER BY id LIMIT 1000`, s.d.timeArg(before.UTC()))
+	if err != nil {
+		return 0, fmt.Errorf("resolve audit intents: %w", err)
+	}
+	var batch []auditReq
+	for rows.Next() {
+		var id int64
+		var entry string
+		if err := rows.Scan(&id, &entry); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("resolve audit intents: %w", err)
+		}
+		var e AuditEntry
+		if err := json.Unmarshal([]byte(entry), &e); err != nil {
+			s.log.Error("audit intent unreadable: kept", "intent", id, "err", err)
+			continue
+		}
+		e.IntentID = id
+		batch = append(batch, auditReq{e: e, done: make(chan auditRes, 1)})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("resolve audit intents: %w", err)
+	}
+	n := 0
+	for _, r := range batch {
+		if _, err := s.auditWrite(r); err != nil {
+			return n, fmt.Errorf("resolve audit intent %d: %w", r.e.IntentID, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // MaxAuditBatch bounds the rows of one group commit.
 const MaxAuditBatch = 256
 
 type auditReq struct {
-	e    AuditEntry
+	e AuditEntry
+	// intent: store e as an intent (audit_intents), not a row.
+	intent bool
+	// done receives the result; nil: nobody waits (QueueAudit), and a
+	// failure is logged.
 	done chan auditRes
+}
+
+func (r auditReq) reply(res auditRes, log *slog.Logger) {
+	if r.done != nil {
+		r.done <- res
+		return
+	}
+	if res.err != nil {
+		log.Error("audit row not stored", "action", r.e.Action, "result", r.e.Result, "request_id", r.e.RequestID, "err", res.err)
+	}
 }
 
 type auditRes struct {
@@ -144,12 +246,51 @@ type auditRes struct {
 	err error
 }
 
+// auditLinger is how long rows nobody waits for (QueueAudit: outcomes,
+// written after the reply) wait for a write somebody does wait for. A
+// client sends its next request right after a reply: that request's
+// intent then commits together with the previous outcome, one commit (one
+// fsync on SQLite) instead of two in a row.
+const auditLinger = 3 * time.Millisecond
+
 func (s *Store) startAuditWriter() {
 	s.auditWG.Add(1)
 	go func() {
 		defer s.auditWG.Done()
-		groupLoop(s.auditq, s.auditStop, MaxAuditBatch, s.writeAuditBatch)
+		groupLoop(s.auditq, s.auditStop, MaxAuditBatch, s.lingerAudit(s.writeAuditBatch))
 	}()
+}
+
+// lingerAudit holds a group of rows nobody waits for up to auditLinger,
+// for a row somebody waits for to join it.
+func (s *Store) lingerAudit(write func([]auditReq)) func([]auditReq) {
+	return func(group []auditReq) {
+		for _, r := range group {
+			if r.done != nil {
+				write(group)
+				return
+			}
+		}
+		t := time.NewTimer(auditLinger)
+		defer t.Stop()
+		for len(group) < MaxAuditBatch {
+			select {
+			case r := <-s.auditq:
+				group = append(group, r)
+				if r.done != nil {
+					write(group)
+					return
+				}
+			case <-t.C:
+				write(group)
+				return
+			case <-s.auditStop:
+				write(group)
+				return
+			}
+		}
+		write(group)
+	}
 }
 
 // groupLoop is a group commit: it waits for one request, takes every
@@ -163,6 +304,7 @@ func groupLoop[T any](q <-chan T, stop <-chan struct{}, max int, write func([]T)
 		case r := <-q:
 			group = append(group[:0], r)
 		case <-stop:
+			drain(q, max, write)
 			return
 		}
 	collect:
@@ -173,6 +315,27 @@ func groupLoop[T any](q <-chan T, stop <-chan struct{}, max int, write func([]T)
 			default:
 				break collect
 			}
+		}
+		write(group)
+	}
+}
+
+// drain writes what is still queued when the writer stops: rows handed
+// over without waiting (QueueAudit) are written before Close returns.
+func drain[T any](q <-chan T, max int, write func([]T)) {
+	for {
+		group := make([]T, 0, max)
+	collect:
+		for len(group) < max {
+			select {
+			case r := <-q:
+				group = append(group, r)
+			default:
+				break collect
+			}
+		}
+		if len(group) == 0 {
+			return
 		}
 		write(group)
 	}
@@ -189,7 +352,7 @@ func (s *Store) writeAuditBatch(batch []auditReq) {
 		if err == nil {
 			for i, r := range batch {
 				r.e.ID = ids[i]
-				r.done <- auditRes{e: r.e}
+				r.reply(auditRes{e: r.e}, s.log)
 			}
 			return
 		}
@@ -197,11 +360,11 @@ func (s *Store) writeAuditBatch(batch []auditReq) {
 	for _, r := range batch {
 		ids, err := s.insertAuditTx(ctx, []auditReq{r})
 		if err != nil {
-			r.done <- auditRes{err: err}
+			r.reply(auditRes{err: err}, s.log)
 			continue
 		}
 		r.e.ID = ids[0]
-		r.done <- auditRes{e: r.e}
+		r.reply(auditRes{e: r.e}, s.log)
 	}
 }
 
@@ -214,6 +377,22 @@ func (s *Store) insertAuditTx(ctx context.Context, batch []auditReq) ([]int64, e
 	ids := make([]int64, len(batch))
 	for i, r := range batch {
 		e := r.e
+		if r.intent {
+			entry, err := json.Marshal(e)
+			if err != nil {
+				return nil, fmt.Errorf("insert audit intent: %w", err)
+			}
+			if err := tx.QueryRowContext(ctx, `INSERT INTO audit_intents (at, entry) VALUES ($1, $2) RETURNING id`,
+				s.d.timeArg(e.At), string(entry)).Scan(&ids[i]); err != nil {
+				return nil, fmt.Errorf("insert audit intent: %w", err)
+			}
+			continue
+		}
+		if e.IntentID != 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM audit_intents WHERE id = $1`, e.IntentID); err != nil {
+				return nil, fmt.Errorf("insert audit: delete intent: %w", err)
+			}
+		}
 		var details any
 		if len(e.Details) > 0 {
 			details = string(e.Details)

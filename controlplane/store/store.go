@@ -136,16 +136,23 @@ type Store struct {
 
 	// The audit group-commit writer (audit.go): started by the first
 	// InsertAudit, stopped and waited for by Close.
-	auditq    chan auditReq
-	auditStop chan struct{}
-	auditOnce sync.Once
-	auditWG   sync.WaitGroup // the audit and event writers
+	auditq      chan auditReq
+	auditStop   chan struct{}
+	auditMu     sync.RWMutex // auditClosed, and sends on auditq
+	auditClosed bool
+	auditOnce   sync.Once
+	auditWG     sync.WaitGroup // the audit and event writers
 	// The SQLite group commit of agent events (events.go), started by the
 	// first StoreAgentEvents; it stops with auditStop.
 	eventq    chan eventReq
 	eventOnce sync.Once
 	closeOnce sync.Once
 }
+
+// auditQueue is how many audit writes may wait for the writer; past it
+// a request waits for room (back-pressure), so rows handed over without
+// waiting (QueueAudit) cannot pile up without bound.
+const auditQueue = 4096
 
 // Open opens the database named by dsn (see Config.DSN) and applies any
 // pending migrations.
@@ -161,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	d, source, _ := parseDSN(cfg.DSN)
 	s := &Store{Now: time.Now, d: d, log: cfg.Logger.With("component", "store", "dialect", d.name),
-		auditq: make(chan auditReq), auditStop: make(chan struct{}), eventq: make(chan eventReq)}
+		auditq: make(chan auditReq, auditQueue), auditStop: make(chan struct{}), eventq: make(chan eventReq)}
 	var err error
 	if d.name == dialectSQLite {
 		err = s.openSQLite(source, cfg)
@@ -288,6 +295,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.auditMu.Lock()
+		s.auditClosed = true
+		s.auditMu.Unlock()
 		close(s.auditStop)
 		s.auditWG.Wait()
 	})
