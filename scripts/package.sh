@@ -68,9 +68,20 @@ done
 packagers=()
 [ "$want_deb" = yes ] && packagers+=(deb)
 [ "$want_rpm" = yes ] && packagers+=(rpm)
+[ ${#packagers[@]} -eq 0 ] && exit 0
+
+# The maintainer scripts are rendered from one template per phase and one
+# names file per package (packaging/scripts/render.sh). nfpm expands
+# variables in contents but not in scripts, so the path is put into the
+# definition here and the definition goes to nfpm on stdin.
+scripts="$DIST/scripts"
+rm -rf "$scripts"
+sh packaging/scripts/render.sh "$scripts"
 for packager in "${packagers[@]}"; do
 	for def in agent switchboard; do
 		echo "==> $packager: packaging/nfpm-$def.yaml"
-		go tool nfpm package -f "packaging/nfpm-$def.yaml" -p "$packager" -t "$DIST/"
+		yaml=$(<"packaging/nfpm-$def.yaml")
+		printf '%s\n' "${yaml//'${SCRIPTS}'/"$scripts"}" |
+			go tool nfpm package -f - -p "$packager" -t "$DIST/"
 	done
 done

@@ -29,6 +29,16 @@ echo "SWITCHBOARD_TEST_POSTGRES=$SWITCHBOARD_TEST_POSTGRES"
 step "go test -race (SQLite and PostgreSQL)"
 go test -race -count=1 -timeout 25m ./...
 
+step "third_party/yamux: upstream's own tests against our patch"
+# A nested module (replaced in go.mod), so `./...` above never runs them.
+# -short skips TestSendData_Large and TestSendData_VeryLarge (16 GiB over
+# TLS; upstream marks them as timing out under the race detector; ~50 s
+# without -race). TestHalfCloseSessionShutdown is skipped: it races TCP
+# itself (the client closes a connection with unread data, the kernel
+# resets it, the server's read fails) and fails about one run in four on
+# unpatched v0.1.2 too. See third_party/yamux/README.switchboard.md.
+(cd third_party/yamux && go test -race -short -count=1 -skip '^TestHalfCloseSessionShutdown$' ./...)
+
 if [ "${SKIP_PACKAGE_TEST:-}" != 1 ]; then
 	step ".deb package: build, install, check, purge"
 	bash scripts/test-deb.sh

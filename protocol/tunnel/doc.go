@@ -13,8 +13,11 @@
 // Session.Protocol is the agreed version on both ends.
 //
 // It is the only package in the module that imports
-// github.com/coder/websocket and github.com/hashicorp/yamux; everything else
-// sees a *Session and net.Conn streams. ServeRequests is the agent's side of
+// github.com/hashicorp/yamux, and the only one that uses
+// github.com/coder/websocket for the agent tunnel (the control plane's
+// /v1/events stream and its `switchboard events tail` client use it too;
+// internal/depcheck holds the rule). Everything else sees a *Session and
+// net.Conn streams. ServeRequests is the agent's side of
 // request streams: accept, decode protocol.Request, run a handler under the
 // request's deadline, answer with protocol.Response.
 package tunnel

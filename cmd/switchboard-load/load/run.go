@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/agent"
-	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
@@ -70,287 +70,221 @@ type Result struct {
 
 // Run provisions, starts the control plane and the simulated fleet, and
 // measures. Every wait is bounded; everything started is stopped before
-// it returns.
+// it returns. It returns no Result when the run fails before the agents
+// dial, and the Result so far when a measuring phase fails.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	begin := time.Now()
-	say := func(format string, args ...any) {
-		fmt.Fprintf(cfg.Progress, "[%6.1fs] %s\n", time.Since(begin).Seconds(), fmt.Sprintf(format, args...))
+	r := newRunner(cfg)
+	if err := r.sizeWorkers(); err != nil {
+		return nil, err
 	}
-	res := &Result{Config: cfg, Agents: cfg.Agents, RestartSignal: cfg.RestartSignal}
-	res.HealthyAfter = cmpOr(cfg.HealthyAfter, agent.DefaultHealthyAfter)
-	res.ReconnectMinMax = [2]time.Duration{cmpOr(cfg.ReconnectMin, agent.DefaultReconnectMin), cmpOr(cfg.ReconnectMax, agent.DefaultReconnectMax)}
-
-	limit, err := raiseFDLimit()
+	if err := r.findPrograms(); err != nil {
+		return nil, err
+	}
+	cleanup, err := r.makeDir()
 	if err != nil {
 		return nil, err
 	}
+	defer cleanup()
+	if err := r.provisionStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	defer r.stopControlPlane()
+	err = r.startFleet(ctx)
+	defer r.stopFleet()
+	if err != nil {
+		return nil, err
+	}
+	r.client = newHTTPClient(min(cfg.MaxInFlight, 2000))
+	defer r.client.CloseIdleConnections()
+	if err := r.dial(ctx); err != nil {
+		return nil, err
+	}
+	return r.measure(ctx)
+}
+
+// runner is the state one run's phases share.
+type runner struct {
+	cfg   Config // as resolved by findPrograms; Result.Config is as given
+	res   *Result
+	begin time.Time
+	per   int // agents one process can hold within RLIMIT_NOFILE
+	dir   string
+
+	plan     *fleetPlan
+	launcher *cpLauncher
+	cp       *cpProcess // nil when a restart failed to start
+	workers  []*workerHandle
+	client   *http.Client
+
+	dialedAt    time.Time // every agent was told to dial
+	connectedAt time.Time // every agent was connected
+}
+
+func newRunner(cfg Config) *runner {
+	res := &Result{Config: cfg, Agents: cfg.Agents, RestartSignal: cfg.RestartSignal}
+	res.HealthyAfter = cmpOr(cfg.HealthyAfter, agent.DefaultHealthyAfter)
+	res.ReconnectMinMax = [2]time.Duration{cmpOr(cfg.ReconnectMin, agent.DefaultReconnectMin), cmpOr(cfg.ReconnectMax, agent.DefaultReconnectMax)}
+	return &runner{cfg: cfg, res: res, begin: time.Now()}
+}
+
+// say writes one progress line, stamped with the time since the start.
+func (r *runner) say(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Progress, "[%6.1fs] %s\n", time.Since(r.begin).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// sizeWorkers raises RLIMIT_NOFILE and decides how many worker processes
+// the agents need, or says why the requested number cannot hold them.
+func (r *runner) sizeWorkers() error {
+	cfg, res := r.cfg, r.res
+	limit, err := raiseFDLimit()
+	if err != nil {
+		return err
+	}
 	res.FDLimit = limit
 	per := agentsPerProcess(limit)
+	r.per = per
 	switch {
 	case cfg.Workers == -1:
 		res.Workers = (cfg.Agents + per - 1) / max(per, 1)
 	case cfg.Workers == 0 && cfg.Agents > per:
-		return nil, fmt.Errorf("%d agents need about %d file descriptors in one process, the limit is %d: use worker processes (--workers -1)", cfg.Agents, cfg.Agents*fdsPerAgent+fdReserve, limit)
+		return fmt.Errorf("%d agents need about %d file descriptors in one process, the limit is %d: use worker processes (--workers -1)", cfg.Agents, cfg.Agents*fdsPerAgent+fdReserve, limit)
 	default:
 		res.Workers = cfg.Workers
 	}
 	if res.Workers > 0 && (cfg.Agents+res.Workers-1)/res.Workers > per {
-		return nil, fmt.Errorf("%d agents per worker exceed the %d that RLIMIT_NOFILE %d allows (%d descriptors each): use more workers", (cfg.Agents+res.Workers-1)/res.Workers, per, limit, fdsPerAgent)
+		return fmt.Errorf("%d agents per worker exceed the %d that RLIMIT_NOFILE %d allows (%d descriptors each): use more workers", (cfg.Agents+res.Workers-1)/res.Workers, per, limit, fdsPerAgent)
 	}
 	if res.Workers > 254 {
-		return nil, fmt.Errorf("%d workers: at most 254 (one loopback address each)", res.Workers)
+		return fmt.Errorf("%d workers: at most 254 (one loopback address each)", res.Workers)
 	}
-	if cfg.Self == "" && (res.Workers > 0 || cfg.Profile != "") {
-		if cfg.Self, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("find this program for worker processes: %w", err)
+	return nil
+}
+
+// findPrograms resolves this program (for worker processes and the
+// profiled control plane) and the switchboard binary, or makes the
+// profile directory.
+func (r *runner) findPrograms() error {
+	var err error
+	if r.cfg.Self == "" && (r.res.Workers > 0 || r.cfg.Profile != "") {
+		if r.cfg.Self, err = os.Executable(); err != nil {
+			return fmt.Errorf("find this program for worker processes: %w", err)
 		}
 	}
-	if cfg.Profile == "" {
-		if cfg.Switchboard, err = findSwitchboard(cfg.Switchboard); err != nil {
+	if r.cfg.Profile == "" {
+		if r.cfg.Switchboard, err = findSwitchboard(r.cfg.Switchboard); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(r.cfg.Profile, 0o755); err != nil {
+		return fmt.Errorf("profile dir: %w", err)
+	}
+	return nil
+}
+
+// makeDir makes the run's directory (logs, the SQLite store, secrets);
+// cleanup removes it when Run made it and --keep is off.
+func (r *runner) makeDir() (cleanup func(), err error) {
+	cleanup = func() {}
+	r.dir = r.cfg.Dir
+	if r.dir == "" {
+		if r.dir, err = os.MkdirTemp("", "switchboard-load-"); err != nil {
 			return nil, err
 		}
-	} else if err := os.MkdirAll(cfg.Profile, 0o755); err != nil {
-		return nil, fmt.Errorf("profile dir: %w", err)
-	}
-
-	dir := cfg.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "switchboard-load-"); err != nil {
-			return nil, err
+		if !r.cfg.Keep {
+			dir := r.dir
+			cleanup = func() { os.RemoveAll(dir) }
 		}
-		if !cfg.Keep {
-			defer os.RemoveAll(dir)
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	} else if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return nil, err
 	}
-	say("%d agents, %d per enterprise, %d worker processes (RLIMIT_NOFILE %d: up to %d agents each), files in %s",
-		cfg.Agents, cfg.PBXsPerEnterprise, res.Workers, limit, per, dir)
+	r.say("%d agents, %d per enterprise, %d worker processes (RLIMIT_NOFILE %d: up to %d agents each), files in %s",
+		r.cfg.Agents, r.cfg.PBXsPerEnterprise, r.res.Workers, r.res.FDLimit, r.per, r.dir)
+	return cleanup, nil
+}
 
-	plan, err := provision(ctx, dir, cfg.DB, cfg.Agents, cfg.PBXsPerEnterprise)
+// provisionStore fills the store with the enterprises, agents and keys.
+func (r *runner) provisionStore(ctx context.Context) error {
+	plan, err := provision(ctx, r.dir, r.cfg.DB, r.cfg.Agents, r.cfg.PBXsPerEnterprise)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res.Provision, res.Enterprises = plan.Took, plan.Enterprise
-	say("provisioned %d enterprises, %d agents, %d API keys in %v", plan.Enterprise, len(plan.Agents), plan.Enterprise, plan.Took.Round(time.Millisecond))
+	r.plan = plan
+	r.res.Provision, r.res.Enterprises = plan.Took, plan.Enterprise
+	r.say("provisioned %d enterprises, %d agents, %d API keys in %v", plan.Enterprise, len(plan.Agents), plan.Enterprise, plan.Took.Round(time.Millisecond))
+	return nil
+}
 
-	launcher, err := newCPLauncher(cfg, dir, plan)
+// startControlPlane starts the control plane child and waits until it
+// answers.
+func (r *runner) startControlPlane(ctx context.Context) error {
+	launcher, err := newCPLauncher(r.cfg, r.dir, r.plan)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res.ControlArgv = launcher.argv
-	cp, err := launcher.start(ctx)
+	r.launcher = launcher
+	r.res.ControlArgv = launcher.argv
+	if r.cp, err = launcher.start(ctx); err != nil {
+		return err
+	}
+	r.say("control plane pid %d at %s: %s", r.cp.pid(), launcher.base, strings.Join(launcher.argv, " "))
+	return nil
+}
+
+func (r *runner) stopControlPlane() {
+	if r.cp != nil {
+		_ = r.cp.stop(syscall.SIGTERM)
+	}
+}
+
+// startFleet starts the workers and waits until every fake Asterisk
+// listens. The workers it started are in r.workers even when it fails, so
+// stopFleet stops them.
+func (r *runner) startFleet(ctx context.Context) error {
+	var err error
+	r.workers, err = startWorkers(ctx, r.cfg, r.res.Workers, r.plan, r.launcher.base, r.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer func() {
-		if cp != nil { // nil when a restart failed to start
-			_ = cp.stop(syscall.SIGTERM)
-		}
-	}()
-	base := launcher.base
-	say("control plane pid %d at %s: %s", cp.pid(), base, strings.Join(launcher.argv, " "))
-
-	workers, err := startWorkers(ctx, cfg, res.Workers, plan, base, dir)
-	defer func() {
-		say("stopping %d agents and fakes", cfg.Agents)
-		for _, err := range stopWorkers(workers) {
-			say("stop: %v", err)
-		}
-	}()
+	stats, err := allStats(ctx, r.workers, "")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	stats, err := allStats(ctx, workers, "")
-	if err != nil {
-		return nil, err
-	}
-	say("%d fake Asterisks listening; load processes RSS %s", cfg.Agents, mib(sumRSS(stats)))
+	r.say("%d fake Asterisks listening; load processes RSS %s", r.cfg.Agents, mib(sumRSS(stats)))
+	return nil
+}
 
-	client := newHTTPClient(min(cfg.MaxInFlight, 2000))
-	defer client.CloseIdleConnections()
+func (r *runner) stopFleet() {
+	r.say("stopping %d agents and fakes", r.cfg.Agents)
+	for _, err := range stopWorkers(r.workers) {
+		r.say("stop: %v", err)
+	}
+}
 
-	// 1. Every agent dials at once.
-	t0 := time.Now()
-	if _, err := allStats(ctx, workers, cmdConnect); err != nil {
-		return nil, err
-	}
-	res.Connect, err = waitConnected(ctx, client, base, cfg.Agents, t0, cfg.ReconnectGoal, cfg.ConnectTimeout)
-	if err != nil {
-		res.ConnectErr = err.Error()
-		say("connect: %v", err)
-		return res, err
-	}
-	connectedAt := time.Now()
-	if cfg.Profile != "" {
-		cp.signal(syscall.SIGUSR1) // CPU profile of the idle phase
-	}
-	say("all %d connected in %v (50%% %v, 90%% %v, 99%% %v)", cfg.Agents, res.Connect.All.Round(time.Millisecond),
-		res.Connect.Half.Round(time.Millisecond), res.Connect.P90.Round(time.Millisecond), res.Connect.P99.Round(time.Millisecond))
+// dial tells every agent to dial at once.
+func (r *runner) dial(ctx context.Context) error {
+	r.dialedAt = time.Now()
+	_, err := allStats(ctx, r.workers, cmdConnect)
+	return err
+}
 
-	// 2. Idle with everything connected: heartbeats, keepalives, direct calls.
-	s0, err := sampleProc(cp.pid())
-	if err != nil {
-		return res, err
-	}
-	mach0, _ := sampleMachine()
-	li0, err := loadCPU(ctx, workers, res.Workers > 0)
-	if err != nil {
-		return res, err
-	}
-	if err := sleep(ctx, cfg.Settle); err != nil {
-		return res, err
-	}
-	if res.Idle, err = sampleProc(cp.pid()); err != nil {
-		return res, err
-	}
-	res.IdleCPU = cpuPercent(s0, res.Idle)
-	mach1, _ := sampleMachine()
-	res.MachineIdle = busyPercent(mach0, mach1)
-	if li1, err := loadCPU(ctx, workers, res.Workers > 0); err == nil {
-		res.LoadIdleCPU = 100 * float64(li1-li0) / float64(mach1.At.Sub(mach0.At))
-	}
-	say("idle %v: control plane RSS %s (peak %s), CPU %.1f%% of one core, %d fds, %d threads; load processes %.0f%% of one core; machine %.0f%% busy",
-		cfg.Settle, mib(res.Idle.RSS), mib(res.Idle.PeakRSS), res.IdleCPU, res.Idle.OpenFDs, res.Idle.Threads, res.LoadIdleCPU, res.MachineIdle)
-	if cfg.Profile != "" {
-		// Idle: the CPU profile (started after the connect) ends; heap
-		// and goroutines with every agent connected.
-		cp.signal(syscall.SIGUSR1)
-		cp.signal(syscall.SIGUSR2)
-	}
-
-	// 3. The fleet view.
-	if cfg.FleetQueries > 0 {
-		q := fmt.Sprintf("limit=%d", min(cfg.Agents, api.MaxFleetPageSize))
-		if res.FleetFull, res.FleetBytes, err = fleetLatency(ctx, client, base, plan.AdminJWT, q, cfg.FleetQueries); err != nil {
-			return res, err
-		}
-		if res.FleetDefault, _, err = fleetLatency(ctx, client, base, plan.AdminJWT, "", cfg.FleetQueries); err != nil {
-			return res, err
-		}
-		if res.FleetPage, _, err = fleetLatency(ctx, client, base, plan.AdminJWT, "connected=false", cfg.FleetQueries); err != nil {
-			return res, err
-		}
-		say("GET /v1/fleet?%s (%d KiB): p50 %v p99 %v; default page: p50 %v p99 %v; ?connected=false: p50 %v p99 %v", q, res.FleetBytes>>10,
-			res.FleetFull.P50.Round(time.Microsecond), res.FleetFull.P99.Round(time.Microsecond),
-			res.FleetDefault.P50.Round(time.Microsecond), res.FleetDefault.P99.Round(time.Microsecond),
-			res.FleetPage.P50.Round(time.Microsecond), res.FleetPage.P99.Round(time.Microsecond))
-	}
-
-	// 4. Originate at the target rate, spread over every PBX.
-	if cfg.OriginateRate > 0 {
-		m0, _ := scrapeMetrics(ctx, client, base, metricEventsIn)
-		o0, _ := sampleProc(cp.pid())
-		l0, err := loadCPU(ctx, workers, res.Workers > 0)
-		if err != nil {
-			return res, err
-		}
-		mach0, _ := sampleMachine()
-		if cfg.Profile != "" {
-			// CPU profile of the calls; heap and goroutines halfway.
-			cp.signal(syscall.SIGUSR1)
-			t := time.AfterFunc(cfg.OriginateDuration/2, func() { cp.signal(syscall.SIGUSR2) })
-			defer t.Stop()
-		}
-		res.Originate = originateLoad(ctx, client, base, plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
-		if cfg.Profile != "" {
-			cp.signal(syscall.SIGUSR1)
-		}
-		// Events of the calls arrive shortly after the answers.
-		_ = sleep(ctx, min(time.Second, cfg.Settle))
-		res.AfterCalls, _ = sampleProc(cp.pid())
-		res.OriginateCPU = cpuPercent(o0, res.AfterCalls)
-		mach1, _ := sampleMachine()
-		res.MachineBusy = busyPercent(mach0, mach1)
-		if l1, err := loadCPU(ctx, workers, res.Workers > 0); err == nil {
-			res.LoadCPU = 100 * float64(l1-l0) / float64(mach1.At.Sub(mach0.At))
-		}
-		if m1, err := scrapeMetrics(ctx, client, base, metricEventsIn); err == nil && m0 != nil {
-			res.EventsStored = m1[metricEventsIn] - m0[metricEventsIn]
-			res.EventsPerSec = res.EventsStored / res.AfterCalls.At.Sub(o0.At).Seconds()
-		}
-		o := res.Originate
-		say("originate %d/s for %v: sent %d, missed %d, %.0f/s achieved; latency p50 %v p99 %v max %v (service p50 %v p99 %v); %s %s; "+
-			"CP CPU %.0f%%, RSS %s; load CPU %.0f%%; machine %.0f%% busy; %0.f events stored (%.0f/s)",
-			cfg.OriginateRate, cfg.OriginateDuration, o.Sent, o.Missed, o.Achieved,
-			o.Latency.P50.Round(time.Microsecond), o.Latency.P99.Round(time.Microsecond), o.Latency.Max.Round(time.Millisecond),
-			o.Service.P50.Round(time.Microsecond), o.Service.P99.Round(time.Microsecond),
-			o.Latency.codesString(), errorsString(o.Errors), res.OriginateCPU, mib(res.AfterCalls.RSS), res.LoadCPU, res.MachineBusy,
-			res.EventsStored, res.EventsPerSec)
-		if _, err := allStats(ctx, workers, cmdHangup); err != nil {
-			return res, err
+// measure runs the phases in order; the first that fails ends the run.
+func (r *runner) measure(ctx context.Context) (*Result, error) {
+	phases := []func(context.Context) error{r.connect, r.idle, r.fleetQueries, r.originate, r.restart, r.loadStats}
+	for _, phase := range phases {
+		if err := phase(ctx); err != nil {
+			return r.res, err
 		}
 	}
-
-	// 5. Kill and restart the control plane; every agent must come back.
-	if cfg.Restart {
-		if wait := time.Until(connectedAt.Add(res.HealthyAfter)); wait > 0 {
-			say("waiting %v so every session has lived HealthyAfter (%v) and backoffs start over", wait.Round(time.Second), res.HealthyAfter)
-			if err := sleep(ctx, wait); err != nil {
-				return res, err
-			}
-		}
-		res.SessionAge = time.Since(connectedAt)
-		sig := syscall.SIGKILL
-		if cfg.RestartSignal == "term" || cfg.Profile != "" {
-			sig, res.RestartSignal = syscall.SIGTERM, "term"
-		}
-		kill := time.Now()
-		if err := cp.stop(sig); err != nil {
-			// A graceful stop that overran was ended with SIGKILL: the
-			// restart goes on, and the report says so.
-			res.StopErr = err.Error()
-			say("%v", err)
-		}
-		if cp, err = launcher.start(ctx); err != nil {
-			return res, err
-		}
-		res.Restarted, res.Downtime = true, time.Since(kill)
-		if cfg.Profile != "" {
-			cp.signal(syscall.SIGUSR1) // CPU profile of the reconnect storm
-		}
-		say("control plane restarted (pid %d) %v after SIG%s", cp.pid(), res.Downtime.Round(time.Millisecond), strings.ToUpper(res.RestartSignal))
-		res.Reconnect, err = waitConnected(ctx, client, base, cfg.Agents, kill, cfg.ReconnectGoal, cfg.ReconnectTimeout)
-		if cfg.Profile != "" {
-			cp.signal(syscall.SIGUSR1)
-			cp.signal(syscall.SIGUSR2)
-		}
-		if err != nil {
-			res.ReconnectErr = err.Error()
-			say("reconnect: %v", err)
-		} else {
-			say("all %d reconnected %v after the signal (50%% %v, 90%% %v, 99%% %v); %d within %v",
-				cfg.Agents, res.Reconnect.All.Round(time.Millisecond), res.Reconnect.Half.Round(time.Millisecond),
-				res.Reconnect.P90.Round(time.Millisecond), res.Reconnect.P99.Round(time.Millisecond), res.Reconnect.AtGoal, cfg.ReconnectGoal)
-		}
-		// The resent events and first heartbeats of the new sessions.
-		_ = sleep(ctx, min(2*time.Second, cfg.Settle))
-		res.AfterReconnect, _ = sampleProc(cp.pid())
+	if r.res.ReconnectErr != "" {
+		return r.res, errors.New(r.res.ReconnectErr)
 	}
-
-	if res.Load, err = allStats(ctx, workers, cmdStats); err != nil {
-		return res, err
-	}
-	res.LoadRSS = sumRSS(res.Load)
-	if res.Workers > 0 {
-		if me, err := sampleProc(os.Getpid()); err == nil {
-			res.CoordinatorRSS = me.RSS
-			res.LoadRSS += me.RSS
-		}
-	}
-	var failed int64
-	for _, s := range res.Load {
-		failed += s.AgentsFailed
-	}
-	say("load processes: RSS %s in total; %d agents stopped with an error", mib(res.LoadRSS), failed)
-	if res.ReconnectErr != "" {
-		return res, errors.New(res.ReconnectErr)
-	}
-	return res, nil
+	return r.res, nil
 }
 
 // startWorkers splits the agents over the workers and waits until each
