@@ -107,9 +107,12 @@ func TestEndToEnd(t *testing.T) {
 
 	admin := func(args ...string) map[string]any {
 		t.Helper()
-		out, err := exec.Command(sb, append(args, "--db", db, "--json")...).CombinedOutput()
+		cmd := exec.Command(sb, append(args, "--db", db, "--json")...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("switchboard %v: %v\n%s", args, err, out)
+			t.Fatalf("switchboard %v: %v\n%s%s", args, err, out, stderr.String())
 		}
 		var m map[string]any
 		if err := json.Unmarshal(out, &m); err != nil {

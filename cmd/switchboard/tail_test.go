@@ -85,8 +85,9 @@ func runTail(t *testing.T, srv *httptest.Server, stop func(out string) bool, ext
 	defer cancel()
 	var out, errw testio.Buffer
 	done := make(chan error, 1)
-	args := append([]string{"tail", "--server", srv.URL, "--token", "sbk_test"}, extra...)
-	go func() { done <- eventsCmd(ctx, args, &out, &errw) }()
+	args := append([]string{"--server", srv.URL, "--token", "sbk_test"}, extra...)
+	e := &env{stdout: &out, stderr: &errw, now: time.Now}
+	go func() { done <- eventsCommand().exec(ctx, e, args) }()
 	for {
 		select {
 		case err := <-done:
