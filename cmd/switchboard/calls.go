@@ -239,7 +239,13 @@ the enterprise has one PBX.`,
 				if *asJSON {
 					return writeRawJSON(e, raw)
 				}
-				var c struct{ CallID, Status, PBX, From, To, Channel string }
+				var c struct {
+					CallID string `json:"call_id"`
+					Status string `json:"status"`
+					PBX    string `json:"pbx"`
+					From   string `json:"from"`
+					To     string `json:"to"`
+				}
 				if err := json.Unmarshal(raw, &c); err != nil {
 					return fmt.Errorf("POST /v1/calls: decode: %w", err)
 				}
