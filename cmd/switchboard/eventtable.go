@@ -50,7 +50,7 @@ type eventTable struct {
 
 func newEventTable(w io.Writer) *eventTable { return &eventTable{w: w, loc: time.Local} }
 
-const eventTableFormat = "%-8s  %6s  %-14s  %-20s  %-24s  %-14s  %-16s  %-11s  %s\n"
+const eventTableFormat = "%-8s  %6s  %-20s  %-20s  %-30s  %-14s  %-16s  %-11s  %s\n"
 
 func (t *eventTable) print(data []byte) error {
 	var ev eventRow

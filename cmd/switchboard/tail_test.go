@@ -236,15 +236,15 @@ func TestEventTableRows(t *testing.T) {
 		name, event, want string
 	}{
 		{"started", `{"seq":41,"pbx":"agt_1","type":"call.started","time":"2026-11-24T10:42:07Z","call_id":"sb-1","direction":"originate","from":"150","to":"+375296254070","status":"queued"}`,
-			`10:42:07      41  agt_1           call.started          sb-1                      150             +375296254070     queued       originate`},
+			`10:42:07      41  agt_1                 call.started          sb-1                            150             +375296254070     queued       originate`},
 		{"answered", `{"seq":42,"type":"call.answered","time":"2026-11-24T10:42:09Z","call_id":"sb-1","answered_by":"102","status":"in-progress"}`,
-			`10:42:09      42  -               call.answered         sb-1                      -               -                 in-progress  answered by 102`},
+			`10:42:09      42  -                     call.answered         sb-1                            -               -                 in-progress  answered by 102`},
 		{"ended", `{"seq":43,"type":"call.ended","time":"2026-11-24T10:42:20Z","call_id":"sb-1","status":"completed","cause":16,"cause_text":"Normal Clearing","duration_s":13,"billsec_s":11,"hungup_by":"150"}`,
-			`10:42:20      43  -               call.ended            sb-1                      -               -                 completed    16 Normal Clearing, 13s (billed 11s), hung up by 150`},
+			`10:42:20      43  -                     call.ended            sb-1                            -               -                 completed    16 Normal Clearing, 13s (billed 11s), hung up by 150`},
 		{"monitor", `{"seq":44,"type":"call.monitor_started","time":"2026-11-24T10:42:21Z","spy_channel":"Local/151@x;1","target_channel":"PJSIP/150-1"}`,
-			`10:42:21      44  -               call.monitor_started  -                         -               -                 -            Local/151@x;1 on PJSIP/150-1`},
+			`10:42:21      44  -                     call.monitor_started  -                               -               -                 -            Local/151@x;1 on PJSIP/150-1`},
 		{"gap", `{"seq":45,"type":"gap","time":"2026-11-24T10:42:22Z","lost":12}`,
-			`10:42:22      45  -               gap                   -                         -               -                 -            12 events lost (the PBX's buffer overflowed)`},
+			`10:42:22      45  -                     gap                   -                               -               -                 -            12 events lost (the PBX's buffer overflowed)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
