@@ -22,9 +22,9 @@ import (
 const (
 	// defaultWebhookListen is where the receiver listens by default.
 	defaultWebhookListen = "127.0.0.1:9000"
-	// webhookBodyLimit bounds one delivery's body (an event is ~1 KB);
-	// a larger one is answered 413.
-	webhookBodyLimit = 1 << 20
+	// defaultWebhookBodyLimit is the default --max-body-bytes: the
+	// largest delivery body read (an event is ~1 KB); past it, 413.
+	defaultWebhookBodyLimit = 1 << 20
 	// defaultWebhookTolerance is the default --tolerance: how far a
 	// signature's t= may be from now before the delivery is refused as
 	// a replay.
@@ -53,6 +53,7 @@ with --webhook-allow-private-targets (` + "`switchboard demo`" + ` does).`,
 			secretFile := fs.String("secret-file", "", "`FILE` holding the webhook's secret")
 			secret := fs.String("secret", "", "the webhook's secret itself (prefer --secret-file: argv is visible in ps)")
 			tolerance := fs.Duration("tolerance", defaultWebhookTolerance, "refuse a delivery signed further than this from now (replay protection)")
+			maxBody := fs.Int64("max-body-bytes", defaultWebhookBodyLimit, "answer 413 to a delivery body larger than this")
 			asJSON := fs.Bool("json", false, "print one JSON object per delivery")
 			completeFiles(fs, "secret-file")
 			return func(ctx context.Context, e *env, args []string) error {
@@ -66,12 +67,15 @@ with --webhook-allow-private-targets (` + "`switchboard demo`" + ` does).`,
 				if *tolerance <= 0 {
 					return usagef("--tolerance must be positive")
 				}
+				if *maxBody <= 0 {
+					return usagef("--max-body-bytes must be positive")
+				}
 				ln, err := net.Listen("tcp", *listen)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stderr, "switchboard: receiving webhook deliveries on http://%s/ (Ctrl-C stops)\n", ln.Addr())
-				rcv := &receiver{secret: key, tolerance: *tolerance, now: e.now, out: e.stdout, json: *asJSON}
+				rcv := &receiver{secret: key, tolerance: *tolerance, maxBody: *maxBody, now: e.now, out: e.stdout, json: *asJSON}
 				return serveUntilDone(ctx, ln, rcv)
 			}
 		},
@@ -123,6 +127,7 @@ func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler) error 
 type receiver struct {
 	secret    string
 	tolerance time.Duration
+	maxBody   int64
 	now       func() time.Time
 	json      bool
 
@@ -159,11 +164,11 @@ func (rc *receiver) check(w http.ResponseWriter, r *http.Request, d *delivery) (
 	if r.Method != http.MethodPost {
 		return http.StatusMethodNotAllowed, r.Method + " is not a delivery: deliveries are POSTs"
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhookBodyLimit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rc.maxBody))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", webhookBodyLimit)
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes (--max-body-bytes)", rc.maxBody)
 	case err != nil:
 		return http.StatusBadRequest, "read body: " + err.Error()
 	}

@@ -58,13 +58,13 @@ func TestWebhookReceiver(t *testing.T) {
 		{"no signature", "POST", "", testEvent, 401, `401 REJECTED .*no Switchboard-Signature header$`},
 		{"malformed signature", "POST", "v1=zz", testEvent, 401, `401 REJECTED .*malformed header$`},
 		{"not a POST", "GET", good, "", 405, `405 REJECTED .*GET is not a delivery`},
-		{"too big", "POST", good, strings.Repeat("x", webhookBodyLimit+1), 413, `413 REJECTED .*larger than 1048576 bytes$`},
+		{"too big", "POST", good, strings.Repeat("x", 1001), 413, `413 REJECTED .*larger than 1000 bytes \(--max-body-bytes\)$`},
 		{"verified, not JSON", "POST", events.Sign("s3cret", now, []byte("hello")), "hello", 200, `200 verified .*\(the body is not a JSON event\)$`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out testio.Buffer
-			srv := httptest.NewServer(&receiver{secret: "s3cret", tolerance: 5 * time.Minute, now: func() time.Time { return now }, out: &out})
+			srv := httptest.NewServer(&receiver{secret: "s3cret", tolerance: 5 * time.Minute, maxBody: 1000, now: func() time.Time { return now }, out: &out})
 			defer srv.Close()
 			if got := post(t, srv.URL+"/hook", tc.method, tc.sig, tc.body); got != tc.status {
 				t.Fatalf("answered %d, want %d", got, tc.status)
@@ -80,7 +80,7 @@ func TestWebhookReceiver(t *testing.T) {
 func TestWebhookReceiverJSON(t *testing.T) {
 	now := time.Now()
 	var out testio.Buffer
-	srv := httptest.NewServer(&receiver{secret: "s3cret", tolerance: time.Minute, now: time.Now, out: &out, json: true})
+	srv := httptest.NewServer(&receiver{secret: "s3cret", tolerance: time.Minute, maxBody: defaultWebhookBodyLimit, now: time.Now, out: &out, json: true})
 	defer srv.Close()
 	post(t, srv.URL, "POST", events.Sign("s3cret", now, []byte(testEvent)), testEvent)
 	post(t, srv.URL, "POST", events.Sign("nope", now, []byte(testEvent)), testEvent)
@@ -145,6 +145,7 @@ func TestWebhookListenCommand(t *testing.T) {
 		{[]string{"webhook", "listen"}, "the webhook's secret is required"},
 		{[]string{"webhook", "listen", "--secret", "a", "--secret-file", secretFile}, "exclude each other"},
 		{[]string{"webhook", "listen", "--secret", "a", "--tolerance", "0s"}, "--tolerance must be positive"},
+		{[]string{"webhook", "listen", "--secret", "a", "--max-body-bytes", "0"}, "--max-body-bytes must be positive"},
 	} {
 		code, _, errOut := sh(tc.args...)
 		if code != 2 || !strings.Contains(errOut, tc.want) {
