@@ -75,7 +75,7 @@ next page is printed on stderr.`,
 			until := fs.String("until", "", "only calls started before `TIME` (RFC 3339, or a duration ago)")
 			extension := fs.String("extension", "", "only calls from or to this `EXTENSION`")
 			number := fs.String("number", "", "only calls from or to this `NUMBER`")
-			direction := fs.String("direction", "", "only `inbound, outbound, internal or originate` calls")
+			direction := fs.String("direction", "", "only calls in this `DIRECTION`: inbound, outbound, internal or originate")
 			limit := fs.Int("limit", callsPageSize, "`N` calls per page (1-500)")
 			cursor := fs.String("cursor", "", "the page after this `CURSOR` (printed by the previous page)")
 			cf.register(fs, operatorCredential)

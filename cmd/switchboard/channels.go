@@ -122,7 +122,7 @@ silent ring. Needs the monitor scope or a supervisor role.`,
 			var cf clientFlags
 			target := fs.String("target", "", "the `EXTENSION` whose call is monitored")
 			from := fs.String("from", "", "the supervisor's `EXTENSION`, which rings")
-			mode := fs.String("mode", "spy", "`spy, whisper or barge`")
+			mode := fs.String("mode", "spy", "`MODE`: spy (listen), whisper (speak to the target) or barge (speak to both)")
 			pbx := fs.String("pbx", "", "the PBX (its agent `ID`); needed when the enterprise has several")
 			callerID := fs.String("caller-id", "", "the `CALLERID` shown on --from")
 			ring := fs.Duration("ring-timeout", 0, "how long --from may ring, whole seconds (0: the agent's default, 30s)")

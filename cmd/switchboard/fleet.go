@@ -70,15 +70,15 @@ revoked agents are hidden unless --revoked. Every page of GET /v1/fleet is
 fetched (--page-size per request).`,
 		define: func(fs *pflag.FlagSet) action {
 			var cf clientFlags
-			cf.register(fs, "platform_admin JWT")
-			cf.registerTimeout(fs, fleetTimeout)
-			asJSON := fs.Bool("json", false, "print JSON: totals, matched and every agent as the API returns them")
 			enterprise := fs.String("enterprise", "", "only this enterprise's PBXs (its `NUMBER`)")
 			online := fs.Bool("online", false, "only connected PBXs")
 			offline := fs.Bool("offline", false, "only disconnected PBXs")
-			amiState := fs.String("ami", "", "only PBXs whose AMI is `up, down or unknown`")
+			amiState := fs.String("ami", "", "only PBXs whose AMI is in this `STATE`: up, down or unknown")
 			revoked := fs.Bool("revoked", false, "only revoked agents (hidden otherwise)")
 			pageSize := fs.Int("page-size", fleetPageSize, "`N` agents per request (1-10000); every page is fetched")
+			cf.register(fs, "platform_admin JWT")
+			cf.registerTimeout(fs, fleetTimeout)
+			asJSON := fs.Bool("json", false, "print JSON: totals, matched and every agent as the API returns them")
 			completeWords(fs, "ami", "up", "down", "unknown")
 			return func(ctx context.Context, e *env, args []string) error {
 				if err := noArgs("fleet status", args); err != nil {

@@ -136,7 +136,7 @@ func TestOperatorCommands(t *testing.T) {
 		want []string
 	}{
 		{"unknown call", op, []string{"calls", "hangup", "sb-nope"}, 1,
-			[]string{"DELETE /v1/calls/sb-nope: ", "(404 not_found)", "[request "}},
+			[]string{"DELETE /v1/calls/sb-nope: not found: no live channel with uniqueid sb-nope (404 not_found) [request "}},
 		{"scope missing", cli{t, []string{"--server", cp.URL, "--token", cp.APIKey(t, "0367", "channels:read")}},
 			[]string{"monitor", "--target", "150", "--from", "151"}, 1, []string{"POST /v1/monitor: ", "(403 forbidden)"}},
 		{"target not on a call", sup, []string{"monitor", "--target", "199", "--from", "151"}, 1, []string{"199", "(404 not_found)"}},
