@@ -55,124 +55,150 @@ SQLite file, and only one named by --db or a config file.`
 
 func adminCommands() []*command {
 	return []*command{
-		adminCommand("enterprise create", "--number N --name NAME", "create an enterprise (a tenant)",
-			"Creates the enterprise; its number is how the other commands and the API's\nlegacy routes name it.\n\n"+storeAbout, mayCreate,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				number := fs.String("number", "", "the enterprise's `NUMBER`, digits, e.g. 0367")
-				name := fs.String("name", "", "its `NAME`")
-				return func(args []string) (adminStep, error) {
-					if err := errorsJoin(noArgs("enterprise create", args), mustNotBeEmpty("number", *number), mustNotBeEmpty("name", *name)); err != nil {
-						return nil, err
-					}
-					return func(ctx context.Context, st *store.Store, out printer) error {
-						e, err := st.CreateEnterprise(ctx, *number, *name)
-						if err != nil {
-							return err
-						}
-						return out.print(enterpriseJSON(e), "Created enterprise %s (%s).\n", e.Number, e.Name)
-					}, nil
-				}
-			}),
-		adminCommand("enterprise list", "", "list the enterprises", storeAbout, mustExist,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				return func(args []string) (adminStep, error) {
-					return listEnterprises, noArgs("enterprise list", args)
-				}
-			}),
-		adminCommand("agent create", "--enterprise N --name NAME", "create a PBX agent and print its token, shown once",
-			"The token goes in /etc/switchboard/agent.token on the PBX; the control plane\nkeeps only its hash.\n\n"+storeAbout, mustExist,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				enterprise := fs.String("enterprise", "", "the enterprise `NUMBER`")
-				name := fs.String("name", "", "the PBX's `NAME`, e.g. its host name")
-				dialContext := fs.String("context", store.DefaultContext, "Asterisk dialplan `CONTEXT` the agent places calls in")
-				return func(args []string) (adminStep, error) {
-					if err := errorsJoin(noArgs("agent create", args), mustNotBeEmpty("enterprise", *enterprise), mustNotBeEmpty("name", *name)); err != nil {
-						return nil, err
-					}
-					return func(ctx context.Context, st *store.Store, out printer) error {
-						a, token, err := st.CreateAgent(ctx, *enterprise, *name, *dialContext)
-						if err != nil {
-							return err
-						}
-						j := agentJSON(a)
-						j["token"] = token
-						return out.print(j, "Created agent %s (%s) for enterprise %s, context %s.\n"+
-							"Its token is shown once; put it in /etc/switchboard/agent.token on the PBX:\n\n%s\n", a.ID, a.Name, a.EnterpriseNumber, a.Context, token)
-					}, nil
-				}
-			}),
-		adminCommand("agent revoke", "ID", "revoke an agent: its next connection is refused", storeAbout, mustExist,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				return func(args []string) (adminStep, error) {
-					if len(args) != 1 {
-						return nil, usagef("agent revoke: want exactly one agent id")
-					}
-					return func(ctx context.Context, st *store.Store, out printer) error {
-						if err := st.RevokeAgent(ctx, args[0]); err != nil {
-							return err
-						}
-						return out.print(map[string]any{"id": args[0], "revoked": true}, "Revoked agent %s; its next connection is refused.\n", args[0])
-					}, nil
-				}
-			}),
-		adminCommand("agent list", "", "list the PBX agents", storeAbout, mustExist,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				enterprise := fs.String("enterprise", "", "only this enterprise's agents (its `NUMBER`)")
-				return func(args []string) (adminStep, error) {
-					return func(ctx context.Context, st *store.Store, out printer) error {
-						return listAgents(ctx, st, out, *enterprise)
-					}, noArgs("agent list", args)
-				}
-			}),
-		adminCommand("apikey create", "--enterprise N", "create an API key and print it, shown once", storeAbout, mustExist,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				enterprise := fs.String("enterprise", "", "the enterprise `NUMBER`")
-				name := fs.String("name", "api key", "a `NAME` that says who uses the key")
-				scopes := fs.String("scopes", strings.Join(store.AllowedScopes(), ","), "comma-separated `SCOPES`")
-				return func(args []string) (adminStep, error) {
-					if err := errorsJoin(noArgs("apikey create", args), mustNotBeEmpty("enterprise", *enterprise)); err != nil {
-						return nil, err
-					}
-					return func(ctx context.Context, st *store.Store, out printer) error {
-						k, key, err := st.CreateAPIKey(ctx, *enterprise, *name, splitList(*scopes))
-						if err != nil {
-							return err
-						}
-						j := apiKeyJSON(k)
-						j["key"] = key
-						return out.print(j, "Created API key %s for enterprise %s with scopes %s.\nIt is shown once:\n\n%s\n",
-							k.ID, k.EnterpriseNumber, strings.Join(k.Scopes, ","), key)
-					}, nil
-				}
-			}),
-		adminCommand("apikey revoke", "ID", "revoke an API key", storeAbout, mustExist,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				return func(args []string) (adminStep, error) {
-					if len(args) != 1 {
-						return nil, usagef("apikey revoke: want exactly one key id")
-					}
-					return func(ctx context.Context, st *store.Store, out printer) error {
-						if err := st.RevokeAPIKey(ctx, args[0]); err != nil {
-							return err
-						}
-						return out.print(map[string]any{"id": args[0], "revoked": true}, "Revoked API key %s.\n", args[0])
-					}, nil
-				}
-			}),
-		adminCommand("apikey list", "--enterprise N", "list an enterprise's API keys (never the keys themselves)", storeAbout, mustExist,
-			func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
-				enterprise := fs.String("enterprise", "", "the enterprise `NUMBER`")
-				return func(args []string) (adminStep, error) {
-					if err := errorsJoin(noArgs("apikey list", args), mustNotBeEmpty("enterprise", *enterprise)); err != nil {
-						return nil, err
-					}
-					return func(ctx context.Context, st *store.Store, out printer) error {
-						return listAPIKeys(ctx, st, out, *enterprise)
-					}, nil
-				}
-			}),
-		jwtCommand(),
+		enterpriseCreateCommand(), enterpriseListCommand(), agentCreateCommand(),
+		agentRevokeCommand(), agentListCommand(), apikeyCreateCommand(),
+		apikeyRevokeCommand(), apikeyListCommand(), jwtCommand(),
 	}
+}
+
+func enterpriseCreateCommand() *command {
+	return adminCommand("enterprise create", "--number N --name NAME", "create an enterprise (a tenant)",
+		"Creates the enterprise; its number is how the other commands and the API's\nlegacy routes name it.\n\n"+storeAbout, mayCreate,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			number := fs.String("number", "", "the enterprise's `NUMBER`, digits, e.g. 0367")
+			name := fs.String("name", "", "its `NAME`")
+			return func(args []string) (adminStep, error) {
+				if err := errorsJoin(noArgs("enterprise create", args), mustNotBeEmpty("number", *number), mustNotBeEmpty("name", *name)); err != nil {
+					return nil, err
+				}
+				return func(ctx context.Context, st *store.Store, out printer) error {
+					e, err := st.CreateEnterprise(ctx, *number, *name)
+					if err != nil {
+						return err
+					}
+					return out.print(enterpriseJSON(e), "Created enterprise %s (%s).\n", e.Number, e.Name)
+				}, nil
+			}
+		})
+}
+
+func enterpriseListCommand() *command {
+	return adminCommand("enterprise list", "", "list the enterprises", storeAbout, mustExist,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			return func(args []string) (adminStep, error) {
+				return listEnterprises, noArgs("enterprise list", args)
+			}
+		})
+}
+
+func agentCreateCommand() *command {
+	return adminCommand("agent create", "--enterprise N --name NAME", "create a PBX agent and print its token, shown once",
+		"The token goes in /etc/switchboard/agent.token on the PBX; the control plane\nkeeps only its hash.\n\n"+storeAbout, mustExist,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			enterprise := fs.String("enterprise", "", "the enterprise `NUMBER`")
+			name := fs.String("name", "", "the PBX's `NAME`, e.g. its host name")
+			dialContext := fs.String("context", store.DefaultContext, "Asterisk dialplan `CONTEXT` the agent places calls in")
+			return func(args []string) (adminStep, error) {
+				if err := errorsJoin(noArgs("agent create", args), mustNotBeEmpty("enterprise", *enterprise), mustNotBeEmpty("name", *name)); err != nil {
+					return nil, err
+				}
+				return func(ctx context.Context, st *store.Store, out printer) error {
+					a, token, err := st.CreateAgent(ctx, *enterprise, *name, *dialContext)
+					if err != nil {
+						return err
+					}
+					j := agentJSON(a)
+					j["token"] = token
+					return out.print(j, "Created agent %s (%s) for enterprise %s, context %s.\n"+
+						"Its token is shown once; put it in /etc/switchboard/agent.token on the PBX:\n\n%s\n", a.ID, a.Name, a.EnterpriseNumber, a.Context, token)
+				}, nil
+			}
+		})
+}
+
+func agentRevokeCommand() *command {
+	return adminCommand("agent revoke", "ID", "revoke an agent: its next connection is refused", storeAbout, mustExist,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			return func(args []string) (adminStep, error) {
+				if len(args) != 1 {
+					return nil, usagef("agent revoke: want exactly one agent id")
+				}
+				return func(ctx context.Context, st *store.Store, out printer) error {
+					if err := st.RevokeAgent(ctx, args[0]); err != nil {
+						return err
+					}
+					return out.print(map[string]any{"id": args[0], "revoked": true}, "Revoked agent %s; its next connection is refused.\n", args[0])
+				}, nil
+			}
+		})
+}
+
+func agentListCommand() *command {
+	return adminCommand("agent list", "", "list the PBX agents", storeAbout, mustExist,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			enterprise := fs.String("enterprise", "", "only this enterprise's agents (its `NUMBER`)")
+			return func(args []string) (adminStep, error) {
+				return func(ctx context.Context, st *store.Store, out printer) error {
+					return listAgents(ctx, st, out, *enterprise)
+				}, noArgs("agent list", args)
+			}
+		})
+}
+
+func apikeyCreateCommand() *command {
+	return adminCommand("apikey create", "--enterprise N", "create an API key and print it, shown once", storeAbout, mustExist,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			enterprise := fs.String("enterprise", "", "the enterprise `NUMBER`")
+			name := fs.String("name", "api key", "a `NAME` that says who uses the key")
+			scopes := fs.String("scopes", strings.Join(store.AllowedScopes(), ","), "comma-separated `SCOPES`")
+			return func(args []string) (adminStep, error) {
+				if err := errorsJoin(noArgs("apikey create", args), mustNotBeEmpty("enterprise", *enterprise)); err != nil {
+					return nil, err
+				}
+				return func(ctx context.Context, st *store.Store, out printer) error {
+					k, key, err := st.CreateAPIKey(ctx, *enterprise, *name, splitList(*scopes))
+					if err != nil {
+						return err
+					}
+					j := apiKeyJSON(k)
+					j["key"] = key
+					return out.print(j, "Created API key %s for enterprise %s with scopes %s.\nIt is shown once:\n\n%s\n",
+						k.ID, k.EnterpriseNumber, strings.Join(k.Scopes, ","), key)
+				}, nil
+			}
+		})
+}
+
+func apikeyRevokeCommand() *command {
+	return adminCommand("apikey revoke", "ID", "revoke an API key", storeAbout, mustExist,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			return func(args []string) (adminStep, error) {
+				if len(args) != 1 {
+					return nil, usagef("apikey revoke: want exactly one key id")
+				}
+				return func(ctx context.Context, st *store.Store, out printer) error {
+					if err := st.RevokeAPIKey(ctx, args[0]); err != nil {
+						return err
+					}
+					return out.print(map[string]any{"id": args[0], "revoked": true}, "Revoked API key %s.\n", args[0])
+				}, nil
+			}
+		})
+}
+
+func apikeyListCommand() *command {
+	return adminCommand("apikey list", "--enterprise N", "list an enterprise's API keys (never the keys themselves)", storeAbout, mustExist,
+		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			enterprise := fs.String("enterprise", "", "the enterprise `NUMBER`")
+			return func(args []string) (adminStep, error) {
+				if err := errorsJoin(noArgs("apikey list", args), mustNotBeEmpty("enterprise", *enterprise)); err != nil {
+					return nil, err
+				}
+				return func(ctx context.Context, st *store.Store, out printer) error {
+					return listAPIKeys(ctx, st, out, *enterprise)
+				}, nil
+			}
+		})
 }
 
 func listEnterprises(ctx context.Context, st *store.Store, out printer) error {
