@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -219,8 +220,13 @@ func newAPIError(method, path string, resp *http.Response, body []byte) *apiErro
 		return e
 	}
 	msg, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+	msg = strings.TrimSpace(msg)
 	if len(msg) > apiErrorBodyLimit {
-		msg = msg[:apiErrorBodyLimit] + "…"
+		cut := apiErrorBodyLimit
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut-- // not inside a character
+		}
+		msg = msg[:cut] + "…"
 	}
 	e.message = msg
 	return e
