@@ -11,6 +11,8 @@
 #   GOARCH      target architecture (default: `go env GOARCH`)
 #   DIST        output directory (default: dist)
 #   MAINTAINER  package Maintainer field
+#   SOURCE_DATE_EPOCH  date of the man pages and of the changelog entry of a
+#               build between releases (default: the last commit's time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,10 +67,47 @@ for bin in switchboard switchboard-agent; do
 		-o "$DIST/$bin" "./cmd/$bin"
 done
 
+# generate_share: what the packages ship besides the binaries, into $DIST/share:
+# shell completion and man pages from a build of switchboard for this
+# machine (the target may be another architecture), and the Debian
+# changelog. SOURCE_DATE_EPOCH (default: the last commit's time) dates the
+# man pages and a changelog entry, so two builds of a commit are the same.
+generate_share() {
+	SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+	export SOURCE_DATE_EPOCH
+	share="$DIST/share"
+	echo "==> completion, man pages, changelog into $share"
+	rm -rf "$share"
+	mkdir -p "$share/completion" "$share/man" "$share/doc"
+	host_sb="$share/switchboard-host"
+	GOOS=$(go env GOHOSTOS) GOARCH=$(go env GOHOSTARCH) CGO_ENABLED=0 go build -trimpath \
+		-ldflags "-X main.version=$VERSION" -o "$host_sb" ./cmd/switchboard
+	"$host_sb" completion bash >"$share/completion/switchboard.bash"
+	"$host_sb" completion zsh >"$share/completion/_switchboard"
+	"$host_sb" completion fish >"$share/completion/switchboard.fish"
+	"$host_sb" man "$share/man" 2>/dev/null
+	rm -f "$host_sb"
+	gzip -9n "$share/man/"*.1
+	# changelog.Debian: packaging/changelog, under an entry for this build
+	# when the build is not the newest entry's version (a build between
+	# releases). nfpm turns a semver pre-release "-x" into Debian's "~x".
+	deb_version="$(echo "$VERSION" | sed 's/-/~/')-1"
+	top=$(sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' packaging/changelog)
+	{
+		if [ "$top" != "$deb_version" ]; then
+			printf 'switchboard (%s) UNRELEASED; urgency=medium\n\n  * Built from %s.\n\n -- %s  %s\n\n' \
+				"$deb_version" "$(git describe --always --dirty 2>/dev/null || echo 'a source tree without git')" \
+				"$MAINTAINER" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
+		fi
+		cat packaging/changelog
+	} | gzip -9n >"$share/doc/changelog.Debian.gz"
+}
+
 packagers=()
 [ "$want_deb" = yes ] && packagers+=(deb)
 [ "$want_rpm" = yes ] && packagers+=(rpm)
 [ ${#packagers[@]} -eq 0 ] && exit 0
+generate_share
 
 # The maintainer scripts are rendered from one template per phase and one
 # names file per package (packaging/scripts/render.sh). nfpm expands

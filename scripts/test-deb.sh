@@ -138,6 +138,80 @@ expect_stat /usr/share/doc/switchboard/README.md 644 root:root
 ships_secret() { dpkg -L switchboard-agent | grep -q 'agent\.token\|ami\.secret'; }
 check "the package ships no token or AMI secret" not ships_secret
 
+echo "==> Debian policy: copyright and changelog"
+# gzip_n FILE: gzip made with -n, as policy asks (no name, no timestamp in
+# the header: reproducible).
+gzip_n() {
+	local head
+	head=$(od -An -tx1 -N8 "$1" | tr -d ' \n')
+	[ "${head:0:6}" = 1f8b08 ] || return 1                      # gzip, deflate
+	[ $((0x${head:6:2} & 0x08)) -eq 0 ] || return 1            # FNAME unset
+	[ "${head:8:8}" = 00000000 ]                               # MTIME 0
+}
+# changelog_matches PACKAGE: its changelog parses and its newest entry is
+# the installed version.
+changelog_matches() {
+	local v
+	v=$(zcat "/usr/share/doc/$1/changelog.Debian.gz" | dpkg-parsechangelog -l - -S Version 2>&1) || { echo "        $v"; return 1; }
+	[ "$v" = "$(dpkg-query -W -f='${Version}' "$1")" ] || { echo "        changelog $v, package $(dpkg-query -W -f='${Version}' "$1")"; return 1; }
+}
+is_dep5() { head -1 "$1" | grep -qx 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/'; }
+for p in "${PKGS[@]}"; do
+	expect_stat "/usr/share/doc/$p/copyright" 644 root:root
+	check "$p copyright is machine-readable (DEP-5)" is_dep5 "/usr/share/doc/$p/copyright"
+	check "$p copyright names the MIT (Expat) license of the project" grep -q "^Copyright: 2026 The Switchboard authors" "/usr/share/doc/$p/copyright"
+	expect_stat "/usr/share/doc/$p/changelog.Debian.gz" 644 root:root
+	check "$p changelog.Debian.gz is gzip -9n" gzip_n "/usr/share/doc/$p/changelog.Debian.gz"
+	if command -v dpkg-parsechangelog >/dev/null; then
+		check "$p changelog parses, newest entry = package version" changelog_matches "$p"
+	fi
+done
+
+echo "==> shell completion and man pages"
+bash_cpl=/usr/share/bash-completion/completions/switchboard
+zsh_cpl=/usr/share/zsh/vendor-completions/_switchboard
+fish_cpl=/usr/share/fish/vendor_completions.d/switchboard.fish
+for f in "$bash_cpl" "$zsh_cpl" "$fish_cpl"; do
+	expect_stat "$f" 644 root:root
+done
+check "bash completion parses (bash -n)" bash -n "$bash_cpl"
+# offers WORDS EXPECTED: what the installed bash completion offers.
+offers() {
+	local got
+	got=$(bash -c 'source '"$bash_cpl"'; COMP_WORDS=('"$1"'); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _switchboard; echo "${COMPREPLY[*]}"')
+	[ "$got" = "$2" ] || { echo "        offered '$got'"; return 1; }
+}
+check "bash completes 'switchboard calls '" offers 'switchboard calls ""' "list place hangup"
+check "bash completes 'switchboard fleet status --ami '" offers 'switchboard fleet status --ami ""' "up down unknown"
+if command -v zsh >/dev/null; then check "zsh completion parses (zsh -n)" zsh -n "$zsh_cpl"; fi
+if command -v fish >/dev/null; then check "fish completion parses (fish -n)" fish --no-execute "$fish_cpl"; fi
+pages=$(/usr/bin/switchboard --help | grep -cE '^  [a-z]')
+check "one man page per command (+ switchboard.1): $pages + 1" test "$(ls /usr/share/man/man1/switchboard*.1.gz | wc -l)" -eq $((pages + 1))
+# renders PAGE: groff formats it with no warning.
+renders() {
+	local warn
+	warn=$(zcat "$1" | groff -man -Tutf8 -ww -z 2>&1) && [ -z "$warn" ] || { echo "        $warn"; return 1; }
+}
+for page in /usr/share/man/man1/switchboard*.1.gz; do
+	check "$(basename "$page") is gzip -9n" gzip_n "$page"
+	if command -v groff >/dev/null; then check "$(basename "$page") renders without warnings" renders "$page"; fi
+done
+check "man -l shows switchboard-calls-place" quiet sh -c 'man -P cat -l /usr/share/man/man1/switchboard-calls-place.1.gz | grep -q -- --idempotency-key'
+
+echo "==> the admin commands read the installed config file"
+# No --db, no --config: the store is the one of
+# /etc/switchboard/switchboard.conf, which does not exist before the first
+# start, so the command says so, and creates nothing where it runs.
+admin_uses_system_config() {
+	local out dir
+	dir=$(mktemp -d "$work/cwd.XXXXXX")
+	out=$(cd "$dir" && /usr/bin/switchboard agent list 2>&1)
+	[ -z "$(ls -A "$dir")" ] || { echo "        left $(ls -A "$dir") in the working directory"; return 1; }
+	grep -q "no store at /var/lib/switchboard/switchboard.db (from /etc/switchboard/switchboard.conf)" <<<"$out" || { echo "        $out"; return 1; }
+}
+check "switchboard agent list, run anywhere, looks in /var/lib/switchboard" admin_uses_system_config
+check "/var/lib/switchboard still not created" absent /var/lib/switchboard
+
 echo "==> every option in the shipped config files is a flag of the binary"
 # conf_names_known BINARY SUBCOMMAND ENV_PREFIX CONF: uncomment every
 # `# name = value` line of CONF and load it with the installed binary. An
@@ -286,6 +360,9 @@ for p in "${PKGS[@]}"; do
 	check "/usr/bin/$p deleted" absent "/usr/bin/$p"
 	check "$p.service deleted" absent "/lib/systemd/system/$p.service"
 	check "/usr/share/doc/$p deleted" absent "/usr/share/doc/$p"
+done
+for f in "$bash_cpl" "$zsh_cpl" "$fish_cpl" /usr/share/man/man1/switchboard.1.gz /usr/share/man/man1/switchboard-calls-list.1.gz; do
+	check "$f deleted" absent "$f"
 done
 check "/etc/switchboard deleted (conffiles and secrets)" absent /etc/switchboard
 check "enablement symlink deleted" absent /etc/systemd/system/multi-user.target.wants/switchboard-agent.service

@@ -21,7 +21,7 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 		t.Fatal("curl is needed to run the demo's printed commands: apt-get install curl")
 	}
 	// The printed `events tail` runs the real binary.
-	bin, err := buildOnce()
+	bin, err := bins.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}

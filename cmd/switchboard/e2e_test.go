@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,30 +13,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
+	"github.com/switchboard-pbx/switchboard/internal/testbin"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
 
-// buildBinaries compiles both commands once per test binary.
-var buildOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "switchboard-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
-	for _, cmd := range []string{"switchboard", "switchboard-agent"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/switchboard-pbx/switchboard/cmd/"+cmd).CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("build %s: %v\n%s", cmd, err, out)
-		}
-	}
-	return dir, nil
-})
+// bins are both commands, built once per test binary on first use and
+// removed by TestMain.
+var bins = testbin.New("switchboard-e2e-bin-", "switchboard", "switchboard-agent")
 
 // proc is a child process whose output goes to the test log on failure.
 type proc struct {
@@ -109,19 +97,22 @@ func getJSON(url, bearer string, v any) (int, error) {
 // fake Asterisk, are killed and restarted: the agent comes back on its own,
 // resyncs its channel table, and no event is lost or duplicated.
 func TestEndToEnd(t *testing.T) {
-	bins, err := buildOnce()
+	binDir, err := bins.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, agentBin := filepath.Join(bins, "switchboard"), filepath.Join(bins, "switchboard-agent")
+	sb, agentBin := filepath.Join(binDir, "switchboard"), filepath.Join(binDir, "switchboard-agent")
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "switchboard.db")
 
 	admin := func(args ...string) map[string]any {
 		t.Helper()
-		out, err := exec.Command(sb, append(args, "--db", db, "--json")...).CombinedOutput()
+		cmd := exec.Command(sb, append(args, "--db", db, "--json")...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("switchboard %v: %v\n%s", args, err, out)
+			t.Fatalf("switchboard %v: %v\n%s%s", args, err, out, stderr.String())
 		}
 		var m map[string]any
 		if err := json.Unmarshal(out, &m); err != nil {

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +23,7 @@ const (
 	// fleetMaxPages bounds the cursor walk, so a server that kept
 	// returning a cursor could not loop us forever.
 	fleetMaxPages = 10000
-	// fleetTimeout bounds the whole command.
+	// fleetTimeout is the default --timeout of the whole command.
 	fleetTimeout = 60 * time.Second
 )
 
@@ -59,79 +59,83 @@ type fleetPage struct {
 	NextCursor string            `json:"next_cursor"`
 }
 
-// fleetCmd runs `switchboard fleet status`: GET /v1/fleet (every page) as
-// a table with totals, or as JSON.
-func fleetCmd(ctx context.Context, args []string, stdout io.Writer, now func() time.Time) error {
-	if len(args) == 0 || args[0] != "status" {
-		return usagef("fleet: want `fleet status`")
+// fleetCommand is `switchboard fleet status`: GET /v1/fleet (every page)
+// as a table with totals, or as JSON.
+func fleetCommand() *command {
+	return &command{
+		path: "fleet status", group: groupOperate,
+		summary: "every PBX of every enterprise: connected, versions, AMI, live calls",
+		about: `Needs a platform_admin JWT (mint one with ` + "`switchboard jwt mint --roles\nplatform_admin`" + `). The table has one row per PBX and a totals line;
+revoked agents are hidden unless --revoked. Every page of GET /v1/fleet is
+fetched (--page-size per request).`,
+		define: func(fs *pflag.FlagSet) action {
+			var cf clientFlags
+			enterprise := fs.String("enterprise", "", "only this enterprise's PBXs (its `NUMBER`)")
+			online := fs.Bool("online", false, "only connected PBXs")
+			offline := fs.Bool("offline", false, "only disconnected PBXs")
+			amiState := fs.String("ami", "", "only PBXs whose AMI is in this `STATE`: up, down or unknown")
+			revoked := fs.Bool("revoked", false, "only revoked agents (hidden otherwise)")
+			pageSize := fs.Int("page-size", fleetPageSize, "`N` agents per request (1-10000); every page is fetched")
+			cf.register(fs, "platform_admin JWT")
+			cf.registerTimeout(fs, fleetTimeout)
+			asJSON := fs.Bool("json", false, "print JSON: totals, matched and every agent as the API returns them")
+			completeWords(fs, "ami", "up", "down", "unknown")
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs("fleet status", args); err != nil {
+					return err
+				}
+				if *online && *offline {
+					return usagef("--online and --offline exclude each other")
+				}
+				if *pageSize < 1 || *pageSize > 10000 {
+					return usagef("--page-size must be 1-10000, got %d", *pageSize)
+				}
+				api, err := cf.connect(fs, "a platform_admin JWT is required: --token-file, SWITCHBOARD_TOKEN or --token (mint one with `switchboard jwt mint --roles platform_admin`)")
+				if err != nil {
+					return err
+				}
+				q := url.Values{}
+				q.Set("limit", strconv.Itoa(*pageSize))
+				if *enterprise != "" {
+					q.Set("enterprise", *enterprise)
+				}
+				if *online || *offline {
+					q.Set("connected", strconv.FormatBool(*online))
+				}
+				if *amiState != "" {
+					q.Set("ami", *amiState)
+				}
+				if *revoked {
+					q.Set("revoked", "true")
+				}
+				ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+				defer cancel()
+				all, err := fetchFleet(ctx, api, q)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(e.stdout, map[string]any{"totals": all.Totals, "matched": all.Matched, "agents": all.Agents})
+				}
+				return printFleet(e.stdout, all, e.now())
+			}
+		},
 	}
-	fs := pflag.NewFlagSet("fleet status", pflag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs, "platform_admin JWT")
-	asJSON := fs.Bool("json", false, "print JSON: totals, matched and every agent as the API returns them")
-	enterprise := fs.String("enterprise", "", "only this enterprise's PBXs")
-	online := fs.Bool("online", false, "only connected PBXs")
-	offline := fs.Bool("offline", false, "only disconnected PBXs")
-	amiState := fs.String("ami", "", "only PBXs whose AMI is up, down or unknown")
-	revoked := fs.Bool("revoked", false, "only revoked agents (hidden otherwise)")
-	pageSize := fs.Int("page-size", fleetPageSize, "agents per request (1-10000); every page is fetched")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usagef("%v", err)
-	}
-	if err := cf.applyEnv(fs); err != nil {
-		return err
-	}
-	if *online && *offline {
-		return usagef("--online and --offline exclude each other")
-	}
-	jwt, err := cf.bearer("a platform_admin JWT is required: --token-file, SWITCHBOARD_TOKEN or --token (mint one with `switchboard jwt mint --roles platform_admin`)")
-	if err != nil {
-		return err
-	}
-	q := url.Values{}
-	if *pageSize < 1 || *pageSize > 10000 {
-		return usagef("--page-size must be 1-10000, got %d", *pageSize)
-	}
-	q.Set("limit", strconv.Itoa(*pageSize))
-	if *enterprise != "" {
-		q.Set("enterprise", *enterprise)
-	}
-	if *online || *offline {
-		q.Set("connected", strconv.FormatBool(*online))
-	}
-	if *amiState != "" {
-		q.Set("ami", *amiState)
-	}
-	if *revoked {
-		q.Set("revoked", "true")
-	}
-	client, err := cf.httpClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
-	defer cancel()
-	all, err := fetchFleet(ctx, client, strings.TrimRight(cf.server, "/"), jwt, q)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"totals": all.Totals, "matched": all.Matched, "agents": all.Agents})
-	}
-	return printFleet(stdout, all, now())
 }
 
 // fetchFleet walks the pages: totals and matched come from the first.
-func fetchFleet(ctx context.Context, client *http.Client, base, jwt string, q url.Values) (fleetPage, error) {
+func fetchFleet(ctx context.Context, api *apiClient, q url.Values) (fleetPage, error) {
 	var all fleetPage
 	for page := 0; ; page++ {
 		if page == fleetMaxPages {
 			return all, fmt.Errorf("GET /v1/fleet: more than %d pages; narrow it with --enterprise", fleetMaxPages)
 		}
-		p, err := getFleetPage(ctx, client, base+"/v1/fleet?"+q.Encode(), jwt)
-		if err != nil {
+		var p fleetPage
+		if err := api.do(ctx, apiRequest{method: http.MethodGet, path: "/v1/fleet", query: q}, &p); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.authProblem() {
+				err = fmt.Errorf("%w (the token must be a JWT with the platform_admin role, verified by the server's --jwt-secret-file or --jwt-public-key-file)", err)
+			}
 			return all, err
 		}
 		if page == 0 {
@@ -146,42 +150,6 @@ func fetchFleet(ctx context.Context, client *http.Client, base, jwt string, q ur
 		}
 		q.Set("cursor", p.NextCursor)
 	}
-}
-
-func getFleetPage(ctx context.Context, client *http.Client, u, jwt string) (fleetPage, error) {
-	var p fleetPage
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return p, fmt.Errorf("GET /v1/fleet: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+jwt)
-	resp, err := client.Do(req)
-	if err != nil {
-		return p, fmt.Errorf("GET /v1/fleet: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return p, fmt.Errorf("GET /v1/fleet: read: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		msg := strings.TrimSpace(string(body))
-		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-			msg = e.Error.Code + ": " + e.Error.Message
-		}
-		err := fmt.Errorf("GET /v1/fleet: %s: %s", resp.Status, msg)
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-			err = fmt.Errorf("%w (the token must be a JWT with the platform_admin role, verified by the server's --jwt-secret-file or --jwt-public-key-file)", err)
-		}
-		return p, err
-	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return p, fmt.Errorf("GET /v1/fleet: decode: %w", err)
-	}
-	return p, nil
 }
 
 func printFleet(w io.Writer, f fleetPage, now time.Time) error {

@@ -24,54 +24,69 @@ const (
 	tailRetryMax = 10 * time.Second
 )
 
-// eventsCmd runs `switchboard events tail`: the GET /v1/events WebSocket
-// of one enterprise, one JSON event a line on stdout. When the stream ends
-// (server restart, slow consumer, network) it reconnects with
+// eventsCommand is `switchboard events tail`: the GET /v1/events
+// WebSocket of one enterprise, one event a line on stdout. When the stream
+// ends (server restart, slow consumer, network) it reconnects with
 // after=<last seq seen>, so the output has no gap and no duplicate.
-func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "tail" {
-		return usagef("events: want `events tail`")
+func eventsCommand() *command {
+	return &command{
+		path: "events tail", group: groupOperate,
+		summary: "follow the live call events of an enterprise",
+		about: `Prints one event a line: JSON as the API sends it (--format json, the
+default) or a line of a table (--format table). When the stream ends
+(control plane restart, slow consumer, network) it reconnects with
+after=<last seq>, so every event is printed once, in order; --once exits
+instead. Stream notices (stream.live, stream.truncated) go to stderr.`,
+		define: func(fs *pflag.FlagSet) action {
+			var cf clientFlags
+			after := fs.Int64("after", -1, "start after this sequence number `SEQ` (replays what is stored since); default: live events only")
+			pbx := fs.String("pbx", "", "only this PBX's events (its agent `ID`)")
+			types := fs.String("types", "", "only these event `TYPES`, comma-separated (e.g. call.answered,call.ended)")
+			format := fs.String("format", "json", "output `FORMAT`: json (one object a line) or table")
+			once := fs.Bool("once", false, "exit when the stream ends instead of resuming")
+			cf.register(fs, "API key (events:read) or operator JWT")
+			completeWords(fs, "format", "json", "table")
+			completeWords(fs, "types", eventTypes...)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := noArgs("events tail", args); err != nil {
+					return err
+				}
+				var print func(data []byte) error
+				switch *format {
+				case "json":
+					print = func(data []byte) error { _, err := fmt.Fprintf(e.stdout, "%s\n", data); return err }
+				case "table":
+					print = newEventTable(e.stdout).print
+				default:
+					return usagef("--format: want json or table, got %q", *format)
+				}
+				api, err := cf.connect(fs, "an API key with events:read or an operator JWT is required: --token-file, SWITCHBOARD_TOKEN or --token")
+				if err != nil {
+					return err
+				}
+				u, _ := url.Parse(api.base + "/v1/events")
+				t := tailer{client: api.http, url: u, token: api.token, pbx: *pbx, types: *types, after: *after, print: print, errw: e.stderr}
+				return t.run(ctx, *once)
+			}
+		},
 	}
-	fs := pflag.NewFlagSet("events tail", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf clientFlags
-	cf.register(fs, "API key (events:read) or operator JWT")
-	after := fs.Int64("after", -1, "start after this sequence number (replays what is stored since); default: live events only")
-	pbx := fs.String("pbx", "", "only this PBX's events (its agent id)")
-	types := fs.String("types", "", "only these event types, comma-separated (e.g. call.answered,call.ended)")
-	once := fs.Bool("once", false, "exit when the stream ends instead of resuming")
-	if err := fs.Parse(args[1:]); err != nil {
-		return usagef("%v", err)
-	}
-	if err := cf.applyEnv(fs); err != nil {
-		return err
-	}
-	tok, err := cf.bearer("an API key with events:read or an operator JWT is required: --token-file, SWITCHBOARD_TOKEN or --token")
-	if err != nil {
-		return err
-	}
-	client, err := cf.httpClient()
-	if err != nil {
-		return err
-	}
-	u, err := url.Parse(strings.TrimRight(cf.server, "/") + "/v1/events")
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return usagef("--server: want an http:// or https:// URL, got %q", cf.server)
-	}
-	t := tailer{client: client, url: u, token: tok, pbx: *pbx, types: *types, after: *after, out: stdout, errw: stderr}
+}
+
+// run follows the stream until ctx ends, reconnecting unless once.
+func (t *tailer) run(ctx context.Context, once bool) error {
 	wait := time.Second
 	for {
 		progressed, err := t.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if *once || fatal(err) {
+		if once || fatal(err) {
 			return err
 		}
 		if progressed {
 			wait = time.Second
 		}
-		fmt.Fprintf(stderr, "events tail: %v; resuming after=%d in %s\n", err, t.after, wait)
+		fmt.Fprintf(t.errw, "events tail: %v; resuming after=%d in %s\n", err, t.after, wait)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -87,7 +102,8 @@ type tailer struct {
 	token      string
 	pbx, types string
 	after      int64 // -1: live only
-	out, errw  io.Writer
+	print      func(event []byte) error
+	errw       io.Writer
 }
 
 // closeError is a stream the server closed, with its code and reason.
@@ -130,9 +146,13 @@ func (t *tailer) session(ctx context.Context) (bool, error) {
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + t.token}},
 	})
 	if err != nil {
-		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			// Bad credentials or a bad query: retrying will not help.
-			return false, fmt.Errorf("GET /v1/events: %s: %w", resp.Status, errRefused)
+		if resp != nil && resp.StatusCode >= 400 {
+			// The dialer kept the start of the body: the API's message.
+			var body []byte
+			if resp.Body != nil {
+				body, _ = io.ReadAll(io.LimitReader(resp.Body, apiResponseLimit))
+			}
+			return false, newAPIError(http.MethodGet, "/v1/events", resp, body)
 		}
 		return false, fmt.Errorf("connect: %w", err)
 	}
@@ -166,15 +186,13 @@ func (t *tailer) session(ctx context.Context) (bool, error) {
 			fmt.Fprintf(t.errw, "events tail: %s (seq %d)\n", head.Type, head.Seq)
 			continue
 		}
-		if _, err := fmt.Fprintf(t.out, "%s\n", data); err != nil {
+		if err := t.print(data); err != nil {
 			return progressed, fmt.Errorf("%w: %v", errOutput, err)
 		}
 	}
 }
 
 var (
-	// errRefused: the server refused the request (4xx); not retried.
-	errRefused = errors.New("refused")
 	// errOutput: stdout is gone (e.g. a closed pipe); not retried.
 	errOutput = errors.New("write output")
 )
@@ -185,5 +203,11 @@ func fatal(err error) bool {
 	if errors.As(err, &ce) {
 		return !ce.resumable()
 	}
-	return errors.Is(err, errRefused) || errors.Is(err, errOutput)
+	// The server refused the request itself (bad credentials, a bad
+	// query): asking again will not help.
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.status < 500
+	}
+	return errors.Is(err, errOutput)
 }

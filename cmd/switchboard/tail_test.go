@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +34,8 @@ type scriptedEvents struct {
 	scripts []streamScript
 	mu      sync.Mutex
 	afters  []string
-	status  int // non-zero: refuse every request with it
+	status  int    // non-zero: refuse every request with it
+	body    string // the refusal's body (default: "refused")
 }
 
 func (s *scriptedEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -40,6 +44,16 @@ func (s *scriptedEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.status != 0 {
+		s.mu.Lock()
+		s.afters = append(s.afters, r.URL.Query().Get("after"))
+		s.mu.Unlock()
+		if s.body != "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Request-Id", "req-42")
+			w.WriteHeader(s.status)
+			io.WriteString(w, s.body)
+			return
+		}
 		http.Error(w, "refused", s.status)
 		return
 	}
@@ -85,8 +99,9 @@ func runTail(t *testing.T, srv *httptest.Server, stop func(out string) bool, ext
 	defer cancel()
 	var out, errw testio.Buffer
 	done := make(chan error, 1)
-	args := append([]string{"tail", "--server", srv.URL, "--token", "sbk_test"}, extra...)
-	go func() { done <- eventsCmd(ctx, args, &out, &errw) }()
+	args := append([]string{"--server", srv.URL, "--token", "sbk_test"}, extra...)
+	e := &env{stdout: &out, stderr: &errw, now: time.Now}
+	go func() { done <- eventsCommand().exec(ctx, e, args) }()
 	for {
 		select {
 		case err := <-done:
@@ -154,7 +169,11 @@ func TestEventsTailStopsWhenRefused(t *testing.T) {
 		ev   *scriptedEvents
 		want string
 	}{
-		{"bad credentials", &scriptedEvents{status: http.StatusForbidden}, "403 Forbidden"},
+		{"bad credentials", &scriptedEvents{status: http.StatusForbidden}, "GET /v1/events: refused (403 Forbidden)"},
+		{"the API's message", &scriptedEvents{status: http.StatusBadRequest, body: `{"error":{"code":"invalid_request","message":"types: unknown event type \"call.exploded\""}}`},
+			`GET /v1/events: types: unknown event type "call.exploded" (400 invalid_request) [request req-42]`},
+		{"scope missing", &scriptedEvents{status: http.StatusForbidden, body: `{"error":{"code":"forbidden","message":"this API key lacks the events:read scope"}}`},
+			`GET /v1/events: this API key lacks the events:read scope (403 forbidden)`},
 		{"policy close", &scriptedEvents{scripts: []streamScript{{code: websocket.StatusPolicyViolation, close: "API key revoked"}}}, "API key revoked"},
 	}
 	for _, tc := range tests {
@@ -165,9 +184,81 @@ func TestEventsTailStopsWhenRefused(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)
 			}
+			if strings.Contains(err.Error(), `{"error"`) {
+				t.Fatalf("err = %v: the raw envelope", err)
+			}
 			if n := len(tc.ev.requests()); n > 1 {
 				t.Fatalf("%d connections: it retried", n)
 			}
 		})
+	}
+}
+
+// A 5xx on connect is worth retrying (a restarting control plane); the
+// message says what the server said.
+func TestEventsTailRetriesServerErrors(t *testing.T) {
+	ev := &scriptedEvents{status: http.StatusServiceUnavailable, body: `{"error":{"code":"unavailable","message":"too many event subscribers"}}`}
+	srv := httptest.NewServer(ev)
+	defer srv.Close()
+	_, errOut, err := runTail(t, srv, nil, "--once")
+	if err == nil || !strings.Contains(err.Error(), "too many event subscribers (503 unavailable)") {
+		t.Fatalf("err = %v; stderr %s", err, errOut)
+	}
+	if fatal(err) {
+		t.Fatalf("a 503 is fatal: %v", err)
+	}
+}
+
+func TestEventsTailTable(t *testing.T) {
+	ev := &scriptedEvents{scripts: []streamScript{{seqs: []int64{7, 8}, code: websocket.StatusServiceRestart}}}
+	srv := httptest.NewServer(ev)
+	defer srv.Close()
+	out, errOut, err := runTail(t, srv, nil, "--format", "table", "--once")
+	if err == nil || !strings.Contains(err.Error(), "server") && !strings.Contains(err.Error(), "1012") {
+		t.Fatalf("err = %v; stderr %s", err, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !regexp.MustCompile(`^TIME\s+SEQ\s+PBX\s+EVENT\s+CALL\s+FROM\s+TO\s+STATUS\s+DETAIL$`).MatchString(lines[0]) {
+		t.Fatalf("table:\n%s", out)
+	}
+	for i, seq := range []string{"7", "8"} {
+		if !regexp.MustCompile(`^-\s+` + seq + `\s+-\s+call\.started\s+c` + seq + `\s`).MatchString(lines[i+1]) {
+			t.Errorf("row %d: %q", i+1, lines[i+1])
+		}
+	}
+	if _, _, err := runTail(t, srv, nil, "--format", "yaml"); err == nil || !strings.Contains(err.Error(), "--format: want json or table") {
+		t.Fatalf("--format yaml: %v", err)
+	}
+}
+
+func TestEventTableRows(t *testing.T) {
+	tests := []struct {
+		name, event, want string
+	}{
+		{"started", `{"seq":41,"pbx":"agt_1","type":"call.started","time":"2026-11-24T10:42:07Z","call_id":"sb-1","direction":"originate","from":"150","to":"+375296254070","status":"queued"}`,
+			`10:42:07      41  agt_1                 call.started          sb-1                            150             +375296254070     queued       originate`},
+		{"answered", `{"seq":42,"type":"call.answered","time":"2026-11-24T10:42:09Z","call_id":"sb-1","answered_by":"102","status":"in-progress"}`,
+			`10:42:09      42  -                     call.answered         sb-1                            -               -                 in-progress  answered by 102`},
+		{"ended", `{"seq":43,"type":"call.ended","time":"2026-11-24T10:42:20Z","call_id":"sb-1","status":"completed","cause":16,"cause_text":"Normal Clearing","duration_s":13,"billsec_s":11,"hungup_by":"150"}`,
+			`10:42:20      43  -                     call.ended            sb-1                            -               -                 completed    16 Normal Clearing, 13s (billed 11s), hung up by 150`},
+		{"monitor", `{"seq":44,"type":"call.monitor_started","time":"2026-11-24T10:42:21Z","spy_channel":"Local/151@x;1","target_channel":"PJSIP/150-1"}`,
+			`10:42:21      44  -                     call.monitor_started  -                               -               -                 -            Local/151@x;1 on PJSIP/150-1`},
+		{"gap", `{"seq":45,"type":"gap","time":"2026-11-24T10:42:22Z","lost":12}`,
+			`10:42:22      45  -                     gap                   -                               -               -                 -            12 events lost (the PBX's buffer overflowed)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			tab := &eventTable{w: &b, loc: time.UTC, header: true}
+			if err := tab.print([]byte(tc.event)); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimRight(b.String(), "\n"); got != tc.want {
+				t.Fatalf("row\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+	if err := (&eventTable{w: io.Discard}).print([]byte("not json")); !errors.Is(err, errOutput) {
+		t.Fatalf("a non-JSON event: %v, want errOutput (not retried)", err)
 	}
 }

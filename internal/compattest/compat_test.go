@@ -235,9 +235,12 @@ func startFleet(t *testing.T, cp, agent binaries) *fleet {
 	db := "sqlite:" + filepath.Join(dir, "switchboard.db")
 	admin := func(args ...string) map[string]any {
 		t.Helper()
-		out, err := exec.Command(cp.controlPlane, append(args, "--db", db, "--json")...).CombinedOutput()
+		cmd := exec.Command(cp.controlPlane, append(args, "--db", db, "--json")...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr // which store is used, said on stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("switchboard %v: %v\n%s", args, err, out)
+			t.Fatalf("switchboard %v: %v\n%s%s", args, err, out, stderr.Bytes())
 		}
 		var m map[string]any
 		if err := json.Unmarshal(out, &m); err != nil {

@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-pbx/switchboard/internal/testbin"
 )
 
 // TestMain lets the test binary be a worker process, as switchboard-load
@@ -23,21 +23,24 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if err := bins.Remove(); err != nil {
+		fmt.Fprintln(os.Stderr, "remove test binaries:", err)
+	}
+	os.Exit(code)
 }
 
-var buildSwitchboard = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "switchboard-load-bin-")
+// bins holds the switchboard binary the runs start, built on first use
+// and removed by TestMain.
+var bins = testbin.New("switchboard-load-bin-", "switchboard")
+
+func buildSwitchboard() (string, error) {
+	dir, err := bins.Dir()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "switchboard")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/switchboard-pbx/switchboard/cmd/switchboard").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build switchboard: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+	return filepath.Join(dir, "switchboard"), nil
+}
 
 // TestRunSmall is the whole run with three PBXs, so the tool does not rot:
 // the real `switchboard serve` as a child, agents and fakes in a worker
