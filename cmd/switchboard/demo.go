@@ -142,7 +142,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := waitConnected(ctx, srv, agentRec.ID); err != nil {
 		return err
 	}
-	printDemo(stdout, demoInfo{Base: base, APIKey: apiKey, JWT: jwt, Enterprise: ent, Agent: agentRec, DSN: dsn, Dir: dir, PBX: pbx.Addr(), Self: selfCommand()})
+	printDemo(stdout, demoInfo{Base: base, APIKey: apiKey, JWT: jwt, Enterprise: ent, Agent: agentRec, DSN: dsn, Dir: dir, PBX: pbx.Addr(),
+		Self: selfCommand(), SecretFile: secretFile, WebhookSecret: "demo-webhook-" + rand.Text()})
 
 	select {
 	case <-ctx.Done():
@@ -226,6 +227,9 @@ func randN(n int) int {
 
 type demoInfo struct {
 	Base, APIKey, JWT, DSN, Dir, PBX string
+	// SecretFile signs operator JWTs; WebhookSecret is the demo
+	// webhook's.
+	SecretFile, WebhookSecret string
 	// Self runs this program in a printed command.
 	Self       string
 	Enterprise store.Enterprise
@@ -244,14 +248,20 @@ Switchboard demo is running (Ctrl-C stops it).
   API key         %s
   operator JWT    %s
                   (roles supervisor + telecom_admin, valid 24 h)
+  JWT secret      %s
+                  (signs operator JWTs: switchboard jwt mint, below)
 
 Try, in another terminal:
 
   export SB=%s KEY=%s
   export JWT=%s
 
-`, d.Base, d.DSN, d.Enterprise.Number, d.Enterprise.Name, d.Agent.ID, d.PBX, d.APIKey, d.JWT, d.Base, d.APIKey, d.JWT)
+`, d.Base, d.DSN, d.Enterprise.Number, d.Enterprise.Name, d.Agent.ID, d.PBX, d.APIKey, d.JWT, d.SecretFile, d.Base, d.APIKey, d.JWT)
 	for _, c := range demoCommands(d) {
+		if c.what == "" { // the same as the command before it
+			fmt.Fprintf(w, "  %s\n\n", c.cmd)
+			continue
+		}
 		fmt.Fprintf(w, "  # %s\n  %s\n\n", c.what, c.cmd)
 	}
 }
@@ -276,9 +286,17 @@ func demoCommands(d demoInfo) []demoCommand {
 			`curl -s --fail-with-body "$SB/v1/events?after=0&limit=5" -H "Authorization: Bearer $KEY"`},
 		{"call history: every call with its status, who answered, duration (GET /v1/calls/$CALL adds its timeline)",
 			`curl -s --fail-with-body "$SB/v1/calls?limit=5" -H "Authorization: Bearer $KEY"`},
-		{"get call.ended events POSTed, signed, to a webhook (here: a receiver you run on port 9999, e.g. nc -lk 9999)",
-			`curl -s --fail-with-body -X POST $SB/v1/webhooks -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9999/hook","event_types":["call.ended"]}'`},
+		{"get call.ended events POSTed, signed, to a webhook on port 9999 (the receiver is the next command)",
+			`curl -s --fail-with-body -X POST $SB/v1/webhooks -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" -d '{"url":"http://127.0.0.1:9999/hook","event_types":["call.ended"],"secret":"` + d.WebhookSecret + `"}'`},
+		{"receive them: checks each delivery's signature and prints it (in a terminal of its own; Ctrl-C stops it)",
+			d.Self + ` webhook listen --listen 127.0.0.1:9999 --secret ` + d.WebhookSecret},
 		{"the live event stream (WebSocket), one JSON event a line, from the first stored one; Ctrl-C stops it",
 			`SWITCHBOARD_TOKEN=$KEY ` + d.Self + ` events tail --server $SB --after 0`},
+		{"an operator JWT of each role, signed with the demo's secret (operator: place calls, read; supervisor: also monitor and hang up)",
+			d.Self + ` jwt mint --secret-file ` + d.SecretFile + ` --sub op-1 --enterprise ` + d.Enterprise.Number + ` --roles operator`},
+		{"", d.Self + ` jwt mint --secret-file ` + d.SecretFile + ` --sub sup-1 --enterprise ` + d.Enterprise.Number + ` --roles supervisor`},
+		{"", d.Self + ` jwt mint --secret-file ` + d.SecretFile + ` --sub admin-1 --enterprise ` + d.Enterprise.Number + ` --roles telecom_admin`},
+		{"the fleet-wide view: a platform_admin token, with no enterprise",
+			d.Self + ` jwt mint --secret-file ` + d.SecretFile + ` --sub root --roles platform_admin`},
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-pbx/switchboard/internal/testio"
 )
 
 // TestDemoCommandsWorkAsPrinted boots `switchboard demo` (control plane,
@@ -31,8 +33,9 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
+	var stderr testio.Buffer // the demo's own log, at its default level
 	go func() {
-		code := run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--traffic=false", "--log-level", "error"}, pw, io.Discard)
+		code := run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--traffic=false"}, pw, &stderr)
 		pw.Close()
 		done <- code
 	}()
@@ -65,15 +68,26 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 	script := strings.Join(exports, "\n") + "\nset -e\n" +
 		`curl -s --fail-with-body -X POST $SB/v1/calls -H "Authorization: Bearer $KEY" -d '{"from":"150","to":"+375296254070"}' >/dev/null` + "\nsleep 0.5\n"
 	for i, c := range cmds {
-		if strings.Contains(c, " events tail ") {
+		switch {
+		case strings.Contains(c, " events tail "):
 			// It streams until Ctrl-C: give it 3 s (timeout's 124 is success).
 			c = "timeout -s INT 3 env " + c + " || [ $? = 124 ]"
+		case strings.Contains(c, " webhook listen "):
+			// It receives until stopped: meanwhile a call ends, and its
+			// call.ended is delivered to it, signed. (TERM: a background
+			// job of a script ignores INT.)
+			c = "timeout -k 2 8 " + c + " & L=$!; sleep 0.5\n" +
+				`C2=$(curl -s --fail-with-body -X POST $SB/v1/calls -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" -d '{"from":"103","to":"+375296254071"}' | sed -n 's/.*"call_id":"\([^"]*\)".*/\1/p')` + "\n" +
+				"sleep 0.5; curl -s --fail-with-body -X DELETE $SB/v1/calls/$C2 -H \"Authorization: Bearer $KEY\" >/dev/null\n" +
+				"wait $L || [ $? = 124 ]"
 		}
 		script += "echo '### " + strconv.Itoa(i) + "'\n" + c + "\necho\n"
 	}
+	// A refused credential: the demo says why at its default level.
+	script += `curl -s $SB/v1/pbxs -H "Authorization: Bearer sbk_key_aaaaaaaaaaaaaaaa_cccccccccccccccccccccccccccc" >/dev/null` + "\n"
 	out, err := exec.CommandContext(ctx, "bash", "-c", script).CombinedOutput()
 	if err != nil {
-		t.Fatalf("printed commands failed: %v\n%s", err, out)
+		t.Fatalf("printed commands failed: %v\n%s\ndemo's log:\n%s", err, out, stderr.String())
 	}
 	text := string(out)
 	t.Logf("printed commands ran:\n%s", text)
@@ -89,6 +103,9 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 		regexp.MustCompile(`"events":\[\{"seq":1,`),
 		regexp.MustCompile(`"calls":\[\{"call_id":`),
 		regexp.MustCompile(`"id":"whk_[a-z0-9]+","url":"http://127.0.0.1:9999/hook"`),
+		// webhook listen: the call.ended of the call that ended meanwhile,
+		// its signature checked.
+		regexp.MustCompile(`(?m)^\S+  200 verified  whk_[a-z0-9]+:\d+  attempt 1  call\.ended  seq \d+  call sb-`),
 		// events tail: the first stored event, then the stream goes live.
 		regexp.MustCompile(`(?m)^\{"seq":1,"pbx":"agt_[a-z0-9]+",.*"type":"call.started"`),
 		regexp.MustCompile(`events tail: stream.live \(seq \d+\)`),
@@ -96,6 +113,13 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 		if !want.MatchString(text) {
 			t.Errorf("output lacks %v:\n%s", want, text)
 		}
+	}
+	// jwt mint, once per role.
+	if n := len(regexp.MustCompile(`(?m)^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`).FindAllString(text, -1)); n != 4 {
+		t.Errorf("%d minted tokens printed, want 4", n)
+	}
+	if log := stderr.String(); !strings.Contains(log, "credentials refused") || !strings.Contains(log, "unknown api key") {
+		t.Errorf("the demo's log at its default level lacks the refused credential's reason:\n%s", log)
 	}
 	cancel()
 	select {
