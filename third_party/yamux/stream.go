@@ -92,6 +92,15 @@ func (s *Stream) StreamID() uint32 {
 }
 
 // Read is used to read from the stream
+// buffered reports whether received bytes wait to be read (Switchboard
+// patch: a reader woken by the session's shutdown still gets them, as
+// upstream's reader does once forceClose marks the stream closed).
+func (s *Stream) buffered() bool {
+	s.recvLock.Lock()
+	defer s.recvLock.Unlock()
+	return s.recvBuf != nil && s.recvBuf.Len() > 0
+}
+
 func (s *Stream) Read(b []byte) (n int, err error) {
 	defer asyncNotify(s.recvNotifyCh)
 START:
@@ -142,6 +151,9 @@ WAIT:
 	// spins (see README.switchboard.md).
 	select {
 	case <-s.session.shutdownCh:
+		if s.buffered() {
+			goto START // what arrived before the shutdown is still read
+		}
 		return 0, ErrSessionShutdown
 	default:
 	}
@@ -157,6 +169,9 @@ WAIT:
 	case <-s.session.shutdownCh:
 		if timer != nil {
 			timer.Stop()
+		}
+		if s.buffered() {
+			goto START
 		}
 		return 0, ErrSessionShutdown
 	case <-s.recvNotifyCh:
@@ -239,6 +254,9 @@ WAIT:
 	// Switchboard patch: as in Read.
 	select {
 	case <-s.session.shutdownCh:
+		if s.buffered() {
+			goto START // what arrived before the shutdown is still read
+		}
 		return 0, ErrSessionShutdown
 	default:
 	}
