@@ -53,6 +53,19 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c Claim) ([]Delivery, Claim
 		return nil, rep, invalid("claim", "limit and lease must be positive, caps not negative")
 	}
 	now := s.now()
+	// Most claims find nothing (the worker is woken by every stored batch,
+	// webhooks or not): say so from the read pool, without the write
+	// transaction (SQLite's one writer, PostgreSQL's claim lock).
+	var due bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks w
+		WHERE (w.suspended_until IS NULL OR w.suspended_until <= $1) AND EXISTS (SELECT 1 FROM webhook_deliveries d
+			WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= $1
+			AND (d.leased_until IS NULL OR d.leased_until <= $1)))`, s.d.timeArg(now)).Scan(&due); err != nil {
+		return nil, rep, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if !due {
+		return nil, rep, nil
+	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, rep, fmt.Errorf("claim deliveries: %w", err)
