@@ -76,10 +76,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c Claim) ([]Delivery, Claim
 			return nil, rep, fmt.Errorf("claim deliveries: lock: %w", err)
 		}
 	}
-	cl, err := s.newClaimer(ctx, tx, c, now)
-	if err != nil {
-		return nil, rep, err
-	}
+	cl := &claimer{s: s, c: c, now: now, entBusy: map[int64]int{}}
 	ids, rep, err := cl.pick(ctx, tx)
 	if err != nil || len(ids) == 0 {
 		return nil, rep, err
@@ -102,38 +99,8 @@ type claimer struct {
 	s   *Store
 	c   Claim
 	now time.Time
-	// Deliveries in flight now, by webhook and by enterprise.
-	hookBusy map[string]int
-	entBusy  map[int64]int
-}
-
-func (s *Store) newClaimer(ctx context.Context, tx *sql.Tx, c Claim, now time.Time) (*claimer, error) {
-	cl := &claimer{s: s, c: c, now: now, hookBusy: map[string]int{}, entBusy: map[int64]int{}}
-	if c.PerWebhook == 0 && c.PerEnterprise == 0 && c.ProbeAfter == 0 {
-		return cl, nil
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT webhook_id, enterprise_id, COUNT(*) FROM webhook_deliveries
-		WHERE status = 'pending' AND leased_until > $1 GROUP BY webhook_id, enterprise_id`, s.d.timeArg(now))
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: in flight: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			hook string
-			ent  int64
-			n    int
-		)
-		if err := rows.Scan(&hook, &ent, &n); err != nil {
-			return nil, fmt.Errorf("claim deliveries: in flight: %w", err)
-		}
-		cl.hookBusy[hook] += n
-		cl.entBusy[ent] += n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim deliveries: in flight: %w", err)
-	}
-	return cl, nil
+	// Deliveries in flight now, by enterprise.
+	entBusy map[int64]int
 }
 
 // pick returns the ids to claim: round robin over the webhooks with due
@@ -141,8 +108,8 @@ func (s *Store) newClaimer(ctx context.Context, tx *sql.Tx, c Claim, now time.Ti
 // delivery first.
 //
 // It starts from the webhooks, not the deliveries: a webhook's oldest due
-// delivery is one index probe, and a suspended or capped webhook's
-// backlog, however long, is never scanned.
+// delivery and its deliveries in flight are index probes, and a suspended
+// or capped webhook's backlog, however long, is never scanned.
 func (cl *claimer) pick(ctx context.Context, tx *sql.Tx) ([]int64, ClaimReport, error) {
 	hooks, rep, err := cl.eligible(ctx, tx)
 	if err != nil || len(hooks) == 0 {
@@ -157,14 +124,11 @@ func (cl *claimer) pick(ctx context.Context, tx *sql.Tx) ([]int64, ClaimReport, 
 	for round := 0; len(ids) < cl.c.Limit; round++ {
 		took := false
 		for _, h := range hooks {
-			if round >= len(rows[h.id]) || len(ids) >= cl.c.Limit {
+			if round >= len(rows[h.id]) || round >= h.room || len(ids) >= cl.c.Limit {
 				continue
 			}
 			if cl.c.PerEnterprise > 0 && cl.entBusy[h.ent] >= cl.c.PerEnterprise {
 				atCapEnt[h.ent] = true
-				continue
-			}
-			if round >= h.room {
 				continue
 			}
 			cl.entBusy[h.ent]++
@@ -187,14 +151,17 @@ type claimHook struct {
 	due  time.Time
 }
 
-// eligible lists the webhooks, not suspended, whose oldest pending
-// delivery is due, with room under their caps, oldest due first.
+// eligible reads every webhook's deliveries in flight (for the caps,
+// suspended webhooks' too) and its oldest pending delivery, and lists
+// those not suspended whose oldest is due, with room under their caps,
+// oldest due first. Inside the claim's transaction (and lock), so the
+// counts are exact.
 func (cl *claimer) eligible(ctx context.Context, tx *sql.Tx) ([]claimHook, ClaimReport, error) {
 	var rep ClaimReport
-	t := cl.s.d.timeArg(cl.now)
-	rows, err := tx.QueryContext(ctx, `SELECT id, enterprise_id, failures, (SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d
-			WHERE d.webhook_id = w.id AND d.status = 'pending') AS due
-		FROM webhooks w WHERE w.suspended_until IS NULL OR w.suspended_until <= $1`, t)
+	rows, err := tx.QueryContext(ctx, `SELECT id, enterprise_id, failures, suspended_until,
+		(SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending'),
+		(SELECT COUNT(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.leased_until > $1 AND d.status = 'pending')
+		FROM webhooks w`, cl.s.d.timeArg(cl.now))
 	if err != nil {
 		return nil, rep, fmt.Errorf("claim deliveries: webhooks: %w", err)
 	}
@@ -202,13 +169,15 @@ func (cl *claimer) eligible(ctx context.Context, tx *sql.Tx) ([]claimHook, Claim
 	var hooks []claimHook
 	for rows.Next() {
 		var (
-			h        claimHook
-			failures int
+			h              claimHook
+			failures, busy int
+			suspendedUntil time.Time
 		)
-		if err := rows.Scan(&h.id, &h.ent, &failures, dbTime{&h.due}); err != nil {
+		if err := rows.Scan(&h.id, &h.ent, &failures, dbTime{&suspendedUntil}, dbTime{&h.due}, &busy); err != nil {
 			return nil, rep, fmt.Errorf("claim deliveries: webhooks: %w", err)
 		}
-		if h.due.IsZero() || h.due.After(cl.now) {
+		cl.entBusy[h.ent] += busy
+		if suspendedUntil.After(cl.now) || h.due.IsZero() || h.due.After(cl.now) {
 			continue
 		}
 		limit := cl.c.PerWebhook
@@ -217,7 +186,7 @@ func (cl *claimer) eligible(ctx context.Context, tx *sql.Tx) ([]claimHook, Claim
 		}
 		h.room = cl.c.Limit
 		if limit > 0 {
-			h.room = min(h.room, limit-cl.hookBusy[h.id])
+			h.room = min(h.room, limit-busy)
 		}
 		if h.room <= 0 {
 			rep.WebhooksAtCap++
@@ -271,42 +240,45 @@ func (cl *claimer) dueRows(ctx context.Context, tx *sql.Tx, hooks []claimHook) (
 	return out, nil
 }
 
-// lease takes the rows still claimable (FOR UPDATE SKIP LOCKED on
-// PostgreSQL) and leases them until now+lease.
+// lease takes the rows still claimable and leases them until now+lease:
+// on PostgreSQL it locks them first FOR UPDATE SKIP LOCKED (a row another
+// transaction holds, finishing an attempt or deleting its webhook, is
+// left alone); SQLite has one writer, so one UPDATE … RETURNING does.
 func (s *Store) lease(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time, lease time.Duration) ([]int64, error) {
-	lock := ""
+	due := ` AND status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1)`
+	withIDs := func(args []any, ids []int64) ([]any, string) {
+		from := len(args) + 1
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		return args, `id IN (` + placeholders(from, len(ids)) + `)`
+	}
 	if s.d.name == dialectPostgres {
-		lock = " FOR UPDATE SKIP LOCKED"
+		args, in := withIDs([]any{s.d.timeArg(now)}, ids)
+		var err error
+		if ids, err = queryIDs(ctx, tx, `SELECT id FROM webhook_deliveries WHERE `+in+due+` ORDER BY id FOR UPDATE SKIP LOCKED`, args...); err != nil || len(ids) == 0 {
+			return nil, err
+		}
 	}
-	args := []any{s.d.timeArg(now)}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM webhook_deliveries WHERE id IN (`+placeholders(2, len(ids))+`)
-		AND status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1) ORDER BY id`+lock, args...)
+	args, in := withIDs([]any{s.d.timeArg(now), s.d.timeArg(now.Add(lease))}, ids)
+	return queryIDs(ctx, tx, `UPDATE webhook_deliveries SET leased_until = $2 WHERE `+in+due+` RETURNING id`, args...)
+}
+
+func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: lock: %w", err)
+		return nil, fmt.Errorf("claim deliveries: lease: %w", err)
 	}
-	var locked []any
+	defer rows.Close()
 	var out []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("claim deliveries: lock: %w", err)
+			return nil, fmt.Errorf("claim deliveries: lease: %w", err)
 		}
-		locked = append(locked, id)
 		out = append(out, id)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim deliveries: lock: %w", err)
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET leased_until = $1 WHERE id IN (`+placeholders(2, len(out))+`)`,
-		append([]any{s.d.timeArg(now.Add(lease))}, locked...)...); err != nil {
 		return nil, fmt.Errorf("claim deliveries: lease: %w", err)
 	}
 	return out, nil

@@ -5,7 +5,9 @@
 -- are not claimed before suspended_until, and while it has failures
 -- (consecutive failed attempts) it gets one delivery in flight at a time.
 ALTER TABLE webhook_deliveries ADD COLUMN leased_until {{TIME}};
-CREATE INDEX webhook_deliveries_lease_idx ON webhook_deliveries (leased_until);
+-- A claim counts each webhook's deliveries in flight (leased_until in the
+-- future): one index range per webhook.
+CREATE INDEX webhook_deliveries_lease_idx ON webhook_deliveries (webhook_id, leased_until);
 -- A claim probes each webhook's oldest pending delivery and reads its due
 -- ones in order: one index range per webhook, whatever its backlog.
 CREATE INDEX webhook_deliveries_claim_idx ON webhook_deliveries (webhook_id, status, next_attempt_at, id);
