@@ -48,6 +48,9 @@ type Agent struct {
 	// protocol is the version of the last tunnel; only tunnelLoop's
 	// goroutine touches it.
 	protocol int
+
+	framesRefused atomic.Uint64 // see StreamStats
+	ackWaits      atomic.Uint64
 }
 
 // New validates cfg, fills defaults and builds the agent. It does not
@@ -69,7 +72,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ami client: %w", err)
 	}
-	ob, err := outbox.New(outbox.Config{MaxPending: cfg.MaxPendingEvents, Now: cfg.Now})
+	ob, err := outbox.New(outbox.Config{MaxPending: cfg.MaxPendingEvents, MaxEventBytes: cfg.maxEventBytes(), Now: cfg.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +84,7 @@ func New(cfg Config) (*Agent, error) {
 		ami:        client,
 		table:      channels.New(channels.Config{Now: cfg.Now}),
 		outbox:     ob,
-		tracker:    calls.NewTracker(calls.Config{PBX: cfg.Hostname, Context: cfg.Context, Now: cfg.Now}),
+		tracker:    calls.NewTracker(calls.Config{PBX: cfg.Hostname, Context: cfg.Context, Now: cfg.Now, MaxFieldBytes: cfg.MaxEventFieldBytes}),
 		statusKick: make(chan struct{}, 1),
 	}
 	a.handler, err = ops.New(ops.Config{

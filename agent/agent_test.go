@@ -316,6 +316,11 @@ func TestConfigValidate(t *testing.T) {
 		{"negative", func(c *agent.Config) { c.MaxEventsPerBatch = -1 }, "MaxEventsPerBatch"},
 		{"backoff", func(c *agent.Config) { c.ReconnectMin, c.ReconnectMax = time.Minute, time.Second }, "ReconnectMax"},
 		{"missing ca file", func(c *agent.Config) { c.CAFile = "/nonexistent/ca.pem" }, "CAFile"},
+		{"tiny batch", func(c *agent.Config) { c.MaxBatchBytes = 1000 }, "MaxBatchBytes 1000 must be 4096 to 1048576"},
+		{"batch over the frame limit", func(c *agent.Config) { c.MaxBatchBytes = 2 << 20 }, "MaxBatchBytes 2097152"},
+		{"in flight below a batch", func(c *agent.Config) { c.MaxBatchBytes, c.MaxInFlightBytes = 64<<10, 8<<10 }, "MaxInFlightBytes 8192 must be at least MaxBatchBytes"},
+		{"in flight over the window", func(c *agent.Config) { c.MaxInFlightBytes = 1 << 20 }, "MaxInFlightBytes 1048576"},
+		{"tiny field limit", func(c *agent.Config) { c.MaxEventFieldBytes = 10 }, "MaxEventFieldBytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

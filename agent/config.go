@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/agent/calls"
 	"github.com/switchboard-pbx/switchboard/agent/ops"
 	"github.com/switchboard-pbx/switchboard/agent/outbox"
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -33,6 +34,24 @@ const (
 	// hundreds per second; a resync takes milliseconds to seconds).
 	DefaultSubscriptionBuffer = 8192
 	DefaultVersion            = "dev"
+)
+
+// Defaults of the event stream's limits (README "Limits and abuse").
+const (
+	// DefaultMaxBatchBytes bounds one EventBatch frame: a sixteenth of the
+	// control plane's frame limit (protocol.DefaultMaxFrameBytes), and one
+	// event may take at most a quarter of it (16 KiB).
+	DefaultMaxBatchBytes = 64 << 10
+	// DefaultMaxInFlightBytes bounds the event frames sent and not yet
+	// acknowledged. It stays under the tunnel's stream window
+	// (tunnel.StreamWindowBytes, 256 KiB), so a frame write never blocks on
+	// a control plane that holds back its acks (rate limit, store down):
+	// the agent waits for acks instead, and its write timeout only ever
+	// measures a dead link.
+	DefaultMaxInFlightBytes = 192 << 10
+	// DefaultMaxEventFieldBytes bounds every text field of an event
+	// (calls.DefaultMaxFieldBytes).
+	DefaultMaxEventFieldBytes = calls.DefaultMaxFieldBytes
 )
 
 // Config configures an Agent. Zero values take the defaults above.
@@ -76,6 +95,17 @@ type Config struct {
 	MaxPendingEvents int
 	// MaxEventsPerBatch bounds the events of one EventBatch frame.
 	MaxEventsPerBatch int
+	// MaxBatchBytes bounds the bytes of one EventBatch frame; one event
+	// may take at most a quarter of it, a larger one is replaced by a gap
+	// event naming it. At least 4 KiB, below protocol.DefaultMaxFrameBytes.
+	MaxBatchBytes int
+	// MaxInFlightBytes bounds the event frames sent and not yet
+	// acknowledged; at least MaxBatchBytes, at most the stream window.
+	MaxInFlightBytes int
+	// MaxEventFieldBytes bounds every text field of an event: longer
+	// values (a caller id of 200 KB from a SIP peer) are cut and named in
+	// the event's truncated list.
+	MaxEventFieldBytes int
 	// SubscriptionBuffer is the AMI event buffer of the consumer.
 	SubscriptionBuffer int
 
@@ -132,6 +162,7 @@ func (c Config) Validate() error {
 	if err := (outbox.Config{MaxPending: c.MaxPendingEvents}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateEventLimits()...)
 	nonNeg := map[string]int{
 		"MaxConcurrentOriginates": c.MaxConcurrentOriginates,
 		"MaxConcurrentRequests":   c.MaxConcurrentRequests,
@@ -188,6 +219,15 @@ func (c *Config) fill() {
 	if c.MaxEventsPerBatch == 0 {
 		c.MaxEventsPerBatch = DefaultMaxEventsPerBatch
 	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = max(DefaultMaxInFlightBytes, c.MaxBatchBytes)
+	}
+	if c.MaxEventFieldBytes == 0 {
+		c.MaxEventFieldBytes = DefaultMaxEventFieldBytes
+	}
 	if c.SubscriptionBuffer == 0 {
 		c.SubscriptionBuffer = DefaultSubscriptionBuffer
 	}
@@ -216,6 +256,37 @@ func (c *Config) fill() {
 		c.Now = time.Now
 	}
 }
+
+// minBatchBytes leaves room for one event of outbox.MinMaxEventBytes.
+const minBatchBytes = 4 * outbox.MinMaxEventBytes
+
+// validateEventLimits checks the event stream's byte limits against each
+// other and against the protocol's frame limit and the tunnel's window.
+func (c Config) validateEventLimits() []error {
+	var errs []error
+	batch, inFlight := c.MaxBatchBytes, c.MaxInFlightBytes
+	if batch == 0 {
+		batch = DefaultMaxBatchBytes
+	}
+	if inFlight == 0 {
+		inFlight = max(DefaultMaxInFlightBytes, batch)
+	}
+	if batch < minBatchBytes || batch > protocol.DefaultMaxFrameBytes {
+		errs = append(errs, fmt.Errorf("MaxBatchBytes %d must be %d to %d (the control plane's frame limit)", batch, minBatchBytes, protocol.DefaultMaxFrameBytes))
+	}
+	if inFlight < batch || inFlight > tunnel.StreamWindowBytes-batch/4 {
+		errs = append(errs, fmt.Errorf("MaxInFlightBytes %d must be at least MaxBatchBytes %d and at most %d (the tunnel's stream window, less room for frame headers): a write must never wait for the window", inFlight, batch, tunnel.StreamWindowBytes-batch/4))
+	}
+	if c.MaxEventFieldBytes != 0 {
+		if err := (calls.Config{MaxFieldBytes: c.MaxEventFieldBytes}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("MaxEventFieldBytes: %w", err))
+		}
+	}
+	return errs
+}
+
+// maxEventBytes is the largest event the agent sends: a quarter of a batch.
+func (c Config) maxEventBytes() int { return max(c.MaxBatchBytes/4, outbox.MinMaxEventBytes) }
 
 // LogValue keeps the token and the AMI secret out of logs even when a
 // whole Config is logged by mistake.

@@ -3,7 +3,9 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -42,6 +44,17 @@ type controlPlane struct {
 	// (400, its version in the header) and speaks that version's Welcome.
 	maxProtocol int
 	offers      []string // Switchboard-Protocol of each upgrade request
+
+	// down answers 503 to every connect; maxFrame (0: the protocol's
+	// default) is the events frame limit, enforced as the gateway does:
+	// an oversized frame is skipped and refused in an ack, and frames are
+	// ignored until the events after the last ack come again.
+	down         bool
+	maxFrame     int
+	refusals     int
+	maxReceived  uint64
+	eventsStream net.Conn
+	wmu          sync.Mutex // one writer of acks at a time
 }
 
 func newControlPlane(t testing.TB, token string) *controlPlane {
@@ -70,8 +83,12 @@ func (cp *controlPlane) serve(w http.ResponseWriter, r *http.Request) {
 	offer := r.Header.Get(protocol.VersionHeader)
 	cp.mu.Lock()
 	cp.offers = append(cp.offers, offer)
-	maxProtocol := cp.maxProtocol
+	maxProtocol, down := cp.maxProtocol, cp.down
 	cp.mu.Unlock()
+	if down {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
 	if maxProtocol != 0 && offer != strconv.Itoa(maxProtocol) {
 		w.Header().Set(protocol.VersionHeader, strconv.Itoa(maxProtocol))
 		http.Error(w, "unsupported protocol version "+offer, http.StatusBadRequest)
@@ -134,12 +151,37 @@ func (cp *controlPlane) serve(w http.ResponseWriter, r *http.Request) {
 
 func (cp *controlPlane) ingest(st net.Conn) {
 	defer st.Close()
+	cp.mu.Lock()
+	cp.eventsStream = st
+	limit := cp.maxFrame
+	cp.mu.Unlock()
+	resync := false
 	for {
 		var batch protocol.EventBatch
-		if err := protocol.ReadFrame(st, &batch, 0); err != nil {
+		err := protocol.ReadFrame(st, &batch, limit)
+		if tooLarge := (*protocol.FrameTooLargeError)(nil); errors.As(err, &tooLarge) {
+			if _, err := io.CopyN(io.Discard, st, tooLarge.Size); err != nil {
+				return
+			}
+			cp.mu.Lock()
+			cp.refusals++
+			acked := cp.lastAcked
+			cp.mu.Unlock()
+			resync = true
+			if cp.writeAck(st, protocol.Ack{Seq: acked, Refused: &protocol.Refusal{FrameBytes: tooLarge.Size, MaxBytes: tooLarge.Max}}) != nil {
+				return
+			}
+			continue
+		}
+		if err != nil {
 			return
 		}
 		cp.mu.Lock()
+		if resync && batch.Events[0].Seq > cp.lastAcked+1 {
+			cp.mu.Unlock()
+			continue // sent after the refused frame: it comes again
+		}
+		resync = false
 		for _, ev := range batch.Events {
 			cp.received = append(cp.received, ev)
 			if ev.Seq > cp.lastAcked {
@@ -148,16 +190,42 @@ func (cp *controlPlane) ingest(st net.Conn) {
 		}
 		ack := !cp.noAck
 		last := batch.Events[len(batch.Events)-1].Seq
+		cp.maxReceived = max(cp.maxReceived, last)
 		if ack {
 			cp.lastAcked = max(cp.lastAcked, last)
 		}
 		cp.mu.Unlock()
 		if ack {
-			if err := protocol.WriteFrame(st, protocol.Ack{Seq: last}); err != nil {
+			if err := cp.writeAck(st, protocol.Ack{Seq: last}); err != nil {
 				return
 			}
 		}
 	}
+}
+
+func (cp *controlPlane) writeAck(st net.Conn, a protocol.Ack) error {
+	cp.wmu.Lock()
+	defer cp.wmu.Unlock()
+	return protocol.WriteFrame(st, a)
+}
+
+// release turns acks back on and acknowledges everything received so far,
+// as a control plane whose store came back would.
+func (cp *controlPlane) release() {
+	cp.mu.Lock()
+	cp.noAck = false
+	cp.lastAcked = max(cp.lastAcked, cp.maxReceived)
+	seq, st := cp.lastAcked, cp.eventsStream
+	cp.mu.Unlock()
+	if st != nil {
+		_ = cp.writeAck(st, protocol.Ack{Seq: seq})
+	}
+}
+
+func (cp *controlPlane) setDown(down bool) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	cp.down = down
 }
 
 func (cp *controlPlane) setAck(on bool) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -159,9 +158,10 @@ func (a *Agent) hello(ctx context.Context, sess *tunnel.Session) (net.Conn, prot
 	_ = ctl.SetDeadline(deadline)
 	st := a.Status()
 	// The session's version, which Dial agreed with the control plane:
-	// an older control plane gets the hello of its version. Capabilities
-	// stay empty: the version says which ops this agent has, and no
-	// control plane of any version read them.
+	// an older control plane gets the hello of its version. The version
+	// says which ops this agent has; Capabilities only name what is not
+	// an op, to control planes of version 2 or later (a version 1 one
+	// never refuses a frame in an ack).
 	hello := protocol.Hello{
 		Protocol:        sess.Protocol(),
 		AgentVersion:    a.cfg.Version,
@@ -169,6 +169,9 @@ func (a *Agent) hello(ctx context.Context, sess *tunnel.Session) (net.Conn, prot
 		AsteriskVersion: st.AsteriskVersion,
 		AMI:             st.AMI,
 		Context:         a.cfg.Context,
+	}
+	if hello.Protocol >= 2 {
+		hello.Capabilities = []string{protocol.CapEventRefusal}
 	}
 	if err := protocol.WriteFrame(ctl, hello); err != nil {
 		ctl.Close()
@@ -214,65 +217,4 @@ func (a *Agent) watchControl(ctl net.Conn) error {
 			return fmt.Errorf("%w: %w", errControlClosed, err)
 		}
 	}
-}
-
-// streamEvents opens the events stream and sends every pending event after
-// resumeAfter, then new ones as they come, while acknowledgements come
-// back on the same stream.
-func (a *Agent) streamEvents(ctx context.Context, sess *tunnel.Session, resumeAfter uint64) error {
-	octx, cancel := context.WithTimeout(ctx, a.cfg.HelloTimeout)
-	st, err := sess.Open(octx, protocol.StreamEvents)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	defer st.Close()
-	var sent atomic.Uint64
-	sent.Store(resumeAfter)
-	g, gctx := errgroup.WithContext(ctx)
-	stop := context.AfterFunc(gctx, func() { _ = st.Close() })
-	defer stop()
-	g.Go(func() error {
-		for {
-			var ack protocol.Ack
-			if err := protocol.ReadFrame(st, &ack, 0); err != nil {
-				if gctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("read ack: %w", err)
-			}
-			// An ack can only cover what this session sent.
-			a.outbox.Ack(min(ack.Seq, sent.Load()))
-		}
-	})
-	g.Go(func() error {
-		after := resumeAfter
-		for {
-			changed := a.outbox.Changed()
-			batch := a.outbox.Pending(after, a.cfg.MaxEventsPerBatch)
-			if len(batch) == 0 {
-				select {
-				case <-gctx.Done():
-					return nil
-				case <-changed:
-					continue
-				}
-			}
-			// Recorded before the write: the ack may come back before
-			// WriteFrame returns.
-			after = batch[len(batch)-1].Seq
-			sent.Store(after)
-			_ = st.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
-			if err := protocol.WriteFrame(st, protocol.EventBatch{Events: batch}); err != nil {
-				if gctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("send events: %w", err)
-			}
-		}
-	})
-	return g.Wait()
 }

@@ -30,9 +30,10 @@ type Hello struct {
 	AMI             AMIState `json:"ami"`
 	Context         string   `json:"context,omitempty"`
 	// Capabilities listed the ops a version 1 agent ran. Nothing ever read
-	// it, and the protocol version now says which ops an agent has
-	// (OpMinVersion), so agents of version 2 and later leave it empty.
-	// Kept because fields are never removed: v1 agents still send it.
+	// those, and the protocol version now says which ops an agent has
+	// (OpMinVersion), so agents of version 2 and later list only what is
+	// not an op: CapEventRefusal. Kept because fields are never removed:
+	// v1 agents still send their ops.
 	Capabilities []string `json:"capabilities,omitempty"`
 }
 
@@ -239,7 +240,28 @@ type EventBatch struct {
 // Ack tells the agent every event up to and including Seq is stored.
 type Ack struct {
 	Seq uint64 `json:"seq"`
+	// Refused, when set, says the control plane skipped the frame that
+	// followed Seq unread: it was larger than the control plane's frame
+	// limit. It also ignores the frames the agent sent after that one
+	// until the events after Seq come again, so an agent that announced
+	// CapEventRefusal resends them in smaller frames (an event that alone
+	// exceeds MaxBytes is replaced by a gap event naming it). Added
+	// without a version bump: an agent that does not know the field sees
+	// an ack of what was already acknowledged, and the control plane only
+	// sends it to agents that announced the capability.
+	Refused *Refusal `json:"refused,omitempty"`
 }
+
+// Refusal describes an events frame the control plane would not read.
+type Refusal struct {
+	FrameBytes int64 `json:"frame_bytes"` // announced length of the refused frame
+	MaxBytes   int   `json:"max_bytes"`   // the control plane's frame limit
+}
+
+// CapEventRefusal, in Hello.Capabilities, says the agent understands
+// Ack.Refused. A control plane refuses an oversized events frame of an
+// agent without it by ending the session, as before.
+const CapEventRefusal = "event_refusal"
 
 // Event types derived by the agent.
 const (
@@ -252,6 +274,9 @@ const (
 	EventCallEnded      = "call.ended"
 	// EventGap reports that the agent's bounded buffer overflowed and Lost
 	// events were dropped; it takes the sequence number of the first one.
+	// A gap event with Dropped set stands for one event the agent could
+	// not send because it was too large even with its fields cut (see
+	// Event.Dropped); it takes that event's sequence number.
 	EventGap = "gap"
 )
 
@@ -296,4 +321,14 @@ type Event struct {
 	BillsecS  int        `json:"billsec_s,omitempty"`
 
 	Lost uint64 `json:"lost,omitempty"` // EventGap only
+
+	// Truncated names the fields (by their JSON names) the agent cut to
+	// its field limit: their values are prefixes of what Asterisk sent.
+	Truncated []string `json:"truncated,omitempty"`
+	// Dropped (EventGap only) is the type of the one event this gap
+	// replaces because it was too large to send, with Reason saying how
+	// large; CallID is that event's (possibly truncated). Empty for a gap
+	// of a full buffer.
+	Dropped string `json:"dropped,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }

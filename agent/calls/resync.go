@@ -220,7 +220,7 @@ func (t *Tracker) Resync(live []*ami.Message) []protocol.Event {
 	t.evict()
 	out := t.out
 	t.out = nil
-	return out
+	return t.bound(out)
 }
 
 func (t *Tracker) anyAlive(c *call) bool {

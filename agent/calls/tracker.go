@@ -68,6 +68,10 @@ type Config struct {
 	// ExtensionMaxDigits: an all-digit name up to this long is an internal
 	// extension (used for the direction of calls nobody originated).
 	ExtensionMaxDigits int
+	// MaxFieldBytes bounds every text field of an emitted event; longer
+	// values are cut (at a character boundary) and named in the event's
+	// Truncated list. Default DefaultMaxFieldBytes, at least 64.
+	MaxFieldBytes int
 }
 
 // Validate says exactly what is wrong with c. Zero values are fine (they
@@ -88,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.ExtensionMaxDigits < 0 {
 		errs = append(errs, fmt.Errorf("ExtensionMaxDigits is %d, want > 0 (0 means %d)", c.ExtensionMaxDigits, DefaultExtensionMaxDigits))
+	}
+	if c.MaxFieldBytes < 0 || (c.MaxFieldBytes > 0 && c.MaxFieldBytes < minFieldBytes) {
+		errs = append(errs, fmt.Errorf("MaxFieldBytes is %d, want at least %d (0 means %d)", c.MaxFieldBytes, minFieldBytes, DefaultMaxFieldBytes))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -113,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ExtensionMaxDigits <= 0 {
 		c.ExtensionMaxDigits = DefaultExtensionMaxDigits
+	}
+	if c.MaxFieldBytes < minFieldBytes {
+		c.MaxFieldBytes = DefaultMaxFieldBytes
 	}
 	return c
 }
@@ -211,7 +221,7 @@ func (t *Tracker) Handle(m *ami.Message) []protocol.Event {
 	}
 	out := t.out
 	t.out = nil
-	return out
+	return t.bound(out)
 }
 
 // timeOf prefers the Timestamp header (timestampevents=yes) so event times

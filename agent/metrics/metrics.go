@@ -7,15 +7,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchboard-pbx/switchboard/agent"
 	"github.com/switchboard-pbx/switchboard/agent/outbox"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
-// Source is what the metrics read; *agent.Agent provides both through
-// Status and Outbox().Stats.
+// Source is what the metrics read; *agent.Agent provides it.
 type Source interface {
 	Status() protocol.Status
 	OutboxStats() outbox.Stats
+	StreamStats() agent.StreamStats
 }
 
 // Handler serves the agent's metrics in the Prometheus text format.
@@ -44,6 +45,18 @@ func Handler(src Source) http.Handler {
 		}),
 		counter("switchboard_agent_events_lost_total", "Events lost to a full buffer (each loss is also reported to the control plane as a gap event).", func() float64 {
 			return float64(src.OutboxStats().Lost)
+		}),
+		counter("switchboard_agent_events_truncated_total", "Events sent with fields cut to --max-event-field-bytes (named in the event's truncated list).", func() float64 {
+			return float64(src.OutboxStats().Truncated)
+		}),
+		counter("switchboard_agent_events_too_large_total", "Events replaced by a gap event naming them: over a quarter of --max-event-batch-bytes, or over the control plane's frame limit.", func() float64 {
+			return float64(src.OutboxStats().TooLarge)
+		}),
+		counter("switchboard_agent_event_frames_refused_total", "Event frames the control plane refused as too large; their events were resent in smaller frames.", func() float64 {
+			return float64(src.StreamStats().FramesRefused)
+		}),
+		counter("switchboard_agent_event_ack_waits_total", "Times an event frame waited because --max-events-in-flight-bytes were unacknowledged (the control plane was holding back: its ingest rate limit or a failing store).", func() float64 {
+			return float64(src.StreamStats().AckWaits)
 		}),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

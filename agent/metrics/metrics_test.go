@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboard-pbx/switchboard/agent"
 	"github.com/switchboard-pbx/switchboard/agent/outbox"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -12,13 +13,16 @@ import (
 type fake struct {
 	st protocol.Status
 	ob outbox.Stats
+	ss agent.StreamStats
 }
 
-func (f *fake) Status() protocol.Status   { return f.st }
-func (f *fake) OutboxStats() outbox.Stats { return f.ob }
+func (f *fake) Status() protocol.Status        { return f.st }
+func (f *fake) OutboxStats() outbox.Stats      { return f.ob }
+func (f *fake) StreamStats() agent.StreamStats { return f.ss }
 
 func TestHandlerReadsAtScrapeTime(t *testing.T) {
-	f := &fake{st: protocol.Status{AMI: protocol.AMIUp, LiveChannels: 4, LiveCalls: 2}, ob: outbox.Stats{Pending: 7, NextSeq: 101, Lost: 3}}
+	f := &fake{st: protocol.Status{AMI: protocol.AMIUp, LiveChannels: 4, LiveCalls: 2}, ob: outbox.Stats{Pending: 7, NextSeq: 101, Lost: 3, Truncated: 5, TooLarge: 1},
+		ss: agent.StreamStats{FramesRefused: 2, AckWaits: 9}}
 	h := Handler(f)
 	scrape := func() string {
 		rec := httptest.NewRecorder()
@@ -29,6 +33,8 @@ func TestHandlerReadsAtScrapeTime(t *testing.T) {
 	for _, want := range []string{
 		"switchboard_agent_ami_up 1", "switchboard_agent_live_channels 4", "switchboard_agent_live_calls 2",
 		"switchboard_agent_events_pending 7", "switchboard_agent_events_total 100", "switchboard_agent_events_lost_total 3",
+		"switchboard_agent_events_truncated_total 5", "switchboard_agent_events_too_large_total 1",
+		"switchboard_agent_event_frames_refused_total 2", "switchboard_agent_event_ack_waits_total 9",
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("metrics lack %q", want)

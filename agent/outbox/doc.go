@@ -4,5 +4,7 @@
 // it, so after a reconnect everything after the last acknowledgement is
 // sent again. The buffer is bounded; when it is full, events are counted
 // as lost and one explicit gap event takes their place as soon as there is
-// room: nothing is ever dropped silently.
+// room: nothing is ever dropped silently. An event too large to send
+// (Config.MaxEventBytes) is likewise replaced, under its own sequence
+// number, by a gap event that names it; Batch cuts frames by bytes.
 package outbox

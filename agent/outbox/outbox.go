@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -16,11 +17,30 @@ const DefaultMaxPending = 10000
 // minPending leaves room for a gap event and at least one real event.
 const minPending = 2
 
+// DefaultMaxEventBytes bounds one event's JSON encoding: a quarter of the
+// agent's default batch (64 KiB), far above a real event (a few hundred
+// bytes, a few KiB with every field at the agent's field limit).
+const DefaultMaxEventBytes = 16 << 10
+
+// MinMaxEventBytes leaves room for the gap event that replaces a larger
+// one.
+const MinMaxEventBytes = 1 << 10
+
+// seqSlack is added to an event's measured size: it is measured with
+// Seq 0, and a sequence number takes up to 20 digits.
+const seqSlack = 19
+
 // Config configures an Outbox.
 type Config struct {
 	// MaxPending bounds the events waiting for an acknowledgement, gap
 	// events included; default DefaultMaxPending, at least 2.
 	MaxPending int
+	// MaxEventBytes bounds one event's JSON encoding. A larger event is
+	// replaced, under its sequence number, by a gap event that names it
+	// (Dropped, Reason): it could never be sent, and keeping it would
+	// stop every later event behind it. Default DefaultMaxEventBytes, at
+	// least MinMaxEventBytes.
+	MaxEventBytes int
 	// Now stamps gap events; nil means time.Now.
 	Now func() time.Time
 }
@@ -30,6 +50,9 @@ func (c Config) Validate() error {
 	if c.MaxPending != 0 && c.MaxPending < minPending {
 		return fmt.Errorf("invalid outbox config: MaxPending %d is below %d (a gap event and one event)", c.MaxPending, minPending)
 	}
+	if c.MaxEventBytes != 0 && c.MaxEventBytes < MinMaxEventBytes {
+		return fmt.Errorf("invalid outbox config: MaxEventBytes %d is below %d (room for the gap event that replaces a larger event)", c.MaxEventBytes, MinMaxEventBytes)
+	}
 	return nil
 }
 
@@ -37,13 +60,16 @@ func (c Config) Validate() error {
 // concurrent use: the AMI consumer appends while the events stream sends
 // and the acknowledgements come back.
 type Outbox struct {
-	max int
-	now func() time.Time
+	max      int
+	maxEvent int
+	now      func() time.Time
 
 	mu sync.Mutex
 	// buf holds the pending events in sequence order with no holes:
-	// buf[i].Seq == acked+1+i.
+	// buf[i].Seq == acked+1+i; sizes[i] is buf[i]'s encoded size (an
+	// upper bound: see seqSlack).
 	buf     []protocol.Event
+	sizes   []int
 	next    uint64 // sequence of the next event
 	acked   uint64 // highest acknowledged sequence
 	lost    uint64 // events refused since the last gap event
@@ -59,6 +85,11 @@ type Stats struct {
 	LastAcked uint64 // highest acknowledged sequence
 	Lost      uint64 // events lost to overflow since the start
 	Gaps      uint64 // gap events emitted since the start
+	// Truncated counts events appended with fields cut to the field
+	// limit (Event.Truncated); TooLarge counts events replaced by a gap
+	// event because their encoding was over the event limit.
+	Truncated uint64
+	TooLarge  uint64
 }
 
 // New returns an empty outbox numbering from 1.
@@ -69,14 +100,18 @@ func New(cfg Config) (*Outbox, error) {
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
+	if cfg.MaxEventBytes == 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Outbox{
-		max:     cfg.MaxPending,
-		now:     cfg.Now,
-		next:    1,
-		changed: make(chan struct{}),
+		max:      cfg.MaxPending,
+		maxEvent: cfg.MaxEventBytes,
+		now:      cfg.Now,
+		next:     1,
+		changed:  make(chan struct{}),
 	}, nil
 }
 
@@ -98,13 +133,61 @@ func (o *Outbox) Append(ev protocol.Event) (seq uint64, ok bool) {
 	return seq, true
 }
 
-// push appends ev with the next sequence. Callers hold o.mu and have
-// checked there is room.
+// push appends ev with the next sequence, replacing it by a gap event
+// when it is too large. Callers hold o.mu and have checked there is room.
 func (o *Outbox) push(ev protocol.Event) uint64 {
+	if len(ev.Truncated) > 0 {
+		o.stats.Truncated++
+	}
+	size := encodedSize(ev)
+	if size > o.maxEvent {
+		ev, size = o.tooLarge(ev, size, o.maxEvent)
+	}
 	ev.Seq = o.next
 	o.next++
 	o.buf = append(o.buf, ev)
+	o.sizes = append(o.sizes, size)
 	return ev.Seq
+}
+
+// encodedSize is an upper bound of ev's JSON encoding in a batch, with
+// any sequence number.
+func encodedSize(ev protocol.Event) int {
+	ev.Seq = 0
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return 0 // cannot happen: events hold strings, numbers and times
+	}
+	return len(b) + seqSlack
+}
+
+// maxNamedBytes bounds the dropped event's call id and type in the gap
+// event that replaces it.
+const maxNamedBytes = 128
+
+// tooLarge returns the gap event that stands for ev, which encodes to
+// size bytes, over limit. Callers hold o.mu.
+func (o *Outbox) tooLarge(ev protocol.Event, size, limit int) (protocol.Event, int) {
+	o.stats.TooLarge++
+	o.stats.Gaps++
+	gap := protocol.Event{
+		Seq: ev.Seq, Type: protocol.EventGap, Time: ev.Time, Lost: 1,
+		CallID: cut(ev.CallID, maxNamedBytes), Dropped: cut(ev.Type, maxNamedBytes),
+		Reason: fmt.Sprintf("event of %d bytes is over the %d-byte limit of one event", size, limit),
+	}
+	if gap.Time.IsZero() {
+		gap.Time = o.now().UTC()
+	}
+	return gap, encodedSize(gap)
+}
+
+// cut bounds a name copied into a gap event; its bytes need not end on a
+// character boundary, JSON encoding replaces a split character.
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // flushGap appends the gap event for events lost so far, if there are
@@ -152,6 +235,7 @@ func (o *Outbox) ack(seq uint64) int {
 	n := int(seq - o.acked)
 	clear(o.buf[:n]) // let the dropped events' strings go
 	o.buf = o.buf[n:]
+	o.sizes = o.sizes[n:]
 	o.acked = seq
 	o.flushGap()
 	return n
@@ -172,6 +256,56 @@ func (o *Outbox) Pending(after uint64, max int) []protocol.Event {
 		end = min(end, start+max)
 	}
 	return append([]protocol.Event(nil), o.buf[start:end]...)
+}
+
+// BatchOverhead is the bytes of an EventBatch frame besides its events:
+// the length prefix, `{"events":[` and `]}`; each event after the first
+// adds a comma.
+const BatchOverhead = 4 + len(`{"events":[]}`)
+
+// Batch returns copies of the events after `after`, in order, as many as
+// fit in one EventBatch frame of at most maxBytes bytes (BatchOverhead
+// and commas included) and at most maxEvents (<= 0: no count limit), with
+// the frame's size. It returns at least one event when one is pending,
+// whatever its size: callers keep events below their limit with Shrink.
+func (o *Outbox) Batch(after uint64, maxEvents, maxBytes int) ([]protocol.Event, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	after = maxU(after, o.acked)
+	start := int(after - o.acked)
+	if start >= len(o.buf) {
+		return nil, 0
+	}
+	end, total := start, BatchOverhead-1
+	for end < len(o.buf) && (maxEvents <= 0 || end-start < maxEvents) {
+		next := total + 1 + o.sizes[end]
+		if end > start && next > maxBytes {
+			break
+		}
+		total = next
+		end++
+	}
+	return append([]protocol.Event(nil), o.buf[start:end]...), total
+}
+
+// Shrink replaces every pending event after `after` whose encoding is over
+// maxEventBytes by a gap event naming it, keeping its sequence number, and
+// returns how many it replaced. The agent calls it when the control plane
+// refused a frame (protocol.Ack.Refused): events that can never fit its
+// limit must not block the ones behind them.
+func (o *Outbox) Shrink(after uint64, maxEventBytes int) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	maxEventBytes = max(maxEventBytes, MinMaxEventBytes)
+	after = maxU(after, o.acked)
+	n := 0
+	for i := int(after - o.acked); i < len(o.buf); i++ {
+		if o.sizes[i] > maxEventBytes {
+			o.buf[i], o.sizes[i] = o.tooLarge(o.buf[i], o.sizes[i], maxEventBytes)
+			n++
+		}
+	}
+	return n
 }
 
 func maxU(a, b uint64) uint64 {

@@ -30,6 +30,23 @@ type flags struct {
 	context, logFormat, logLevel      string
 	metricsListen                     string
 	maxOriginates, maxRequests        int
+	eventLimits                       eventLimitFlags
+}
+
+// eventLimitFlags bound what the agent sends up the events stream (see
+// README "Limits and abuse").
+type eventLimitFlags struct {
+	fieldBytes, batchBytes, inFlightBytes int
+}
+
+func (f *eventLimitFlags) register(fs *pflag.FlagSet) {
+	fs.IntVar(&f.fieldBytes, "max-event-field-bytes", agent.DefaultMaxEventFieldBytes, "longest text field of an event (caller id, channel…); longer values are cut and named in the event's truncated list")
+	fs.IntVar(&f.batchBytes, "max-event-batch-bytes", agent.DefaultMaxBatchBytes, "largest event frame sent to the control plane; one event may take a quarter of it, a larger one is replaced by a gap event naming it")
+	fs.IntVar(&f.inFlightBytes, "max-events-in-flight-bytes", agent.DefaultMaxInFlightBytes, "event frames sent and not yet acknowledged; past it the agent waits for acks (at most 256 KiB less a quarter batch: the tunnel's stream window)")
+}
+
+func (f eventLimitFlags) apply(cfg *agent.Config) {
+	cfg.MaxEventFieldBytes, cfg.MaxBatchBytes, cfg.MaxInFlightBytes = f.fieldBytes, f.batchBytes, f.inFlightBytes
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -46,6 +63,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9464 (empty: off)")
 	fs.IntVar(&f.maxOriginates, "max-concurrent-originates", ops.DefaultMaxConcurrentOriginates, "calls being set up on this PBX at once, until Asterisk answers or fails them; more are refused (429 pbx_busy at the API)")
 	fs.IntVar(&f.maxRequests, "max-concurrent-requests", agent.DefaultMaxRequests, "requests from the control plane running at once; more are refused at once (429 pbx_busy)")
+	f.eventLimits.register(fs)
 }
 
 // load parses flags, environment and config file into an agent.Config.
@@ -102,6 +120,7 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 		Logger:                  log,
 		Version:                 version,
 	}
+	f.eventLimits.apply(&cfg)
 	if err := cfg.Validate(); err != nil {
 		return agent.Config{}, nil, flags{}, usagef("%v", err)
 	}

@@ -82,6 +82,18 @@ const (
 	DefaultMaxDeliveryAge  = 24 * time.Hour
 	DefaultMaxResponseBody = 64 << 10 // read (and dropped) per webhook answer
 
+	// Webhook fairness: deliveries in flight at once for one webhook and
+	// for one enterprise, counted across replicas, so one tenant's slow
+	// receiver cannot take every slot (half of DefaultDeliveryConcurrency:
+	// lower caps cost a lone busy webhook throughput, cap ÷ its latency);
+	// and a webhook whose receiver failed DefaultSuspendAfter attempts in
+	// a row is suspended (its deliveries wait, holding no slot) for the
+	// retry backoff, then probed one delivery at a time until one
+	// succeeds.
+	DefaultMaxDeliveriesPerWebhook    = 8
+	DefaultMaxDeliveriesPerEnterprise = 8
+	DefaultSuspendAfter               = 5
+
 	// DefaultStoreTimeout bounds one store operation of a stream or page.
 	DefaultStoreTimeout = 5 * time.Second
 )
@@ -127,6 +139,13 @@ type Config struct {
 	RetryMax       time.Duration
 	MaxAttempts    int
 	MaxDeliveryAge time.Duration
+	// MaxDeliveriesPerWebhook and MaxDeliveriesPerEnterprise cap the
+	// deliveries in flight for one webhook and one enterprise, across
+	// replicas; claims go round robin over webhooks. SuspendAfter
+	// consecutive failed attempts suspend a webhook (see the defaults).
+	MaxDeliveriesPerWebhook    int
+	MaxDeliveriesPerEnterprise int
+	SuspendAfter               int
 	// AllowPrivateTargets lets webhooks point at loopback, private,
 	// link-local and other internal addresses. Off by default: a webhook
 	// URL is chosen by an API client and must not reach the control
@@ -202,6 +221,9 @@ func (c *Config) fill() {
 	setDur(&c.RetryMax, DefaultRetryMax)
 	setInt(&c.MaxAttempts, DefaultMaxAttempts)
 	setDur(&c.MaxDeliveryAge, DefaultMaxDeliveryAge)
+	setInt(&c.MaxDeliveriesPerWebhook, DefaultMaxDeliveriesPerWebhook)
+	setInt(&c.MaxDeliveriesPerEnterprise, DefaultMaxDeliveriesPerEnterprise)
+	setInt(&c.SuspendAfter, DefaultSuspendAfter)
 	setDur(&c.StoreTimeout, DefaultStoreTimeout)
 	if c.Now == nil {
 		c.Now = time.Now
@@ -223,6 +245,8 @@ func (c Config) Validate() error {
 		{"MaxSubscribersPerEnterprise", c.MaxSubscribersPerEnterprise}, {"ReplayPageSize", c.ReplayPageSize},
 		{"MaxReplaysPerEnterprise", c.MaxReplaysPerEnterprise},
 		{"MaxCatchUpRounds", c.MaxCatchUpRounds}, {"DeliveryConcurrency", c.DeliveryConcurrency}, {"MaxAttempts", c.MaxAttempts},
+		{"MaxDeliveriesPerWebhook", c.MaxDeliveriesPerWebhook}, {"MaxDeliveriesPerEnterprise", c.MaxDeliveriesPerEnterprise},
+		{"SuspendAfter", c.SuspendAfter},
 	} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("%s %d is negative", v.name, v.n))

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -115,10 +116,39 @@ func newWebhookClient(cfg Config) *http.Client {
 	}
 }
 
+// fairnessObserver is told when the webhook caps hold deliveries back;
+// the control plane's metrics implement it.
+type fairnessObserver interface {
+	// WebhookCapReached counts webhooks ("webhook") or enterprises
+	// ("enterprise") a claim found at their cap.
+	WebhookCapReached(limit string, n int)
+	// WebhookSuspended counts a webhook suspended after SuspendAfter
+	// failed attempts in a row.
+	WebhookSuspended()
+}
+
+func (s *Service) claim(ctx context.Context, free int) ([]store.Delivery, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	defer cancel()
+	ds, rep, err := s.cfg.Store.ClaimDeliveries(cctx, store.Claim{Limit: free, Lease: s.cfg.DeliveryLease,
+		PerWebhook: s.cfg.MaxDeliveriesPerWebhook, PerEnterprise: s.cfg.MaxDeliveriesPerEnterprise, ProbeAfter: s.cfg.SuspendAfter})
+	if fo, ok := s.cfg.Observer.(fairnessObserver); ok {
+		if rep.WebhooksAtCap > 0 {
+			fo.WebhookCapReached("webhook", rep.WebhooksAtCap)
+		}
+		if rep.EnterprisesAtCap > 0 {
+			fo.WebhookCapReached("enterprise", rep.EnterprisesAtCap)
+		}
+	}
+	return ds, err
+}
+
 // deliverLoop claims due deliveries and posts them, at most
-// DeliveryConcurrency at once. It wakes on new events (OnEvents), on a
-// finished attempt, and every DeliveryPollInterval (retries coming due,
-// other replicas' events).
+// DeliveryConcurrency at once, and at most the per-webhook and
+// per-enterprise caps for one receiver (the store's claim goes round
+// robin over webhooks). It wakes on new events (OnEvents), on a finished
+// attempt, and every DeliveryPollInterval (retries coming due, other
+// replicas' events).
 func (s *Service) deliverLoop(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -127,9 +157,7 @@ func (s *Service) deliverLoop(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		if free := cap(slots) - len(slots); free > 0 {
-			cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-			ds, err := s.cfg.Store.ClaimDeliveries(cctx, free, s.cfg.DeliveryLease)
-			cancel()
+			ds, err := s.claim(ctx, free)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("claim webhook deliveries", "err", err)
 			}
@@ -164,9 +192,14 @@ func (s *Service) attempt(ctx context.Context, d store.Delivery) {
 		o.Attempt.Attempt = n
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
 		defer cancel()
-		if err := s.cfg.Store.FinishAttempt(fctx, d.ID, o); err != nil {
+		h, err := s.cfg.Store.FinishAttempt(fctx, d.ID, o)
+		if err != nil {
 			// The lease runs out and the delivery is tried again: at least once.
 			log.Warn("record webhook attempt", "err", err)
+			return
+		}
+		if o.ReceiverFailed && !h.Suspended && h.Failures >= s.cfg.SuspendAfter {
+			s.suspend(fctx, d.WebhookID, h.Failures, log)
 		}
 	}
 	if d.Event == nil {
@@ -194,7 +227,7 @@ func (s *Service) attempt(ctx context.Context, d store.Delivery) {
 	}
 	s.cfg.Observer.WebhookAttempt("error", n > 1)
 	a.Error = err.Error()
-	o := store.AttemptOutcome{Attempt: a}
+	o := store.AttemptOutcome{Attempt: a, ReceiverFailed: true}
 	if n < s.cfg.MaxAttempts && s.cfg.Now().Sub(d.CreatedAt) < s.cfg.MaxDeliveryAge {
 		o.RetryAt = s.cfg.Now().Add(s.backoff(n))
 	}
@@ -204,6 +237,31 @@ func (s *Service) attempt(ctx context.Context, d store.Delivery) {
 	} else {
 		log.Info("webhook delivery failed; will retry", "err", err, "retry_at", o.RetryAt)
 	}
+}
+
+// suspend holds back every delivery of a webhook whose receiver failed
+// `failures` attempts in a row (SuspendAfter or more), for the retry
+// backoff of the attempts past SuspendAfter: a receiver that hangs would
+// otherwise hold MaxDeliveriesPerWebhook slots for AttemptTimeout, again
+// and again. When the suspension ends one delivery probes the receiver;
+// a success lifts it, another failure suspends it for twice as long
+// (attempts started before a suspension do not count: see
+// store.WebhookHealth).
+func (s *Service) suspend(ctx context.Context, webhookID string, failures int, log *slog.Logger) {
+	until := s.cfg.Now().Add(s.backoff(failures - s.cfg.SuspendAfter + 1))
+	ok, err := s.cfg.Store.SuspendWebhook(ctx, webhookID, until)
+	if err != nil {
+		log.Warn("suspend webhook", "err", err)
+		return
+	}
+	if !ok {
+		return // another attempt of the same outage suspended it first
+	}
+	if fo, ok := s.cfg.Observer.(fairnessObserver); ok {
+		fo.WebhookSuspended()
+	}
+	log.Warn("webhook suspended: its receiver failed too many attempts in a row; its deliveries wait",
+		"failures", failures, "until", until)
 }
 
 // backoff is the wait after the n-th failed attempt: RetryInitial·2^(n-1),

@@ -18,6 +18,11 @@
 // live subscribers and the delivery worker; anything it misses it reads
 // back from the store by sequence.
 //
+// Webhook deliveries are shared fairly: claims go round robin over
+// webhooks, with caps on the deliveries in flight per webhook and per
+// enterprise across replicas, and a receiver that keeps failing is
+// suspended (holding no slot) and then probed one delivery at a time.
+//
 // controlplane.New builds the Service; Run (started by the control
 // plane's Serve) owns the delivery worker and the retention pruner. Only
 // the control plane imports it.

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
+	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
@@ -63,7 +64,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Engine:               o.engine,
 		Level:                level,
 		StrictWebhookTargets: o.strictTargets,
-		Config:               controlplane.Config{Events: o.cfg, API: api.Config{RateLimit: lifted}},
+		// Like the API's rate limits: BenchmarkPipeline offers one PBX
+		// 5,000 events/s, ten times the default per-agent event rate.
+		Config: controlplane.Config{Events: o.cfg, API: api.Config{RateLimit: lifted},
+			Gateway: gateway.Config{Limits: gateway.Limits{EventRate: -1}}},
 	})}
 }
 

@@ -159,19 +159,117 @@ func FuzzVerify(f *testing.F) {
 func TestPublicAddr(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		name   string
 		ip     string
 		public bool
 	}{
-		{"8.8.8.8", true}, {"2606:4700:4700::1111", true}, {"93.184.216.34", true},
-		{"127.0.0.1", false}, {"::1", false}, {"10.0.0.1", false}, {"172.16.5.4", false}, {"192.168.1.1", false},
-		{"169.254.169.254", false}, {"fe80::1", false}, {"fc00::1", false}, {"fd12::1", false}, {"0.0.0.0", false},
-		{"::", false}, {"100.64.1.1", false}, {"224.0.0.1", false}, {"255.255.255.255", false}, {"::ffff:127.0.0.1", false},
-		{"::ffff:10.0.0.1", false}, {"64:ff9b::a00:1", false}, {"2002:7f00:1::", false}, {"198.18.0.1", false},
+		{"public v4", "8.8.8.8", true},
+		{"public v6", "2606:4700:4700::1111", true},
+		{"public v4 2", "93.184.216.34", true},
+		{"loopback", "127.0.0.1", false},
+		{"loopback v6", "::1", false},
+		{"rfc1918 10", "10.0.0.1", false},
+		{"rfc1918 172", "172.16.5.4", false},
+		{"rfc1918 192", "192.168.1.1", false},
+		{"cloud metadata", "169.254.169.254", false},
+		{"link-local v6", "fe80::1", false},
+		{"scoped link-local", "fe80::1%eth0", false},
+		{"scoped public", "2606:4700:4700::1111%eth0", false},
+		{"ula", "fc00::1", false},
+		{"ula fd", "fd12::1", false},
+		{"unspecified", "0.0.0.0", false},
+		{"unspecified v6", "::", false},
+		{"cgnat", "100.64.1.1", false},
+		{"multicast", "224.0.0.1", false},
+		{"broadcast", "255.255.255.255", false},
+		{"benchmarking", "198.18.0.1", false},
+		{"mapped loopback", "::ffff:127.0.0.1", false},
+		{"mapped private", "::ffff:10.0.0.1", false},
+		{"mapped public", "::ffff:93.184.216.34", true},
+		// The review's bypasses: IPv4-compatible and IPv4-translated.
+		{"compatible loopback dotted", "::127.0.0.1", false},
+		{"compatible loopback hex", "::7f00:1", false},
+		{"compatible metadata", "::169.254.169.254", false},
+		{"compatible public", "::93.184.216.34", true},
+		{"translated loopback", "::ffff:0:7f00:1", false},
+		{"translated private", "::ffff:0:10.1.2.3", false},
+		{"translated public", "::ffff:0:93.184.216.34", true},
+		{"nat64 private", "64:ff9b::a00:1", false},
+		{"nat64 loopback", "64:ff9b::127.0.0.1", false},
+		{"nat64 public", "64:ff9b::93.184.216.34", true},
+		{"local nat64", "64:ff9b:1::5db8:d822", false},
+		{"6to4 loopback", "2002:7f00:1::", false},
+		{"6to4 metadata", "2002:a9fe:a9fe::1", false},
+		{"6to4 public", "2002:5db8:d822::1", true},
+		// Teredo: server 65.54.227.120, client inverted in the last 32 bits.
+		{"teredo public", "2001:0:4136:e378:8000:63bf:a247:2bdd", true},  // client 93.184.212.34
+		{"teredo loopback client", "2001:0:4136:e378::80ff:fffe", false}, // client 127.0.0.1
+		{"teredo private server", "2001:0:a00:1::a247:2bdd", false},      // server 10.0.0.1
+		{"documentation v6", "2001:db8::1", false},
 	} {
-		if got := publicAddr(netip.MustParseAddr(tc.ip)); got != tc.public {
-			t.Errorf("publicAddr(%s) = %v, want %v", tc.ip, got, tc.public)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got := publicAddr(netip.MustParseAddr(tc.ip)); got != tc.public {
+				t.Errorf("publicAddr(%s) = %v, want %v", tc.ip, got, tc.public)
+			}
+		})
 	}
+}
+
+// FuzzPublicAddr: an IPv6 address that embeds an IPv4 address is public
+// exactly when the embedded address is, whichever embedding carries it,
+// and checkWebhookURL agrees with publicAddr on every literal address.
+func FuzzPublicAddr(f *testing.F) {
+	f.Add(uint8(0), uint32(0x7f000001), uint64(0), uint32(0))
+	f.Add(uint8(1), uint32(0x0a000001), uint64(1), uint32(0x41364e78))
+	f.Add(uint8(4), uint32(0x5db8d822), uint64(0x800063bf), uint32(0x4136e378))
+	f.Add(uint8(5), uint32(0xa9fea9fe), uint64(7), uint32(1))
+	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no DNS in tests")
+	}}
+	f.Fuzz(func(t *testing.T, form uint8, v4 uint32, rest uint64, server uint32) {
+		var a [16]byte
+		inner := netip.AddrFrom4([4]byte{byte(v4 >> 24), byte(v4 >> 16), byte(v4 >> 8), byte(v4)})
+		putV4 := func(at int, v uint32) {
+			a[at], a[at+1], a[at+2], a[at+3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+		}
+		want := publicAddr(inner)
+		switch form % 6 {
+		case 0: // IPv4-compatible ::a.b.c.d
+			putV4(12, v4)
+		case 1: // IPv4-translated ::ffff:0:a.b.c.d
+			a[8], a[9] = 0xff, 0xff
+			putV4(12, v4)
+		case 2: // IPv4-mapped ::ffff:a.b.c.d
+			a[10], a[11] = 0xff, 0xff
+			putV4(12, v4)
+		case 3: // NAT64 64:ff9b::a.b.c.d
+			a[0], a[1], a[2], a[3] = 0, 0x64, 0xff, 0x9b
+			putV4(12, v4)
+		case 4: // 6to4 2002:aabb:ccdd:<anything>
+			a[0], a[1] = 0x20, 0x02
+			putV4(2, v4)
+			for i := range 8 {
+				a[6+i] = byte(rest >> (8 * i))
+			}
+		case 5: // Teredo 2001:0:<server>:<flags, port>:<client inverted>
+			a[0], a[1] = 0x20, 0x01
+			putV4(4, server)
+			for i := range 4 {
+				a[8+i] = byte(rest >> (8 * i))
+			}
+			putV4(12, ^v4)
+			srv := netip.AddrFrom4([4]byte{byte(server >> 24), byte(server >> 16), byte(server >> 8), byte(server)})
+			want = want && publicAddr(srv)
+		}
+		ip := netip.AddrFrom16(a)
+		if got := publicAddr(ip); got != want {
+			t.Fatalf("publicAddr(%s) = %v, but it carries %s (public: %v)", ip, got, inner, want)
+		}
+		err := checkWebhookURL(context.Background(), "https://["+ip.String()+"]/hook", false, noDNS)
+		if (err == nil) != want {
+			t.Fatalf("checkWebhookURL([%s]) = %v, want accepted=%v", ip, err, want)
+		}
+	})
 }
 
 // TestDialGuard: the delivery client refuses a loopback target at dial
@@ -212,6 +310,13 @@ func TestCheckWebhookURL(t *testing.T) {
 		{"http://[2606:4700:4700::1111]:8443/x", false, true},
 		{"http://127.0.0.1/", false, false},
 		{"http://127.0.0.1/", true, true},
+		{"http://[::127.0.0.1]/", false, false},
+		{"http://[::7f00:1]/", false, false},
+		{"http://[::ffff:0:7f00:1]/", false, false},
+		{"http://[::ffff:127.0.0.1]:8080/", false, false},
+		{"http://[64:ff9b::a9fe:a9fe]/", false, false},
+		{"http://[2002:a00:1::1]/", false, false},
+		{"http://[::127.0.0.1]/", true, true},
 		{"https://api.localhost/", false, false},
 		{"https://crm.example/", false, false}, // does not resolve here
 		{"https://crm.example/", true, true},

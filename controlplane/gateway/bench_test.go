@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
 )
@@ -72,5 +74,65 @@ func BenchmarkSessionCost(b *testing.B) {
 			s.Close()
 		}
 		waitFor(b, "unregistration", func() bool { return r.reg.Len() == 0 })
+	}
+}
+
+// BenchmarkParkedStreams replays the review's stream attack: one agent,
+// after its events stream, opens 256 streams and writes 256 KiB into each,
+// and the gateway never accepts them. It reports the heap they hold while
+// the session lives: with the old accept backlog of 256 that was a stream
+// window per stream (the review saw RSS go from 35 to 218 MB); with
+// Limits.StreamBacklog only that many are kept and the rest are reset.
+//
+//	go test -run '^$' -bench ParkedStreams -benchtime 1x ./controlplane/gateway/
+func BenchmarkParkedStreams(b *testing.B) {
+	for _, backlog := range []int{gateway.DefaultStreamBacklog, 256} {
+		b.Run(fmt.Sprint("backlog=", backlog), func(b *testing.B) {
+			r := newRigWith(b, func(c *gateway.Config) { c.StreamBacklog = backlog })
+			ctx := context.Background()
+			payload := make([]byte, tunnel.StreamWindowBytes-1)
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				sess, err := tunnel.Dial(ctx, tunnel.DialConfig{URL: r.url, Token: r.token})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctrl, err := sess.Open(ctx, protocol.StreamControl)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := protocol.WriteFrame(ctrl, protocol.Hello{Protocol: protocol.Version, AgentVersion: "bench", Hostname: "pbx", AMI: protocol.AMIUp}); err != nil {
+					b.Fatal(err)
+				}
+				var w protocol.Welcome
+				if err := protocol.ReadFrame(ctrl, &w, 0); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := sess.Open(ctx, protocol.StreamEvents); err != nil {
+					b.Fatal(err)
+				}
+				waitFor(b, "registration", func() bool { return r.reg.Len() == 1 })
+				var wg sync.WaitGroup
+				for range 256 {
+					st, err := sess.Open(ctx, protocol.StreamEvents)
+					if err != nil {
+						b.Fatal(err)
+					}
+					wg.Go(func() {
+						_ = st.SetWriteDeadline(time.Now().Add(5 * time.Second))
+						_, _ = st.Write(payload) // fails once the gateway resets the stream
+					})
+				}
+				wg.Wait()
+				time.Sleep(200 * time.Millisecond) // the last frames land
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "heap-MiB")
+				sess.Close()
+				waitFor(b, "unregistration", func() bool { return r.reg.Len() == 0 })
+			}
+		})
 	}
 }

@@ -8,4 +8,9 @@
 // It writes no HTTP answer itself: Connect returns a *RefusedError before
 // the upgrade, and the api package, which routes GET /agent/v1/connect,
 // writes it in text for the agent to log.
+//
+// It also bounds what one agent can cost (Limits): its event rate (past it
+// the ack waits, nothing is dropped), the streams it may open and the size
+// of its hello and status, and it keeps a session up while the store
+// refuses its batches, retrying them unacknowledged (StoreFailing).
 package gateway

@@ -1,15 +1,12 @@
 package gateway
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -80,6 +78,8 @@ type Config struct {
 	// Version is the control plane's build version, told to agents of
 	// protocol 2 or later in Welcome (they log it).
 	Version string
+	// Limits bound what one agent can make the control plane do.
+	Limits
 }
 
 // ErrAgentSilent ends a session whose agent sent no Status within
@@ -93,14 +93,29 @@ type Observer interface {
 	EventsStored(n int)
 	// EventsLost: an agent's gap event says this many were lost on the PBX.
 	EventsLost(n uint64)
+	// EventsThrottled: a batch waited this long for the agent's event
+	// rate (Limits.EventRate) before it was stored.
+	EventsThrottled(wait time.Duration)
+	// EventStoreFailed: the store refused a batch; it is held and retried.
+	EventStoreFailed()
+	// BatchesHeld: batches held because the store refused them, by delta.
+	BatchesHeld(delta int)
+	// AgentProtocolError: an agent broke a limit, by reason:
+	// frame_too_large (events), control_frame_too_large (hello, status),
+	// unexpected_stream, field_truncated.
+	AgentProtocolError(reason string)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) AgentConnected()    {}
-func (nopObserver) AgentDisconnected() {}
-func (nopObserver) EventsStored(int)   {}
-func (nopObserver) EventsLost(uint64)  {}
+func (nopObserver) AgentConnected()               {}
+func (nopObserver) AgentDisconnected()            {}
+func (nopObserver) EventsStored(int)              {}
+func (nopObserver) EventsLost(uint64)             {}
+func (nopObserver) EventsThrottled(time.Duration) {}
+func (nopObserver) EventStoreFailed()             {}
+func (nopObserver) BatchesHeld(int)               {}
+func (nopObserver) AgentProtocolError(string)     {}
 
 // Defaults.
 const (
@@ -139,6 +154,11 @@ type Gateway struct {
 	stopSeen    chan struct{}
 	seenDone    chan struct{}
 	seenOnce    sync.Once
+
+	// held counts event batches held because the store refused them;
+	// storeErr is the last refusal (StoreFailing).
+	held     atomic.Int64
+	storeErr atomic.Pointer[error]
 }
 
 // Validate says what is wrong with the configuration's values (zero
@@ -158,6 +178,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFrameBytes < 0 || c.MaxCoalescedEvents < 0 {
 		errs = append(errs, errors.New("MaxFrameBytes and MaxCoalescedEvents must not be negative"))
+	}
+	if c.MaxFrameBytes > 0 && c.MaxFrameBytes < MinMaxFrameBytes {
+		errs = append(errs, fmt.Errorf("MaxFrameBytes %d is below %d: agents send event frames of up to 64 KiB", c.MaxFrameBytes, MinMaxFrameBytes))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	hb := cmp.Or(c.Heartbeat, DefaultHeartbeat)
 	if c.StatusTimeout > 0 && c.StatusTimeout <= hb {
@@ -189,6 +215,11 @@ func (c *Config) fill() {
 	if c.Tunnel.Logger == nil {
 		c.Tunnel.Logger = c.Logger
 	}
+	c.Limits.fill()
+	c.Tunnel.AcceptBacklog = cmp.Or(c.Tunnel.AcceptBacklog, c.StreamBacklog)
+	// Streams of a kind this build does not know: no agent that works
+	// opens them.
+	c.Tunnel.MaxDroppedStreams = cmp.Or(c.Tunnel.MaxDroppedStreams, c.StreamBacklog)
 }
 
 // New returns a Gateway; Store and Registry are required.
@@ -415,9 +446,11 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	}
 	_ = ctrl.SetReadDeadline(time.Now().Add(g.cfg.HelloTimeout))
 	var hello protocol.Hello
-	if err := protocol.ReadFrame(ctrl, &hello, g.cfg.MaxFrameBytes); err != nil {
+	if err := protocol.ReadFrame(ctrl, &hello, g.cfg.MaxControlFrameBytes); err != nil {
+		g.countTooLarge(err)
 		return fmt.Errorf("read hello: %w", err)
 	}
+	g.boundHello(&hello, log)
 	// The upgrade request agreed the version (tunnel.CheckVersion); a
 	// hello that says otherwise is a broken agent.
 	if hello.Protocol != sess.Protocol() {
@@ -483,9 +516,9 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	statusDone := make(chan struct{})
 	go func() {
 		defer close(statusDone)
-		fail(g.readStatus(ctrl, conn, agent))
+		fail(g.readStatus(ctrl, conn, agent, log))
 	}()
-	fail(g.acceptEvents(ctx, sess, agent, log))
+	fail(g.acceptEvents(ctx, sess, agent, hello, welcome.LastAckedSeq, log))
 	<-statusDone
 	return firstErr
 }
@@ -501,23 +534,21 @@ func (g *Gateway) welcome(v int, acked uint64) protocol.Welcome {
 }
 
 // acceptEvents waits for the agent's events stream and ingests it until
-// the session ends. An agent opens one per session; other kinds are
-// refused. Streams opened after it wait in yamux's accept backlog
-// (bounded by AcceptBacklog) until the session ends.
-func (g *Gateway) acceptEvents(ctx context.Context, sess *tunnel.Session, agent store.Agent, log *slog.Logger) error {
-	for {
-		st, kind, err := sess.Accept(ctx)
-		if err != nil {
-			return fmt.Errorf("accept stream: %w", err)
-		}
-		if kind != protocol.StreamEvents {
-			st.Close()
-			log.Warn("agent opened an unexpected stream", "kind", kind)
-			continue
-		}
-		defer st.Close()
-		return g.ingest(ctx, st, agent, log)
+// the session ends. An agent opens one per session; any other stream ends
+// the session: each could hold a stream window (256 KiB) that nobody
+// reads. Streams opened after the events stream wait in yamux's accept
+// backlog (Limits.StreamBacklog; more are reset) until the session ends.
+func (g *Gateway) acceptEvents(ctx context.Context, sess *tunnel.Session, agent store.Agent, hello protocol.Hello, acked uint64, log *slog.Logger) error {
+	st, kind, err := sess.Accept(ctx)
+	if err != nil {
+		return fmt.Errorf("accept stream: %w", err)
 	}
+	defer st.Close()
+	if kind != protocol.StreamEvents {
+		g.cfg.Observer.AgentProtocolError("unexpected_stream")
+		return fmt.Errorf("agent opened a %v stream; agents open only control and events", kind)
+	}
+	return g.newIngestor(st, agent, hello, acked, log).run(ctx)
 }
 
 // readStatus reads the agent's Status frames until the session ends. One
@@ -525,16 +556,20 @@ func (g *Gateway) acceptEvents(ctx context.Context, sess *tunnel.Session, agent 
 // one every heartbeat, so a longer silence means it vanished (a PBX that
 // lost power behind a NAT sends no FIN). This replaces the control
 // plane's own yamux keepalive.
-func (g *Gateway) readStatus(ctrl net.Conn, conn *fleet.Conn, agent store.Agent) error {
+func (g *Gateway) readStatus(ctrl net.Conn, conn *fleet.Conn, agent store.Agent, log *slog.Logger) error {
 	lastTouch := g.cfg.Now() // serve marked the connect
 	for {
 		_ = ctrl.SetReadDeadline(time.Now().Add(g.cfg.StatusTimeout))
 		var st protocol.Status
-		if err := protocol.ReadFrame(ctrl, &st, g.cfg.MaxFrameBytes); err != nil {
+		if err := protocol.ReadFrame(ctrl, &st, g.cfg.MaxControlFrameBytes); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return fmt.Errorf("no status from the agent for %v: %w", g.cfg.StatusTimeout, ErrAgentSilent)
 			}
+			g.countTooLarge(err)
 			return fmt.Errorf("read status: %w", err)
+		}
+		if g.boundStatus(&st, log) {
+			log = nil // logged once per session; the metric counts every one
 		}
 		now := g.cfg.Now()
 		conn.SetStatus(st, now)
@@ -546,83 +581,6 @@ func (g *Gateway) readStatus(ctrl net.Conn, conn *fleet.Conn, agent store.Agent)
 		}
 	}
 }
-
-// ingest stores each batch, then acknowledges its last sequence. A batch
-// the store refuses is not acknowledged: the agent keeps it and resends
-// after the session is redialled, so nothing accepted is lost. The stream
-// is closed with the session (ctx), which ends a blocked read.
-func (g *Gateway) ingest(ctx context.Context, st net.Conn, agent store.Agent, log *slog.Logger) error {
-	// The read-ahead buffer lets a burst be stored in one transaction, but
-	// 64 KiB per agent is 640 MiB of heap for 10,000 idle agents (mostly
-	// untouched pages, yet counted by the GC's pacing): an idle agent holds
-	// none. A pooled buffer is taken when a frame starts and given back
-	// once nothing is buffered.
-	var br *bufio.Reader
-	defer func() {
-		if br != nil {
-			br.Reset(nil)
-			readAheadPool.Put(br)
-		}
-	}()
-	for {
-		var batch protocol.EventBatch
-		if br == nil {
-			var hdr [4]byte
-			if _, err := io.ReadFull(st, hdr[:]); err != nil {
-				return fmt.Errorf("read events: %w", err)
-			}
-			br = readAheadPool.Get().(*bufio.Reader)
-			br.Reset(st)
-			if err := protocol.ReadFrame(io.MultiReader(bytes.NewReader(hdr[:]), br), &batch, g.cfg.MaxFrameBytes); err != nil {
-				return fmt.Errorf("read events: %w", err)
-			}
-		} else if err := protocol.ReadFrame(br, &batch, g.cfg.MaxFrameBytes); err != nil {
-			return fmt.Errorf("read events: %w", err)
-		}
-		// The agent sends each event as soon as it has it, without waiting
-		// for acks. Frames that arrived while the previous transaction ran
-		// are already buffered: store them in this one (group commit), so a
-		// burst pays the per-transaction cost (an fsync on SQLite) once.
-		for br.Buffered() > 0 && len(batch.Events) < g.cfg.MaxCoalescedEvents {
-			var more protocol.EventBatch
-			if err := protocol.ReadFrame(br, &more, g.cfg.MaxFrameBytes); err != nil {
-				return fmt.Errorf("read events: %w", err)
-			}
-			batch.Events = append(batch.Events, more.Events...)
-		}
-		if br.Buffered() == 0 {
-			br.Reset(nil)
-			readAheadPool.Put(br)
-			br = nil
-		}
-		if len(batch.Events) == 0 {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, g.cfg.StoreTimeout)
-		stored, err := g.cfg.Store.StoreAgentEvents(sctx, agent.ID, agent.EnterpriseID, batch.Events)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("store %d events: %w", len(batch.Events), err)
-		}
-		g.cfg.Observer.EventsStored(len(stored))
-		for _, se := range stored {
-			if se.Event.Type == protocol.EventGap {
-				g.cfg.Observer.EventsLost(se.Event.Lost)
-			}
-		}
-		if g.cfg.OnEvents != nil && len(stored) > 0 {
-			g.cfg.OnEvents(agent, stored)
-		}
-		last := batch.Events[len(batch.Events)-1].Seq
-		if err := protocol.WriteFrame(st, protocol.Ack{Seq: last}); err != nil {
-			return fmt.Errorf("write ack: %w", err)
-		}
-		log.Debug("events stored", "count", len(batch.Events), "acked", last)
-	}
-}
-
-// readAheadPool holds the event streams' read-ahead buffers.
-var readAheadPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")

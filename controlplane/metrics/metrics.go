@@ -42,6 +42,20 @@ type Metrics struct {
 	replaysWaited prometheus.Counter
 	// rateLimited counts refused requests by scope.
 	rateLimited *prometheus.CounterVec
+
+	// Agent limits (gateway.Limits): batches that waited for the agent's
+	// event rate and how long, batches the store refused (held and
+	// retried) and how many are held now, and limits agents broke.
+	ingestThrottled     prometheus.Counter
+	ingestThrottledTime prometheus.Counter
+	eventStoreFailures  prometheus.Counter
+	batchesHeld         prometheus.Gauge
+	agentProtocolErrors *prometheus.CounterVec
+
+	// Webhook fairness (events.Config): webhooks and enterprises claims
+	// found at their cap, and webhooks suspended after failures.
+	webhookCapReached *prometheus.CounterVec
+	webhookSuspended  prometheus.Counter
 }
 
 // New registers every collector; connected reports the number of agents
@@ -91,6 +105,27 @@ func New(connected func() int) *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit, by scope.",
 		}, []string{"scope"}),
+		ingestThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_agent_events_throttled_total", Help: "Agent event batches held back by the per-agent event rate (--agent-event-rate) before they were stored; the agent waits for its ack.",
+		}),
+		ingestThrottledTime: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_agent_events_throttled_seconds_total", Help: "Time agent event batches waited for the per-agent event rate.",
+		}),
+		eventStoreFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_event_store_failures_total", Help: "Attempts to store an agent event batch that the store refused (the batch is held unacknowledged and retried).",
+		}),
+		batchesHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_event_batches_held", Help: "Agent event batches held because the store refused them: above 0, storage is failing.",
+		}),
+		agentProtocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_agent_limit_violations_total", Help: "Agent messages over a limit, by reason: frame_too_large (events), control_frame_too_large (hello, status: the session ends), unexpected_stream (the session ends), field_truncated.",
+		}, []string{"reason"}),
+		webhookCapReached: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_webhook_cap_reached_total", Help: "Webhooks (cap=webhook) or enterprises (cap=enterprise) a delivery claim found at their in-flight cap: their due deliveries waited while others went ahead.",
+		}, []string{"cap"}),
+		webhookSuspended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_webhook_suspensions_total", Help: "Webhooks suspended after --webhook-suspend-after failed attempts in a row (their deliveries wait, holding no slot).",
+		}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -98,6 +133,8 @@ func New(connected func() int) *Metrics {
 		m.httpRequests, m.httpDuration, m.agentRequests, m.agentDuration,
 		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.eventsOut, m.eventsDropped,
 		m.webhookDeliveries, m.webhookRetries, m.rateLimited, m.replaysWaited,
+		m.ingestThrottled, m.ingestThrottledTime, m.eventStoreFailures, m.batchesHeld, m.agentProtocolErrors,
+		m.webhookCapReached, m.webhookSuspended,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
 		}, func() float64 { return float64(connected()) }),
@@ -191,3 +228,23 @@ func (m *Metrics) ReplayWaited() { m.replaysWaited.Inc() }
 func (m *Metrics) EventsLost(n uint64) {
 	m.eventsDropped.WithLabelValues("agent_buffer_overflow").Add(float64(n))
 }
+
+// EventsThrottled and the methods below implement gateway.Observer's
+// limits part.
+func (m *Metrics) EventsThrottled(wait time.Duration) {
+	m.ingestThrottled.Inc()
+	m.ingestThrottledTime.Add(wait.Seconds())
+}
+func (m *Metrics) EventStoreFailed()     { m.eventStoreFailures.Inc() }
+func (m *Metrics) BatchesHeld(delta int) { m.batchesHeld.Add(float64(delta)) }
+func (m *Metrics) AgentProtocolError(reason string) {
+	m.agentProtocolErrors.WithLabelValues(reason).Inc()
+}
+
+// WebhookCapReached counts webhooks or enterprises ("webhook",
+// "enterprise") a claim found at their cap; WebhookSuspended counts a
+// webhook suspended after failed attempts in a row.
+func (m *Metrics) WebhookCapReached(limit string, n int) {
+	m.webhookCapReached.WithLabelValues(limit).Add(float64(n))
+}
+func (m *Metrics) WebhookSuspended() { m.webhookSuspended.Inc() }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -48,6 +47,11 @@ type Webhook struct {
 	AgentID      string   // "" = every PBX
 	Description  string
 	CreatedAt    time.Time
+	// Failures counts the receiver's consecutive failed attempts;
+	// SuspendedUntil, when in the future, holds its deliveries back (see
+	// SuspendWebhook).
+	Failures       int
+	SuspendedUntil time.Time
 }
 
 // Wants reports whether the webhook subscribes to an event of this type
@@ -131,14 +135,15 @@ func visibleASCII(s string) bool {
 	return true
 }
 
-const webhookSelect = `SELECT id, enterprise_id, url, secret, event_types, agent_id, description, created_at FROM webhooks`
+const webhookSelect = `SELECT id, enterprise_id, url, secret, event_types, agent_id, description, created_at, failures, suspended_until FROM webhooks`
 
 func scanWebhook(row interface{ Scan(...any) error }) (Webhook, error) {
 	var (
 		w     Webhook
 		types string
 	)
-	err := row.Scan(&w.ID, &w.EnterpriseID, &w.URL, &w.Secret, &types, &w.AgentID, &w.Description, dbTime{&w.CreatedAt})
+	err := row.Scan(&w.ID, &w.EnterpriseID, &w.URL, &w.Secret, &types, &w.AgentID, &w.Description, dbTime{&w.CreatedAt},
+		&w.Failures, dbTime{&w.SuspendedUntil})
 	if types != "" {
 		w.EventTypes = strings.Split(types, ",")
 	}
@@ -268,107 +273,33 @@ type DeliveryAttempt struct {
 	Error      string
 }
 
-// ClaimDeliveries takes up to limit due pending deliveries and leases them
-// until now+lease: another worker (another replica) skips them meanwhile,
-// and they become due again if this one dies. On PostgreSQL the claim
-// uses FOR UPDATE SKIP LOCKED, so replicas never wait for each other.
-func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]Delivery, error) {
-	if limit <= 0 || lease <= 0 {
-		return nil, invalid("claim", "limit and lease must be positive")
-	}
-	now := s.now()
-	lock := ""
-	if s.d.name == dialectPostgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
-		ORDER BY next_attempt_at, id LIMIT $2`+lock, s.d.timeArg(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("claim deliveries: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	idArgs := make([]any, len(ids))
-	for i, id := range ids {
-		idArgs[i] = id
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id IN (`+placeholders(2, len(ids))+`)`,
-		append([]any{s.d.timeArg(now.Add(lease))}, idArgs...)...); err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	rows, err = tx.QueryContext(ctx, `SELECT d.id, d.webhook_id, d.enterprise_id, d.seq, d.event_type, d.attempts, d.created_at,
-		w.url, w.secret, ev.agent_id, ev.received_at, ev.body
-		FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-		LEFT JOIN events ev ON ev.enterprise_id = d.enterprise_id AND ev.seq = d.seq
-		WHERE d.id IN (`+placeholders(1, len(ids))+`) ORDER BY d.id`, idArgs...)
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	defer rows.Close()
-	out := make([]Delivery, 0, len(ids))
-	for rows.Next() {
-		var (
-			d              Delivery
-			agent, body    sql.NullString
-			receivedAt     time.Time
-			webhookURL, sk string
-		)
-		if err := rows.Scan(&d.ID, &d.WebhookID, &d.EnterpriseID, &d.Seq, &d.EventType, &d.Attempts, dbTime{&d.CreatedAt},
-			&webhookURL, &sk, &agent, dbTime{&receivedAt}, &body); err != nil {
-			return nil, fmt.Errorf("claim deliveries: %w", err)
-		}
-		d.Status = DeliveryPending
-		d.Webhook = Webhook{ID: d.WebhookID, EnterpriseID: d.EnterpriseID, URL: webhookURL, Secret: sk}
-		if body.Valid {
-			se := StoredEvent{EnterpriseID: d.EnterpriseID, Seq: d.Seq, AgentID: agent.String, ReceivedAt: receivedAt}
-			if err := json.Unmarshal([]byte(body.String), &se.Event); err != nil {
-				return nil, fmt.Errorf("claim deliveries: decode event %d: %w", d.Seq, err)
-			}
-			d.Event = &se
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
-	}
-	rows.Close()
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("claim deliveries: commit: %w", err)
-	}
-	return out, nil
-}
-
 // AttemptOutcome is what FinishAttempt records: the attempt, and either
 // Delivered, or Retry at a time, or neither (given up: failed).
 type AttemptOutcome struct {
 	Attempt   DeliveryAttempt
 	Delivered bool
 	RetryAt   time.Time // zero with Delivered false: give up
+	// ReceiverFailed: the receiver did not answer 2xx (an error status,
+	// a timeout, a refused connection). It counts towards the webhook's
+	// consecutive failures; Delivered resets them and any suspension.
+	// An attempt that failed on our side (its event was pruned) is
+	// neither.
+	ReceiverFailed bool
 }
 
-// FinishAttempt records one attempt of a claimed delivery and its new
-// state, in one transaction. A delivery deleted meanwhile (its webhook
-// was) is not an error.
-func (s *Store) FinishAttempt(ctx context.Context, deliveryID int64, o AttemptOutcome) error {
+// WebhookHealth is a webhook's state after an attempt: its receiver's
+// consecutive failed attempts, and whether it is suspended (failures of
+// attempts started before a suspension are not counted: they are the
+// same outage).
+type WebhookHealth struct {
+	Failures  int
+	Suspended bool
+}
+
+// FinishAttempt records one attempt of a claimed delivery, its new state
+// and the webhook's health, in one transaction, and returns that health.
+// A delivery deleted meanwhile (its webhook was) is not an error.
+func (s *Store) FinishAttempt(ctx context.Context, deliveryID int64, o AttemptOutcome) (WebhookHealth, error) {
 	a := o.Attempt
 	if len(a.Error) > MaxDeliveryErrorLen {
 		a.Error = a.Error[:MaxDeliveryErrorLen]
@@ -379,7 +310,7 @@ func (s *Store) FinishAttempt(ctx context.Context, deliveryID int64, o AttemptOu
 	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("finish delivery attempt: %w", err)
+		return WebhookHealth{}, fmt.Errorf("finish delivery attempt: %w", err)
 	}
 	defer tx.Rollback()
 	status, next, finished := DeliveryPending, o.RetryAt, time.Time{}
@@ -393,23 +324,72 @@ func (s *Store) FinishAttempt(ctx context.Context, deliveryID int64, o AttemptOu
 	if a.StatusCode != 0 {
 		code = a.StatusCode
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4,
-		finished_at = $5, last_status_code = $6, last_error = $7 WHERE id = $1 AND status = 'pending'`,
-		deliveryID, status, a.Attempt, s.d.timeArg(next), s.d.timeArg(finished), code, a.Error)
-	if err != nil {
-		return fmt.Errorf("finish delivery attempt: %w", err)
+	var webhookID string
+	err = tx.QueryRowContext(ctx, `UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4,
+		finished_at = $5, last_status_code = $6, last_error = $7, leased_until = NULL WHERE id = $1 AND status = 'pending'
+		RETURNING webhook_id`,
+		deliveryID, status, a.Attempt, s.d.timeArg(next), s.d.timeArg(finished), code, a.Error).Scan(&webhookID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return WebhookHealth{}, nil // deleted with its webhook, or finished by another worker
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil // deleted with its webhook, or finished by another worker
+	if err != nil {
+		return WebhookHealth{}, fmt.Errorf("finish delivery attempt: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, at, duration_ms, status_code, error)
 		VALUES ($1, $2, $3, $4, $5, $6)`, deliveryID, a.Attempt, s.d.timeArg(a.At), a.Duration.Milliseconds(), code, a.Error); err != nil {
-		return fmt.Errorf("finish delivery attempt: %w", err)
+		return WebhookHealth{}, fmt.Errorf("finish delivery attempt: %w", err)
+	}
+	h, err := s.webhookHealth(ctx, tx, webhookID, o)
+	if err != nil {
+		return WebhookHealth{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("finish delivery attempt: commit: %w", err)
+		return WebhookHealth{}, fmt.Errorf("finish delivery attempt: commit: %w", err)
 	}
-	return nil
+	return h, nil
+}
+
+// webhookHealth counts the webhook's consecutive failed attempts.
+func (s *Store) webhookHealth(ctx context.Context, tx *sql.Tx, webhookID string, o AttemptOutcome) (WebhookHealth, error) {
+	q, args := `SELECT failures, suspended_until FROM webhooks WHERE id = $1`, []any{webhookID}
+	switch {
+	case o.Delivered:
+		q = `UPDATE webhooks SET failures = 0, suspended_until = NULL WHERE id = $1 RETURNING failures, suspended_until`
+	case o.ReceiverFailed:
+		q = `UPDATE webhooks SET failures = failures +
+			CASE WHEN suspended_until IS NOT NULL AND suspended_until > $2 THEN 0 ELSE 1 END
+			WHERE id = $1 RETURNING failures, suspended_until`
+		args = append(args, s.d.timeArg(s.now()))
+	}
+	var (
+		h     WebhookHealth
+		until time.Time
+	)
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&h.Failures, dbTime{&until}); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return WebhookHealth{}, fmt.Errorf("finish delivery attempt: webhook health: %w", err)
+	}
+	h.Suspended = until.After(s.now())
+	return h, nil
+}
+
+// SuspendWebhook holds every delivery of the webhook until `until`: its
+// receiver keeps failing, and attempts that would time out would hold
+// delivery slots other receivers need. A delivered attempt (the probe
+// after the suspension) ends it early. A webhook already suspended is
+// left as it is (several attempts of one outage fail at once), and
+// SuspendWebhook reports false.
+func (s *Store) SuspendWebhook(ctx context.Context, webhookID string, until time.Time) (bool, error) {
+	res, err := s.wdb.ExecContext(ctx, `UPDATE webhooks SET suspended_until = $2
+		WHERE id = $1 AND (suspended_until IS NULL OR suspended_until <= $3)`,
+		webhookID, s.d.timeArg(until), s.d.timeArg(s.now()))
+	if err != nil {
+		return false, fmt.Errorf("suspend webhook %q: %w", webhookID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("suspend webhook %q: %w", webhookID, err)
+	}
+	return n == 1, nil
 }
 
 // DeliveryFilter selects deliveries of one webhook, newest first.

@@ -109,7 +109,7 @@ func TestWebhookOutbox(t *testing.T) {
 		if _, err := s.StoreAgentEvents(ctx, f.agent.ID, f.ent.ID, []protocol.Event{{Seq: 2, Type: protocol.EventCallEnded, CallID: "c1"}}); err != nil {
 			t.Fatal(err)
 		}
-		claimed, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+		claimed, err := claimN(ctx, s, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestWebhookOutbox(t *testing.T) {
 		_ = otherPBX
 		_ = foreign
 		// Leased: a second claim gets nothing until the lease ends.
-		if again, err := s.ClaimDeliveries(ctx, 10, time.Minute); err != nil || len(again) != 0 {
+		if again, err := claimN(ctx, s, 10); err != nil || len(again) != 0 {
 			t.Fatalf("second claim = %d, %v", len(again), err)
 		}
 		d0, d1, d2 := claimed[0], claimed[1], claimed[2]
@@ -138,7 +138,7 @@ func TestWebhookOutbox(t *testing.T) {
 		retryAt := f.clk.Now().Add(10 * time.Second)
 		mustFinish := func(id int64, o store.AttemptOutcome) {
 			t.Helper()
-			if err := s.FinishAttempt(ctx, id, o); err != nil {
+			if _, err := s.FinishAttempt(ctx, id, o); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -147,11 +147,11 @@ func TestWebhookOutbox(t *testing.T) {
 		mustFinish(d2.ID, store.AttemptOutcome{Attempt: store.DeliveryAttempt{Attempt: 1, Error: "connection refused"}})
 
 		f.clk.Advance(5 * time.Second)
-		if c, _ := s.ClaimDeliveries(ctx, 10, time.Minute); len(c) != 0 {
+		if c, _ := claimN(ctx, s, 10); len(c) != 0 {
 			t.Fatalf("claimed %d before the retry time", len(c))
 		}
 		f.clk.Advance(6 * time.Second)
-		c, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+		c, err := claimN(ctx, s, 10)
 		if err != nil || len(c) != 1 || c[0].ID != d0.ID || c[0].Attempts != 1 {
 			t.Fatalf("retry claim = %+v, %v", c, err)
 		}
@@ -196,7 +196,7 @@ func TestWebhookOutbox(t *testing.T) {
 		if err := s.DeleteWebhook(ctx, f.ent.ID, all.ID); err != nil {
 			t.Fatal(err)
 		}
-		c, err = s.ClaimDeliveries(ctx, 10, time.Minute)
+		c, err = claimN(ctx, s, 10)
 		if err != nil || len(c) != 1 || c[0].WebhookID != ended.ID {
 			t.Fatalf("after delete, claim = %+v, %v", c, err)
 		}
@@ -225,7 +225,7 @@ func TestClaimDeliveriesConcurrent(t *testing.T) {
 		for range 4 {
 			wg.Go(func() {
 				for {
-					c, err := s.ClaimDeliveries(ctx, 7, time.Minute)
+					c, err := claimN(ctx, s, 7)
 					if err != nil {
 						t.Error(err)
 						return
@@ -251,4 +251,10 @@ func TestClaimDeliveriesConcurrent(t *testing.T) {
 			}
 		}
 	})
+}
+
+// claimN claims up to n deliveries with no caps and a minute's lease.
+func claimN(ctx context.Context, s *store.Store, n int) ([]store.Delivery, error) {
+	ds, _, err := s.ClaimDeliveries(ctx, store.Claim{Limit: n, Lease: time.Minute})
+	return ds, err
 }

@@ -96,7 +96,12 @@ type AcceptConfig struct {
 	ConnectionWriteTimeout time.Duration
 	MaxMessageBytes        int64
 	AcceptBacklog          int
-	Logger                 *slog.Logger
+	// MaxDroppedStreams ends the session once Accept has dropped this
+	// many streams (an unknown kind, or no kind byte in time): each could
+	// hold a stream window of data until the peer closes it, so a peer
+	// that keeps opening them is broken or hostile. 0: no limit.
+	MaxDroppedStreams int
+	Logger            *slog.Logger
 }
 
 type muxConfig struct {
@@ -105,6 +110,7 @@ type muxConfig struct {
 	writeTimeout  time.Duration
 	maxMessage    int64
 	acceptBacklog int
+	maxDropped    int
 	logger        *slog.Logger
 }
 
@@ -139,6 +145,9 @@ func (c *muxConfig) validate() error {
 	}
 	if c.acceptBacklog < 0 {
 		errs = append(errs, fmt.Errorf("AcceptBacklog %d is negative", c.acceptBacklog))
+	}
+	if c.maxDropped < 0 {
+		errs = append(errs, fmt.Errorf("MaxDroppedStreams %d is negative", c.maxDropped))
 	}
 	return errors.Join(errs...)
 }
@@ -186,6 +195,7 @@ func (c AcceptConfig) mux() muxConfig {
 		writeTimeout:  c.ConnectionWriteTimeout,
 		maxMessage:    c.MaxMessageBytes,
 		acceptBacklog: c.AcceptBacklog,
+		maxDropped:    c.MaxDroppedStreams,
 		logger:        c.Logger,
 	}
 }

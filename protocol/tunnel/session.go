@@ -21,6 +21,10 @@ import (
 // matches net.ErrClosed too.
 var ErrSessionClosed = fmt.Errorf("tunnel session closed: %w", net.ErrClosed)
 
+// ErrTooManyDropped: Accept closed the session because the peer opened
+// AcceptConfig.MaxDroppedStreams streams it had to drop.
+var ErrTooManyDropped = errors.New("too many dropped streams")
+
 // Session is one live tunnel: a yamux session over a WebSocket. It is safe
 // for concurrent use. Its life is bounded by the context given to Dial or
 // Accept, by Close, and by the peer.
@@ -39,6 +43,10 @@ type Session struct {
 	closing atomic.Bool
 	// protocol is the version agreed on the upgrade request.
 	protocol int
+	// maxDropped (0: none) ends the session after that many dropped
+	// streams; dropped counts them.
+	maxDropped int64
+	dropped    atomic.Int64
 }
 
 func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client bool, version int, cfg muxConfig) (*Session, error) {
@@ -70,6 +78,7 @@ func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client
 		logger:      cfg.logger,
 		kindTimeout: cfg.writeTimeout,
 		protocol:    version,
+		maxDropped:  int64(cfg.maxDropped),
 	}
 	m, err := newMux(co, cfg.yamux(func() bool { return s.closing.Load() || ctx.Err() != nil }))
 	if err != nil {
@@ -156,6 +165,10 @@ func (s *Session) Accept(ctx context.Context) (net.Conn, protocol.StreamKind, er
 			}
 			s.logger.Warn("dropping stream", "stream", st.StreamID(), "kind", kind, "err", err)
 			_ = st.Close()
+			if n := s.dropped.Add(1); s.maxDropped > 0 && n >= s.maxDropped {
+				_ = s.Close()
+				return nil, 0, fmt.Errorf("accept stream: %w: the peer opened %d streams that had to be dropped", ErrTooManyDropped, n)
+			}
 			continue
 		}
 		return st, kind, nil
