@@ -27,7 +27,9 @@ type API struct {
 	tickets      *auth.Tickets
 	limiter      *ratelimit.Limiter
 	idem         keyedMutex
+	keys         *keyCache
 	agents       *agentCache
+	streams      openStreams
 	routes       []*route
 	mux          *http.ServeMux
 
@@ -45,8 +47,9 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	log := slog.New(contextHandler{cfg.Logger.Handler()}).With("component", "api")
+	keys := &keyCache{next: storeKeys{cfg.Store}, ttl: cfg.KeyCacheTTL, now: cfg.Now}
 	authCfg := auth.Config{
-		Keys:        &keyCache{next: storeKeys{cfg.Store}, ttl: cfg.KeyCacheTTL, now: cfg.Now},
+		Keys:        keys,
 		Enterprises: storeKeys{cfg.Store},
 		Logger:      log,
 	}
@@ -72,6 +75,7 @@ func New(cfg Config) (*API, error) {
 		auth:         authn,
 		tickets:      tickets,
 		limiter:      lim,
+		keys:         keys,
 		agents:       &agentCache{st: cfg.Store, ttl: cfg.PBXCacheTTL, now: cfg.Now},
 	}
 	a.routes = a.table()

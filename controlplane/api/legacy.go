@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -556,15 +555,28 @@ func (a *API) status(c *call) error {
 	case err != nil:
 		return err
 	case p.EnterpriseID == 0 && p.HasRole(auth.RolePlatformAdmin):
-		out.Agents.Connected = a.cfg.Directory.Len()
+		// Both counts come from one list of the unrevoked agents, so
+		// connected never exceeds total (an agent revoked a moment ago
+		// may still hold its tunnel until the revocation check closes it).
 		ctx, cancel := context.WithTimeout(c.ctx(), 2*time.Second)
 		defer cancel()
-		n, err := a.cfg.Store.CountAgents(ctx)
+		all, err := a.agents.fleet(ctx)
 		if err != nil {
 			c.log.Warn("status: database", "err", err)
 			out.Database = "error"
+			out.Agents.Connected = a.cfg.Directory.Len()
+			out.Agents.Total = out.Agents.Connected
+			break
 		}
-		out.Agents.Total = cmp.Or(n, out.Agents.Connected)
+		for _, ag := range all {
+			if ag.Revoked() {
+				continue
+			}
+			out.Agents.Total++
+			if _, ok := a.cfg.Directory.Get(ag.ID); ok {
+				out.Agents.Connected++
+			}
+		}
 	default:
 		c.principal = &p
 		agents, err := c.enterpriseAgents(false)

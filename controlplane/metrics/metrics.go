@@ -42,6 +42,8 @@ type Metrics struct {
 	replaysWaited prometheus.Counter
 	// rateLimited counts refused requests by scope.
 	rateLimited *prometheus.CounterVec
+	// revocations counts what a revocation ended on this replica.
+	revocations *prometheus.CounterVec
 }
 
 // New registers every collector; connected reports the number of agents
@@ -91,13 +93,16 @@ func New(connected func() int) *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit, by scope.",
 		}, []string{"scope"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_revocations_enforced_total", Help: "What revoking an agent or API key ended on this replica: agent_tunnel, event_stream, ticket.",
+		}, []string{"what"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.agentRequests, m.agentDuration,
 		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.eventsOut, m.eventsDropped,
-		m.webhookDeliveries, m.webhookRetries, m.rateLimited, m.replaysWaited,
+		m.webhookDeliveries, m.webhookRetries, m.rateLimited, m.replaysWaited, m.revocations,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
 		}, func() float64 { return float64(connected()) }),
@@ -190,4 +195,12 @@ func (m *Metrics) ReplayWaited() { m.replaysWaited.Inc() }
 // outbox overflowed before the control plane stored them).
 func (m *Metrics) EventsLost(n uint64) {
 	m.eventsDropped.WithLabelValues("agent_buffer_overflow").Add(float64(n))
+}
+
+// RevocationsEnforced counts n things of a kind (agent_tunnel,
+// event_stream, ticket) that a revocation ended.
+func (m *Metrics) RevocationsEnforced(what string, n int) {
+	if n > 0 {
+		m.revocations.WithLabelValues(what).Add(float64(n))
+	}
 }
