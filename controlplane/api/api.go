@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/connlimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
@@ -131,13 +132,15 @@ func (rt *route) pattern() string {
 
 // call is one request in flight.
 type call struct {
-	api   *API
-	rt    *route
-	w     http.ResponseWriter
-	r     *http.Request
-	id    string
-	log   *slog.Logger
-	start time.Time
+	api *API
+	rt  *route
+	w   http.ResponseWriter
+	r   *http.Request
+	// reqBody is the request's body; nil without one.
+	reqBody *body
+	id      string
+	log     *slog.Logger
+	start   time.Time
 	// replied is when the reply was flushed (the access log's duration).
 	replied time.Time
 
@@ -181,6 +184,11 @@ func (c *call) run() {
 
 func (c *call) handle() error {
 	rt := c.rt
+	if err := connlimit.Admit(c.w, c.r); err != nil {
+		// A connection admitted past the general bound, for agent
+		// tunnels and health checks only (counted by connlimit).
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error(), RetryAfter: 1}
+	}
 	if rt.action == "" {
 		return rt.handle(c)
 	}
@@ -333,6 +341,7 @@ func (c *call) fail(err error) {
 // /metrics): the chain adds nothing after it.
 func (c *call) serveOwn(h http.Handler) {
 	c.wroteOwn = true
+	c.finishBody()
 	h.ServeHTTP(c.w, c.r)
 }
 
@@ -341,6 +350,7 @@ func (c *call) flush() {
 		c.replied = c.api.cfg.Now()
 		return
 	}
+	c.finishBody()
 	h := c.w.Header()
 	for k, v := range c.headers {
 		h[k] = v

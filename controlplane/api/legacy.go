@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -407,10 +408,19 @@ func (c *call) legacyHangupBody() (hangupRequest, error) {
 	if ct == "application/json" || strings.HasSuffix(ct, "+json") || sniffJSON(ct, body) {
 		var raw map[string]json.RawMessage
 		dec := json.NewDecoder(body)
-		if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		err := dec.Decode(&raw)
+		if err == nil {
+			// What follows the object is ignored, as before, but read: a
+			// body read to its end keeps the connection (see finishBody).
+			_, err = io.Copy(io.Discard, body)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "The request body is too large."}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return req, &Error{Status: http.StatusRequestTimeout, Code: CodeRequestTimeout, Message: "The request body did not arrive in time."}
 			}
 			return req, legacyInvalid("The request body is not valid JSON.")
 		}
@@ -423,6 +433,9 @@ func (c *call) legacyHangupBody() (hangupRequest, error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "The request body is too large."}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return req, &Error{Status: http.StatusRequestTimeout, Code: CodeRequestTimeout, Message: "The request body did not arrive in time."}
 			}
 			return req, legacyInvalid("The request body could not be read.")
 		}

@@ -23,6 +23,9 @@ const (
 	ShedReserveTimeout = "reserve_timeout" // a reserve connection made no reserved request in time
 	ShedHeaderTimeout  = "header_timeout"  // request headers not received within the server's ReadHeaderTimeout
 	ShedIdleTimeout    = "idle_timeout"    // a keep-alive connection idle for the server's IdleTimeout
+	// Reported by the HTTP chain (package api), which reads bodies:
+	ShedBodyTimeout = "body_timeout" // a request body not received within its time (408, closed)
+	ShedUnreadBody  = "unread_body"  // answered without reading the body (e.g. a 401): closed rather than drained
 )
 
 // Defaults of Config.
