@@ -90,6 +90,8 @@ func (c Config) Validate() error {
 	}
 	if err := c.Conns.validate(); err != nil {
 		errs = append(errs, err)
+	} else if _, err := c.Conns.connlimit(openFilesLimit()); err != nil {
+		errs = append(errs, err)
 	}
 	for _, addr := range []string{c.Listen, c.MetricsListen} {
 		if addr != "" {

@@ -30,6 +30,7 @@ type serveFlags struct {
 	lastSeenInterval, statusTimeout time.Duration
 	api                             apiFlags
 	events                          eventsFlags
+	conns                           connFlags
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -51,6 +52,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.lastSeenInterval, "last-seen-interval", gateway.DefaultLastSeenInterval, "how often a connected PBX's last_seen is written to the store (live in the API; stored for after it disconnects)")
 	f.api.register(fs)
 	f.events.register(fs)
+	f.conns.register(fs)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,6 +120,9 @@ func (f serveFlags) controlPlane() (controlplane.Config, error) {
 		return cfg, err
 	}
 	if cfg.Events, err = eventsConfig(f.events); err != nil {
+		return cfg, err
+	}
+	if err := f.conns.apply(&cfg); err != nil {
 		return cfg, err
 	}
 	if f.metricsTokenFile != "" {
