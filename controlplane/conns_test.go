@@ -36,8 +36,9 @@ const (
 // tricklers hold abusive connections open from several loopback addresses
 // until stop; a connection the server closes is not reopened.
 type tricklers struct {
-	wg   sync.WaitGroup
-	stop chan struct{}
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
 	// Of the slow bodies: answered 401 promptly then closed, or refused
 	// (never admitted, or closed) before any answer.
 	answered, refused atomic.Int64
@@ -58,8 +59,14 @@ func startTricklers(t *testing.T, addr string, n, first, addrs int, kinds ...tri
 		tr.wg.Add(1)
 		go tr.run(addr, from, kinds[i%len(kinds)])
 	}
-	t.Cleanup(func() { close(tr.stop); tr.wg.Wait() })
+	t.Cleanup(tr.halt)
 	return tr
+}
+
+// halt closes every trickler's connection and waits for them.
+func (tr *tricklers) halt() {
+	tr.stopOnce.Do(func() { close(tr.stop) })
+	tr.wg.Wait()
 }
 
 func (tr *tricklers) run(addr, from string, kind trickle) {
@@ -311,5 +318,35 @@ func metric(t *testing.T, s *systemtest.Server, series string) float64 {
 			t.Fatalf("GET /metrics: %v %v", err, r.Status)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestReserveKeepsAgentsIn: with eviction off and general clients at their
+// bound, an agent still connects and health checks still answer, through
+// the reserve; an API request there is refused (503, retry) rather than
+// taking the reserve.
+func TestReserveKeepsAgentsIn(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{
+		Conns: controlplane.ConnLimits{Max: 400, Reserve: 40, PerIP: 90, Exempt: []netip.Prefix{}, EvictAfter: -1},
+	}})
+	s.Enterprise(t, "0367", "june")
+	key := s.APIKey(t, "0367")
+	tr := startTricklers(t, strings.TrimPrefix(s.URL, "http://"), 1000, 2, 4, slowHeaders, silent)
+	tr.started.Wait() // 4 × 90 = 360 general connections: all there are
+
+	p := s.AddPBX(t, "0367")
+	if r := s.Do(t, "GET", "/readyz", "", nil); r.Status != http.StatusOK {
+		t.Fatalf("readyz: %d %s", r.Status, r.Body)
+	}
+	r := s.Do(t, "POST", "/v1/calls", key, map[string]any{"from": "150", "to": "151", "pbx": p.ID})
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("API request on a reserve connection: %d %s, want 503 with Retry-After", r.Status, r.Body)
+	}
+	tr.halt() // so that /metrics, a general client, gets in
+	if got := metric(t, s, `switchboard_connections_open{class="tunnel"}`); got != 1 {
+		t.Fatalf("tunnels %v, want 1", got)
+	}
+	if metric(t, s, `switchboard_connections_shed_total{reason="reserved_path"}`) == 0 || metric(t, s, `switchboard_connections_shed_total{reason="evicted"}`) != 0 {
+		t.Fatal("reserved_path not counted, or a connection evicted with eviction off")
 	}
 }
