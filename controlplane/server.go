@@ -310,13 +310,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	g.Go(func() error { return s.watchRevocations(gctx) })
 	g.Go(func() error {
 		if err := s.events.Run(gctx); err != nil {
 			return fmt.Errorf("events: %w", err)
 		}
 		return nil
 	})
-	g.Go(func() error { return s.watchRevocations(gctx) })
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
