@@ -2,7 +2,6 @@ package controlplane_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,12 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/switchboard-pbx/switchboard/controlplane"
-	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
-	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
 // trickle is one kind of abusive connection.
@@ -198,97 +193,6 @@ func TestTricklersDoNotLockOutAgentsOrCalls(t *testing.T) {
 		metric(t, s, `switchboard_connections_shed_total{reason="per_ip"}`), metric(t, s, `switchboard_connections_shed_total{reason="full"}`),
 		metric(t, s, `switchboard_connections_shed_total{reason="evicted"}`), metric(t, s, `switchboard_connections_shed_total{reason="reserve_timeout"}`),
 		metric(t, s, `switchboard_connections_shed_total{reason="reserved_path"}`))
-}
-
-// TestTimeoutsSpareTunnelsAndStreams: with every HTTP timeout at 200 ms,
-// slow headers, slow bodies and idle keep-alives are closed (and counted),
-// while an agent tunnel and an event WebSocket, both hijacked, live on.
-func TestTimeoutsSpareTunnelsAndStreams(t *testing.T) {
-	const d = 200 * time.Millisecond
-	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{
-		ReadHeaderTimeout: d, IdleTimeout: d,
-		API: api.Config{BodyTimeout: d, WriteTimeout: d},
-	}})
-	s.Enterprise(t, "0367", "june")
-	key := s.APIKey(t, "0367")
-	p := s.AddPBX(t, "0367")
-	conn, _ := s.CP().Registry().Get(p.ID)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/v1/events",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	wsErr := make(chan error, 1)
-	go func() {
-		for {
-			if _, _, err := ws.Read(ctx); err != nil {
-				wsErr <- err
-				return
-			}
-		}
-	}()
-	addr := strings.TrimPrefix(s.URL, "http://")
-
-	// An authenticated body that trickles: 408, and the connection closed.
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST /v1/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", key)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
-		t.Fatalf("trickled body: %d (close %v), want 408 and close", resp.StatusCode, resp.Close)
-	}
-	// Slow headers and an idle keep-alive are closed by the server.
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	io.WriteString(slow, "GET /healthz HTTP/1.1\r\n")
-	idle, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	for name, nc := range map[string]net.Conn{"slow headers": slow, "idle keep-alive": idle} {
-		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.Copy(io.Discard, nc); err != nil {
-			t.Fatalf("%s: not closed by the server: %v", name, err)
-		}
-	}
-
-	time.Sleep(5 * d) // well past every timeout
-	if cur, ok := s.CP().Registry().Get(p.ID); !ok || cur.SessionID != conn.SessionID {
-		t.Fatal("the agent's tunnel did not survive the HTTP timeouts")
-	}
-	var res protocol.PingResult
-	if err := s.CP().Registry().Call(ctx, p.ID, protocol.OpPing, nil, &res); err != nil {
-		t.Fatalf("ping through the tunnel: %v", err)
-	}
-	if err := ws.Ping(ctx); err != nil {
-		t.Fatalf("event stream: %v", err)
-	}
-	select {
-	case err := <-wsErr:
-		t.Fatalf("event stream ended: %v", err)
-	default:
-	}
-	for _, reason := range []string{"body_timeout", "header_timeout", "idle_timeout"} {
-		if s.Metric(t, `switchboard_connections_shed_total{reason="`+reason+`"}`) == 0 {
-			t.Errorf("no connection shed for %s", reason)
-		}
-	}
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
