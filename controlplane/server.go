@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/connlimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/gateway"
@@ -23,10 +24,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen            = "127.0.0.1:8080"
-	DefaultDB                = "sqlite:switchboard.db"
-	DefaultShutdownTimeout   = 10 * time.Second
-	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultDB              = "sqlite:switchboard.db"
+	DefaultShutdownTimeout = 10 * time.Second
 )
 
 // Config is the whole control plane: its own settings, then one nested
@@ -51,6 +51,15 @@ type Config struct {
 	MetricsListen string
 	// ShutdownTimeout bounds the graceful shutdown of HTTP requests.
 	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers (and the TLS
+	// handshake); IdleTimeout closes a keep-alive connection idle this
+	// long. Neither applies to agent tunnels and event WebSockets: those
+	// are hijacked, and their own keepalives watch them. Defaults
+	// DefaultReadHeaderTimeout, DefaultIdleTimeout.
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// Conns bounds the listener's connections: in total, per address,
+	// with a reserve for agent tunnels and health checks.
+	Conns ConnLimits
 	// Version is the build version, reported by /api/status and in logs.
 	Version string
 	Logger  *slog.Logger
@@ -71,8 +80,18 @@ func (c Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("the TLS certificate and key files go together"))
 	}
-	if c.ShutdownTimeout < 0 {
-		errs = append(errs, fmt.Errorf("ShutdownTimeout %v is negative", c.ShutdownTimeout))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"ShutdownTimeout", c.ShutdownTimeout}, {"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"IdleTimeout", c.IdleTimeout}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
+		}
+	}
+	if err := c.Conns.validate(); err != nil {
+		errs = append(errs, err)
+	} else if _, err := c.Conns.connlimit(openFilesLimit()); err != nil {
+		errs = append(errs, err)
 	}
 	for _, addr := range []string{c.Listen, c.MetricsListen} {
 		if addr != "" {
@@ -116,6 +135,12 @@ func (c *Config) fill() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,6 +160,7 @@ type Server struct {
 	gateway   *gateway.Gateway
 	events    *events.Service
 	api       *api.API
+	conns     *connlimit.Limiter
 	ran       bool
 }
 
@@ -167,6 +193,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) assemble() error {
 	s.registry = fleet.NewRegistry(s.log)
 	s.metrics = metrics.New(s.registry.Len)
+	cc, err := s.cfg.Conns.connlimit(openFilesLimit())
+	if err != nil {
+		return fmt.Errorf("controlplane: %w", err)
+	}
+	cc.Observer = s.metrics
+	if s.conns, err = connlimit.New(cc); err != nil {
+		return err
+	}
+	s.metrics.Connections(cc.MaxConns, func() (general, reserve, tunnels int) {
+		st := s.conns.Stats()
+		return st.General, st.Reserve, st.Tunnels
+	})
 
 	ec := s.cfg.Events
 	ec.Store, ec.Logger, ec.Observer = s.store, s.log, s.metrics
@@ -187,7 +225,7 @@ func (s *Server) assemble() error {
 
 	ac := s.cfg.API
 	ac.Store, ac.Directory, ac.Caller = s.store, s.registry, s.metrics.Caller(s.registry)
-	ac.Events, ac.Agents, ac.Observer = ev, gw, s.metrics
+	ac.Events, ac.Agents, ac.Observer, ac.StoreFailing = ev, gw, s.metrics, gw.StoreFailing
 	if s.cfg.MetricsListen == "" {
 		ac.Metrics = s.metrics.Handler()
 	}
@@ -243,10 +281,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.ran = true
 	httpSrv := &http.Server{
 		Handler:           s.api.Handler(),
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ConnState:         s.conns.ConnState,
+		ConnContext:       s.conns.ConnContext,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// Under TLS, so a connection is counted from its first byte.
+	ln = s.conns.Listener(ln)
 	scheme := "http"
 	if s.cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
@@ -258,13 +301,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, httpSrv.TLSConfig)
 		scheme = "https"
 	}
-	s.log.Info("control plane listening", "url", scheme+"://"+ln.Addr().String(), "store", s.store.Dialect(), "version", s.cfg.Version)
+	cc := s.conns.Config()
+	s.log.Info("control plane listening", "url", scheme+"://"+ln.Addr().String(), "store", s.store.Dialect(), "version", s.cfg.Version,
+		"max_connections", cc.MaxConns, "reserved_connections", cc.Reserve, "max_connections_per_ip", cc.MaxPerIP)
 	g, gctx := errgroup.WithContext(ctx)
 	metricsSrv, err := s.serveMetrics(g)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	g.Go(func() error { return s.watchRevocations(gctx) })
 	g.Go(func() error {
 		if err := s.events.Run(gctx); err != nil {
 			return fmt.Errorf("events: %w", err)
@@ -330,7 +376,7 @@ func (s *Server) serveMetrics(g *errgroup.Group) (*http.Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: DefaultReadHeaderTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, IdleTimeout: s.cfg.IdleTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

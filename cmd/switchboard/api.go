@@ -47,7 +47,7 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.jwtAudience, "jwt-audience", "", "require this aud claim in operator JWTs (empty: not checked)")
 	fs.DurationVar(&f.jwtMaxTTL, "jwt-max-ttl", auth.DefaultMaxTTL, "refuse operator JWTs meant to live longer than this (exp − iat, or exp − now)")
 	fs.StringVar(&f.timezone, "timezone", "", "IANA zone of the legacy hangup's terminated_at, e.g. Asia/Tehran (empty: the server's local zone)")
-	fs.DurationVar(&f.keyCacheTTL, "key-cache-ttl", api.DefaultKeyCacheTTL, "how long a verified API key is trusted without a store lookup (a revoked key works at most this long); negative: off")
+	fs.DurationVar(&f.keyCacheTTL, "key-cache-ttl", api.DefaultKeyCacheTTL, "how long a verified API key is trusted without a store lookup; revocations are checked in the store every half of it, so a revoked key, its event streams and tickets, and a revoked agent's tunnel, end within it; negative: no cache")
 	fs.DurationVar(&f.pbxCacheTTL, "pbx-cache-ttl", api.DefaultPBXCacheTTL, "how long an enterprise's PBX list is reused; negative: off")
 }
 

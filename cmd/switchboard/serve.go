@@ -31,6 +31,7 @@ type serveFlags struct {
 	api                             apiFlags
 	events                          eventsFlags
 	harden                          hardenFlags
+	conns                           connFlags
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -53,6 +54,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	f.api.register(fs)
 	f.events.register(fs)
 	f.harden.register(fs)
+	f.conns.register(fs)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -123,6 +125,9 @@ func (f serveFlags) controlPlane() (controlplane.Config, error) {
 		return cfg, err
 	}
 	if err := f.harden.apply(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.conns.apply(&cfg); err != nil {
 		return cfg, err
 	}
 	if f.metricsTokenFile != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
+	"github.com/switchboard-pbx/switchboard/controlplane/connlimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
@@ -27,7 +28,9 @@ type API struct {
 	tickets      *auth.Tickets
 	limiter      *ratelimit.Limiter
 	idem         keyedMutex
+	keys         *keyCache
 	agents       *agentCache
+	streams      openStreams
 	routes       []*route
 	mux          *http.ServeMux
 
@@ -45,8 +48,9 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	log := slog.New(contextHandler{cfg.Logger.Handler()}).With("component", "api")
+	keys := &keyCache{next: storeKeys{cfg.Store}, ttl: cfg.KeyCacheTTL, now: cfg.Now}
 	authCfg := auth.Config{
-		Keys:        &keyCache{next: storeKeys{cfg.Store}, ttl: cfg.KeyCacheTTL, now: cfg.Now},
+		Keys:        keys,
 		Enterprises: storeKeys{cfg.Store},
 		Logger:      log,
 	}
@@ -72,6 +76,7 @@ func New(cfg Config) (*API, error) {
 		auth:         authn,
 		tickets:      tickets,
 		limiter:      lim,
+		keys:         keys,
 		agents:       &agentCache{st: cfg.Store, ttl: cfg.PBXCacheTTL, now: cfg.Now},
 	}
 	a.routes = a.table()
@@ -127,13 +132,15 @@ func (rt *route) pattern() string {
 
 // call is one request in flight.
 type call struct {
-	api   *API
-	rt    *route
-	w     http.ResponseWriter
-	r     *http.Request
-	id    string
-	log   *slog.Logger
-	start time.Time
+	api *API
+	rt  *route
+	w   http.ResponseWriter
+	r   *http.Request
+	// reqBody is the request's body; nil without one.
+	reqBody *body
+	id      string
+	log     *slog.Logger
+	start   time.Time
 	// replied is when the reply was flushed (the access log's duration).
 	replied time.Time
 
@@ -180,6 +187,11 @@ func (c *call) run() {
 
 func (c *call) handle() error {
 	rt := c.rt
+	if err := connlimit.Admit(c.w, c.r); err != nil {
+		// A connection admitted past the general bound, for agent
+		// tunnels and health checks only (counted by connlimit).
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error(), RetryAfter: 1}
+	}
 	if rt.action == "" {
 		return rt.handle(c)
 	}
@@ -332,6 +344,7 @@ func (c *call) fail(err error) {
 // /metrics): the chain adds nothing after it.
 func (c *call) serveOwn(h http.Handler) {
 	c.wroteOwn = true
+	c.finishBody()
 	h.ServeHTTP(c.w, c.r)
 }
 
@@ -340,6 +353,7 @@ func (c *call) flush() {
 		c.replied = c.api.cfg.Now()
 		return
 	}
+	c.finishBody()
 	h := c.w.Header()
 	for k, v := range c.headers {
 		h[k] = v

@@ -65,6 +65,18 @@ func (k *keyCache) LookupAPIKey(ctx context.Context, token string) (auth.Key, er
 	return key, nil
 }
 
+// forget drops the cached verifications of the keys with these ids (they
+// were revoked).
+func (k *keyCache) forget(ids map[string]bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for h, e := range k.entries {
+		if ids[e.key.ID] {
+			delete(k.entries, h)
+		}
+	}
+}
+
 // agentCache remembers each enterprise's unrevoked PBXs.
 type agentCache struct {
 	st  *store.Store

@@ -42,6 +42,12 @@ const (
 	DefaultKeyCacheTTL = 2 * time.Second
 	// DefaultPBXCacheTTL: an enterprise's PBX list is reused this long.
 	DefaultPBXCacheTTL = 2 * time.Second
+	// DefaultBodyTimeout bounds receiving a request body, from the end of
+	// its headers: 64 KiB in 30 s is 2 KiB/s.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds sending one response to a client that
+	// does not read it.
+	DefaultWriteTimeout = 30 * time.Second
 	// DefaultChannelsConcurrency bounds the PBXs GET /v1/channels asks at
 	// once for an enterprise with many.
 	DefaultChannelsConcurrency = 8
@@ -64,12 +70,16 @@ type Observer interface {
 	HTTPRequest(route, method string, code int, d time.Duration, longLived bool)
 	// RateLimited: a request was refused by a rate limit of scope.
 	RateLimited(scope string)
+	// ConnShed: the request's connection is closed for a reason of
+	// connlimit's (body_timeout, unread_body).
+	ConnShed(reason string)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) HTTPRequest(string, string, int, time.Duration, bool) {}
 func (nopObserver) RateLimited(string)                                   {}
+func (nopObserver) ConnShed(string)                                      {}
 
 // Config configures the API. Zero values take the defaults above; Store,
 // Directory, Caller, Events and Agents are required (controlplane.New
@@ -90,6 +100,9 @@ type Config struct {
 	// <token>" on GET /metrics: the counters describe every tenant's
 	// traffic.
 	MetricsToken string
+	// StoreFailing, when set, reports that agents' event batches are being
+	// refused by the store (held and retried): /readyz then says so.
+	StoreFailing func() (bool, error)
 	// Observer is told of every request and refusal; nil counts nothing.
 	Observer Observer
 	Logger   *slog.Logger
@@ -106,6 +119,13 @@ type Config struct {
 	AMITimeout time.Duration
 	// MaxBodyBytes bounds request bodies (413 past it).
 	MaxBodyBytes int64
+	// BodyTimeout bounds receiving a request body, from the end of its
+	// headers (408 past it, and the connection is closed). The deadline is
+	// lifted once the body is read, so it never cuts a slow handler.
+	BodyTimeout time.Duration
+	// WriteTimeout bounds sending one response (the connection is closed
+	// past it). Hijacked responses (WebSockets) are not bounded by it.
+	WriteTimeout time.Duration
 	// StoreTimeout bounds store operations on the request path.
 	StoreTimeout time.Duration
 	// IdempotencyTTL: how long POST /v1/calls replays a key's result.
@@ -149,6 +169,12 @@ func (c *Config) fill() {
 	}
 	if c.StoreTimeout == 0 {
 		c.StoreTimeout = DefaultStoreTimeout
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.IdempotencyTTL == 0 {
 		c.IdempotencyTTL = DefaultIdempotencyTTL
@@ -199,6 +225,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{"AMITimeout", c.AMITimeout}, {"StoreTimeout", c.StoreTimeout},
+		{"BodyTimeout", c.BodyTimeout}, {"WriteTimeout", c.WriteTimeout},
 		{"IdempotencyTTL", c.IdempotencyTTL}, {"IdempotencyPruneEvery", c.IdempotencyPruneEvery},
 	} {
 		if d.v < 0 {

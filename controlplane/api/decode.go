@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -34,6 +35,8 @@ func decodeError(err error) error {
 	switch {
 	case errors.As(err, &mbe):
 		return errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errorf(http.StatusRequestTimeout, CodeRequestTimeout, "the request body did not arrive in time")
 	case errors.Is(err, io.EOF):
 		return invalidf("request body is empty; expected a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

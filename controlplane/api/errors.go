@@ -26,6 +26,7 @@ const (
 	CodeIdempotencyConflict = "idempotency_conflict" // 409: Idempotency-Key reused with another body
 	CodeConflict            = "conflict"             // 409: e.g. the enterprise's webhook limit
 	CodeAgentTooOld         = "agent_too_old"        // 409: the PBX's agent predates the operation; upgrade it
+	CodeRequestTimeout      = "request_timeout"      // 408: the request body did not arrive in time
 	CodeBodyTooLarge        = "body_too_large"       // 413
 	CodeRateLimited         = "rate_limited"         // 429: credential or enterprise rate limit
 	CodePBXBusy             = "pbx_busy"             // 429: too many originates in flight on the PBX

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -29,7 +30,12 @@ func (a *API) events(c *call) error {
 		return c.reply(http.StatusOK, page)
 	}
 	c.wroteOwn = true
-	if err := a.cfg.Events.Stream(c.w, c.r, c.principal.EnterpriseID, q, c.principal.CredentialID()); err != nil {
+	// Registered by credential so that revoking it (RevokeAPIKeys) ends
+	// the stream.
+	ctx, cancel := context.WithCancelCause(c.ctx())
+	defer cancel(nil)
+	defer a.streams.add(c.principal.CredentialID(), cancel)()
+	if err := a.cfg.Events.Stream(c.w, c.r.WithContext(ctx), c.principal.EnterpriseID, q, c.principal.CredentialID()); err != nil {
 		c.wroteOwn = false // nothing was written: the chain answers
 		return err
 	}

@@ -46,6 +46,16 @@ func (a *API) readyz(c *call) error {
 		out.Status, out.Reason = "not ready", "migrations pending"
 		return c.reply(http.StatusServiceUnavailable, out)
 	}
+	if a.cfg.StoreFailing != nil {
+		if failing, err := a.cfg.StoreFailing(); failing {
+			// Agents' events wait, unacknowledged, at their PBXs; requests
+			// to PBXs still work. The error is logged, not shown here: the
+			// route needs no credential.
+			c.log.Warn("readyz: the store refuses agents' event batches", "err", err)
+			out.Status, out.Reason = "not ready", "the store refuses agents' event batches (they wait at the PBXs)"
+			return c.reply(http.StatusServiceUnavailable, out)
+		}
+	}
 	return c.reply(http.StatusOK, out)
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -408,10 +408,19 @@ func (c *call) legacyHangupBody() (hangupRequest, error) {
 	if ct == "application/json" || strings.HasSuffix(ct, "+json") || sniffJSON(ct, body) {
 		var raw map[string]json.RawMessage
 		dec := json.NewDecoder(body)
-		if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		err := dec.Decode(&raw)
+		if err == nil {
+			// What follows the object is ignored, as before, but read: a
+			// body read to its end keeps the connection (see finishBody).
+			_, err = io.Copy(io.Discard, body)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "The request body is too large."}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return req, &Error{Status: http.StatusRequestTimeout, Code: CodeRequestTimeout, Message: "The request body did not arrive in time."}
 			}
 			return req, legacyInvalid("The request body is not valid JSON.")
 		}
@@ -424,6 +433,9 @@ func (c *call) legacyHangupBody() (hangupRequest, error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				return req, &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBodyTooLarge, Message: "The request body is too large."}
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return req, &Error{Status: http.StatusRequestTimeout, Code: CodeRequestTimeout, Message: "The request body did not arrive in time."}
 			}
 			return req, legacyInvalid("The request body could not be read.")
 		}
@@ -556,15 +568,28 @@ func (a *API) status(c *call) error {
 	case err != nil:
 		return err
 	case p.EnterpriseID == 0 && p.HasRole(auth.RolePlatformAdmin):
-		out.Agents.Connected = a.cfg.Directory.Len()
+		// Both counts come from one list of the unrevoked agents, so
+		// connected never exceeds total (an agent revoked a moment ago
+		// may still hold its tunnel until the revocation check closes it).
 		ctx, cancel := context.WithTimeout(c.ctx(), 2*time.Second)
 		defer cancel()
-		n, err := a.cfg.Store.CountAgents(ctx)
+		all, err := a.agents.fleet(ctx)
 		if err != nil {
 			c.log.Warn("status: database", "err", err)
 			out.Database = "error"
+			out.Agents.Connected = a.cfg.Directory.Len()
+			out.Agents.Total = out.Agents.Connected
+			break
 		}
-		out.Agents.Total = cmp.Or(n, out.Agents.Connected)
+		for _, ag := range all {
+			if ag.Revoked() {
+				continue
+			}
+			out.Agents.Total++
+			if _, ok := a.cfg.Directory.Get(ag.ID); ok {
+				out.Agents.Connected++
+			}
+		}
 	default:
 		c.principal = &p
 		agents, err := c.enterpriseAgents(false)

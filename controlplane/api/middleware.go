@@ -128,7 +128,8 @@ func clientAddr(r *http.Request) string {
 }
 
 // serve runs one request of route rt through the chain every route takes:
-// request id, panic recovery, body limit, then (call.run) authentication,
+// request id, panic recovery, body limits (size and time), then
+// (call.run) the connection's admission, authentication,
 // rate limits, the handler, the error envelope and the audit row, and last
 // the access log and metrics.
 func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request) {
@@ -138,10 +139,11 @@ func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 	r = r.WithContext(ctx)
 	rec := &recorder{ResponseWriter: w}
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(rec, r.Body, a.cfg.MaxBodyBytes)
-	}
-	c := &call{api: a, rt: rt, w: rec, r: r, id: id, log: a.log.With("request_id", id), start: start}
+	// A keep-alive connection keeps the write deadline of its previous
+	// response (finishBody); this request's handler may run longer.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	b := newBody(rec, r, a.cfg.MaxBodyBytes, a.cfg.BodyTimeout)
+	c := &call{api: a, rt: rt, w: rec, r: r, reqBody: b, id: id, log: a.log.With("request_id", id), start: start}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -175,4 +176,31 @@ func waitLog(t *testing.T, e *env, ok func(line string) bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Fatal("no matching log line")
+}
+
+// TestReadyzSaysStorageFails: while the store refuses agents' event
+// batches (the gateway holds and retries them), /readyz says so.
+func TestReadyzSaysStorageFails(t *testing.T) {
+	failing := false
+	a := bareAPI(t, storetest.OpenSQLite(t), fleet.NewRegistry(nil), api.Config{
+		StoreFailing: func() (bool, error) { return failing, errors.New("disk full") },
+	})
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		failing bool
+		code    int
+		want    string
+	}{{false, 200, `"status":"ready"`}, {true, 503, `the store refuses agents' event batches`}} {
+		failing = tc.failing
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !strings.Contains(string(body), tc.want) || strings.Contains(string(body), "disk full") {
+			t.Fatalf("failing=%v: %d %s", tc.failing, resp.StatusCode, body)
+		}
+	}
 }

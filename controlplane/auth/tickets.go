@@ -195,6 +195,24 @@ func (t *Tickets) Redeem(ticket string) (Principal, error) {
 	return pt.p, nil
 }
 
+// Revoke drops every unredeemed ticket issued to the credential (a
+// Principal's CredentialID) and says how many: the credential was revoked,
+// so what it was given must not be redeemed either.
+func (t *Tickets) Revoke(credentialID string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var drop []*pendingTicket
+	for _, pt := range t.pending {
+		if pt.p.CredentialID() == credentialID {
+			drop = append(drop, pt)
+		}
+	}
+	for _, pt := range drop {
+		t.removeLocked(pt)
+	}
+	return len(drop)
+}
+
 // Outstanding reports how many tickets await redemption (for metrics).
 func (t *Tickets) Outstanding() int {
 	t.mu.Lock()

@@ -218,3 +218,37 @@ func TestTicketsPerEnterprise(t *testing.T) {
 		}
 	}
 }
+
+// TestTicketsRevoke: a revoked credential's unredeemed tickets are refused;
+// another credential's stay good, and the enterprise's share is given back.
+func TestTicketsRevoke(t *testing.T) {
+	tk, _ := newTickets(t, TicketConfig{MaxPerEnterprise: 2})
+	key := Principal{Kind: KindAPIKey, ID: "key_a", EnterpriseID: 7, EnterpriseNumber: "0367"}
+	other := Principal{Kind: KindAPIKey, ID: "key_b", EnterpriseID: 7, EnterpriseNumber: "0367"}
+	t1, err := tk.Issue(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := tk.Issue(other, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tk.Revoke(key.CredentialID()); n != 1 {
+		t.Fatalf("Revoke dropped %d tickets, want 1", n)
+	}
+	if _, err := tk.Redeem(t1); !errors.Is(err, ErrInvalidTicket) {
+		t.Fatalf("revoked credential's ticket: %v, want ErrInvalidTicket", err)
+	}
+	if p, err := tk.Redeem(t2); err != nil || p.ID != "key_b" {
+		t.Fatalf("other credential's ticket: %+v, %v", p, err)
+	}
+	// The enterprise's two slots are free again.
+	for range 2 {
+		if _, err := tk.Issue(other, 0); err != nil {
+			t.Fatalf("issue after revoke: %v", err)
+		}
+	}
+	if n := tk.Revoke(key.CredentialID()); n != 0 {
+		t.Fatalf("second Revoke dropped %d", n)
+	}
+}

@@ -171,6 +171,11 @@ func (s *Service) truncated(ctx context.Context, enterpriseID, after, last int64
 	return oldest == 0 || oldest > after+1, oldest, nil
 }
 
+// ErrCredentialRevoked, as the cause of a stream's request context, closes
+// the stream with 1008 and this text as the reason: the credential that
+// opened it was revoked.
+var ErrCredentialRevoked = errors.New("credential revoked")
+
 // Stream upgrades r to a WebSocket and streams the enterprise's events
 // until the client or the server goes. Order matters for "no gap, no
 // duplicate": subscribe first, then read the latest stored sequence and
@@ -199,8 +204,13 @@ func (s *Service) Stream(w http.ResponseWriter, r *http.Request, enterpriseID in
 	}
 	defer c.CloseNow()
 	// The client sends nothing; reading still has to happen for pings and
-	// its close frame. ctx ends when the client goes or the server stops.
-	ctx := c.CloseRead(r.Context())
+	// its close frame. ctx ends when the client goes, or when the request's
+	// context does (the server stops, the credential was revoked): not
+	// through CloseRead, which would drop the connection before the close
+	// frame saying why is sent.
+	ctx, stop := context.WithCancel(c.CloseRead(context.WithoutCancel(r.Context())))
+	defer stop()
+	defer context.AfterFunc(r.Context(), stop)()
 	st := &streamer{s: s, c: c, enterpriseID: enterpriseID, q: q, sub: sub}
 	code, reason, err := st.run(ctx)
 	sub = st.sub
@@ -209,6 +219,9 @@ func (s *Service) Stream(w http.ResponseWriter, r *http.Request, enterpriseID in
 	}
 	if ctx.Err() != nil && r.Context().Err() != nil {
 		code, reason = websocket.StatusGoingAway, "server shutting down; resume with after="+strconv.FormatInt(st.cursor, 10)
+		if errors.Is(context.Cause(r.Context()), ErrCredentialRevoked) {
+			code, reason = websocket.StatusPolicyViolation, ErrCredentialRevoked.Error()
+		}
 	}
 	_ = c.Close(code, reason)
 	return nil

@@ -373,3 +373,36 @@ func TestCallOpNewerThanAgent(t *testing.T) {
 		t.Fatalf("new agent: %q, %v", res, err)
 	}
 }
+
+// TestRevoke: a revoked agent leaves the registry at once (Len, Get and
+// List stop counting it before its tunnel has finished closing) and its
+// tunnel is closed at both ends; the other agents are untouched.
+func TestRevoke(t *testing.T) {
+	reg := fleet.NewRegistry(nil)
+	srv := fleettest.NewServer(t, reg, tunnel.AcceptConfig{})
+	a := srv.Connect(t, "pbx-1", pbx("pbx-1"), fleettest.AgentOptions{})
+	srv.Connect(t, "pbx-2", pbx("pbx-2"), fleettest.AgentOptions{})
+	c, _ := reg.Get("pbx-1")
+
+	if !reg.Revoke("pbx-1") {
+		t.Fatal("Revoke of a connected agent reported none")
+	}
+	if _, ok := reg.Get("pbx-1"); ok || reg.Len() != 1 || len(reg.List()) != 1 {
+		t.Fatalf("after Revoke: Len %d, List %d; want the revoked agent gone at once", reg.Len(), len(reg.List()))
+	}
+	for name, done := range map[string]<-chan struct{}{"control plane": c.Done(), "agent": a.Session.Done()} {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("revoked agent's tunnel still open at the %s", name)
+		}
+	}
+	// Its handler's Unregister afterwards changes nothing.
+	reg.Unregister(c)
+	if reg.Revoke("pbx-1") || reg.Len() != 1 {
+		t.Fatal("second Revoke found a connection")
+	}
+	if err := reg.Call(withDeadline(t), "pbx-2", protocol.OpPing, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}

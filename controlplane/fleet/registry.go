@@ -155,6 +155,23 @@ func (r *Registry) Unregister(c *Conn) {
 	}
 }
 
+// Revoke removes the agent's current connection at once, so Len, Get and
+// List no longer count it, and closes its tunnel: the agent was revoked
+// while connected (its redial is refused). It reports whether there was
+// one.
+func (r *Registry) Revoke(agentID string) bool {
+	r.mu.Lock()
+	c, ok := r.conns[agentID]
+	delete(r.conns, agentID)
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	r.logger.Info("revoked agent disconnected", "agent", agentID, "session", c.SessionID)
+	_ = c.Close()
+	return true
+}
+
 // Get returns the agent's current connection.
 func (r *Registry) Get(agentID string) (*Conn, bool) {
 	r.mu.RLock()

@@ -235,7 +235,8 @@ func (in *ingestor) throttle(ctx context.Context, n int) error {
 // capped doubling wait. Meanwhile the batch is held: counted in
 // StoreFailing, not acknowledged, and nothing more is read from the agent
 // (it keeps its events and waits). A refusal that retrying cannot cure
-// (a malformed batch, a closed store) ends the session.
+// (a malformed batch, a closed store, an agent revoked meanwhile) ends the
+// session.
 func (in *ingestor) store(ctx context.Context, events []protocol.Event) ([]store.StoredEvent, error) {
 	wait, held := in.g.cfg.StoreRetryMin, false
 	defer func() {
@@ -255,7 +256,7 @@ func (in *ingestor) store(ctx context.Context, events []protocol.Event) ([]store
 			return stored, nil
 		case ctx.Err() != nil:
 			return nil, ctx.Err() // the session ended; the agent resends
-		case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrClosed):
+		case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrRevoked):
 			return nil, fmt.Errorf("store %d events: %w", len(events), err)
 		}
 		in.g.storeFailed(err)

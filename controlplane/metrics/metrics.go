@@ -56,6 +56,12 @@ type Metrics struct {
 	// found at their cap, and webhooks suspended after failures.
 	webhookCapReached *prometheus.CounterVec
 	webhookSuspended  prometheus.Counter
+
+	// revocations counts what a revocation ended on this replica.
+	revocations *prometheus.CounterVec
+	// connsShed counts connections refused or closed by the listener's
+	// limits and the HTTP server's timeouts, by reason.
+	connsShed *prometheus.CounterVec
 }
 
 // New registers every collector; connected reports the number of agents
@@ -126,6 +132,13 @@ func New(connected func() int) *Metrics {
 		webhookSuspended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_webhook_suspensions_total", Help: "Webhooks suspended after --webhook-suspend-after failed attempts in a row (their deliveries wait, holding no slot).",
 		}),
+
+		connsShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_connections_shed_total", Help: "Connections refused or closed by a limit, by reason: per_ip, full, evicted, reserved_path, reserve_timeout, header_timeout, idle_timeout, body_timeout, unread_body.",
+		}, []string{"reason"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_revocations_enforced_total", Help: "What revoking an agent or API key ended on this replica: agent_tunnel, event_stream, ticket.",
+		}, []string{"what"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -135,6 +148,7 @@ func New(connected func() int) *Metrics {
 		m.webhookDeliveries, m.webhookRetries, m.rateLimited, m.replaysWaited,
 		m.ingestThrottled, m.ingestThrottledTime, m.eventStoreFailures, m.batchesHeld, m.agentProtocolErrors,
 		m.webhookCapReached, m.webhookSuspended,
+		m.revocations, m.connsShed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
 		}, func() float64 { return float64(connected()) }),
@@ -248,3 +262,35 @@ func (m *Metrics) WebhookCapReached(limit string, n int) {
 	m.webhookCapReached.WithLabelValues(limit).Add(float64(n))
 }
 func (m *Metrics) WebhookSuspended() { m.webhookSuspended.Inc() }
+
+// RevocationsEnforced counts n things of a kind (agent_tunnel,
+// event_stream, ticket) that a revocation ended.
+func (m *Metrics) RevocationsEnforced(what string, n int) {
+	if n > 0 {
+		m.revocations.WithLabelValues(what).Add(float64(n))
+	}
+}
+
+// ConnShed counts a connection refused or closed by a limit
+// (connlimit.Observer, api.Observer).
+func (m *Metrics) ConnShed(reason string) { m.connsShed.WithLabelValues(reason).Inc() }
+
+// Connections registers the gauges of the listener's connections: open
+// ones by class, read at each scrape from open, and the bound max (0:
+// none).
+func (m *Metrics) Connections(max int, open func() (general, reserve, tunnels int)) {
+	gauge := func(class string, pick func(g, r, t int) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "switchboard_connections_open", Help: "Open connections of the main listener by class: general (API clients), reserve (admitted past the general bound, for agent tunnels and health checks), tunnel (agent tunnels).",
+			ConstLabels: prometheus.Labels{"class": class},
+		}, func() float64 { return float64(pick(open())) })
+	}
+	m.reg.MustRegister(
+		gauge("general", func(g, _, _ int) int { return g }),
+		gauge("reserve", func(_, r, _ int) int { return r }),
+		gauge("tunnel", func(_, _, t int) int { return t }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "switchboard_connections_max", Help: "The main listener's bound on open connections (--max-connections; 0: none).",
+		}, func() float64 { return float64(max) }),
+	)
+}

@@ -278,3 +278,40 @@ func requireRow(res sql.Result, what string) error {
 	}
 	return nil
 }
+
+// Revocations are the agents and API keys revoked since a point in time.
+type Revocations struct {
+	Agents  []string // agent ids
+	APIKeys []string // API key ids
+}
+
+// RevokedSince lists the agents and API keys revoked at or after since:
+// what a running control plane polls so that a revocation written by
+// another process (the CLI, another replica) closes the live tunnels and
+// streams it holds.
+func (s *Store) RevokedSince(ctx context.Context, since time.Time) (Revocations, error) {
+	var out Revocations
+	for _, q := range []struct {
+		table string
+		dst   *[]string
+	}{{"agents", &out.Agents}, {"api_keys", &out.APIKeys}} {
+		rows, err := s.db.QueryContext(ctx, `SELECT id FROM `+q.table+` WHERE revoked_at >= $1`, s.d.timeArg(since))
+		if err != nil {
+			return Revocations{}, fmt.Errorf("revoked %s: %w", q.table, err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return Revocations{}, fmt.Errorf("revoked %s: %w", q.table, err)
+			}
+			*q.dst = append(*q.dst, id)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return Revocations{}, fmt.Errorf("revoked %s: %w", q.table, err)
+		}
+	}
+	return out, nil
+}

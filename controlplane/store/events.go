@@ -30,6 +30,7 @@ type StoredEvent struct {
 // never duplicates. It returns the events newly stored, in order. The
 // same transaction updates call history and queues webhook deliveries
 // (recordDerived, calls.go), so neither can miss an acknowledged event.
+// A revoked agent's batch is refused with ErrRevoked.
 // On SQLite, batches of many agents that arrive together share one
 // transaction (group commit, see startEventWriter).
 func (s *Store) StoreAgentEvents(ctx context.Context, agentID string, enterpriseID int64, events []protocol.Event) ([]StoredEvent, error) {
@@ -140,11 +141,13 @@ func (s *Store) storeEventsTx(ctx context.Context, group []eventReq) ([][]Stored
 const insertEventSQL = `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
-// selectAckedForUpdate reads an agent's acknowledged sequence in the
-// event transaction; on PostgreSQL it locks the row, so two sessions of
-// one agent cannot interleave (SQLite has one writer anyway).
+// selectAckedForUpdate reads an agent's acknowledged sequence and whether
+// it is revoked in the event transaction; on PostgreSQL it locks the row,
+// so two sessions of one agent cannot interleave, and a revocation either
+// commits before the batch (which is then refused) or after it (SQLite
+// has one writer anyway).
 func (s *Store) selectAckedForUpdate() string {
-	q := `SELECT last_acked_seq FROM agents WHERE id = $1 AND enterprise_id = $2`
+	q := `SELECT last_acked_seq, revoked_at IS NOT NULL FROM agents WHERE id = $1 AND enterprise_id = $2`
 	if s.d.name == dialectPostgres {
 		q += " FOR UPDATE"
 	}
@@ -156,16 +159,22 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	now := s.now()
 
 	var acked int64
+	var revoked bool
 	sel, err := s.txStmt(ctx, tx, s.selectAckedForUpdate())
 	if err != nil {
 		return nil, fmt.Errorf("store events: %w", err)
 	}
-	err = sel.QueryRowContext(ctx, agentID, enterpriseID).Scan(&acked)
+	err = sel.QueryRowContext(ctx, agentID, enterpriseID).Scan(&acked, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store events: read acked seq: %w", err)
+	}
+	if revoked {
+		// Nothing of a revoked agent is stored, even from a tunnel that
+		// was open when the revocation committed.
+		return nil, fmt.Errorf("agent %s: %w", agentID, ErrRevoked)
 	}
 	fresh := slices.DeleteFunc(slices.Clone(events), func(e protocol.Event) bool { return int64(e.Seq) <= acked })
 	if len(fresh) == 0 {
