@@ -64,17 +64,24 @@ func (p *PBX) Channels(ctx context.Context) ([]Channel, error) {
 // WaitChannels polls the live channels until ok accepts them or ctx ends;
 // it returns the last list seen either way.
 func (p *PBX) WaitChannels(ctx context.Context, ok func([]Channel) bool) ([]Channel, error) {
+	var last []Channel
+	var lastErr error
 	for {
 		chans, err := p.Channels(ctx)
-		if err == nil && ok(chans) {
-			return chans, nil
+		if err == nil {
+			if ok(chans) {
+				return chans, nil
+			}
+			last = chans
+		} else if ctx.Err() == nil {
+			lastErr = err
 		}
 		select {
 		case <-ctx.Done():
-			if err == nil {
-				err = ctx.Err()
+			if lastErr != nil {
+				return last, fmt.Errorf("channels in Asterisk: %w; last CLI error: %w (last seen: %s)", ctx.Err(), lastErr, Names(last))
 			}
-			return chans, fmt.Errorf("channels in Asterisk: %w (last seen: %s)", err, Names(chans))
+			return last, fmt.Errorf("channels in Asterisk: %w (last seen: %s)", ctx.Err(), Names(last))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
