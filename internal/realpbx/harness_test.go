@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/internal/asterisktest"
 	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/ami"
 )
 
 // Bounds of the suite's waits. Generous: the machine is shared, and a
@@ -121,10 +123,21 @@ func freeAddr(tb testing.TB) string {
 // eventually polls cond every 50 ms until it holds or d passes.
 func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	tb.Helper()
+	waitFor(tb, d, what, func() (bool, string) { return cond(), "" })
+}
+
+// waitFor is eventually whose condition also says what it last saw, for
+// the failure message.
+func waitFor(tb testing.TB, d time.Duration, what string, cond func() (bool, string)) {
+	tb.Helper()
 	deadline := time.Now().Add(d)
-	for !cond() {
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
+			tb.Fatalf("timed out after %v waiting for %s; last seen: %s", d, what, seen)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -245,19 +258,16 @@ type pbxView struct {
 // waitAMI waits until tn's PBX is connected and reports AMI in state.
 func (l *lab) waitAMI(tn *tenant, state string) {
 	l.t.Helper()
-	var last []byte
-	eventually(l.t, waitLong, "PBX "+tn.agentID+" connected with AMI "+state, func() bool {
+	waitFor(l.t, waitLong, "PBX "+tn.agentID+" connected with AMI "+state, func() (bool, string) {
 		var v struct {
 			PBXs []pbxView `json:"pbxs"`
 		}
 		code, body := l.do("GET", "/v1/pbxs", tn.key, nil)
-		last = body
 		if code != http.StatusOK || json.Unmarshal(body, &v) != nil || len(v.PBXs) != 1 {
-			return false
+			return false, string(body)
 		}
-		return v.PBXs[0].Connected && v.PBXs[0].AMI == state
+		return v.PBXs[0].Connected && v.PBXs[0].AMI == state, string(body)
 	})
-	_ = last
 }
 
 // do sends one request and returns the status and body; a transport error
@@ -366,14 +376,27 @@ func (l *lab) clean(tenants ...*tenant) {
 		l.t.Fatalf("clean Asterisk: %v", err)
 	}
 	for _, tn := range tenants {
-		eventually(l.t, waitShort, "agent "+tn.name+"'s channel table empty", func() bool {
+		waitFor(l.t, waitShort, "agent "+tn.name+"'s channel table empty", func() (bool, string) {
 			var v struct {
 				Channels []protocol.Channel `json:"channels"`
 			}
 			code, body := l.do("GET", "/v1/channels", tn.key, nil)
-			return code == http.StatusOK && json.Unmarshal(body, &v) == nil && len(v.Channels) == 0
+			return code == http.StatusOK && json.Unmarshal(body, &v) == nil && len(v.Channels) == 0, string(body)
 		})
 	}
+}
+
+// listed waits until GET /v1/channels lists a channel that ok accepts:
+// the agent's table follows Asterisk's events, a moment after the CLI.
+func (l *lab) listed(tn *tenant, what string, ok func(protocol.Channel) bool) {
+	l.t.Helper()
+	waitFor(l.t, waitShort, what, func() (bool, string) {
+		var v struct {
+			Channels []protocol.Channel `json:"channels"`
+		}
+		code, body := l.do("GET", "/v1/channels", tn.key, nil)
+		return code == http.StatusOK && json.Unmarshal(body, &v) == nil && slices.ContainsFunc(v.Channels, ok), string(body)
+	})
 }
 
 // byUniqueID matches a channel by its uniqueid.
@@ -477,4 +500,18 @@ func types(evs []Event) []string {
 		out[i] = e.Type
 	}
 	return out
+}
+
+// dialAMI logs in to the real Asterisk with our AMI client, as a second
+// party placing calls the product did not place (a customer calling in).
+func (l *lab) dialAMI(user string) *ami.Client {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	c, err := ami.Dial(ctx, ami.Config{Addr: l.pbx.AMIAddr(), Username: user, Secret: asterisktest.Secret, Events: "off"})
+	if err != nil {
+		l.t.Fatalf("AMI login as %s: %v", user, err)
+	}
+	l.t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -2,7 +2,6 @@ package realpbx
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +23,10 @@ func TestRealAsterisk(t *testing.T) {
 		{"originate_and_hangup_by_uniqueid", testOriginate},
 		{"ringing_busy_and_hangup_by_channel", testRingingAndHangupByChannel},
 		{"monitor_spy_whisper_barge", testMonitor},
+		{"legacy_routes", testLegacy},
+		{"events_resume_polling_and_websocket", testResume},
+		{"asterisk_restart_under_the_agent", testAsteriskRestart},
+		{"least_privilege_ami_user", testLeastPrivilege},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lt := l.with(t)
@@ -56,21 +59,14 @@ func testOriginate(l *lab, tn *tenant) {
 	}
 	l.channel("the number called, answered", far)
 
-	var chans struct {
-		Channels []protocol.Channel `json:"channels"`
-	}
-	code, body := l.do("GET", "/v1/channels", tn.key, nil)
-	mustJSON(l.t, "GET /v1/channels", code, body, http.StatusOK, &chans)
-	if !slices.ContainsFunc(chans.Channels, func(c protocol.Channel) bool { return c.UniqueID == id && c.Channel == first.Name }) {
-		l.t.Fatalf("GET /v1/channels does not list %s (%s): %s", first.Name, id, body)
-	}
+	l.listed(tn, "GET /v1/channels listing "+first.Name, func(c protocol.Channel) bool { return c.UniqueID == id && c.Channel == first.Name })
 
 	ans := l.waitEvent(tn, "call.answered of "+id, func(e Event) bool { return e.CallID == id && e.Type == protocol.EventCallAnswered })
 	if ans.AnsweredBy != "+375296254070" || ans.From != "150" || ans.To != "+375296254070" {
 		l.t.Errorf("call.answered: %s", ans)
 	}
 
-	code, body = l.do("DELETE", "/v1/calls/"+id+"?reason=realpbx", tn.key, nil)
+	code, body := l.do("DELETE", "/v1/calls/"+id+"?reason=realpbx", tn.key, nil)
 	mustJSON(l.t, "DELETE /v1/calls/{id}", code, body, http.StatusOK, nil)
 	prefix := strings.TrimSuffix(first.Name, ";1")
 	l.gone("the call's channels", func(c asterisktest.Channel) bool { return strings.HasPrefix(c.Name, prefix) || far(c) })
