@@ -28,6 +28,7 @@ type flags struct {
 	ami, amiUser, amiSecretFile       string
 	context, logFormat, logLevel      string
 	metricsListen                     string
+	maxOriginates                     int
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -42,6 +43,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9464 (empty: off)")
+	fs.IntVar(&f.maxOriginates, "max-concurrent-originates", agent.DefaultMaxConcurrentOriginates,
+		"calls being set up at once, from the request until Asterisk says answered or failed; more are refused as busy (429 pbx_busy)")
 }
 
 // load parses flags, environment and config file into an agent.Config.
@@ -92,6 +95,8 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 		Context: f.context,
 		Logger:  log,
 		Version: version,
+
+		MaxConcurrentOriginates: f.maxOriginates,
 	}
 	if err := cfg.Validate(); err != nil {
 		return agent.Config{}, nil, flags{}, usagef("%v", err)
