@@ -87,13 +87,21 @@ func (p *PBX) WaitChannels(ctx context.Context, ok func([]Channel) bool) ([]Chan
 	}
 }
 
-// HangupAll hangs up every channel and waits until Asterisk has none.
+// HangupAll hangs up every channel and waits until Asterisk has none. It
+// asks again every half second: an async Originate still being set up
+// creates its channels after the first request.
 func (p *PBX) HangupAll(ctx context.Context) error {
-	if _, err := p.CLI(ctx, "channel request hangup all"); err != nil {
-		return err
+	for {
+		if _, err := p.CLI(ctx, "channel request hangup all"); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_, err := p.WaitChannels(wctx, func(c []Channel) bool { return len(c) == 0 })
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
 	}
-	_, err := p.WaitChannels(ctx, func(c []Channel) bool { return len(c) == 0 })
-	return err
 }
 
 // Names lists channel names, for messages.

@@ -156,16 +156,18 @@ type tenant struct {
 
 // lab is the whole product around one real Asterisk.
 type lab struct {
-	t        testing.TB
-	pbx      *asterisktest.PBX
-	sb       string // switchboard binary
-	agentBin string
-	dir      string
-	db       string
-	base     string // http://127.0.0.1:port
-	jwtFile  string
-	serve    *proc
-	client   *http.Client
+	t         testing.TB
+	pbx       *asterisktest.PBX
+	sb        string // switchboard binary
+	agentBin  string
+	dir       string
+	db        string
+	base      string // http://127.0.0.1:port
+	jwtFile   string
+	serve     *proc
+	client    *http.Client
+	logLevel  string   // of the agents started from now on
+	agentArgs []string // more flags for them
 }
 
 // newLab starts Asterisk (or skips: see asterisktest.Require), builds the
@@ -178,9 +180,10 @@ func newLab(tb testing.TB, serveFlags ...string) *lab {
 	dir := tb.TempDir()
 	l := &lab{
 		t: tb, pbx: pbx, sb: sb, agentBin: agentBin, dir: dir,
-		db:      "sqlite:" + filepath.Join(dir, "switchboard.db"),
-		jwtFile: filepath.Join(dir, "jwt.secret"),
-		client:  &http.Client{Timeout: waitShort},
+		db:       "sqlite:" + filepath.Join(dir, "switchboard.db"),
+		jwtFile:  filepath.Join(dir, "jwt.secret"),
+		client:   &http.Client{Timeout: waitShort},
+		logLevel: "debug",
 	}
 	if err := os.WriteFile(l.jwtFile, []byte("realpbx-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz\n"), 0o600); err != nil {
 		tb.Fatal(err)
@@ -242,9 +245,10 @@ func (l *lab) startAgent(tn *tenant, amiUser string) {
 		l.t.Fatal(err)
 	}
 	u := "ws://" + strings.TrimPrefix(l.base, "http://") + protocol.ConnectPath
-	tn.agent = startProc(l.t, "switchboard-agent ("+tn.name+", AMI user "+amiUser+")", l.agentBin, "run", "--server", u,
+	args := append([]string{"run", "--server", u,
 		"--token-file", tn.tokenFile, "--ami", l.pbx.AMIAddr(), "--ami-user", amiUser, "--ami-secret-file", secret,
-		"--context", "inoffice", "--log-level", "debug")
+		"--context", "inoffice", "--log-level", l.logLevel}, l.agentArgs...)
+	tn.agent = startProc(l.t, "switchboard-agent ("+tn.name+", AMI user "+amiUser+")", l.agentBin, args...)
 	l.waitAMI(tn, "up")
 }
 
