@@ -141,6 +141,26 @@ func TestReplayCaptures(t *testing.T) {
 			},
 		},
 		{
+			// The agent's originates (18d-g) end with every channel of
+			// 150 hanging up with Cause 0: the busy, congestion and
+			// cancel come from the DialEnd of the number dialled.
+			name:     "18 the numeric test lines, directly and dialled from 150 through the API",
+			captures: []string{"18-originate-test-lines"},
+			setup: func(tr *Tracker) {
+				tr.ExpectOriginate("sb-capture-18d", "150", "5550001")
+				tr.ExpectOriginate("sb-capture-18e", "150", "5550002")
+				tr.ExpectOriginate("sb-capture-18f", "150", "5550000")
+			},
+			want: map[string]string{
+				"1796535404.0":   "started(originate 5550001→ queued) ended(busy 17)",
+				"1796535406.2":   "started(originate 5550000→ queued) ringing ended(no-answer 19)",
+				"1796535411.4":   "started(originate 5550002→ queued) ended(failed 34)",
+				"sb-capture-18d": "started(originate 150→5550001 queued) ended(busy 17)",
+				"sb-capture-18e": "started(originate 150→5550002 queued) ended(failed 34)",
+				"sb-capture-18f": "started(originate 150→5550000 queued) ringing ended(canceled 16 by 150)",
+			},
+		},
+		{
 			name:     "monitor placed through the API",
 			resync:   "05-coreshowchannels",
 			captures: []string{"07-chanspy"},

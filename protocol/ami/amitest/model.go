@@ -40,8 +40,11 @@ type channel struct {
 	half    int      // 1 or 2
 	bridge  *bridge
 	dialed  *leg // the Dial leg this channel placed, if any
-	spy     *spy // the ChanSpy this channel runs, if any
-	gone    bool
+	// dialFailed is the Dial leg whose failure (busy, congestion) ended
+	// this channel's Dial: its Cdr records name it (capture 18d/e).
+	dialFailed *leg
+	spy        *spy // the ChanSpy this channel runs, if any
+	gone       bool
 }
 
 // ChannelInfo is a snapshot of one live channel.
@@ -103,6 +106,7 @@ type leg struct {
 	dialData       string       // the caller's Dial() argument
 	timeout        time.Duration
 	decided        bool
+	failDisp       string // the Cdr disposition a failed Dial leg left its caller
 }
 
 // bridge is a basic two-party bridge.
@@ -436,12 +440,23 @@ func (s *Server) channelCDR(c *channel, end time.Time) {
 	if c.answered.IsZero() {
 		disp = "NO ANSWER"
 	}
+	if f := c.dialFailed; f != nil && !c.answered.IsZero() {
+		// Dial returned busy or congestion: the caller's own record,
+		// then one with the failure and the leg it dialled (18d/e).
+		s.cdr(c, disp, nil, c.answered)
+		s.cdr(c, f.failDisp, f.one, end)
+		return
+	}
 	if d := c.dialed; d != nil && !c.answered.IsZero() {
 		s.cdr(c, disp, nil, c.answered)
-		if !d.one.answered.IsZero() {
-			s.cdr(c, disp, d.one, end)
-			return
+		// Hung up while the Dial still rang: NO ANSWER, naming the
+		// dialled leg (18g).
+		second := disp
+		if d.one.answered.IsZero() {
+			second = "NO ANSWER"
 		}
+		s.cdr(c, second, d.one, end)
+		return
 	}
 	s.cdr(c, disp, nil, end)
 }
