@@ -161,6 +161,21 @@ func TestReplayCaptures(t *testing.T) {
 			},
 		},
 		{
+			name:     "19 a supervisor hung up while listening leaves with the call",
+			captures: []string{"19-chanspy-hangup"},
+			setup: func(tr *Tracker) {
+				tr.ExpectOriginate("sb-capture-19a", "150", "+375296254070")
+				tr.ExpectMonitor("sb-capture-19b", "150")
+			},
+			// The Hangup of the supervisor (19c) changes nothing; the
+			// monitor stops and the supervisor's call ends with the call.
+			want: map[string]string{
+				"sb-capture-19a": "started(originate 150→+375296254070 queued) answered(+375296254070) bridged " +
+					"monitor_started(151) monitor_stopped(151) ended(completed 16 by 150)",
+				"sb-capture-19b": "started(originate 151→150 queued) answered(151) ended(completed 16 by 151)",
+			},
+		},
+		{
 			name:     "monitor placed through the API",
 			resync:   "05-coreshowchannels",
 			captures: []string{"07-chanspy"},

@@ -49,6 +49,26 @@ var scripts = map[string][]asterisktest.Step{
 			Send: "Action: Hangup\r\nActionID: hangup-ringing\r\nChannel: /^Local.150@inoffice-.*;1$/\r\nCause: 16\r\n\r\n",
 			Wait: 2 * time.Second},
 	},
+	// A supervisor's ChanSpy hung up while it listens to a call: Asterisk
+	// answers at once, but a ChanSpy attached to a channel that carries
+	// no frames (any Local channel) leaves only when its target does.
+	"19-chanspy-hangup": {
+		{Title: "19a: a call, as the agent places it: Local/150 answers, Dial(Local/+375296254070)",
+			Send: "Action: Originate\r\nActionID: orig-call\r\nChannel: Local/150@inoffice\r\nApplication: Dial\r\nData: Local/+375296254070@inoffice\r\nTimeout: 30000\r\nAsync: true\r\nChannelId: sb-capture-19a\r\nOtherChannelId: sb-capture-19a-2\r\n\r\n",
+			Wait: 1 * time.Second},
+		{Title: "19b: the supervisor, as the agent places it: Local/151 answers, ChanSpy(<150's channel prefix>,bq)",
+			Send: "Action: Originate\r\nActionID: orig-spy\r\nChannel: Local/151@inoffice\r\nApplication: ChanSpy\r\nData: Local/150@inoffice-00000000,bq\r\nTimeout: 30000\r\nAsync: true\r\nChannelId: sb-capture-19b\r\nOtherChannelId: sb-capture-19b-2\r\n\r\n",
+			Wait: 1 * time.Second},
+		{Title: "19c: Hangup of the supervisor's ChanSpy channel by name: Channel Hungup, and nothing else happens",
+			Send: "Action: Hangup\r\nActionID: hangup-spy\r\nChannel: Local/151@inoffice-00000002;1\r\nCause: 16\r\n\r\n",
+			Wait: 1500 * time.Millisecond},
+		{Title: "19d: Status of the supervisor's channel: still there",
+			Send: "Action: Status\r\nActionID: status-spy\r\nChannel: Local/151@inoffice-00000002;1\r\n\r\n",
+			Wait: 500 * time.Millisecond},
+		{Title: "19e: Hangup of the monitored call: ChanSpyStop, and the supervisor leaves with it",
+			Send: "Action: Hangup\r\nActionID: hangup-call\r\nChannel: Local/150@inoffice-00000000;1\r\nCause: 16\r\n\r\n",
+			Wait: 2 * time.Second},
+	},
 }
 
 func main() {

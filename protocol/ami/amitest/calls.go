@@ -422,6 +422,22 @@ type spy struct {
 	opts    string
 	target  *channel
 	pending bool // an attach is scheduled
+	// hangup: a Hangup action asked for this spy while it listened; it
+	// leaves, with hangupCause, when its target does (capture 19).
+	hangup      bool
+	hangupCause int
+}
+
+// requestHangup is a Hangup action on c. ChanSpy, while it listens, waits
+// for frames on the supervisor's channel, and a Local channel carries
+// none: Asterisk answers "Channel Hungup" but the supervisor only leaves
+// when the target's call ends (capture 19). Anything else hangs up at once.
+func (s *Server) requestHangup(c *channel, cause int) {
+	if sp := c.spy; sp != nil && sp.target != nil {
+		sp.hangup, sp.hangupCause = true, cause
+		return
+	}
+	s.hangupCall(c, cause)
 }
 
 func (s *Server) startSpy(ch *channel, data string) {

@@ -257,10 +257,14 @@ func (s *Server) hangupChannel(c *channel, cause int) {
 	if c.gone {
 		return
 	}
+	var leaving []*spy // asked to hang up while they listened to c
 	for _, sp := range s.model.spies {
 		if sp.target == c {
 			s.emitSpy("ChanSpyStop", sp, c)
 			sp.target = nil
+			if sp.hangup {
+				leaving = append(leaving, sp)
+			}
 		}
 	}
 	if sp := c.spy; sp != nil {
@@ -275,6 +279,11 @@ func (s *Server) hangupChannel(c *channel, cause int) {
 	}
 	s.emitChan("Hangup", c, "Cause", fmt.Sprint(cause), "Cause-txt", causeTxt(cause))
 	s.model.remove(c)
+	for _, sp := range leaving {
+		if !sp.ch.gone {
+			s.hangupCall(sp.ch, sp.hangupCause)
+		}
+	}
 	s.spyKick()
 }
 
@@ -463,6 +472,8 @@ func (s *Server) channelCDR(c *channel, end time.Time) {
 
 // Hangup hangs up a channel (by name or uniqueid) and its call as if the
 // remote party did, with the given Q.850 cause (<= 0: Asterisk's default).
+// It takes effect at once, even on a listening ChanSpy, which the Hangup
+// action only ends when its target goes (capture 19).
 func (s *Server) Hangup(channelOrUniqueid string, cause int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
