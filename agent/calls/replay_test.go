@@ -2,6 +2,7 @@ package calls
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,6 +174,44 @@ func TestReplayCaptures(t *testing.T) {
 				"sb-capture-19a": "started(originate 150→+375296254070 queued) answered(+375296254070) bridged " +
 					"monitor_started(151) monitor_stopped(151) ended(completed 16 by 150)",
 				"sb-capture-19b": "started(originate 151→150 queued) answered(151) ended(completed 16 by 151)",
+			},
+		},
+		{
+			// A caller put into queue inbound the way a CRM or the lab
+			// does (Originate Local/inbound@queues, Application Wait): the
+			// queue's Answer() is the PBX's, not a person's; the call is
+			// answered by the operator the queue connects (ringall: both
+			// operators' Local ";2" halves may go Up, only the queue's
+			// DialEnd ANSWER tells), from the caller id it rings them with.
+			// 14d: the caller gives up while the operators ring.
+			name:     "14b/c/d queue calls: the operator who took it",
+			captures: []string{"14b-queue-call-ringall", "14c-queue-call-noanswer", "14d-queue-call-abandon"},
+			want: map[string]string{
+				"1796529714.66": "started(originate inbound→ queued) ringing answered(102) bridged ended(completed 16 by 102)",
+				"1796529722.72": "started(originate inbound→ queued) ringing answered(101) bridged ended(completed 16 by 101)",
+				"1796529732.78": "started(originate inbound→ queued) ringing answered(101) bridged ended(completed 16 by +375296254070)",
+				"1796529747.86": "started(originate inbound→ queued) ringing ended(canceled 16 by +375296254070)",
+			},
+			check: func(t *testing.T, calls map[string][]protocol.Event) {
+				// answered_by is the operator Asterisk's AgentConnect names.
+				want := map[string]string{}
+				for _, name := range []string{"14b-queue-call-ringall", "14c-queue-call-noanswer"} {
+					for _, m := range loadCapture(t, name) {
+						if m.Event() == "AgentConnect" {
+							want[m.Get("Linkedid")] = strings.TrimPrefix(m.Get("MemberName"), "Operator ")
+						}
+					}
+				}
+				if len(want) != 3 {
+					t.Fatalf("AgentConnect for %d calls, want 3", len(want))
+				}
+				for id, op := range want {
+					for _, e := range calls[id] {
+						if e.Type == protocol.EventCallAnswered && (e.AnsweredBy != op || e.From != "+375296254070" || e.To != "inbound") {
+							t.Errorf("call %s answered by %q from %q to %q, want %s from +375296254070 to inbound", id, e.AnsweredBy, e.From, e.To, op)
+						}
+					}
+				}
 			},
 		},
 		{

@@ -24,6 +24,7 @@ func TestRealAsterisk(t *testing.T) {
 		{"ringing_busy_and_hangup_by_channel", testRingingAndHangupByChannel},
 		{"monitor_spy_whisper_barge", testMonitor},
 		{"legacy_routes", testLegacy},
+		{"queue_call_answered_by_operator", testQueueCall},
 		{"events_resume_polling_and_websocket", testResume},
 		{"asterisk_restart_under_the_agent", testAsteriskRestart},
 		{"least_privilege_ami_user", testLeastPrivilege},
