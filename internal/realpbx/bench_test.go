@@ -82,6 +82,7 @@ type benchPath struct {
 func (l *lab) runPath(b *testing.B, tn *tenant, p benchPath) {
 	b.Helper()
 	l.clean(tn)
+	l.quiet(tn)
 	if err := p.open(); err != nil {
 		b.Fatalf("%s: %v", p.name, err)
 	}
@@ -93,6 +94,7 @@ func (l *lab) runPath(b *testing.B, tn *tenant, p benchPath) {
 		}
 	}
 	l.clean(tn)
+	l.quiet(tn)
 	cpu := l.cpuNow(tn)
 	var stopPerf func()
 	if p.perf && *benchPerf != "" {
@@ -129,6 +131,27 @@ func (l *lab) runPath(b *testing.B, tn *tenant, p benchPath) {
 		used.per(len(lat), used.serve), used.per(len(lat), used.agent), used.per(len(lat), used.asterisk), used.per(len(lat), used.self))
 	for _, q := range []int{50, 90, 99} {
 		b.ReportMetric(float64(pct(q).Microseconds()), fmt.Sprintf("%s-p%d-µs", p.name, q))
+	}
+}
+
+// quiet waits until the control plane has stored no new event for half a
+// second: the calls hung up before a path must not be stored (SQLite
+// writes, webhooks) while it is measured.
+func (l *lab) quiet(tn *tenant) {
+	l.t.Helper()
+	var after int64
+	if evs := l.events(tn, 0); len(evs) > 0 {
+		after = evs[len(evs)-1].Seq
+	}
+	still := 0
+	deadline := time.Now().Add(time.Minute)
+	for still < 5 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if evs := l.events(tn, after); len(evs) > 0 {
+			after, still = evs[len(evs)-1].Seq, 0
+			continue
+		}
+		still++
 	}
 }
 
