@@ -146,12 +146,12 @@ func waitFor(tb testing.TB, d time.Duration, what string, cond func() (bool, str
 // tenant is one enterprise with one PBX agent and an API key holding every
 // scope.
 type tenant struct {
-	number, name     string
-	agentID, token   string
-	key              string
-	jwt              string // operator JWT, roles supervisor and telecom_admin
-	agent            *proc
-	tokenFile, label string
+	number, name   string
+	agentID, token string
+	key            string
+	jwt            string // operator JWT, roles supervisor and telecom_admin
+	agent          *proc
+	tokenFile      string
 }
 
 // lab is the whole product around one real Asterisk.
