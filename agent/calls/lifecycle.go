@@ -109,16 +109,20 @@ type spyPair struct{ spy, target string }
 
 // leg is one party of a call: a channel, or both halves of a Local pair.
 type leg struct {
-	call      *call
-	name      string // ";1" half for a Local pair
-	base      string
-	who       string
-	first     bool
-	local     bool // a Local channel pair: a link, not a party
-	chans     []*channel
-	bridges   []string
-	up        bool
-	dialing   bool // one of its channels placed a Dial (DialBegin)
+	call    *call
+	name    string // ";1" half for a Local pair
+	base    string
+	who     string
+	first   bool
+	local   bool // a Local channel pair: a link, not a party
+	chans   []*channel
+	bridges []string
+	up      bool
+	dialing bool // one of its channels placed a Dial (DialBegin)
+	// refused: the Dial that rang it ended busy, congested, unanswered or
+	// unavailable; its channels may still be going away, but it is no
+	// longer a party the caller could be giving up on.
+	refused   bool
 	cause     int
 	causeText string
 	cdrBill   int
@@ -461,7 +465,7 @@ func (t *Tracker) connected(c *call) bool {
 
 func (t *Tracker) targetAlive(c *call) bool {
 	for _, l := range c.legs {
-		if t.isTarget(l) && !l.gone() {
+		if t.isTarget(l) && !l.gone() && !l.refused {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/ami"
 )
 
 // replayCase replays captured AMI sessions through one Tracker and checks
@@ -297,4 +298,44 @@ func TestTimestampHeaderWins(t *testing.T) {
 
 func formatTimestamp(t time.Time) string {
 	return fmt.Sprintf("%d.%06d", t.Unix(), t.Nanosecond()/1000)
+}
+
+// TestDialFailureBeforeItsLegIsGone: when a Dial returns busy or
+// congestion, Asterisk hangs up the dialling channel while the Local
+// channels of the number dialled are still being torn down, and the order
+// of those events varies from run to run (seen on the real Asterisk:
+// capture 18 has one order, a run under load the other). The caller
+// hanging up after its Dial has failed is not a cancel: the call ends busy
+// (or failed) either way.
+func TestDialFailureBeforeItsLegIsGone(t *testing.T) {
+	for _, tc := range []struct{ id, dest, want string }{
+		{"sb-capture-18d", "Local/5550001@", "started(originate 150→ queued) ended(busy 17)"},
+		{"sb-capture-18e", "Local/5550002@", "started(originate 150→ queued) ended(failed 34)"},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			msgs := loadCapture(t, "18-originate-test-lines")
+			end, req := -1, -1
+			for i, m := range msgs {
+				switch {
+				case m.Event() == "DialEnd" && m.Get("Linkedid") == tc.id && strings.HasPrefix(m.Get("DestChannel"), tc.dest):
+					end = i
+				case m.Event() == "HangupRequest" && m.Get("Linkedid") == tc.id && strings.HasPrefix(m.Get("Channel"), "Local/150@"):
+					req = i
+				}
+			}
+			if end < 0 || req < end {
+				t.Fatalf("capture: DialEnd at %d, the caller's HangupRequest at %d", end, req)
+			}
+			// The caller's HangupRequest right after the DialEnd, before any
+			// Hangup of the number dialled.
+			moved := append(append(append([]*ami.Message{}, msgs[:end+1]...), msgs[req]), msgs[end+1:req]...)
+			moved = append(moved, msgs[req+1:]...)
+			clk := newClock()
+			tr := NewTracker(Config{Now: clk.Now})
+			calls, _ := byCall(feed(tr, clk, moved))
+			if got := summary(calls[tc.id]); got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
 }

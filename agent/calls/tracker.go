@@ -389,12 +389,16 @@ func (t *Tracker) onDialEnd(m *ami.Message) {
 		}
 		t.up(l, t.clockNow)
 	case "BUSY":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallBusy, causeUserBusy, l})
 	case "NOANSWER":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallNoAnswer, causeNoAnswer, l})
 	case "CONGESTION":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallFailed, causeCongestion, l})
 	case "CHANUNAVAIL":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallFailed, causeUnknown, l})
 	case "CANCEL":
 		t.setEvidence(l.call, evidence{protocol.CallCanceled, causeUnknown, l.call.first})
