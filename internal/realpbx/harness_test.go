@@ -408,6 +408,13 @@ func byUniqueID(id string) func(asterisktest.Channel) bool {
 	return func(c asterisktest.Channel) bool { return c.UniqueID == id }
 }
 
+// running matches the channel with uniqueid id once it runs app: an
+// originated channel exists (Down, AppDial2) before it answers and runs
+// its application.
+func running(id, app string) func(asterisktest.Channel) bool {
+	return func(c asterisktest.Channel) bool { return c.UniqueID == id && c.Application == app }
+}
+
 // originate places a call through POST /v1/calls and returns its id.
 func (l *lab) originate(tn *tenant, from, to string) string {
 	l.t.Helper()

@@ -20,7 +20,7 @@ func testLeastPrivilege(l *lab, _ *tenant) {
 	defer l.clean(tn)
 
 	id := l.originate(tn, "150", "+375296254070")
-	first := l.channel("the call placed by the least-privilege agent", byUniqueID(id))
+	first := l.channel("the call placed by the least-privilege agent", running(id, "Dial"))
 	if first.Application != "Dial" || first.Data != "Local/+375296254070@inoffice" {
 		l.t.Fatalf("in Asterisk: %+v", first)
 	}
@@ -33,7 +33,7 @@ func testLeastPrivilege(l *lab, _ *tenant) {
 	}
 	code, body := l.do("POST", "/v1/monitor", tn.jwt, map[string]any{"mode": "barge", "target": "150", "from": "151"})
 	mustJSON(l.t, "POST /v1/monitor", code, body, http.StatusCreated, &mon)
-	spy := l.channel("ChanSpy", byUniqueID(mon.CallID))
+	spy := l.channel("ChanSpy", running(mon.CallID, "ChanSpy"))
 	if spy.Application != "ChanSpy" || !strings.HasSuffix(spy.Data, ",Bbqw") {
 		l.t.Errorf("supervisor in Asterisk: %+v", spy)
 	}

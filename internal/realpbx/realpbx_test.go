@@ -50,7 +50,7 @@ func (l *lab) with(t testing.TB) *lab {
 // cause 16 after DELETE /v1/calls/{id} removed every channel in Asterisk.
 func testOriginate(l *lab, tn *tenant) {
 	id := l.originate(tn, "150", "+375296254070")
-	first := l.channel("the call's first leg", byUniqueID(id))
+	first := l.channel("the call's first leg", running(id, "Dial"))
 	if !strings.HasPrefix(first.Name, "Local/150@inoffice-") || !strings.HasSuffix(first.Name, ";1") ||
 		first.Application != "Dial" || first.Data != "Local/+375296254070@inoffice" {
 		l.t.Fatalf("first leg in Asterisk: %+v", first)
@@ -134,7 +134,7 @@ func testMonitor(l *lab, tn *tenant) {
 		{protocol.MonitorSpy, "bq"}, {protocol.MonitorWhisper, "bqw"}, {protocol.MonitorBarge, "Bbqw"},
 	} {
 		id := l.originate(tn, "150", "+375296254070")
-		target := l.channel("the target's call", byUniqueID(id))
+		target := l.channel("the target's call", running(id, "Dial"))
 		l.waitEvent(tn, "call.bridged of "+id, func(e Event) bool { return e.CallID == id && e.Type == protocol.EventCallBridged })
 		var res struct {
 			CallID         string `json:"call_id"`
@@ -147,7 +147,7 @@ func testMonitor(l *lab, tn *tenant) {
 		if res.ChanSpyOptions != m.opts || res.TargetChannel != target.Name {
 			l.t.Errorf("monitor %s answered %s", m.mode, body)
 		}
-		spy := l.channel("ChanSpy of "+m.mode, byUniqueID(res.CallID))
+		spy := l.channel("ChanSpy of "+m.mode, running(res.CallID, "ChanSpy"))
 		prefix := strings.TrimSuffix(target.Name, ";1")
 		if !strings.HasPrefix(spy.Name, "Local/151@inoffice-") || spy.Application != "ChanSpy" ||
 			spy.Data != res.TargetPrefix+","+m.opts || !strings.HasPrefix(prefix, res.TargetPrefix) {

@@ -40,7 +40,7 @@ func testAsteriskRestart(l *lab, tn *tenant) {
 	mustJSON(l.t, "hang up a call of the stopped Asterisk", code, body, http.StatusNotFound, nil)
 
 	again := l.originate(tn, "150", "+375296254070")
-	first := l.channel("a call after the restart", byUniqueID(again))
+	first := l.channel("a call after the restart", running(again, "Dial"))
 	if !strings.HasPrefix(first.Name, "Local/150@inoffice-") || first.Application != "Dial" {
 		l.t.Errorf("after the restart: %+v", first)
 	}
