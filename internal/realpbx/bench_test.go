@@ -27,7 +27,8 @@ import (
 )
 
 var (
-	benchCalls = flag.Int("realpbx.calls", 300, "sequential originates per path in BenchmarkOriginateLatency")
+	benchCalls  = flag.Int("realpbx.calls", 300, "sequential originates per path in BenchmarkOriginateLatency")
+	benchRounds = flag.Int("realpbx.rounds", 1, "rounds of the four paths in one BenchmarkOriginateLatency run (use with -benchtime 1x)")
 	benchPerf  = flag.String("realpbx.perf", "", "record `FILE` with perf (CPU samples of switchboard serve and the agent) during the product path, and write its report to FILE.txt")
 )
 
@@ -49,11 +50,13 @@ var (
 // successfully queued" (or the 201). The agent stays logged in throughout,
 // as in production, so Asterisk fans every event out to it on every path.
 //
-// -benchtime Nx runs N rounds of the four paths; the percentiles are over
-// every round, and each round's p50 is logged to show the spread:
+// -realpbx.rounds N runs N rounds of the four paths on one setup (with
+// -benchtime 1x: any other benchtime sets everything up again per b.N); the
+// percentiles are over every round, and each round's p50 is logged to show
+// the spread:
 //
 //	SWITCHBOARD_ASTERISK_LAB=../shared/asterisk/asterisk-lab \
-//	  go test -run '^$' -bench OriginateLatency -benchtime 3x ./internal/realpbx/ [-realpbx.perf /tmp/serve.perf]
+//	  go test -run '^$' -bench OriginateLatency -benchtime 1x ./internal/realpbx/ -realpbx.rounds 3 [-realpbx.perf /tmp/serve.perf]
 func BenchmarkOriginateLatency(b *testing.B) {
 	l := newLab(b, "--log-level", "info",
 		"--rate-per-credential", "1000000", "--burst-per-credential", "1000000",
@@ -66,7 +69,7 @@ func BenchmarkOriginateLatency(b *testing.B) {
 	b.ResetTimer()
 	runs := map[string][]pathRun{}
 	var order []string
-	for round := range b.N {
+	for round := range b.N * *benchRounds {
 		for _, p := range []benchPath{l.directPath(), l.clientPath(), l.barePath(), l.productPath(june)} {
 			p.perf = p.perf && round == 0
 			if round == 0 {
