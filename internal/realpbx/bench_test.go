@@ -29,7 +29,7 @@ import (
 var (
 	benchCalls  = flag.Int("realpbx.calls", 300, "sequential originates per path in BenchmarkOriginateLatency")
 	benchRounds = flag.Int("realpbx.rounds", 1, "rounds of the four paths in one BenchmarkOriginateLatency run (use with -benchtime 1x)")
-	benchPerf  = flag.String("realpbx.perf", "", "record `FILE` with perf (CPU samples of switchboard serve and the agent) during the product path, and write its report to FILE.txt")
+	benchPerf   = flag.String("realpbx.perf", "", "record `FILE` with perf (CPU samples of switchboard serve and the agent) during the product path, and write its report to FILE.txt")
 )
 
 // BenchmarkOriginateLatency puts four ways of placing one call side by side
