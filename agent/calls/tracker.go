@@ -352,9 +352,10 @@ func (t *Tracker) onDialBegin(m *ami.Message) {
 	src.leg.dialing = true
 	if c.originate && src.leg.first && !dest.leg.first {
 		t.resolve(c, stageTwo)
-		// An originated Local channel's own dialplan dials (an answered
-		// queue ringing its operators): see becomeFront.
-		if !c.dialplanAnswer.IsZero() {
+		// An originated Local channel's own dialplan dials, having
+		// answered (a queue ringing its operators after Answer()) or not:
+		// see becomeFront.
+		if c.stage == stageSingle {
 			c.dialplanAnswer = time.Time{}
 			t.becomeFront(c, knownValue(m.Get("CallerIDNum")))
 		}
