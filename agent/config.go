@@ -20,15 +20,17 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultContext           = ops.DefaultContext
-	DefaultHeartbeatInterval = 15 * time.Second
-	DefaultMaxEventsPerBatch = 100
-	DefaultMaxRequests       = tunnel.DefaultMaxInFlight
-	DefaultReconnectMin      = time.Second
-	DefaultReconnectMax      = time.Minute
-	DefaultHealthyAfter      = 30 * time.Second
-	DefaultHelloTimeout      = 10 * time.Second
-	DefaultWriteTimeout      = 10 * time.Second
+	DefaultContext = ops.DefaultContext
+	// DefaultMaxConcurrentOriginates bounds calls being set up at once.
+	DefaultMaxConcurrentOriginates = ops.DefaultMaxConcurrentOriginates
+	DefaultHeartbeatInterval       = 15 * time.Second
+	DefaultMaxEventsPerBatch       = 100
+	DefaultMaxRequests             = tunnel.DefaultMaxInFlight
+	DefaultReconnectMin            = time.Second
+	DefaultReconnectMax            = time.Minute
+	DefaultHealthyAfter            = 30 * time.Second
+	DefaultHelloTimeout            = 10 * time.Second
+	DefaultWriteTimeout            = 10 * time.Second
 	// DefaultSubscriptionBuffer holds the AMI events that arrive while the
 	// consumer waits for a CoreShowChannels resync (a busy PBX sends
 	// hundreds per second; a resync takes milliseconds to seconds).

@@ -1,6 +1,7 @@
 package calls
 
 import (
+	"strings"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -48,12 +49,29 @@ type call struct {
 	direction   string
 	from, to    string
 	fromGuessed bool // from is the channel's name, not a caller id
+	hinted      bool // from and to came from the agent's expectation
+	monitor     bool // the agent's own supervisor call (ChanSpy)
 	channel     string
 	originate   bool
 	stage       stage
 	first       *leg
 	legs        []*leg
 	partyEver   bool
+	// front: the originated channel is a Local channel whose dialplan
+	// answered and then rang others (a queue's operators, an IVR's
+	// target): the call is answered by whoever of them it connects.
+	front bool
+	// app is the application an Originate ran on the first leg, from its
+	// OriginateResponse ("Dial", "Wait", "ChanSpy"…).
+	app string
+	// dialplanAnswer holds the answer of a Local channel originated into
+	// an application such as Wait (how a CRM or a test puts a caller into
+	// a queue) that its own dialplan answered while it had dialled nobody:
+	// a phone of the lab, or a queue or IVR about to ring people (Answer()
+	// before Queue()). It is emitted when the call ends, and dropped when
+	// the dialplan rings someone (front). A supervisor's ChanSpy call is
+	// never held: its dialplan is the supervisor's phone.
+	dialplanAnswer time.Time
 
 	phase  phase
 	status string
@@ -91,15 +109,20 @@ type spyPair struct{ spy, target string }
 
 // leg is one party of a call: a channel, or both halves of a Local pair.
 type leg struct {
-	call      *call
-	name      string // ";1" half for a Local pair
-	base      string
-	who       string
-	first     bool
-	local     bool // a Local channel pair: a link, not a party
-	chans     []*channel
-	bridges   []string
-	up        bool
+	call    *call
+	name    string // ";1" half for a Local pair
+	base    string
+	who     string
+	first   bool
+	local   bool // a Local channel pair: a link, not a party
+	chans   []*channel
+	bridges []string
+	up      bool
+	dialing bool // one of its channels placed a Dial (DialBegin)
+	// refused: the Dial that rang it ended busy, congested, unanswered or
+	// unavailable; its channels may still be going away, but it is no
+	// longer a party the caller could be giving up on.
+	refused   bool
 	cause     int
 	causeText string
 	cdrBill   int
@@ -176,7 +199,7 @@ func (t *Tracker) partyAppeared(c *call, l *leg) {
 	if c.originate && c.stage == stageUnknown {
 		t.resolve(c, stageTwo)
 	}
-	if c.to == "" {
+	if c.to == "" && !c.front {
 		c.to = l.who
 	}
 }
@@ -208,6 +231,7 @@ func (t *Tracker) startCall(c *call, l *leg, state int, callerID, exten string, 
 	}
 	if exp != nil {
 		c.direction = DirectionOriginate
+		c.hinted = true
 		if exp.from != "" {
 			c.from = exp.from
 		}
@@ -215,7 +239,7 @@ func (t *Tracker) startCall(c *call, l *leg, state int, callerID, exten string, 
 			c.to = exp.to
 		}
 		if exp.monitor != "" {
-			c.to = exp.monitor
+			c.to, c.monitor = exp.monitor, true
 		}
 	}
 	c.phase = phaseStarted
@@ -249,7 +273,7 @@ func (t *Tracker) isTarget(l *leg) bool {
 	case stageTwo:
 		return !l.first
 	case stageSingle:
-		return l.first
+		return l.first != c.front
 	}
 	return false
 }
@@ -275,8 +299,14 @@ func (t *Tracker) ringing(l *leg) {
 }
 
 func (t *Tracker) up(l *leg, at time.Time) {
-	l.up = true
 	c := l.call
+	if c.front && !l.first {
+		// Only the front's DialEnd ANSWER says which of the people it
+		// rang took the call: with ringall, a losing operator's Local
+		// ";2" half goes Up too (capture 14b).
+		return
+	}
+	l.up = true
 	if c.ended {
 		return
 	}
@@ -290,7 +320,52 @@ func (t *Tracker) up(l *leg, at time.Time) {
 		return
 	}
 	if t.isTarget(l) {
-		t.emitAnswered(c, l, at)
+		t.answer(c, l, at)
+	}
+}
+
+// answer emits call.answered for l, unless l is the originated Local
+// channel and its own dialplan answered it before it dialled anyone: that
+// answer is held (call.dialplanAnswer).
+func (t *Tracker) answer(c *call, l *leg, at time.Time) {
+	if l.first && l.local && c.originate && c.stage == stageSingle && !l.dialing && !c.front &&
+		!strings.EqualFold(c.app, "ChanSpy") && !c.monitor {
+		if c.dialplanAnswer.IsZero() {
+			c.dialplanAnswer = at
+		}
+		return
+	}
+	t.emitAnswered(c, l, at)
+}
+
+// releaseDialplanAnswer emits a held dialplan answer: the call ended
+// without the dialplan ringing anyone, so the originated channel was the
+// far end. (Once it rang someone the hold is dropped: a caller who gives up
+// while the operators ring is a canceled call, not one the queue answered.)
+func (t *Tracker) releaseDialplanAnswer(c *call) {
+	at := c.dialplanAnswer
+	if at.IsZero() || c.ended {
+		return
+	}
+	c.dialplanAnswer = time.Time{}
+	t.emitAnswered(c, c.first, at)
+}
+
+// becomeFront: the originated Local channel's dialplan, having answered,
+// rings someone: it is a queue or an IVR in front of the people who
+// answer. Its held answer was the PBX's; the call is answered when one of
+// those it rang is connected, and it was a call to the front's extension
+// from the caller id the dialplan dials with.
+func (t *Tracker) becomeFront(c *call, callerID string) {
+	if c.front || c.phase >= phaseAnswered || c.stage != stageSingle || !c.first.local {
+		return
+	}
+	c.front = true
+	if !c.hinted {
+		c.to = c.first.who
+		if callerID != "" {
+			c.from, c.fromGuessed = callerID, false
+		}
 	}
 }
 
@@ -310,7 +385,7 @@ func (t *Tracker) resolve(c *call, s stage) {
 		t.emitRinging(c, ring)
 	}
 	if !ans.IsZero() {
-		t.emitAnswered(c, c.first, ans)
+		t.answer(c, c.first, ans)
 	}
 }
 
@@ -390,7 +465,7 @@ func (t *Tracker) connected(c *call) bool {
 
 func (t *Tracker) targetAlive(c *call) bool {
 	for _, l := range c.legs {
-		if t.isTarget(l) && !l.gone() {
+		if t.isTarget(l) && !l.gone() && !l.refused {
 			return true
 		}
 	}
@@ -421,7 +496,12 @@ func (t *Tracker) enterBridge(l *leg, bid string) {
 			if !t.isTarget(l) {
 				target = x
 			}
-			t.up(target, t.clockNow)
+			if c.front && !target.first {
+				target.up = true
+				t.emitAnswered(c, target, t.clockNow)
+			} else {
+				t.up(target, t.clockNow)
+			}
 		}
 		t.emitBridged(c, t.clockNow)
 		return
@@ -499,6 +579,7 @@ func (t *Tracker) finish(c *call, kind endKind) {
 	if kind == endNormal {
 		t.resolve(c, stageSingle)
 	}
+	t.releaseDialplanAnswer(c)
 	status := t.finalStatus(c, kind)
 	cause, text := t.finalCause(c, status, kind)
 	c.status = status

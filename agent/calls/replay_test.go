@@ -2,10 +2,12 @@ package calls
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/ami"
 )
 
 // replayCase replays captured AMI sessions through one Tracker and checks
@@ -141,6 +143,79 @@ func TestReplayCaptures(t *testing.T) {
 			},
 		},
 		{
+			// The agent's originates (18d-g) end with every channel of
+			// 150 hanging up with Cause 0: the busy, congestion and
+			// cancel come from the DialEnd of the number dialled.
+			name:     "18 the numeric test lines, directly and dialled from 150 through the API",
+			captures: []string{"18-originate-test-lines"},
+			setup: func(tr *Tracker) {
+				tr.ExpectOriginate("sb-capture-18d", "150", "5550001")
+				tr.ExpectOriginate("sb-capture-18e", "150", "5550002")
+				tr.ExpectOriginate("sb-capture-18f", "150", "5550000")
+			},
+			want: map[string]string{
+				"1796535404.0":   "started(originate 5550001→ queued) ended(busy 17)",
+				"1796535406.2":   "started(originate 5550000→ queued) ringing ended(no-answer 19)",
+				"1796535411.4":   "started(originate 5550002→ queued) ended(failed 34)",
+				"sb-capture-18d": "started(originate 150→5550001 queued) ended(busy 17)",
+				"sb-capture-18e": "started(originate 150→5550002 queued) ended(failed 34)",
+				"sb-capture-18f": "started(originate 150→5550000 queued) ringing ended(canceled 16 by 150)",
+			},
+		},
+		{
+			name:     "19 a supervisor hung up while listening leaves with the call",
+			captures: []string{"19-chanspy-hangup"},
+			setup: func(tr *Tracker) {
+				tr.ExpectOriginate("sb-capture-19a", "150", "+375296254070")
+				tr.ExpectMonitor("sb-capture-19b", "150")
+			},
+			// The Hangup of the supervisor (19c) changes nothing; the
+			// monitor stops and the supervisor's call ends with the call.
+			want: map[string]string{
+				"sb-capture-19a": "started(originate 150→+375296254070 queued) answered(+375296254070) bridged " +
+					"monitor_started(151) monitor_stopped(151) ended(completed 16 by 150)",
+				"sb-capture-19b": "started(originate 151→150 queued) answered(151) ended(completed 16 by 151)",
+			},
+		},
+		{
+			// A caller put into queue inbound the way a CRM or the lab
+			// does (Originate Local/inbound@queues, Application Wait): the
+			// queue's Answer() is the PBX's, not a person's; the call is
+			// answered by the operator the queue connects (ringall: both
+			// operators' Local ";2" halves may go Up, only the queue's
+			// DialEnd ANSWER tells), from the caller id it rings them with.
+			// 14d: the caller gives up while the operators ring.
+			name:     "14b/c/d queue calls: the operator who took it",
+			captures: []string{"14b-queue-call-ringall", "14c-queue-call-noanswer", "14d-queue-call-abandon"},
+			want: map[string]string{
+				"1796529714.66": "started(originate inbound→ queued) ringing answered(102) bridged ended(completed 16 by 102)",
+				"1796529722.72": "started(originate inbound→ queued) ringing answered(101) bridged ended(completed 16 by 101)",
+				"1796529732.78": "started(originate inbound→ queued) ringing answered(101) bridged ended(completed 16 by +375296254070)",
+				"1796529747.86": "started(originate inbound→ queued) ringing ended(canceled 16 by +375296254070)",
+			},
+			check: func(t *testing.T, calls map[string][]protocol.Event) {
+				// answered_by is the operator Asterisk's AgentConnect names.
+				want := map[string]string{}
+				for _, name := range []string{"14b-queue-call-ringall", "14c-queue-call-noanswer"} {
+					for _, m := range loadCapture(t, name) {
+						if m.Event() == "AgentConnect" {
+							want[m.Get("Linkedid")] = strings.TrimPrefix(m.Get("MemberName"), "Operator ")
+						}
+					}
+				}
+				if len(want) != 3 {
+					t.Fatalf("AgentConnect for %d calls, want 3", len(want))
+				}
+				for id, op := range want {
+					for _, e := range calls[id] {
+						if e.Type == protocol.EventCallAnswered && (e.AnsweredBy != op || e.From != "+375296254070" || e.To != "inbound") {
+							t.Errorf("call %s answered by %q from %q to %q, want %s from +375296254070 to inbound", id, e.AnsweredBy, e.From, e.To, op)
+						}
+					}
+				}
+			},
+		},
+		{
 			name:     "monitor placed through the API",
 			resync:   "05-coreshowchannels",
 			captures: []string{"07-chanspy"},
@@ -223,4 +298,44 @@ func TestTimestampHeaderWins(t *testing.T) {
 
 func formatTimestamp(t time.Time) string {
 	return fmt.Sprintf("%d.%06d", t.Unix(), t.Nanosecond()/1000)
+}
+
+// TestDialFailureBeforeItsLegIsGone: when a Dial returns busy or
+// congestion, Asterisk hangs up the dialling channel while the Local
+// channels of the number dialled are still being torn down, and the order
+// of those events varies from run to run (seen on the real Asterisk:
+// capture 18 has one order, a run under load the other). The caller
+// hanging up after its Dial has failed is not a cancel: the call ends busy
+// (or failed) either way.
+func TestDialFailureBeforeItsLegIsGone(t *testing.T) {
+	for _, tc := range []struct{ id, dest, want string }{
+		{"sb-capture-18d", "Local/5550001@", "started(originate 150→ queued) ended(busy 17)"},
+		{"sb-capture-18e", "Local/5550002@", "started(originate 150→ queued) ended(failed 34)"},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			msgs := loadCapture(t, "18-originate-test-lines")
+			end, req := -1, -1
+			for i, m := range msgs {
+				switch {
+				case m.Event() == "DialEnd" && m.Get("Linkedid") == tc.id && strings.HasPrefix(m.Get("DestChannel"), tc.dest):
+					end = i
+				case m.Event() == "HangupRequest" && m.Get("Linkedid") == tc.id && strings.HasPrefix(m.Get("Channel"), "Local/150@"):
+					req = i
+				}
+			}
+			if end < 0 || req < end {
+				t.Fatalf("capture: DialEnd at %d, the caller's HangupRequest at %d", end, req)
+			}
+			// The caller's HangupRequest right after the DialEnd, before any
+			// Hangup of the number dialled.
+			moved := append(append(append([]*ami.Message{}, msgs[:end+1]...), msgs[req]), msgs[end+1:req]...)
+			moved = append(moved, msgs[req+1:]...)
+			clk := newClock()
+			tr := NewTracker(Config{Now: clk.Now})
+			calls, _ := byCall(feed(tr, clk, moved))
+			if got := summary(calls[tc.id]); got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
 }

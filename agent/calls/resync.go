@@ -263,7 +263,8 @@ func (t *Tracker) adopt(m *ami.Message, uid, linked string, byUID map[string]*am
 	var hint *expectation
 	if _, _, local := localBase(name); local {
 		state = stateDown
-		switch app := m.Get("Application"); {
+		c.app = m.Get("Application") // as its OriginateResponse would have said
+		switch app := c.app; {
 		case strings.EqualFold(app, "Dial"):
 			hint = &expectation{to: dialTarget(m.Get("ApplicationData"))}
 		case app != "" && !strings.HasPrefix(app, "AppDial"):

@@ -249,3 +249,29 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A supervisor's call on a PBX with real phones: the agent originates
+// Local/151 into ChanSpy and the Local channel's dialplan dials the
+// supervisor's phone before anything answers. The call is answered when
+// that phone is, by 151.
+func TestSupervisorPhoneBehindLocal(t *testing.T) {
+	one := &chn{name: "Local/151@inoffice-00000001;1", uid: "9.1", linked: "9.1", exten: "151", ctx: "inoffice"}
+	two := &chn{name: "Local/151@inoffice-00000001;2", uid: "9.2", linked: "9.1", exten: "151", ctx: "inoffice", state: 4}
+	phone := &chn{name: "PJSIP/151-0000000a", uid: "9.3", linked: "9.1", exten: "s", ctx: "from-internal"}
+	clk := newClock()
+	tr := NewTracker(Config{Now: clk.Now})
+	tr.ExpectMonitor("9.1", "150")
+	evs := feed(tr, clk, []*ami.Message{
+		newchannel(one), newchannel(two), newchannel(phone), dialBegin(two, phone, "PJSIP/151"),
+		newstate(phone, 5), dialState(two, phone, "RINGING"),
+		newstate(phone, 6), dialEnd(two, phone, "ANSWER"), newstate(two, 6), newstate(one, 6),
+		hangupRequest(phone, 16), hangup(phone, 16, "Normal Clearing"),
+		hangup(two, 16, "Normal Clearing"), hangup(one, 16, "Normal Clearing"),
+	})
+	if bad := violations(evs); len(bad) > 0 {
+		t.Fatalf("invariants broken: %v", bad)
+	}
+	if got, want := summary(evs), "started(originate 151→150 queued) ringing answered(151) ended(completed 16 by 151)"; got != want {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+}

@@ -354,13 +354,21 @@ func (t *Tracker) onDialBegin(m *ami.Message) {
 	if src == nil || src.leg.call != c || c.ended {
 		return
 	}
-	if c.to == "" || c.to == "s" {
+	if (c.to == "" || c.to == "s") && !c.front {
 		if to := dialTarget(m.Get("DialString")); to != "" {
 			c.to = to
 		}
 	}
+	src.leg.dialing = true
 	if c.originate && src.leg.first && !dest.leg.first {
 		t.resolve(c, stageTwo)
+		// An originated Local channel's own dialplan dials, having
+		// answered (a queue ringing its operators after Answer()) or not:
+		// see becomeFront.
+		if c.stage == stageSingle {
+			c.dialplanAnswer = time.Time{}
+			t.becomeFront(c, knownValue(m.Get("CallerIDNum")))
+		}
 	}
 }
 
@@ -379,14 +387,29 @@ func (t *Tracker) onDialEnd(m *ami.Message) {
 	l := dest.leg
 	switch strings.ToUpper(m.Get("DialStatus")) {
 	case "ANSWER":
+		if c := l.call; c.front && !l.first {
+			// The front connected one of those it rang (the DialEnd's
+			// source is the front: a queue has no other way to dial).
+			if src := t.chans[m.Get("Uniqueid")]; src != nil && src.leg == c.first {
+				l.up = true
+				if !c.ended {
+					t.emitAnswered(c, l, t.clockNow)
+				}
+			}
+			return
+		}
 		t.up(l, t.clockNow)
 	case "BUSY":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallBusy, causeUserBusy, l})
 	case "NOANSWER":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallNoAnswer, causeNoAnswer, l})
 	case "CONGESTION":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallFailed, causeCongestion, l})
 	case "CHANUNAVAIL":
+		l.refused = true
 		t.setEvidence(l.call, evidence{protocol.CallFailed, causeUnknown, l})
 	case "CANCEL":
 		t.setEvidence(l.call, evidence{protocol.CallCanceled, causeUnknown, l.call.first})
@@ -524,7 +547,8 @@ func (t *Tracker) onOriginateResponse(m *ami.Message) {
 			return
 		}
 		c.originate = true
-		switch app := m.Get("Application"); {
+		c.app = m.Get("Application")
+		switch app := c.app; {
 		case strings.EqualFold(app, "Dial"):
 			if c.to == "" {
 				c.to = dialTarget(m.Get("Data"))

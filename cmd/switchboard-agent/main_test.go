@@ -59,6 +59,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"missing secret file", []string{"run", "--server", "wss://cp/agent/v1/connect", "--token-file", tok, "--ami-secret-file", filepath.Join(dir, "nope")}, 1, "read AMI secret file"},
 		{"bad server url", []string{"run", "--server", "ftp://cp", "--token-file", tok, "--ami-secret-file", tok}, 2, "invalid agent config"},
 		{"bad log level", []string{"run", "--log-level", "loud"}, 2, "--log-level"},
+		{"negative originate limit", []string{"run", "--server", "wss://cp/agent/v1/connect", "--token-file", tok, "--ami-secret-file", tok, "--max-concurrent-originates", "-1"}, 2, "--max-concurrent-originates and --max-concurrent-requests must be positive"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -158,7 +158,12 @@ func TestLifecycles(t *testing.T) {
 					}
 					r.decode(t, &mon)
 					ce.waitFor(t, id, protocol.EventMonitorStarted)
-					e.hangup(t, tn.key, mon.CallID) // the supervisor leaves
+					// The supervisor puts the phone down. (An AMI Hangup of a
+					// listening ChanSpy on Local channels takes effect only
+					// when its target goes: capture 19.)
+					if err := p.AMI.Hangup(mon.CallID, 16); err != nil {
+						t.Fatal(err)
+					}
 					ce.waitFor(t, id, protocol.EventMonitorStopped)
 					e.hangup(t, tn.key, id)
 					ce.waitFor(t, mon.CallID, protocol.EventCallEnded)

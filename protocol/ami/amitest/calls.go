@@ -224,7 +224,19 @@ func (s *Server) legAnswered(l *leg) {
 		one.exten, one.app, one.appData = "", "AppDial", "(Outgoing Line)"
 	}
 	s.emitDial("DialEnd", l.caller, one, "DialStatus", "ANSWER")
-	two.priority, two.app, two.appData = 3, "Wait", "600"
+	// Answer() waits for media before the dialplan goes on to Wait(600);
+	// a Local channel carries none, so a call that ends sooner ends in
+	// Answer at priority 2 (capture 18d/e).
+	toWait := func() { two.priority, two.app, two.appData = 3, "Wait", "600" }
+	if s.cfg.AnswerWait <= 0 {
+		toWait()
+	} else {
+		s.sched.after(s.cfg.AnswerWait, func() {
+			if !two.gone && two.priority == 2 {
+				toWait()
+			}
+		})
+	}
 
 	if caller := l.caller; caller != nil {
 		// A Dial leg: the dialled side joins its caller in a new bridge.
@@ -310,7 +322,7 @@ func (s *Server) legFailed(l *leg, r result) {
 		s.emitDial("DialEnd", l.caller, one, "DialStatus", status)
 		s.emitHangupRequest("HangupRequest", two, causeUnknown)
 		s.cdr(two, disp, nil, now)
-		s.cdr(one, disp, nil, now)
+		s.dialedCDR(l, disp, now)
 		s.emitHangupRequest("SoftHangupRequest", two, causeNormal)
 		s.hangupChannel(one, causeUnknown)
 		s.hangupChannel(two, cause)
@@ -319,7 +331,7 @@ func (s *Server) legFailed(l *leg, r result) {
 		two.state, two.priority, two.app, two.appData = stateBusy, 2, "Congestion", ""
 		s.emitChan("Newstate", two)
 		s.emitDial("DialEnd", l.caller, one, "DialStatus", status)
-		s.cdr(one, disp, nil, now)
+		s.dialedCDR(l, disp, now)
 		s.emitHangupRequest("HangupRequest", two, causeUnknown)
 		s.cdr(two, disp, nil, now)
 		s.hangupChannel(one, causeUnknown)
@@ -351,10 +363,26 @@ func (s *Server) legFailed(l *leg, r result) {
 		s.finish(o, origResult{reason: reason})
 	}
 	if caller := l.caller; caller != nil && !caller.gone {
-		// Dial returned; the originated channel has nothing left to run.
+		// Dial returned; the originated channel has nothing left to run
+		// and hangs up with no cause of its own (capture 18d/e: Cause 0
+		// on both halves, not the busy or congestion of the leg).
 		caller.setVar("DIALSTATUS", status)
 		caller.dialed = nil
+		if r == resultBusy || r == resultCongestion {
+			l.failDisp = disp
+			caller.dialFailed = l
+			cause = causeUnknown
+		}
 		s.hangupCall(caller, cause)
+	}
+}
+
+// dialedCDR is the Cdr of the dialled ;1 half of a failed leg: a leg an
+// Originate placed has one; a leg a Dial placed has none, its caller's
+// second record names it instead (capture 18d/e).
+func (s *Server) dialedCDR(l *leg, disp string, now time.Time) {
+	if l.caller == nil {
+		s.cdr(l.one, disp, nil, now)
 	}
 }
 
@@ -394,6 +422,22 @@ type spy struct {
 	opts    string
 	target  *channel
 	pending bool // an attach is scheduled
+	// hangup: a Hangup action asked for this spy while it listened; it
+	// leaves, with hangupCause, when its target does (capture 19).
+	hangup      bool
+	hangupCause int
+}
+
+// requestHangup is a Hangup action on c. ChanSpy, while it listens, waits
+// for frames on the supervisor's channel, and a Local channel carries
+// none: Asterisk answers "Channel Hungup" but the supervisor only leaves
+// when the target's call ends (capture 19). Anything else hangs up at once.
+func (s *Server) requestHangup(c *channel, cause int) {
+	if sp := c.spy; sp != nil && sp.target != nil {
+		sp.hangup, sp.hangupCause = true, cause
+		return
+	}
+	s.hangupCall(c, cause)
 }
 
 func (s *Server) startSpy(ch *channel, data string) {

@@ -18,6 +18,7 @@ const (
 	DefaultContext          = "inoffice"
 	DefaultAuthFailDelay    = time.Second            // transcripts 01b/01c: ~1000 ms
 	DefaultChanSpyDelay     = 100 * time.Millisecond // transcript 07: ChanSpyStart ~102 ms after answer
+	DefaultAnswerWait       = 500 * time.Millisecond // capture 18: Answer() holds a Local channel ~500 ms
 	DefaultOriginateTimeout = 30 * time.Second       // Asterisk's Originate default
 	// DefaultMaxMessageBytes bounds one received action. Asterisk keeps at
 	// most 128 headers of at most 1024 bytes each.
@@ -55,6 +56,11 @@ type Config struct {
 	// ChanSpyDelay is how long after the spy answers ChanSpyStart comes;
 	// default 100ms like the capture. Negative means none.
 	ChanSpyDelay time.Duration
+	// AnswerWait is how long an answered extension stays in Answer()
+	// (priority 2) before its Wait(600): Asterisk waits up to 500 ms for
+	// media, which Local channels never carry. A call that ends sooner
+	// ends in Answer. Default 500ms; negative means none.
+	AnswerWait time.Duration
 	// OriginateTimeout applies when an Originate carries no Timeout;
 	// default 30s like Asterisk.
 	OriginateTimeout time.Duration
@@ -92,6 +98,9 @@ func WithAuthFailDelay(d time.Duration) Option { return func(c *Config) { c.Auth
 
 // WithRingDelay sets Config.RingDelay.
 func WithRingDelay(d time.Duration) Option { return func(c *Config) { c.RingDelay = d } }
+
+// WithAnswerWait sets Config.AnswerWait.
+func WithAnswerWait(d time.Duration) Option { return func(c *Config) { c.AnswerWait = d } }
 
 // WithChanSpyDelay sets Config.ChanSpyDelay.
 func WithChanSpyDelay(d time.Duration) Option { return func(c *Config) { c.ChanSpyDelay = d } }
@@ -135,6 +144,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.ChanSpyDelay < 0 {
 		c.ChanSpyDelay = 0
+	}
+	if c.AnswerWait == 0 {
+		c.AnswerWait = DefaultAnswerWait
+	}
+	if c.AnswerWait < 0 {
+		c.AnswerWait = 0
 	}
 	if c.OriginateTimeout == 0 {
 		c.OriginateTimeout = DefaultOriginateTimeout

@@ -368,9 +368,11 @@ func countCallEvents(msgs [][]byte) int {
 	return n
 }
 
-// TestGoldenCalls replays the call captures 03 (originate, dial, bridge)
-// and 04 (busy, no answer, congestion, no such extension, bad technology,
-// sync variants). The fake emits no CEL, Newexten, VarSet, NewCallerid or
+// TestGoldenCalls replays the call captures 03 (originate, dial, bridge),
+// 04 (busy, no answer, congestion, no such extension, bad technology,
+// sync variants), 18 (the dialplan's numeric test lines 5550000-2,
+// directly and dialled from Local/150 as the agent does) and 19 (a
+// supervisor's ChanSpy hung up while it listens, then its target). The fake emits no CEL, Newexten, VarSet, NewCallerid or
 // DeviceStateChange, and Asterisk's subsystems interleave their events
 // differently from run to run (04a and 04f order the same Cdr/Hangup
 // differently), so these are compared as a callTrace: the Response byte
@@ -378,15 +380,22 @@ func countCallEvents(msgs [][]byte) int {
 // all on the headers in callKeys after normalisation. Timeouts are cut
 // from 3000 to 300 ms (and Durations are normalised) to keep the test fast.
 func TestGoldenCalls(t *testing.T) {
-	for _, name := range []string{"03-originate-dial-bridge", "04-originate-failures"} {
+	for _, name := range []string{"03-originate-dial-bridge", "04-originate-failures", "18-originate-test-lines", "19-chanspy-hangup"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			tr := loadTranscript(t, name)
-			srv := NewServer(t, WithAuthFailDelay(20*time.Millisecond))
+			// Answer() is shortened like the Timeouts; the steps are spaced
+			// by at least as much when the capture spaced them by more, so
+			// a channel is past its Answer when it was in the capture.
+			const answerWait = 50 * time.Millisecond
+			srv := NewServer(t, WithAuthFailDelay(20*time.Millisecond), WithAnswerWait(answerWait), WithChanSpyDelay(answerWait/2))
 			rc := dialReplay(t, srv.Addr())
 			rc.line()
 			nw, ng := newNormalizer(), newNormalizer()
 			for i, st := range tr.steps {
+				if i > 0 && st.gap > 2*answerWait {
+					time.Sleep(2 * answerWait)
+				}
 				var want [][]byte
 				for k, m := range st.recv {
 					if !st.external[k] {

@@ -40,8 +40,11 @@ type channel struct {
 	half    int      // 1 or 2
 	bridge  *bridge
 	dialed  *leg // the Dial leg this channel placed, if any
-	spy     *spy // the ChanSpy this channel runs, if any
-	gone    bool
+	// dialFailed is the Dial leg whose failure (busy, congestion) ended
+	// this channel's Dial: its Cdr records name it (capture 18d/e).
+	dialFailed *leg
+	spy        *spy // the ChanSpy this channel runs, if any
+	gone       bool
 }
 
 // ChannelInfo is a snapshot of one live channel.
@@ -103,6 +106,7 @@ type leg struct {
 	dialData       string       // the caller's Dial() argument
 	timeout        time.Duration
 	decided        bool
+	failDisp       string // the Cdr disposition a failed Dial leg left its caller
 }
 
 // bridge is a basic two-party bridge.
@@ -253,10 +257,14 @@ func (s *Server) hangupChannel(c *channel, cause int) {
 	if c.gone {
 		return
 	}
+	var leaving []*spy // asked to hang up while they listened to c
 	for _, sp := range s.model.spies {
 		if sp.target == c {
 			s.emitSpy("ChanSpyStop", sp, c)
 			sp.target = nil
+			if sp.hangup {
+				leaving = append(leaving, sp)
+			}
 		}
 	}
 	if sp := c.spy; sp != nil {
@@ -271,6 +279,11 @@ func (s *Server) hangupChannel(c *channel, cause int) {
 	}
 	s.emitChan("Hangup", c, "Cause", fmt.Sprint(cause), "Cause-txt", causeTxt(cause))
 	s.model.remove(c)
+	for _, sp := range leaving {
+		if !sp.ch.gone {
+			s.hangupCall(sp.ch, sp.hangupCause)
+		}
+	}
 	s.spyKick()
 }
 
@@ -436,18 +449,31 @@ func (s *Server) channelCDR(c *channel, end time.Time) {
 	if c.answered.IsZero() {
 		disp = "NO ANSWER"
 	}
+	if f := c.dialFailed; f != nil && !c.answered.IsZero() {
+		// Dial returned busy or congestion: the caller's own record,
+		// then one with the failure and the leg it dialled (18d/e).
+		s.cdr(c, disp, nil, c.answered)
+		s.cdr(c, f.failDisp, f.one, end)
+		return
+	}
 	if d := c.dialed; d != nil && !c.answered.IsZero() {
 		s.cdr(c, disp, nil, c.answered)
-		if !d.one.answered.IsZero() {
-			s.cdr(c, disp, d.one, end)
-			return
+		// Hung up while the Dial still rang: NO ANSWER, naming the
+		// dialled leg (18g).
+		second := disp
+		if d.one.answered.IsZero() {
+			second = "NO ANSWER"
 		}
+		s.cdr(c, second, d.one, end)
+		return
 	}
 	s.cdr(c, disp, nil, end)
 }
 
 // Hangup hangs up a channel (by name or uniqueid) and its call as if the
 // remote party did, with the given Q.850 cause (<= 0: Asterisk's default).
+// It takes effect at once, even on a listening ChanSpy, which the Hangup
+// action only ends when its target goes (capture 19).
 func (s *Server) Hangup(channelOrUniqueid string, cause int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -56,22 +56,24 @@ func (o Outcome) String() string {
 	return s
 }
 
-// builtinOutcome is the dialplan of the captures:
+// builtinOutcome is the dialplan of the captures (the lab's inoffice):
 //
 //	_1XX, _2XX      internal phones: Answer, Wait(600)
 //	_+X., _X.       external numbers: Answer, Wait(600)
-//	busy            Busy()
-//	congestion      Congestion()
-//	noanswer        Ringing(), Wait(600)
+//	busy, 5550001   Busy()
+//	congestion, 5550002  Congestion()
+//	noanswer, 5550000    Ringing(), Wait(600)
 //
-// Anything else does not exist.
+// Anything else does not exist. The numeric test lines are the ones the
+// API can dial (it takes digits only); exact extensions win over the
+// patterns, as in Asterisk (capture 18).
 func builtinOutcome(exten string) result {
 	switch exten {
-	case "busy":
+	case "busy", "5550001":
 		return resultBusy
-	case "congestion":
+	case "congestion", "5550002":
 		return resultCongestion
-	case "noanswer":
+	case "noanswer", "5550000":
 		return resultNoAnswer
 	}
 	switch {

@@ -244,7 +244,7 @@ func (c *session) actionHangup(m *ami.Message) bool {
 		c.write(w.h("EventList", "Complete").hi("ListItems", len(matched)).done())
 		for _, ch := range matched {
 			if !ch.gone {
-				s.hangupCall(ch, cause)
+				s.requestHangup(ch, cause)
 			}
 		}
 		return false
@@ -255,7 +255,7 @@ func (c *session) actionHangup(m *ami.Message) bool {
 		return false
 	}
 	c.write(successResponse(m, "Channel Hungup"))
-	s.hangupCall(ch, cause)
+	s.requestHangup(ch, cause)
 	return false
 }
 

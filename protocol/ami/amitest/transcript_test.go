@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The captures of a real Asterisk 22.10.1 (see their README.md).
@@ -24,6 +25,8 @@ type step struct {
 	// set up or hung up between actions), not by the actions replayed.
 	external []bool
 	eof      bool // Asterisk closed the connection after this step
+	// gap is the time from the previous write to this one in the capture.
+	gap time.Duration
 }
 
 type transcript struct {
@@ -46,6 +49,7 @@ func loadTranscript(t testing.TB, name string) *transcript {
 	var cur *step
 	var pendingSend []byte
 	var title string
+	var lastSent time.Duration
 	external := false
 	type recvMark struct {
 		step     int // -1: banner
@@ -59,7 +63,9 @@ func loadTranscript(t testing.TB, name string) *transcript {
 		case strings.HasPrefix(line, ">>> "):
 			pendingSend = append(pendingSend, unescapeSent(line[4:])...)
 		case strings.HasPrefix(line, "### sent at"):
-			tr.steps = append(tr.steps, step{title: title, send: pendingSend})
+			at := sentAt(line)
+			tr.steps = append(tr.steps, step{title: title, send: pendingSend, gap: at - lastSent})
+			lastSent = at
 			cur = &tr.steps[len(tr.steps)-1]
 			pendingSend, external = nil, false
 		case strings.HasPrefix(line, "### connection closed by peer"):
@@ -105,6 +111,15 @@ func loadTranscript(t testing.TB, name string) *transcript {
 		st.external = append(st.external, mk.external)
 	}
 	return tr
+}
+
+// sentAt reads "### sent at t=502.458 ms (since connect)".
+func sentAt(line string) time.Duration {
+	var ms float64
+	if _, err := fmt.Sscanf(line, "### sent at t=%f ms", &ms); err != nil {
+		return 0
+	}
+	return time.Duration(ms * float64(time.Millisecond))
 }
 
 func readFile(t testing.TB, name string) []byte {
