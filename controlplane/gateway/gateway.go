@@ -176,6 +176,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
 		}
 	}
+	if err := c.Tunnel.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MaxFrameBytes < 0 || c.MaxCoalescedEvents < 0 {
 		errs = append(errs, errors.New("MaxFrameBytes and MaxCoalescedEvents must not be negative"))
 	}
@@ -396,7 +399,7 @@ func (g *Gateway) Connect(w http.ResponseWriter, r *http.Request) error {
 			g.log.Warn("agent protocol version refused: upgrade the agent", "agent", agent.ID, "err", err, "remote", r.RemoteAddr)
 		}
 		re := refused(http.StatusBadRequest, "protocol_version", err.Error())
-		re.Header = http.Header{protocol.VersionHeader: {strconv.Itoa(protocol.Version)}}
+		re.Header = tunnel.RefusalHeader()
 		return re
 	}
 	g.mu.Lock()
@@ -413,8 +416,10 @@ func (g *Gateway) Connect(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	sess, err := tunnel.Accept(ctx, w, r, g.cfg.Tunnel)
 	if err != nil {
+		// The version was checked and the config validated above, so the
+		// WebSocket upgrade failed, and its library answered the agent.
 		g.log.Warn("tunnel accept failed", "agent", agent.ID, "err", err)
-		return nil // Accept answered the agent
+		return nil
 	}
 	defer sess.Close()
 	log := g.log.With("agent", agent.ID, "remote", r.RemoteAddr)

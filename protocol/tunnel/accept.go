@@ -39,8 +39,8 @@ func (e *VersionError) Unwrap() error { return ErrProtocolVersion }
 
 // CheckVersion returns the protocol version the agent's header offers if
 // this control plane speaks it (protocol.Supported), or a *VersionError.
-// Accept calls it; a handler may call it earlier, e.g. before
-// authenticating. Refuse with RefuseVersion.
+// Accept calls it again; a handler calls it first and refuses with a 400
+// carrying RefusalHeader.
 func CheckVersion(r *http.Request) (int, error) {
 	got := strings.TrimSpace(r.Header.Get(protocol.VersionHeader))
 	v, err := strconv.Atoi(got)
@@ -50,34 +50,43 @@ func CheckVersion(r *http.Request) (int, error) {
 	return v, nil
 }
 
-// RefuseVersion answers a request that failed CheckVersion: 400 with the
-// error text as body and our newest version in the header. Dial turns it
-// into a HandshakeError matching ErrProtocolVersion, after redialling with
-// that version if the agent speaks it too: an agent newer than this
-// control plane still connects.
+// RefusalHeader is the header of the answer to a request that failed
+// CheckVersion: our newest version. With a 400 and the error's text as
+// body, Dial turns the answer into a HandshakeError matching
+// ErrProtocolVersion, after redialling with that version if the agent
+// speaks it too: an agent newer than this control plane still connects.
+// The control plane's api package writes that answer.
+func RefusalHeader() http.Header {
+	return http.Header{protocol.VersionHeader: {strconv.Itoa(protocol.Version)}}
+}
+
+// RefuseVersion writes that answer, for fakes of the control plane in
+// tests (fleettest); the control plane itself answers through its api.
 func RefuseVersion(w http.ResponseWriter, err error) {
-	w.Header().Set(protocol.VersionHeader, strconv.Itoa(protocol.Version))
+	for k, v := range RefusalHeader() {
+		w.Header()[k] = v
+	}
 	http.Error(w, err.Error(), http.StatusBadRequest)
 }
 
 // Accept upgrades an authenticated agent request to a tunnel and starts
 // the control plane's side (the yamux server). The caller authenticates the
-// agent first (answering 401 itself). A protocol version outside
-// [protocol.MinVersion, protocol.Version] is answered with 400 and returned
-// as *VersionError; a failed upgrade has been answered by the WebSocket
-// library. The session's Protocol is the version the agent offered.
+// agent and checks its version (CheckVersion) first, answering refusals
+// itself; Accept writes no answer but the upgrade: a version outside
+// [protocol.MinVersion, protocol.Version] or a bad config is returned with
+// nothing written, and a failed upgrade has been answered by the
+// WebSocket library. The session's Protocol is the version the agent
+// offered.
 //
 // ctx bounds the session's life. http.Server cancels r.Context() when the
 // handler returns, so a handler that passes it must stay in ServeHTTP
 // until the session is Done.
 func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg AcceptConfig) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
-		http.Error(w, "tunnel misconfigured", http.StatusInternalServerError)
 		return nil, err
 	}
 	version, err := CheckVersion(r)
 	if err != nil {
-		RefuseVersion(w, err)
 		return nil, err
 	}
 	mc := cfg.mux()

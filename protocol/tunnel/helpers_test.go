@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"math/big"
@@ -61,6 +62,10 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 			return
 		}
 		sess, err := Accept(r.Context(), w, r, o.cfg)
+		var ve *VersionError
+		if errors.As(err, &ve) {
+			RefuseVersion(w, err) // what the control plane's api writes
+		}
 		if err != nil {
 			ts.acceptErrs <- err
 			return

@@ -331,9 +331,10 @@ func TestHandshakeRefused(t *testing.T) {
 }
 
 // A request offering a version this control plane does not speak is
-// refused with 400, the reason as body and our newest version in the
-// header (which is what lets a newer agent fall back); Accept returns the
-// same error.
+// refused by Accept with a *VersionError, answered (RefuseVersion: what
+// the control plane's api writes from RefusalHeader) with 400, the reason
+// as body and our newest version in the header, which is what lets a
+// newer agent fall back.
 func TestAcceptRefusesUnsupportedVersion(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	for _, offer := range []string{fmt.Sprint(protocol.Version + 1), fmt.Sprint(protocol.MinVersion - 1), ""} {

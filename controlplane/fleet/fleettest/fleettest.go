@@ -7,6 +7,7 @@ package fleettest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -83,6 +84,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	sess, err := tunnel.Accept(ctx, w, r, s.cfg)
+	var ve *tunnel.VersionError
+	if errors.As(err, &ve) {
+		tunnel.RefuseVersion(w, err)
+	}
 	if err != nil {
 		return
 	}
