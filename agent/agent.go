@@ -104,6 +104,11 @@ func New(cfg Config) (*Agent, error) {
 			defer a.trackMu.Unlock()
 			a.tracker.ExpectMonitor(spyCallID, target)
 		},
+		ExpectHangup: func(uniqueid, by string) {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectHangup(uniqueid, by)
+		},
 		Logger: a.log,
 		Now:    cfg.Now,
 	})

@@ -158,6 +158,11 @@ type HangupArgs struct {
 	// Force hangs up the channel even when it is not (yet) in the agent's
 	// live channel table, trusting Asterisk to answer "No such channel".
 	Force bool `json:"force,omitempty"`
+	// By names who asked (an API key's public id or an operator's sub):
+	// the call's call.ended says hungup_by By, status completed or
+	// canceled. Added 2026-12-06 (protocol 2); an older agent ignores it
+	// and names the extension whose leg ended.
+	By string `json:"by,omitempty"`
 }
 
 // HangupResult lists what was hung up.

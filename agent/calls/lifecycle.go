@@ -83,8 +83,12 @@ type call struct {
 	pendRing   time.Time // held-back first-leg facts (stageUnknown)
 	pendAnswer time.Time
 
-	evidence       evidence
-	hangupBy       *leg
+	evidence evidence
+	hangupBy *leg
+	// apiHangupBy requested a hangup of this call at apiHangupAt
+	// (ExpectHangup).
+	apiHangupBy    string
+	apiHangupAt    time.Time
 	firstHangingUp bool
 	lastCause      int
 	lastCauseText  string
@@ -581,6 +585,13 @@ func (t *Tracker) finish(c *call, kind endKind) {
 	}
 	t.releaseDialplanAnswer(c)
 	status := t.finalStatus(c, kind)
+	byAPI := c.apiHangupBy != "" && kind == endNormal && now.Sub(c.apiHangupAt) <= apiHangupWindow
+	if byAPI {
+		status = protocol.CallCanceled
+		if c.phase >= phaseAnswered {
+			status = protocol.CallCompleted
+		}
+	}
 	cause, text := t.finalCause(c, status, kind)
 	c.status = status
 	c.phase = phaseEnded
@@ -592,7 +603,10 @@ func (t *Tracker) finish(c *call, kind endKind) {
 	t.withAnswer(c, &e)
 	e.EndedAt = timePtr(now)
 	e.Cause, e.CauseText = cause, text
-	if (status == protocol.CallCompleted || status == protocol.CallCanceled) && c.hangupBy != nil {
+	switch {
+	case byAPI:
+		e.HungupBy = c.apiHangupBy
+	case (status == protocol.CallCompleted || status == protocol.CallCanceled) && c.hangupBy != nil:
 		e.HungupBy = t.whoOf(c, c.hangupBy)
 	}
 	e.DurationS = seconds(now.Sub(c.startedAt))

@@ -34,6 +34,26 @@ func (t *Tracker) ExpectMonitor(spyCallID, target string) {
 	t.expect(&expectation{id: spyCallID, monitor: target})
 }
 
+// apiHangupWindow is how long after ExpectHangup the call's end is taken
+// as that hangup's doing: the Hangup action's effect follows in
+// milliseconds; a call that ends later ended otherwise (the action
+// failed, or the channel was already going).
+const apiHangupWindow = 10 * time.Second
+
+// ExpectHangup tells the tracker that the agent is about to hang up the
+// channel uniqueid at the request of by (an API credential's public id or
+// an operator). If that ends its call, call.ended names by in hungup_by,
+// with status completed (answered) or canceled (not yet): the call was
+// ended on purpose, not failed, whatever cause Asterisk gives the legs.
+func (t *Tracker) ExpectHangup(uniqueid, by string) {
+	ch := t.chans[uniqueid]
+	if ch == nil || by == "" || ch.leg.call.ended {
+		return
+	}
+	c := ch.leg.call
+	c.apiHangupBy, c.apiHangupAt = by, t.cfg.Now()
+}
+
 func (t *Tracker) expect(e *expectation) {
 	if e.id == "" {
 		return

@@ -79,6 +79,9 @@ type Config struct {
 	// knows the call before its first event (calls.Tracker's hints).
 	ExpectOriginate func(callID, from, to string)
 	ExpectMonitor   func(spyCallID, target string)
+	// ExpectHangup, when set, is told who asked for a channel's hangup
+	// (HangupArgs.By) just before it is sent, so call.ended names them.
+	ExpectHangup func(uniqueid, by string)
 	// NewCallID generates call ids; nil means NewCallID.
 	NewCallID func() string
 	Logger    *slog.Logger // nil discards
@@ -426,7 +429,7 @@ func (h *Handler) Hangup(ctx context.Context, a protocol.HangupArgs) (protocol.H
 		return protocol.HangupResult{}, err
 	}
 	if c.All {
-		return h.hangupAll(ctx, c.Cause)
+		return h.hangupAll(ctx, c.Cause, c.By)
 	}
 	var ch protocol.Channel
 	var known bool
@@ -443,6 +446,7 @@ func (h *Handler) Hangup(ctx context.Context, a protocol.HangupArgs) (protocol.H
 	if !known {
 		ch = protocol.Channel{Channel: c.Channel}
 	}
+	h.expectHangup(ch.UniqueID, c.By)
 	if _, err := h.cfg.AMI.Action(ctx, hangupAction(ch.Channel, c.Cause)); err != nil {
 		return protocol.HangupResult{}, err
 	}
@@ -456,10 +460,11 @@ func (h *Handler) Hangup(ctx context.Context, a protocol.HangupArgs) (protocol.H
 // round trip instead of N under one deadline, and Asterisk's list of what
 // it hung up is the truth the result reports (durations come from the
 // table where it knows the channel).
-func (h *Handler) hangupAll(ctx context.Context, cause int) (protocol.HangupResult, error) {
+func (h *Handler) hangupAll(ctx context.Context, cause int, by string) (protocol.HangupResult, error) {
 	known := make(map[string]protocol.Channel)
 	for _, ch := range h.cfg.Channels.List() {
 		known[ch.Channel] = ch
+		h.expectHangup(ch.UniqueID, by)
 	}
 	m := ami.NewAction("Hangup", "Channel", hangupAllRegex, "Cause", strconv.Itoa(cause))
 	res, err := h.cfg.AMI.List(ctx, m)
@@ -480,6 +485,12 @@ func (h *Handler) hangupAll(ctx context.Context, cause int) (protocol.HangupResu
 	}
 	h.log.Info("hung up all channels", "count", len(out.Hungup), "cause", cause)
 	return out, nil
+}
+
+func (h *Handler) expectHangup(uniqueid, by string) {
+	if h.cfg.ExpectHangup != nil && uniqueid != "" && by != "" {
+		h.cfg.ExpectHangup(uniqueid, by)
+	}
 }
 
 func (h *Handler) hungup(ch protocol.Channel) protocol.HungupChannel {

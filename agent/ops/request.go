@@ -127,6 +127,23 @@ type hangupCall struct {
 	Cause    int
 	All      bool
 	Force    bool
+	By       string
+}
+
+// maxByBytes bounds HangupArgs.By: a public id or an operator's subject.
+const maxByBytes = 128
+
+// checkBy accepts a short printable name (it only ends up in an event).
+func checkBy(by string) error {
+	if len(by) > maxByBytes {
+		return invalid("by", "must be at most %d bytes", maxByBytes)
+	}
+	for _, r := range by {
+		if r < 0x20 || r == 0x7f {
+			return invalid("by", "must not contain control characters")
+		}
+	}
+	return nil
 }
 
 func (l Limits) parseHangup(a protocol.HangupArgs) (hangupCall, error) {
@@ -135,6 +152,10 @@ func (l Limits) parseHangup(a protocol.HangupArgs) (hangupCall, error) {
 	if c.Cause, err = cause(a.Cause); err != nil {
 		return c, err
 	}
+	if err := checkBy(a.By); err != nil {
+		return c, err
+	}
+	c.By = a.By
 	switch {
 	case a.All && (a.Channel != "" || a.UniqueID != ""):
 		return c, invalid("all", "cannot be combined with channel or uniqueid")

@@ -226,7 +226,9 @@ func (c *call) hangup(req hangupRequest) (store.Agent, protocol.HangupResult, er
 		return ag, res, err
 	}
 	c.audit.AgentID = ag.ID
-	args := protocol.HangupArgs{Channel: req.Channel, UniqueID: req.UniqueID, Cause: req.Cause, All: req.All, Force: req.Force}
+	// By: call.ended names who hung up, the credential's public id or the
+	// operator's sub.
+	args := protocol.HangupArgs{Channel: req.Channel, UniqueID: req.UniqueID, Cause: req.Cause, All: req.All, Force: req.Force, By: c.principal.ID}
 	if err := c.agentCall(ag.ID, protocol.OpHangup, args, &res); err != nil {
 		return ag, res, err
 	}

@@ -28,6 +28,7 @@ func TestAPI(t *testing.T) {
 			{"numbers as pasted", testNumbersAsPasted},
 			{"pbx by name", testPBXByName},
 			{"audit intent before action", testIntentBeforeAction},
+			{"hungup_by", testHungupBy},
 			{"idempotency", testIdempotency},
 			{"hangup", testHangup},
 			{"hangup errors", testHangupErrors},
