@@ -97,6 +97,9 @@ func (g *callGen) count() int {
 // history with its whole lifecycle, every event was delivered to the
 // webhook at least once, and a WebSocket client that resumed with after=
 // saw every event exactly once.
+// faultWait bounds the fault test's waits for the system to settle.
+const faultWait = time.Minute
+
 func TestFault(t *testing.T) {
 	t.Parallel()
 	for _, engine := range storetest.Engines {
@@ -182,7 +185,7 @@ func TestFault(t *testing.T) {
 			for _, c := range calls {
 				pending[c] = true
 			}
-			eventually(t, "every call ended in history", func() bool {
+			eventuallyWithin(t, "every call ended in history", faultWait, func() bool {
 				for c := range pending {
 					row, err := e.store().CallByID(ctx, tn.ent.ID, c.pbx.ID, c.id)
 					if err == nil && row.Ended() {
@@ -238,7 +241,7 @@ func TestFault(t *testing.T) {
 			}
 
 			// Every event was delivered to the webhook at least once.
-			eventually(t, "every event delivered to the webhook", func() bool {
+			eventuallyWithin(t, "every event delivered to the webhook", faultWait, func() bool {
 				ids, _, _ := rcv.snapshot()
 				for seq := int64(1); seq <= last; seq++ {
 					if _, ok := ids[events.DeliveryID(wh.ID, seq)]; !ok {
