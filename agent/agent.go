@@ -93,6 +93,7 @@ func New(cfg Config) (*Agent, error) {
 		Context:                 cfg.Context,
 		Limits:                  cfg.Limits,
 		MaxConcurrentOriginates: cfg.MaxConcurrentOriginates,
+		Ops:                     cfg.Ops,
 		Status:                  a.Status,
 		ExpectOriginate: func(callID, from, to string) {
 			a.trackMu.Lock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,11 @@ type Config struct {
 	// compromised) control plane can make the agent spend. More are
 	// refused with protocol.ErrCodeBusy. Default tunnel.DefaultMaxInFlight.
 	MaxConcurrentRequests int
+	// Ops is the allow-list of operations this agent runs (protocol.Ops
+	// names); others are refused per request with op_disabled. Empty:
+	// every operation. A PBX whose owner wants, say, no recording leaves
+	// recording_* out.
+	Ops []string
 
 	// HeartbeatInterval is how often Status is sent when the control
 	// plane's Welcome does not say.
@@ -160,6 +166,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, op := range c.Ops {
+		if !slices.Contains(protocol.Ops, op) {
+			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
+		}
 	}
 	if err := (outbox.Config{MaxPending: c.MaxPendingEvents}).Validate(); err != nil {
 		errs = append(errs, err)

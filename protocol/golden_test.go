@@ -27,6 +27,8 @@ func goldenFrames() []golden {
 	welcome := Welcome{SessionID: "ses_0123456789abcdef", HeartbeatSeconds: 15, LastAckedSeq: 42}
 	welcome2 := welcome
 	welcome2.Protocol, welcome2.ControlPlaneVersion = 2, "0.2.0"
+	welcome3 := welcome
+	welcome3.Protocol, welcome3.ControlPlaneVersion = 3, "0.3.0"
 	return []golden{
 		{1, "hello", Hello{Protocol: 1, AgentVersion: "0.1.0", Hostname: "pbx-0367", AsteriskVersion: "18.20.0",
 			AMI: AMIUp, Context: "inoffice", Capabilities: []string{OpOriginate, OpHangup, OpMonitor}}},
@@ -34,6 +36,9 @@ func goldenFrames() []golden {
 		{2, "hello", Hello{Protocol: 2, AgentVersion: "0.2.0", Hostname: "pbx-0367", AsteriskVersion: "22.1.0",
 			AMI: AMIUp, Context: "inoffice"}},
 		{2, "welcome", welcome2},
+		{3, "hello", Hello{Protocol: 3, AgentVersion: "0.3.0", Hostname: "pbx-0367", AsteriskVersion: "22.10.1",
+			AMI: AMIUp, Context: "inoffice", Capabilities: []string{CapEventRefusal}}},
+		{3, "welcome", welcome3},
 	}
 }
 

@@ -87,6 +87,37 @@ const (
 	OpPing      = "ping"
 )
 
+// Call-centre operations (protocol 3). Their arguments and results are in
+// callcentre.go.
+const (
+	OpTransfer         = "transfer"          // blind (BlindTransfer/Redirect) or attended (Atxfer)
+	OpTransferComplete = "transfer_complete" // finish an attended transfer
+	OpTransferCancel   = "transfer_cancel"   // abort an attended transfer (CancelAtxfer)
+	OpQueues           = "queues"            // QueueSummary (+ QueueStatus for one queue)
+	OpQueueMemberAdd   = "queue_member_add"
+	OpQueueMemberDel   = "queue_member_remove"
+	OpQueueMemberPause = "queue_member_pause"
+	OpQueuePenalty     = "queue_member_penalty"
+	OpRecordingStart   = "recording_start" // MixMonitor
+	OpRecordingStop    = "recording_stop"  // StopMixMonitor
+	OpRecordingMute    = "recording_mute"  // MixMonitorMute (Asterisk 22's pause)
+	OpRecordingFetch   = "recording_fetch" // a recording file, streamed back
+	OpDTMF             = "dtmf"            // PlayDTMF, on the agent's second AMI session
+	OpPark             = "park"
+	OpParked           = "parked" // ParkedCalls
+	OpParkedPickup     = "parked_pickup"
+	OpMute             = "mute" // MuteAudio
+)
+
+// Ops lists every operation, in a stable order: what an agent may be
+// allowed to run (its ops = … allow-list).
+var Ops = []string{
+	OpOriginate, OpHangup, OpMonitor, OpChannels, OpStatus, OpPing,
+	OpTransfer, OpTransferComplete, OpTransferCancel, OpQueues, OpQueueMemberAdd, OpQueueMemberDel,
+	OpQueueMemberPause, OpQueuePenalty, OpRecordingStart, OpRecordingStop, OpRecordingMute,
+	OpRecordingFetch, OpDTMF, OpPark, OpParked, OpParkedPickup, OpMute,
+}
+
 // Request is one operation for the agent. Deadline is absolute; the agent
 // abandons the work (and answers ErrCodeTimeout) when it passes.
 type Request struct {
@@ -126,6 +157,9 @@ const (
 	// (OpMinVersion). The control plane returns it without sending the
 	// request; an agent never does.
 	ErrCodeAgentTooOld = "agent_too_old"
+	// ErrCodeOpDisabled: the agent knows the op but its own configuration
+	// does not allow it (ops = … in agent.conf).
+	ErrCodeOpDisabled = "op_disabled"
 )
 
 // OriginateArgs places a call: Local/<From>@<context> is rung first and,

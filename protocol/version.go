@@ -15,8 +15,14 @@ package protocol
 //	                introduced them (OpMinVersion), an op the agent's version
 //	                lacks is refused per request (agent_too_old); an agent
 //	                refused with an older version in its range redials with
-//	                it; Hello.Capabilities is no longer sent.
-const Version = 2
+//	                it; Hello.Capabilities names optional behaviours
+//	                (event_refusal: an events frame refused in an Ack is
+//	                resent smaller); events may carry truncated/dropped.
+//	3 (2026-12-06): call-centre operations: transfer (blind, attended,
+//	                complete, cancel), queues and their members, recording
+//	                (start, stop, mute, fetch), DTMF, park and pickup, mute;
+//	                an agent may disable operations (op_disabled).
+const Version = 3
 
 // MinVersion is the oldest protocol version this build still speaks, with
 // an agent (control plane side) or with a control plane (agent side). The
@@ -47,6 +53,11 @@ var opMinVersion = map[string]int{
 	OpChannels:  1,
 	OpStatus:    1,
 	OpPing:      1,
+
+	OpTransfer: 3, OpTransferComplete: 3, OpTransferCancel: 3,
+	OpQueues: 3, OpQueueMemberAdd: 3, OpQueueMemberDel: 3, OpQueueMemberPause: 3, OpQueuePenalty: 3,
+	OpRecordingStart: 3, OpRecordingStop: 3, OpRecordingMute: 3, OpRecordingFetch: 3,
+	OpDTMF: 3, OpPark: 3, OpParked: 3, OpParkedPickup: 3, OpMute: 3,
 }
 
 // OpMinVersion is the protocol version that introduced op: a session of an

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +81,10 @@ type Config struct {
 	// knows the call before its first event (calls.Tracker's hints).
 	ExpectOriginate func(callID, from, to string)
 	ExpectMonitor   func(spyCallID, target string)
+	// Ops, when not empty, is the allow-list of operations this agent
+	// runs (its ops = … config); others answer ErrCodeOpDisabled. Empty:
+	// every operation.
+	Ops []string
 	// ExpectHangup, when set, is told who asked for a channel's hangup
 	// (HangupArgs.By) just before it is sent, so call.ended names them.
 	ExpectHangup func(uniqueid, by string)
@@ -100,6 +106,11 @@ func (c Config) Validate() error {
 	if c.Context != "" {
 		if err := CheckContext(c.Context); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for _, op := range c.Ops {
+		if !slices.Contains(protocol.Ops, op) {
+			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
 		}
 	}
 	if err := c.Limits.Validate(); err != nil {
@@ -205,6 +216,11 @@ func NewCallID() string {
 func (h *Handler) Serve(ctx context.Context, req protocol.Request) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ErrorFor(err)
+	}
+	if len(h.cfg.Ops) > 0 && protocol.OpMinVersion(req.Op) != 0 && !slices.Contains(h.cfg.Ops, req.Op) {
+		h.log.Info("request refused", "op", req.Op, "id", req.ID, "code", protocol.ErrCodeOpDisabled)
+		return nil, &protocol.Error{Code: protocol.ErrCodeOpDisabled,
+			Message: fmt.Sprintf("operation %s is disabled on this PBX's agent (its ops = %s)", req.Op, strings.Join(h.cfg.Ops, ","))}
 	}
 	result, err := h.dispatch(ctx, req)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -367,5 +368,30 @@ func TestTrackerHints(t *testing.T) {
 	want := []string{"originate crm-1 150→151 after 0 actions", "monitor sb-1-0001 on 150 after 1 actions"}
 	if !slices.Equal(hints, want) {
 		t.Errorf("hints %q, want %q", hints, want)
+	}
+}
+
+// TestOpsAllowList: an operation left out of the agent's ops = … is
+// refused per request with op_disabled, and nothing reaches AMI; an
+// unknown name in the list is a configuration error.
+func TestOpsAllowList(t *testing.T) {
+	f := newFakeAMI()
+	h := newTestHandler(t, f, func(c *Config) { c.Ops = []string{protocol.OpChannels, protocol.OpPing} })
+	resp := call(h, request(protocol.OpOriginate, protocol.OriginateArgs{From: "150", To: "151"}))
+	if resp.Error == nil || resp.Error.Code != protocol.ErrCodeOpDisabled || !strings.Contains(resp.Error.Message, "ops = channels,ping") {
+		t.Fatalf("disabled originate: %+v", resp.Error)
+	}
+	if n := len(f.actions()); n != 0 {
+		t.Fatalf("%d actions reached AMI", n)
+	}
+	if resp := call(h, request(protocol.OpPing, nil)); resp.Error != nil {
+		t.Fatalf("allowed ping: %+v", resp.Error)
+	}
+	// An op this build does not know stays "unsupported", not "disabled".
+	if resp := call(h, request("reboot", nil)); resp.Error == nil || resp.Error.Code != protocol.ErrCodeUnsupported {
+		t.Fatalf("unknown op: %+v", resp.Error)
+	}
+	if err := (Config{AMI: f, Channels: h.cfg.Channels, Ops: []string{"originat"}}).Validate(); err == nil || !strings.Contains(err.Error(), `unknown operation "originat"`) {
+		t.Fatalf("Validate with a typo: %v", err)
 	}
 }

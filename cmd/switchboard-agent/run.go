@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/agent/metrics"
 	"github.com/switchboard-pbx/switchboard/agent/ops"
 	"github.com/switchboard-pbx/switchboard/cmd/internal/flagfile"
+	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/systemd"
 )
@@ -30,6 +31,7 @@ type flags struct {
 	context, logFormat, logLevel      string
 	metricsListen                     string
 	maxOriginates, maxRequests        int
+	ops                               string
 	eventLimits                       eventLimitFlags
 }
 
@@ -63,6 +65,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9464 (empty: off)")
 	fs.IntVar(&f.maxOriginates, "max-concurrent-originates", ops.DefaultMaxConcurrentOriginates, "calls being set up on this PBX at once, until Asterisk answers or fails them; more are refused (429 pbx_busy at the API)")
 	fs.IntVar(&f.maxRequests, "max-concurrent-requests", agent.DefaultMaxRequests, "requests from the control plane running at once; more are refused at once (429 pbx_busy)")
+	fs.StringVar(&f.ops, "ops", "all", "operations this agent runs, comma-separated, or all: "+strings.Join(protocol.Ops, ", ")+"; others are refused with op_disabled")
 	f.eventLimits.register(fs)
 }
 
@@ -121,6 +124,16 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 		Version:                 version,
 	}
 	f.eventLimits.apply(&cfg)
+	if f.ops != "all" {
+		for _, op := range strings.Split(f.ops, ",") {
+			if op = strings.TrimSpace(op); op != "" {
+				cfg.Ops = append(cfg.Ops, op)
+			}
+		}
+		if len(cfg.Ops) == 0 {
+			return agent.Config{}, nil, flags{}, usagef("--ops names no operation: name some, or all")
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return agent.Config{}, nil, flags{}, usagef("%v", err)
 	}

@@ -150,13 +150,17 @@ func apikeyCreateCommand() *command {
 		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
 			enterprise := fs.String("enterprise", "", "the enterprise `NUMBER`")
 			name := fs.String("name", "api key", "a `NAME` that says who uses the key")
-			scopes := fs.String("scopes", strings.Join(store.AllowedScopes(), ","), "comma-separated `SCOPES`")
+			scopes := fs.String("scopes", "", "comma-separated `SCOPES` (default: every scope, "+strings.Join(store.AllowedScopes(), ", ")+")")
 			return func(args []string) (adminStep, error) {
 				if err := errorsJoin(noArgs("apikey create", args), mustNotBeEmpty("enterprise", *enterprise)); err != nil {
 					return nil, err
 				}
 				return func(ctx context.Context, st *store.Store, out printer) error {
-					k, key, err := st.CreateAPIKey(ctx, *enterprise, *name, splitList(*scopes))
+					want := splitList(*scopes)
+					if len(want) == 0 {
+						want = store.AllowedScopes()
+					}
+					k, key, err := st.CreateAPIKey(ctx, *enterprise, *name, want)
 					if err != nil {
 						return err
 					}

@@ -25,6 +25,7 @@ const (
 	CodeMethodNotAllowed    = "method_not_allowed"   // 405
 	CodeIdempotencyConflict = "idempotency_conflict" // 409: Idempotency-Key reused with another body
 	CodeConflict            = "conflict"             // 409: e.g. the enterprise's webhook limit
+	CodeOpDisabled          = "op_disabled"          // 403: the PBX's agent does not run this operation (its ops = …)
 	CodeAgentTooOld         = "agent_too_old"        // 409: the PBX's agent predates the operation; upgrade it
 	CodeRequestTimeout      = "request_timeout"      // 408: the request body did not arrive in time
 	CodeBodyTooLarge        = "body_too_large"       // 413
@@ -136,6 +137,10 @@ func agentError(pbx string, timeout string, err error) *Error {
 			return errorf(http.StatusConflict, CodeAgentTooOld, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeBusy:
 			return &Error{Status: http.StatusTooManyRequests, Code: CodePBXBusy, Message: fmt.Sprintf("PBX %s: %s", pbx, pe.Message), RetryAfter: 1}
+		case protocol.ErrCodeOpDisabled:
+			// The PBX's owner turned the operation off in its agent's
+			// config: a refusal of policy, like a missing scope.
+			return errorf(http.StatusForbidden, CodeOpDisabled, "PBX %s: %s", pbx, pe.Message)
 		default:
 			return errorf(http.StatusBadGateway, CodeAgentError, "PBX %s failed the request (%s)", pbx, pe.Code)
 		}

@@ -21,11 +21,18 @@ const (
 	ScopeChannelsRead = "channels:read"
 	ScopeEventsRead   = "events:read"
 	ScopeAuditRead    = "audit:read"
+	// Call-centre operations.
+	ScopeCallsControl   = "calls:control"   // transfer, park, DTMF, mute
+	ScopeRecordings     = "recordings"      // start, stop, mute a recording
+	ScopeRecordingsRead = "recordings:read" // download recordings
+	ScopeQueuesRead     = "queues:read"
+	ScopeQueuesManage   = "queues:manage" // queue members: add, remove, pause, penalty
 )
 
 // Scopes lists every scope an API key may carry, for validating
 // `switchboard apikey create --scopes`.
-var Scopes = []string{ScopeOriginate, ScopeMonitor, ScopeHangup, ScopeChannelsRead, ScopeEventsRead, ScopeAuditRead}
+var Scopes = []string{ScopeOriginate, ScopeMonitor, ScopeHangup, ScopeChannelsRead, ScopeEventsRead, ScopeAuditRead,
+	ScopeCallsControl, ScopeRecordings, ScopeRecordingsRead, ScopeQueuesRead, ScopeQueuesManage}
 
 // Operator roles carried in the JWT "roles" claim, lowest first.
 const (
@@ -57,6 +64,12 @@ const (
 	// WebhooksManage creates and deletes webhooks, which send every
 	// call's facts off the platform.
 	WebhooksManage Action = "webhooks:manage"
+	// Call-centre operations.
+	CallsControl     Action = "calls:control"   // transfer, park and pickup, DTMF, mute
+	RecordingControl Action = "recordings"      // start, stop, mute a recording
+	RecordingRead    Action = "recordings:read" // download a recording
+	QueuesRead       Action = "queues:read"     // queues, members, callers waiting, parked calls
+	QueuesManage     Action = "queues:manage"   // add, remove, pause a member; set its penalty
 )
 
 // rule is one row of the access matrix.
@@ -85,22 +98,31 @@ type rule struct {
 //     the PBX to place them on;
 //   - a key with events:read may manage its enterprise's webhooks (it could
 //     read the same events anyway); an operator needs supervisor or
-//     telecom_admin, since a webhook sends every call off the platform.
+//     telecom_admin, since a webhook sends every call off the platform;
+//   - call control (transfer, park, DTMF, mute) and queue reads are an
+//     operator's everyday work; recordings and queue membership are a
+//     supervisor's, and downloading a recording needs its own scope.
 var policy = map[Action]rule{
-	Originate:      {scopes: []string{ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	Monitor:        {scopes: []string{ScopeMonitor}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	Hangup:         {scopes: []string{ScopeHangup}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
-	ChannelsRead:   {scopes: []string{ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	EventsRead:     {scopes: []string{ScopeEventsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	AuditRead:      {scopes: []string{ScopeAuditRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	PBXRead:        {scopes: []string{ScopeChannelsRead, ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	FleetRead:      {roles: []string{RolePlatformAdmin}},
-	CallsRead:      {scopes: []string{ScopeEventsRead, ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
-	WebhooksManage: {scopes: []string{ScopeEventsRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
+	Originate:        {scopes: []string{ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	Monitor:          {scopes: []string{ScopeMonitor}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	Hangup:           {scopes: []string{ScopeHangup}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
+	ChannelsRead:     {scopes: []string{ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	EventsRead:       {scopes: []string{ScopeEventsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	AuditRead:        {scopes: []string{ScopeAuditRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	PBXRead:          {scopes: []string{ScopeChannelsRead, ScopeOriginate}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	FleetRead:        {roles: []string{RolePlatformAdmin}},
+	CallsRead:        {scopes: []string{ScopeEventsRead, ScopeChannelsRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	WebhooksManage:   {scopes: []string{ScopeEventsRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin}, enterprise: true},
+	CallsControl:     {scopes: []string{ScopeCallsControl}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	RecordingControl: {scopes: []string{ScopeRecordings}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	RecordingRead:    {scopes: []string{ScopeRecordingsRead}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	QueuesRead:       {scopes: []string{ScopeQueuesRead}, roles: []string{RoleOperator, RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
+	QueuesManage:     {scopes: []string{ScopeQueuesManage}, roles: []string{RoleSupervisor, RoleTelecomAdmin, RolePlatformAdmin}, enterprise: true},
 }
 
 // Actions lists every action, in a stable order (for docs and tests).
-var Actions = []Action{Originate, Monitor, Hangup, ChannelsRead, EventsRead, AuditRead, PBXRead, FleetRead, CallsRead, WebhooksManage}
+var Actions = []Action{Originate, Monitor, Hangup, ChannelsRead, EventsRead, AuditRead, PBXRead, FleetRead, CallsRead, WebhooksManage,
+	CallsControl, RecordingControl, RecordingRead, QueuesRead, QueuesManage}
 
 // Principal is an authenticated caller.
 type Principal struct {

@@ -27,6 +27,11 @@ var wantMatrix = []struct {
 	{FleetRead, nil, false, false, false, true},
 	{CallsRead, []string{ScopeEventsRead, ScopeChannelsRead}, true, true, true, true},
 	{WebhooksManage, []string{ScopeEventsRead}, false, true, true, false},
+	{CallsControl, []string{ScopeCallsControl}, true, true, true, true},
+	{RecordingControl, []string{ScopeRecordings}, false, true, true, true},
+	{RecordingRead, []string{ScopeRecordingsRead}, false, true, true, true},
+	{QueuesRead, []string{ScopeQueuesRead}, true, true, true, true},
+	{QueuesManage, []string{ScopeQueuesManage}, false, true, true, true},
 }
 
 func TestMatrix(t *testing.T) {

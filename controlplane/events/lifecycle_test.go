@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
@@ -113,6 +114,8 @@ func TestLifecycles(t *testing.T) {
 				t.Fatalf("first message %+v, want stream.live", m)
 			}
 
+			// A call ended through the API names its credential.
+			keyID, _ := auth.ParseAPIKeyID(tn.key)
 			type want struct {
 				types, status, answeredBy, hungupBy, direction string
 				cause                                          int
@@ -128,7 +131,7 @@ func TestLifecycles(t *testing.T) {
 					ce.waitFor(t, id, protocol.EventCallBridged)
 					e.hangup(t, tn.key, id)
 					return id
-				}, want{types: "call.started call.ringing call.answered call.bridged call.ended", status: "completed", answeredBy: "151", hungupBy: "150", direction: "originate", cause: 16}},
+				}, want{types: "call.started call.ringing call.answered call.bridged call.ended", status: "completed", answeredBy: "151", hungupBy: keyID, direction: "originate", cause: 16}},
 				{"answered, hung up by the callee", func(t *testing.T) string {
 					id := e.originate(t, tn.key, map[string]any{"from": "150", "to": "151"})
 					evs := ce.waitFor(t, id, protocol.EventCallBridged)
@@ -171,7 +174,7 @@ func TestLifecycles(t *testing.T) {
 						t.Errorf("spy call = %+v", spy)
 					}
 					return id
-				}, want{types: "call.started call.answered call.bridged call.monitor_started call.monitor_stopped call.ended", status: "completed", answeredBy: "158", hungupBy: "157", direction: "originate", cause: 16, monitored: true}},
+				}, want{types: "call.started call.answered call.bridged call.monitor_started call.monitor_stopped call.ended", status: "completed", answeredBy: "158", hungupBy: keyID, direction: "originate", cause: 16, monitored: true}},
 				{"placed by nobody through the API", func(t *testing.T) string {
 					id, err := p.AMI.StartCall("160", "161")
 					if err != nil {

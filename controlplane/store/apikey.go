@@ -18,10 +18,17 @@ const (
 	ScopeChannelsRead = "channels:read"
 	ScopeEventsRead   = "events:read"
 	ScopeAuditRead    = "audit:read"
+	// Call-centre operations.
+	ScopeCallsControl   = "calls:control"
+	ScopeRecordings     = "recordings"
+	ScopeRecordingsRead = "recordings:read"
+	ScopeQueuesRead     = "queues:read"
+	ScopeQueuesManage   = "queues:manage"
 )
 
 var allowedScopes = []string{
 	ScopeOriginate, ScopeMonitor, ScopeHangup, ScopeChannelsRead, ScopeEventsRead, ScopeAuditRead,
+	ScopeCallsControl, ScopeRecordings, ScopeRecordingsRead, ScopeQueuesRead, ScopeQueuesManage,
 }
 
 // AllowedScopes returns every valid scope, in canonical order.

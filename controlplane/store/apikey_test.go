@@ -124,7 +124,8 @@ func TestCreateAPIKeyErrors(t *testing.T) {
 
 func TestAllowedScopes(t *testing.T) {
 	t.Parallel()
-	want := []string{"originate", "monitor", "hangup", "channels:read", "events:read", "audit:read"}
+	want := []string{"originate", "monitor", "hangup", "channels:read", "events:read", "audit:read",
+		"calls:control", "recordings", "recordings:read", "queues:read", "queues:manage"}
 	got := store.AllowedScopes()
 	if !slices.Equal(got, want) {
 		t.Fatalf("AllowedScopes() = %v, want %v", got, want)
