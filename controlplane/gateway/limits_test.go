@@ -353,7 +353,14 @@ func TestParkedStreamsBounded(t *testing.T) {
 	for range opened {
 		st, err := sess.Open(ctx, protocol.StreamEvents)
 		if err != nil {
-			t.Fatal(err)
+			// Reset already, before its kind byte was written: the
+			// backlog was full when it arrived.
+			if !strings.Contains(err.Error(), "connection reset") {
+				t.Fatal(err)
+			}
+			reset.Add(1)
+			done <- struct{}{}
+			continue
 		}
 		go func() {
 			defer func() { done <- struct{}{} }()
