@@ -117,20 +117,51 @@ func agentCreateCommand() *command {
 }
 
 func agentRevokeCommand() *command {
-	return adminCommand("agent revoke", "ID", "revoke an agent: its next connection is refused", storeAbout, mustExist,
+	return adminCommand("agent revoke", "ID|NAME [--enterprise N]", "revoke an agent: its tunnel closes and its next connection is refused", storeAbout, mustExist,
 		func(fs *pflag.FlagSet) func([]string) (adminStep, error) {
+			enterprise := fs.String("enterprise", "", "the enterprise `NUMBER` of the agent named by its name")
 			return func(args []string) (adminStep, error) {
 				if len(args) != 1 {
-					return nil, usagef("agent revoke: want exactly one agent id")
+					return nil, usagef("agent revoke: want exactly one agent id or name")
+				}
+				ref := args[0]
+				if !strings.HasPrefix(ref, "agt_") && *enterprise == "" {
+					return nil, usagef("agent revoke %s: a name needs --enterprise (names are unique within an enterprise)", ref)
 				}
 				return func(ctx context.Context, st *store.Store, out printer) error {
-					if err := st.RevokeAgent(ctx, args[0]); err != nil {
+					id, err := agentRef(ctx, st, ref, *enterprise)
+					if err != nil {
 						return err
 					}
-					return out.print(map[string]any{"id": args[0], "revoked": true}, "Revoked agent %s; its next connection is refused.\n", args[0])
+					if err := st.RevokeAgent(ctx, id); err != nil {
+						return err
+					}
+					return out.print(map[string]any{"id": id, "revoked": true}, "Revoked agent %s; its tunnel closes and its next connection is refused.\n", id)
 				}, nil
 			}
 		})
+}
+
+// agentRef resolves an agent id, or the name of one of the enterprise's
+// live agents, to its id.
+func agentRef(ctx context.Context, st *store.Store, ref, enterprise string) (string, error) {
+	if strings.HasPrefix(ref, "agt_") {
+		return ref, nil
+	}
+	e, err := st.EnterpriseByNumber(ctx, enterprise)
+	if err != nil {
+		return "", fmt.Errorf("enterprise %s: %w", enterprise, err)
+	}
+	agents, err := st.ListAgents(ctx, e.ID)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range agents {
+		if a.Name == ref && !a.Revoked() {
+			return a.ID, nil
+		}
+	}
+	return "", fmt.Errorf("enterprise %s has no live PBX named %q: %w", enterprise, ref, store.ErrNotFound)
 }
 
 func agentListCommand() *command {
