@@ -5,7 +5,7 @@
 // it drops, so no event is lost across a control-plane restart and no
 // polling is needed.
 import { api, query } from './api.js';
-import { h, field, errorBox, badge, fmtDuration, confirmAction, ask } from './ui.js';
+import { h, add, field, errorBox, badge, fmtDuration, confirmAction, ask } from './ui.js';
 
 // Statuses a call ends in: its row goes.
 const TERMINAL = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
@@ -315,7 +315,7 @@ export function mount(main, ctx) {
     // caller of any other.
     const target = c.direction === 'inbound' ? (c.answered_by || c.to) : c.from;
     try {
-      await api('POST', '/v1/monitor', { mode: m.mode, target, from: ext, pbx: c.pbx });
+      await api('POST', '/v1/monitor', { body: { mode: m.mode, target, from: ext, pbx: c.pbx } });
       flash(`${m.label}: your extension ${ext} rings, then joins ${target}'s call.`);
     } catch (e) {
       status.replaceChildren(errorBox(e));
@@ -338,7 +338,7 @@ export function mount(main, ctx) {
         e.preventDefault();
         call.disabled = true;
         try {
-          const r = await api('POST', '/v1/calls', { from: from.value.trim(), to: to.value.trim(), pbx: pbx ? pbx.value : undefined });
+          const r = await api('POST', '/v1/calls', { body: { from: from.value.trim(), to: to.value.trim(), pbx: pbx ? pbx.value : undefined } });
           flash(`Call placed: ${r.from} → ${r.to} (call ${r.call_id}).`);
           to.value = '';
         } catch (err) {
@@ -356,7 +356,7 @@ export function mount(main, ctx) {
   if (!can('hangup')) denied.push(`Hang up (${why('hangup')})`);
   if (!can('monitor')) denied.push(`Spy, Whisper and Barge (${why('monitor')})`);
 
-  main.append(
+  add(main,
     h('h1', {}, 'Live calls', indicator),
     notices,
     status,

@@ -2,7 +2,7 @@
 // Pages live in their own modules; each mounts into <main> and returns
 // what stops it (timers, the event stream) when another page is shown.
 import { api, setCSRF, whenSignedOut } from './api.js';
-import { h, field, errorBox, timeZone, fmtClock } from './ui.js';
+import { h, field, errorBox, timeZone, fmtClock, showIn } from './ui.js';
 import * as live from './live.js';
 import * as pbxs from './pbxs.js';
 import * as calls from './history.js';
@@ -124,7 +124,7 @@ async function startApp(me) {
   await loadPBXNames(ctx);
   top.hidden = false;
   const until = me.session ? h('span', { class: 'note', title: me.session.expires_at }, 'session until ' + fmtClock(me.session.expires_at)) : null;
-  who.replaceChildren(h('span', { id: 'whoami' }, describe(me)), until,
+  showIn(who, h('span', { id: 'whoami' }, describe(me)), until,
     h('button', { type: 'button', class: 'small', onclick: signOut }, 'Sign out'));
   foot.textContent = `Times are shown in ${timeZone}. Switchboard console — every action goes through the public API.`;
   route();

@@ -18,6 +18,10 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+// add appends nodes and text to el, skipping null, undefined and false
+// (the DOM's own append would show them as words).
+export function add(el, ...children) { append(el, children); }
+
 function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;

@@ -60,8 +60,10 @@ export function mountList(main, ctx) {
       create.disabled = true;
       try {
         const w = await api('POST', '/v1/webhooks', {
-          url: url.value.trim(), description: description.value.trim(), pbx: pbx.value || undefined,
-          event_types: boxes.filter(b => b.checked).map(b => b.value),
+          body: {
+            url: url.value.trim(), description: description.value.trim(), pbx: pbx.value || undefined,
+            event_types: boxes.filter(b => b.checked).map(b => b.value),
+          },
         });
         showIn(status, h('div', { class: 'okmsg' },
           h('p', {}, `Created webhook ${w.id} to ${w.url}. Its signing secret is shown once, now: keep it in the receiver's configuration.`),
