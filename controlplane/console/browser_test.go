@@ -227,11 +227,25 @@ func (tb *tab) fits() {
 	}
 }
 
-// screenshot checks the layout fits and, with -update, writes the
-// screenshot the README shows.
+// labelled checks every form control of the page has a label.
+func (tb *tab) labelled() {
+	tb.t.Helper()
+	unlabelled := eval[[]string](tb, `[...document.querySelectorAll('input, select, textarea')]
+		.filter(e => e.type !== 'hidden' && e.type !== 'checkbox' && !e.labels.length && !e.getAttribute('aria-label'))
+		.map(e => e.name || e.outerHTML)`)
+	unlabelled = append(unlabelled, eval[[]string](tb, `[...document.querySelectorAll('input[type=checkbox]')]
+		.filter(e => !e.labels.length).map(e => e.value)`)...)
+	if len(unlabelled) > 0 {
+		tb.t.Errorf("controls without a label: %q", unlabelled)
+	}
+}
+
+// screenshot checks the page (its layout fits, its controls are
+// labelled) and, with -update, writes the screenshot the README shows.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	tb.fits()
+	tb.labelled()
 	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())

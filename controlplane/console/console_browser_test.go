@@ -47,6 +47,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	tb := newTab(t, c.browser, s.URL)
 	t.Run("sign in with an API key and see a call within 2 s", func(t *testing.T) { c.testLiveRow(t, tb) })
+	t.Run("spy asks once for the supervisor's extension", func(t *testing.T) { c.testMonitor(t, tb) })
 	t.Run("hang up from the row", func(t *testing.T) { c.testHangup(t, tb) })
 	t.Run("place a call", func(t *testing.T) { c.testPlaceCall(t, tb) })
 	t.Run("operator without the hangup role", func(t *testing.T) { c.testOperator(t) })
@@ -121,6 +122,48 @@ func (c *console) testHangup(t *testing.T, tb *tab) {
 			t.Fatalf("channel %s still up at the fake Asterisk", ch.Name)
 		}
 	}
+}
+
+func (c *console) testMonitor(t *testing.T, tb *tab) {
+	tb.t = t
+	if liveCall == "" {
+		t.Fatal("no live call from the previous step")
+	}
+	spies := func() int {
+		n := 0
+		for _, m := range c.pbx.AMI.Actions() {
+			if strings.EqualFold(m.Get("Action"), "Originate") && m.Get("Application") == "ChanSpy" {
+				n++
+			}
+		}
+		return n
+	}
+	before := spies()
+	tb.do(
+		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="spy"]`)),
+		chromedp.WaitVisible(byLabel("Your extension")),
+		chromedp.SendKeys(byLabel("Your extension"), "151"),
+		chromedp.Click(button("//dialog", "Spy")),
+		chromedp.WaitVisible(`//*[@id="live-status"]//*[starts-with(normalize-space(), "Spy: your extension 151 rings")]`),
+	)
+	// Remembered: Whisper asks nothing.
+	tb.do(
+		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="whisper"]`)),
+		chromedp.WaitVisible(`//*[@id="live-status"]//*[starts-with(normalize-space(), "Whisper: your extension 151 rings")]`),
+	)
+	if n := eval[int](tb, `document.querySelectorAll('dialog').length`); n != 0 {
+		t.Errorf("%d dialogs open after Whisper: the extension was asked again", n)
+	}
+	if got := spies() - before; got != 2 {
+		t.Errorf("%d ChanSpy originates reached the fake Asterisk, want 2", got)
+	}
+	for _, m := range c.pbx.AMI.Actions() {
+		if m.Get("Application") == "ChanSpy" && !strings.HasPrefix(m.Get("Channel"), "Local/151@") {
+			t.Errorf("ChanSpy from %s, want the supervisor's extension 151", m.Get("Channel"))
+		}
+	}
+	// The row says a supervisor is listening (call.monitor_started).
+	tb.do(chromedp.WaitVisible(`//tr[@data-call-id="` + liveCall + `"]//span[normalize-space()="monitored"]`))
 }
 
 func hangups(msgs []*ami.Message) int {
