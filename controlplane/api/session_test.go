@@ -189,6 +189,28 @@ func TestConsoleSessionOperator(t *testing.T) {
 	wantStatus(t, s.Do(t, "GET", "/v1/me", "", nil, "Cookie", api.SessionCookie+"=sbs_ses_nonsense"), 401, api.CodeUnauthorized)
 }
 
+// TestConsoleSessionsBounded: past --console-max-sessions-per-credential a
+// sign-in ends the credential's oldest session, and /metrics counts it.
+func TestConsoleSessionsBounded(t *testing.T) {
+	t.Parallel()
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{MaxSessionsPerCredential: 2}}})
+	s.Enterprise(t, "0367", "june")
+	key := s.APIKey(t, "0367")
+	first, _, _ := signIn(t, s, key)
+	second, _, _ := signIn(t, s, key)
+	third, _, _ := signIn(t, s, key)
+	wantStatus(t, s.Do(t, "GET", "/v1/me", "", nil, "Cookie", first), 401, api.CodeUnauthorized)
+	for _, c := range []string{second, third} {
+		wantStatus(t, s.Do(t, "GET", "/v1/me", "", nil, "Cookie", c), 200, "")
+	}
+	// Another credential of the enterprise keeps its own.
+	other, _, _ := signIn(t, s, s.JWT(t, "0367", "sup-1", auth.RoleSupervisor))
+	wantStatus(t, s.Do(t, "GET", "/v1/me", "", nil, "Cookie", other), 200, "")
+	if got := s.Metric(t, `switchboard_rate_limited_total{scope="console_sessions"}`); got != 1 {
+		t.Errorf("switchboard_rate_limited_total{scope=\"console_sessions\"} = %v, want 1", got)
+	}
+}
+
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
