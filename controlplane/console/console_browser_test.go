@@ -253,6 +253,19 @@ func (c *console) testHistory(t *testing.T, tb *tab) {
 	if status != "completed" && status != "canceled" {
 		t.Fatalf("the hung-up call's status is %q in the history", status)
 	}
+	// Filters: the status, through the form; the address keeps them.
+	for _, f := range []struct {
+		status string
+		listed bool
+	}{{"busy", false}, {status, true}} {
+		tb.do(chromedp.SetValue(byLabel("Status"), f.status), chromedp.Click(button("", "Search")))
+		tb.waitJS(5*time.Second, `location.hash === '#/history?status=`+f.status+`'`)
+		if f.listed {
+			tb.do(chromedp.WaitVisible(chromedp.CSS(row(liveCall))))
+		} else {
+			tb.do(chromedp.WaitVisible(`//p[normalize-space()="No call matches."]`))
+		}
+	}
 	tb.screenshot("history")
 	tb.do(
 		chromedp.Click(chromedp.CSS(row(liveCall)+` a`)),
