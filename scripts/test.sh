@@ -2,7 +2,9 @@
 # Runs the whole test suite: formatting, vet, unit and integration tests with
 # the race detector, on the embedded SQLite store and on a throwaway
 # PostgreSQL that this script starts (installing Debian's postgresql package
-# if it is missing). CI runs exactly this (.ci/run).
+# if it is missing), and the web console's tests in headless Chromium
+# (installing Debian's chromium package if it is missing). CI runs exactly
+# this (.ci/run).
 #
 #   bash scripts/test.sh            everything
 #   SKIP_PACKAGE_TEST=1 bash …      skip building and installing the .deb
@@ -25,6 +27,11 @@ step "PostgreSQL (throwaway cluster for the store tests)"
 source scripts/pg.sh
 pg_start
 echo "SWITCHBOARD_TEST_POSTGRES=$SWITCHBOARD_TEST_POSTGRES"
+
+step "Chromium (the web console's browser tests)"
+# shellcheck source=scripts/chromium.sh
+source scripts/chromium.sh
+chromium_ensure
 
 step "go test -race (SQLite and PostgreSQL)"
 go test -race -count=1 -timeout 25m ./...

@@ -57,7 +57,7 @@ func adminCommands() []*command {
 	return []*command{
 		enterpriseCreateCommand(), enterpriseListCommand(), agentCreateCommand(),
 		agentRevokeCommand(), agentListCommand(), apikeyCreateCommand(),
-		apikeyRevokeCommand(), apikeyListCommand(), jwtCommand(),
+		apikeyRevokeCommand(), apikeyListCommand(), jwtCommand(), consoleLinkCommand(),
 	}
 }
 

@@ -29,6 +29,8 @@ type apiFlags struct {
 	timezone                string
 	keyCacheTTL             time.Duration
 	pbxCacheTTL             time.Duration
+	consoleSessionTTL       time.Duration
+	consoleMaxSessions      int
 }
 
 func (f *apiFlags) register(fs *pflag.FlagSet) {
@@ -49,6 +51,8 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.timezone, "timezone", "", "IANA zone of the legacy hangup's terminated_at, e.g. Asia/Tehran (empty: the server's local zone)")
 	fs.DurationVar(&f.keyCacheTTL, "key-cache-ttl", api.DefaultKeyCacheTTL, "how long a verified API key is trusted without a store lookup; revocations are checked in the store every half of it, so a revoked key, its event streams and tickets, and a revoked agent's tunnel, end within it; negative: no cache")
 	fs.DurationVar(&f.pbxCacheTTL, "pbx-cache-ttl", api.DefaultPBXCacheTTL, "how long an enterprise's PBX list is reused; negative: off")
+	fs.DurationVar(&f.consoleSessionTTL, "console-session-ttl", api.DefaultSessionTTL, "how long a web console sign-in lasts (never past its token's exp)")
+	fs.IntVar(&f.consoleMaxSessions, "console-max-sessions-per-credential", api.DefaultMaxSessionsPerCredential, "web console sessions one API key or operator may hold; signing in past it ends the oldest")
 }
 
 // jwtVerifier builds the operator JWT verifier from the flags; nil when
@@ -81,13 +85,15 @@ func jwtVerifier(f serveFlags) (*auth.JWTVerifier, error) {
 // apiConfig builds the HTTP API's configuration from the flags.
 func apiConfig(f serveFlags) (api.Config, error) {
 	ac := api.Config{
-		AMITimeout:              f.api.amiTimeout,
-		MaxBodyBytes:            f.api.maxBodyBytes,
-		IdempotencyTTL:          f.api.idempotencyTTL,
-		HideChannelNames:        f.api.hideChannelNames,
-		KeyCacheTTL:             f.api.keyCacheTTL,
-		PBXCacheTTL:             f.api.pbxCacheTTL,
-		MaxTicketsPerEnterprise: f.api.maxTicketsPerEnterprise,
+		AMITimeout:               f.api.amiTimeout,
+		MaxBodyBytes:             f.api.maxBodyBytes,
+		IdempotencyTTL:           f.api.idempotencyTTL,
+		HideChannelNames:         f.api.hideChannelNames,
+		KeyCacheTTL:              f.api.keyCacheTTL,
+		PBXCacheTTL:              f.api.pbxCacheTTL,
+		MaxTicketsPerEnterprise:  f.api.maxTicketsPerEnterprise,
+		SessionTTL:               f.api.consoleSessionTTL,
+		MaxSessionsPerCredential: f.api.consoleMaxSessions,
 		RateLimit: ratelimit.Config{
 			PerCredential: rate.Limit(f.api.ratePerCredential), CredentialBurst: f.api.burstPerCredential,
 			PerEnterprise: rate.Limit(f.api.ratePerEnterprise), EnterpriseBurst: f.api.burstPerEnterprise,

@@ -69,6 +69,16 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var links []demoLink
+	for _, l := range []struct{ who, enterprise, role string }{
+		{"supervisor", ent.Number, auth.RoleSupervisor}, {"platform admin", "", auth.RolePlatformAdmin},
+	} {
+		_, token, err := st.CreateConsoleLink(ctx, l.enterprise, "", []string{l.role}, 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		links = append(links, demoLink{who: l.who, token: token})
+	}
 	secretFile := filepath.Join(dir, "jwt.secret")
 	if err := os.WriteFile(secretFile, []byte(rand.Text()+rand.Text()), 0o600); err != nil {
 		return err
@@ -143,7 +153,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	printDemo(stdout, demoInfo{Base: base, APIKey: apiKey, JWT: jwt, Enterprise: ent, Agent: agentRec, DSN: dsn, Dir: dir, PBX: pbx.Addr(),
-		Self: selfCommand(), SecretFile: secretFile, WebhookSecret: "demo-webhook-" + rand.Text()})
+		Self: selfCommand(), SecretFile: secretFile, WebhookSecret: "demo-webhook-" + rand.Text(), Links: links})
 
 	select {
 	case <-ctx.Done():
@@ -231,7 +241,9 @@ type demoInfo struct {
 	// webhook's.
 	SecretFile, WebhookSecret string
 	// Self runs this program in a printed command.
-	Self       string
+	Self string
+	// Links are single-use web console sign-ins made at start.
+	Links      []demoLink
 	Enterprise store.Enterprise
 	Agent      store.Agent
 }
@@ -250,13 +262,14 @@ Switchboard demo is running (Ctrl-C stops it).
                   (roles supervisor + telecom_admin, valid 24 h)
   JWT secret      %s
                   (signs operator JWTs: switchboard jwt mint, below)
-
+  web console     %s/  (sign in with the API key, or open a single-use link:)
+%s
 Try, in another terminal:
 
   export SB=%s KEY=%s
   export JWT=%s
 
-`, d.Base, d.DSN, d.Enterprise.Number, d.Enterprise.Name, d.Agent.ID, d.PBX, d.APIKey, d.JWT, d.SecretFile, d.Base, d.APIKey, d.JWT)
+`, d.Base, d.DSN, d.Enterprise.Number, d.Enterprise.Name, d.Agent.ID, d.PBX, d.APIKey, d.JWT, d.SecretFile, d.Base, demoLinks(d), d.Base, d.APIKey, d.JWT)
 	for _, c := range demoCommands(d) {
 		if c.what == "" { // the same as the command before it
 			fmt.Fprintf(w, "  %s\n\n", c.cmd)
@@ -266,7 +279,19 @@ Try, in another terminal:
 	}
 }
 
+// demoLink is a console sign-in link the demo made for a role.
+type demoLink struct{ who, token string }
+
 type demoCommand struct{ what, cmd string }
+
+// demoLinks lists the sign-in links, one a line.
+func demoLinks(d demoInfo) string {
+	var b strings.Builder
+	for _, l := range d.Links {
+		fmt.Fprintf(&b, "                  %-15s %s/#link=%s\n", l.who+":", d.Base, l.token)
+	}
+	return b.String()
+}
 
 // demoCommands are the commands printed by the demo, in order; the demo
 // test runs them all in one shell, so they work as printed.
@@ -298,5 +323,8 @@ func demoCommands(d demoInfo) []demoCommand {
 		{"", d.Self + ` jwt mint --secret-file ` + d.SecretFile + ` --sub admin-1 --enterprise ` + d.Enterprise.Number + ` --roles telecom_admin`},
 		{"the fleet-wide view: a platform_admin token, with no enterprise",
 			d.Self + ` jwt mint --secret-file ` + d.SecretFile + ` --sub root --roles platform_admin`},
+		{"the web console: a single-use sign-in URL for a supervisor, and one for a platform admin (open it in a browser)",
+			consoleLinkLine(d.Self, d.DSN, "$SB", d.Enterprise.Number, auth.RoleSupervisor)},
+		{"", consoleLinkLine(d.Self, d.DSN, "$SB", "", auth.RolePlatformAdmin)},
 	}
 }

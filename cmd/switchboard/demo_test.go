@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -40,13 +41,16 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 		done <- code
 	}()
 
-	var exports, cmds []string
+	var exports, cmds, links []string
+	linkRE := regexp.MustCompile(`http://127\.0\.0\.1:\d+/#link=(sbl_lnk_[a-z0-9_]+)`)
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	inCommands := false
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		switch {
+		case !inCommands && linkRE.MatchString(line):
+			links = append(links, linkRE.FindStringSubmatch(line)[1])
 		case strings.HasPrefix(line, "export "):
 			exports = append(exports, line)
 		case strings.HasPrefix(line, "Try, in another terminal"):
@@ -112,6 +116,33 @@ func TestDemoCommandsWorkAsPrinted(t *testing.T) {
 	} {
 		if !want.MatchString(text) {
 			t.Errorf("output lacks %v:\n%s", want, text)
+		}
+	}
+	// The web console's sign-in links: two in the header, two made by the
+	// printed console-link commands; each signs a browser in once.
+	for _, m := range linkRE.FindAllStringSubmatch(text, -1) {
+		links = append(links, m[1])
+	}
+	if len(links) != 4 {
+		t.Errorf("%d console sign-in links printed, want 4 (supervisor and platform admin, at start and by console-link)", len(links))
+	}
+	base := strings.TrimPrefix(strings.Fields(exports[0])[1], "SB=")
+	for i, link := range links {
+		for try, want := range []int{201, 401} {
+			req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/session", nil)
+			req.Header.Set("Authorization", "Bearer "+link)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("link %d, use %d: %d %s, want %d", i, try+1, resp.StatusCode, body, want)
+			}
+			if try == 0 && !strings.Contains(string(body), map[bool]string{true: `"roles":["supervisor"]`, false: `"roles":["platform_admin"]`}[i%2 == 0]) {
+				t.Errorf("link %d signed in as %s", i, body)
+			}
 		}
 	}
 	// jwt mint, once per role.

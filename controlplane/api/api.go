@@ -120,7 +120,12 @@ type route struct {
 	selfAuthorize bool
 	// clientID accepts the legacy ?clientId=<API key>.
 	clientID bool
-	handle   func(c *call) error
+	// authOnly: any authenticated credential may use the route (who am
+	// I, the console's sign-in and sign-out); action is empty.
+	authOnly bool
+	// signIn accepts a console sign-in link (sbl_…) as the bearer token.
+	signIn bool
+	handle func(c *call) error
 }
 
 func (rt *route) pattern() string {
@@ -144,7 +149,10 @@ type call struct {
 	// replied is when the reply was flushed (the access log's duration).
 	replied time.Time
 
-	principal  *auth.Principal
+	principal *auth.Principal
+	// session is set when the console's session cookie authenticated
+	// the request.
+	session    *session
 	authorized bool
 	audit      *store.AuditEntry
 	// intentID is the audit intent written before the request's first
@@ -192,7 +200,7 @@ func (c *call) handle() error {
 		// tunnels and health checks only (counted by connlimit).
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error(), RetryAfter: 1}
 	}
-	if rt.action == "" {
+	if rt.action == "" && !rt.authOnly {
 		return rt.handle(c)
 	}
 	p, err := c.authenticate()
@@ -230,8 +238,20 @@ func (c *call) handle() error {
 
 // authenticate reads the Authorization header (or the legacy ?clientId=
 // on routes that take it) or, on routes that allow it and only without a
-// header, a single-use ?ticket=.
+// header, a single-use ?ticket=, or on v1 routes without a header the web
+// console's session cookie (session.go). POST /v1/session also takes a
+// console sign-in link as its bearer token.
 func (c *call) authenticate() (auth.Principal, error) {
+	if link := bearerLink(c.r); link != "" {
+		if !c.rt.signIn {
+			return auth.Principal{}, errorf(http.StatusUnauthorized, CodeUnauthorized,
+				"a console sign-in link is accepted by POST /v1/session only: open it in a browser")
+		}
+		return c.redeemLink(link)
+	}
+	if cookie := sessionCookie(c.r); cookie != "" && c.rt.style == styleV1 && c.r.URL.Query().Get("ticket") == "" {
+		return c.authenticateSession(cookie)
+	}
 	if ticket := c.r.URL.Query().Get("ticket"); ticket != "" {
 		if !c.rt.ticket {
 			return auth.Principal{}, invalidf("?ticket= is accepted on GET /v1/events only")
@@ -255,6 +275,10 @@ func (c *call) authenticate() (auth.Principal, error) {
 
 // authorize checks the route's action against the principal.
 func (c *call) authorize() error {
+	if c.rt.authOnly {
+		c.authorized = true
+		return nil
+	}
 	if err := c.principal.Allows(c.rt.action); err != nil {
 		return err
 	}
@@ -264,7 +288,7 @@ func (c *call) authorize() error {
 
 // reply sets the success response (v is encoded in the route's style).
 func (c *call) reply(status int, v any) error {
-	if c.rt.action != "" && !c.authorized {
+	if (c.rt.action != "" || c.rt.authOnly) && !c.authorized {
 		// A handler bug, not the caller's: never answer unauthorised.
 		panic("api: route " + c.rt.pattern() + " replied without authorizing")
 	}

@@ -137,6 +137,14 @@ type Config struct {
 	// switchboard_rate_limited_total{scope="event_tickets"}). Default
 	// auth.DefaultMaxTicketsPerEnterprise.
 	MaxTicketsPerEnterprise int
+	// SessionTTL is how long a web console session lasts (never past its
+	// credential's exp). Default DefaultSessionTTL.
+	SessionTTL time.Duration
+	// MaxSessionsPerCredential bounds one credential's console sessions;
+	// signing in past it ends the oldest (counted as
+	// switchboard_rate_limited_total{scope="console_sessions"}). Default
+	// DefaultMaxSessionsPerCredential.
+	MaxSessionsPerCredential int
 	// KeyCacheTTL and PBXCacheTTL bound how long a verified API key and
 	// an enterprise's PBX list are reused; negative turns a cache off.
 	KeyCacheTTL time.Duration
@@ -181,6 +189,12 @@ func (c *Config) fill() {
 	}
 	if c.IdempotencyPruneEvery == 0 {
 		c.IdempotencyPruneEvery = DefaultIdempotencyPruneEvery
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.MaxSessionsPerCredential == 0 {
+		c.MaxSessionsPerCredential = DefaultMaxSessionsPerCredential
 	}
 	if c.KeyCacheTTL == 0 {
 		c.KeyCacheTTL = DefaultKeyCacheTTL
@@ -237,6 +251,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 0 || (c.MaxBodyBytes > 0 && c.MaxBodyBytes < 1024) {
 		errs = append(errs, fmt.Errorf("MaxBodyBytes %d must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.SessionTTL < 0 {
+		errs = append(errs, fmt.Errorf("SessionTTL %v is negative", c.SessionTTL))
+	}
+	if c.MaxSessionsPerCredential < 0 {
+		errs = append(errs, fmt.Errorf("MaxSessionsPerCredential %d is negative", c.MaxSessionsPerCredential))
 	}
 	if c.MaxTicketsPerEnterprise < 0 {
 		errs = append(errs, fmt.Errorf("MaxTicketsPerEnterprise %d is negative", c.MaxTicketsPerEnterprise))

@@ -26,6 +26,7 @@ const (
 	CodeIdempotencyConflict = "idempotency_conflict" // 409: Idempotency-Key reused with another body
 	CodeConflict            = "conflict"             // 409: e.g. the enterprise's webhook limit
 	CodeOpDisabled          = "op_disabled"          // 403: the PBX's agent does not run this operation (its ops = …)
+	CodeCSRFFailed          = "csrf_failed"          // 403: a request with the console's session cookie lacks its CSRF header
 	CodeAgentTooOld         = "agent_too_old"        // 409: the PBX's agent predates the operation; upgrade it
 	CodeRequestTimeout      = "request_timeout"      // 408: the request body did not arrive in time
 	CodeBodyTooLarge        = "body_too_large"       // 413

@@ -209,7 +209,7 @@ type fleetResponse struct {
 // fleet is the platform-wide view. It reads the agent list (from the
 // store at most once per PBXCacheTTL) and the in-memory registry, never
 // the PBXs, so 10,000 agents cost a map lookup each. Totals cover every unrevoked agent; filters
-// (?enterprise=, ?connected=, ?ami=, ?revoked=) and paging (?limit=,
+// (?enterprise=, ?connected=, ?ami=, ?revoked=, ?version=, ?search=) and paging (?limit=,
 // ?cursor= = the last agent id of the previous page) only shape the list.
 func (a *API) fleet(c *call) error {
 	q := c.r.URL.Query()
@@ -232,6 +232,7 @@ func (a *API) fleet(c *call) error {
 		return err
 	}
 	enterprise, cursor := q.Get("enterprise"), q.Get("cursor")
+	search, version := strings.ToLower(strings.TrimSpace(q.Get("search"))), q.Get("version")
 
 	ctx, cancel := c.storeCtx()
 	defer cancel()
@@ -270,7 +271,9 @@ func (a *API) fleet(c *call) error {
 			connected != nil && (conn != nil) != *connected,
 			ami != "" && state != ami,
 			revoked == nil && ag.Revoked(),
-			revoked != nil && ag.Revoked() != *revoked:
+			revoked != nil && ag.Revoked() != *revoked,
+			version != "" && agentVersion(conn, st) != version,
+			search != "" && !fleetMatch(ag, conn, search):
 			continue
 		}
 		out.Matched++
@@ -284,6 +287,26 @@ func (a *API) fleet(c *call) error {
 		out.NextCursor = out.Agents[limit-1].ID
 	}
 	return c.reply(http.StatusOK, out)
+}
+
+// agentVersion is the version GET /v1/fleet shows for a connected agent
+// ("" for one not connected).
+func agentVersion(conn *fleet.Conn, st protocol.Status) string {
+	if conn == nil {
+		return ""
+	}
+	return cmp.Or(st.AgentVersion, conn.Hello.AgentVersion)
+}
+
+// fleetMatch is ?search=: a case-insensitive substring of the agent's id,
+// name, enterprise number or (connected) host name.
+func fleetMatch(ag store.Agent, conn *fleet.Conn, lower string) bool {
+	for _, s := range []string{ag.ID, ag.Name, ag.EnterpriseNumber} {
+		if strings.Contains(strings.ToLower(s), lower) {
+			return true
+		}
+	}
+	return conn != nil && strings.Contains(strings.ToLower(conn.Hello.Hostname), lower)
 }
 
 // pageSize parses ?limit=.

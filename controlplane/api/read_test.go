@@ -140,6 +140,11 @@ func testFleet(t *testing.T, e *env) {
 		{"?connected=true&ami=up", 5},
 		{"?ami=unknown", 1},
 		{"?enterprise=0367&connected=true", 1},
+		{"?search=JUNE", 1},  // name june-main, host pbx-june
+		{"?search=0500", 2},  // enterprise number
+		{"?version=test", 5}, // every connected agent of systemtest
+		{"?version=9.9.9", 0},
+		{"?search=nothing-like-it", 0},
 	} {
 		if f := get(t, tc.query); f.Matched != tc.want || len(f.Agents) != tc.want || f.Totals.Agents != 6 {
 			t.Errorf("%s: matched %d, listed %d, want %d", tc.query, f.Matched, len(f.Agents), tc.want)

@@ -43,6 +43,10 @@ func (a *API) table() []*route {
 		{method: "DELETE", path: "/v1/webhooks/{id}", action: auth.WebhooksManage, audit: AuditWebhookDelete, handle: a.deleteWebhook},
 		{method: "GET", path: "/v1/webhooks/{id}/deliveries", action: auth.EventsRead, handle: a.listDeliveries},
 		{method: "GET", path: "/v1/openapi.json", handle: a.openAPI},
+		// v1: who am I, and the web console's session exchange
+		{method: "GET", path: "/v1/me", authOnly: true, handle: a.getMe},
+		{method: "POST", path: "/v1/session", authOnly: true, signIn: true, audit: AuditConsoleSignIn, handle: a.createSession},
+		{method: "DELETE", path: "/v1/session", authOnly: true, audit: AuditConsoleSignOut, handle: a.deleteSession},
 		// legacy, byte-compatible
 		{method: "GET", path: "/api/makecallexternal", style: styleFastAPI, action: auth.Originate, audit: AuditOriginate, selfAuthorize: true, clientID: true, handle: a.legacyMakeCall},
 		{method: "GET", path: "/api/monitor", style: styleFastAPI, action: auth.Monitor, audit: AuditMonitor, selfAuthorize: true, clientID: true, handle: a.legacyMonitor},
@@ -58,7 +62,8 @@ func (a *API) table() []*route {
 		// another method of the path exists), not the mux's text/plain.
 		{path: "/v1/", handle: a.unknownRoute},
 		{path: "/api/", style: styleFastAPI, handle: a.unknownRoute},
-		{path: "/", handle: a.unknownRoute},
+		// The web console (controlplane/console): every other path.
+		{path: "/", handle: a.console},
 	}
 }
 

@@ -279,7 +279,7 @@ func (a *Authenticator) operator(ctx context.Context, token string) (Principal, 
 	if err != nil {
 		return Principal{}, err
 	}
-	p := Principal{Kind: KindOperator, ID: c.Subject, EnterpriseNumber: c.Enterprise, Roles: c.Roles}
+	p := Principal{Kind: KindOperator, ID: c.Subject, EnterpriseNumber: c.Enterprise, Roles: c.Roles, Expires: c.ExpiresAt}
 	if c.Enterprise != "" {
 		id, err := a.cfg.Enterprises.EnterpriseIDByNumber(ctx, c.Enterprise)
 		switch {

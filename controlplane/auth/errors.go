@@ -42,6 +42,12 @@ var (
 	ErrTokenClaims          = errors.New("token claims not accepted")
 	ErrKeysNotConfigured    = errors.New("credential type not configured")
 	ErrJWTNotEnabled        = errors.New("JWT not enabled on this server")
+	// ErrSessionEnded: a web console session cookie that names no live
+	// session (signed out, expired, or its API key revoked).
+	ErrSessionEnded = errors.New("console session ended")
+	// ErrLinkUsed: a console sign-in link that is unknown, expired or
+	// already used.
+	ErrLinkUsed = errors.New("sign-in link unknown, expired or already used")
 )
 
 // Reason is what a refused caller is told: enough to fix their own
@@ -80,6 +86,10 @@ func Reason(err error) string {
 		return "more than one credential on the request"
 	case errors.Is(err, ErrMalformedCredentials):
 		return "malformed credentials"
+	case errors.Is(err, ErrSessionEnded):
+		return "console session ended: sign in again"
+	case errors.Is(err, ErrLinkUsed):
+		return "sign-in link unknown, expired or already used: ask for a new one"
 	}
 	return "invalid credentials"
 }
@@ -93,6 +103,10 @@ var errOperatorEnterprise = errors.New("operator's enterprise")
 type claimsError struct{ problem string }
 
 func (e *claimsError) Error() string { return "claims: " + e.problem }
+
+// Invalid marks reason (a refusal found outside this package, e.g. a
+// console session the store no longer has) as invalid credentials.
+func Invalid(reason error) error { return invalid(reason) }
 
 // invalid builds the error for a rejected credential: it matches both
 // ErrInvalidCredentials and reason, and its text is safe for logs.

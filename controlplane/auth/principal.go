@@ -3,6 +3,7 @@ package auth
 import (
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Kind says which sort of credential a Principal came from.
@@ -137,6 +138,10 @@ type Principal struct {
 	Scopes []string
 	// Roles of an operator, known roles only (nil for API keys).
 	Roles []string
+	// Expires is when the credential stops being valid: an operator
+	// JWT's exp, a console session's end; zero for an API key, which
+	// lives until it is revoked.
+	Expires time.Time
 }
 
 // Allows reports whether p may perform action: nil, or a *ForbiddenError

@@ -25,6 +25,9 @@ var contained = []struct {
 	{"github.com/coder/websocket", []string{"protocol/tunnel", "controlplane/events", "cmd/switchboard"}, []string{"controlplane/api", "internal/realpbx"}},
 	{"github.com/jackc/pgx", []string{"controlplane/store"}, nil},
 	{"modernc.org/sqlite", []string{"controlplane/store"}, nil},
+	// A browser driver: the web console's browser tests only, never code
+	// that ships (chromedp/chromedp and its chromedp/cdproto).
+	{"github.com/chromedp", nil, []string{"controlplane/console"}},
 }
 
 // pkg is what `go list -json` says about one package.

@@ -12,6 +12,9 @@
 //   - github.com/jackc/pgx and modernc.org/sqlite: only controlplane/store.
 //     Test helpers reach PostgreSQL through the "pgx" database/sql driver the
 //     store registers (store/storetest), not by importing pgx.
+//   - github.com/chromedp (chromedp and cdproto, a headless browser driver):
+//     the test files of controlplane/console only (its browser tests),
+//     never code that ships.
 //
 // Moving code that uses one of these into another package means changing
 // the allow-list in depcheck_test.go and this comment, on purpose.
