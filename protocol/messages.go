@@ -370,4 +370,17 @@ type Event struct {
 	// of a full buffer.
 	Dropped string `json:"dropped,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+
+	// Queue and recording events (protocol 3; see queues.go). Reason also
+	// says why a caller left a queue (Left* constants) and why a member
+	// was paused.
+	Queue      string `json:"queue,omitempty"`
+	Position   int    `json:"position,omitempty"` // the caller's place in the queue
+	HoldTimeS  *int   `json:"hold_time_s,omitempty"`
+	Member     string `json:"member,omitempty"` // the member's interface
+	MemberName string `json:"member_name,omitempty"`
+	// Extension is the member's extension (queue.member_*).
+	Extension   string `json:"extension,omitempty"`
+	RecordingID string `json:"recording_id,omitempty"`
+	File        string `json:"file,omitempty"` // relative to the agent's recordings directory
 }
