@@ -19,6 +19,7 @@ type model struct {
 	bridges        []*bridge
 	spies          []*spy
 	processedCalls int
+	queues         []*queue // queues.go
 }
 
 func (m *model) init(ctx string) { m.context = ctx }
@@ -43,7 +44,8 @@ type channel struct {
 	// dialFailed is the Dial leg whose failure (busy, congestion) ended
 	// this channel's Dial: its Cdr records name it (capture 18d/e).
 	dialFailed *leg
-	spy        *spy // the ChanSpy this channel runs, if any
+	spy        *spy      // the ChanSpy this channel runs, if any
+	mixmons    []*mixmon // mixmonitor.go: its running recordings
 	gone       bool
 }
 
