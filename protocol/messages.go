@@ -160,6 +160,19 @@ const (
 	// ErrCodeOpDisabled: the agent knows the op but its own configuration
 	// does not allow it (ops = … in agent.conf).
 	ErrCodeOpDisabled = "op_disabled"
+	// Call-centre operations (protocol 3; a control plane of protocol 2
+	// never sends the ops that answer them).
+	//
+	// ErrCodeNotConfirmed: Asterisk answered Success but the events that
+	// must follow the action did not come within the agent's confirmation
+	// timeout: the operation did not happen, or not as asked.
+	ErrCodeNotConfirmed = "not_confirmed"
+	// ErrCodeConflict: the PBX's state refuses the request (a queue member
+	// already there, a call not answered yet).
+	ErrCodeConflict = "conflict"
+	// ErrCodeMemberNotDynamic: a queue member from queues.conf cannot be
+	// removed through AMI.
+	ErrCodeMemberNotDynamic = "member_not_dynamic"
 )
 
 // OriginateArgs places a call: Local/<From>@<context> is rung first and,
