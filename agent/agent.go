@@ -110,8 +110,11 @@ func New(cfg Config) (*Agent, error) {
 			defer a.trackMu.Unlock()
 			a.tracker.ExpectHangup(uniqueid, by)
 		},
-		Logger: a.log,
-		Now:    cfg.Now,
+		Queues:         ops.QueueConfig{MemberInterface: cfg.QueueMemberInterface},
+		Recordings:     a.recordingConfig(),
+		ConfirmTimeout: cfg.ConfirmTimeout,
+		Logger:         a.log,
+		Now:            cfg.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -172,6 +175,7 @@ func (a *Agent) consume(ctx context.Context, sub *ami.Subscription) error {
 			evs := a.tracker.Handle(m)
 			a.trackMu.Unlock()
 			overflowing = a.enqueue(evs, overflowing)
+			a.handler.Observe(m)
 			switch m.Event() {
 			case ami.EventConnected:
 				a.onConnected(ctx, m)

@@ -146,6 +146,10 @@ type Tracker struct {
 	expectQ  []*expectation
 	live     int
 	nextSeq  uint64
+	// Queue callers waiting and recordings running (queues.go,
+	// recordings.go), by channel uniqueid.
+	waiting map[string]*queueWait
+	recs    map[string]*chanRecordings
 	out      []protocol.Event
 	clockNow time.Time // time of the message being handled
 }
@@ -164,6 +168,8 @@ func (t *Tracker) init() {
 	t.bridges = make(map[string][]*leg)
 	t.awaiting = make(map[string][]*call)
 	t.expects = make(map[string]*expectation)
+	t.waiting = make(map[string]*queueWait)
+	t.recs = make(map[string]*chanRecordings)
 	t.created, t.endedQ, t.expectQ = nil, nil, nil
 	t.live = 0
 }
@@ -197,14 +203,18 @@ func (t *Tracker) Handle(m *ami.Message) []protocol.Event {
 	case "DialState":
 		t.onDialState(m)
 	case "DialEnd":
+		t.queueDialEnd(m)
 		t.onDialEnd(m)
 	case "BridgeEnter":
 		t.onBridgeEnter(m)
 	case "BridgeLeave":
 		t.onBridgeLeave(m)
 	case "HangupRequest", "SoftHangupRequest":
+		t.queueHangup(m)
 		t.onHangupRequest(m)
 	case "Hangup":
+		t.queueHangup(m)
+		t.recordingsHangup(m)
 		t.onHangup(m)
 	case "Cdr":
 		t.onCdr(m)
@@ -214,6 +224,14 @@ func (t *Tracker) Handle(m *ami.Message) []protocol.Event {
 		t.onChanSpyStop(m)
 	case "OriginateResponse":
 		t.onOriginateResponse(m)
+	case "QueueCallerJoin", "QueueCallerAbandon", "QueueCallerLeave", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause":
+		t.onQueueEvent(m)
+	case "VarSet":
+		t.queueVarSet(m)
+	case "MixMonitorStart":
+		t.onMixMonitorStart(m)
+	case "MixMonitorStop":
+		t.onMixMonitorStop(m)
 	case EventDisconnected:
 		t.Reset()
 	case EventConnected:

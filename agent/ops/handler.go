@@ -129,7 +129,7 @@ func (c Config) Validate() error {
 	if c.OriginateResultGrace < 0 {
 		errs = append(errs, fmt.Errorf("OriginateResultGrace %v is negative", c.OriginateResultGrace))
 	}
-	errs = append(errs, c.Queues.validate(), c.Recordings.validate())
+	errs = append(errs, c.Queues.Validate(), c.Recordings.Validate())
 	if c.ConfirmTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ConfirmTimeout %v is negative", c.ConfirmTimeout))
 	}

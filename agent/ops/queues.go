@@ -53,7 +53,8 @@ var (
 	interfaceTemplateRe = regexp.MustCompile(`^[A-Za-z0-9]+/[A-Za-z0-9_@./{}+-]+$`)
 )
 
-func (c QueueConfig) validate() error {
+// Validate says what is wrong with c; zero fields take defaults.
+func (c QueueConfig) Validate() error {
 	var errs []error
 	if t := c.MemberInterface; t != "" {
 		if strings.Count(t, extPlaceholder) != 1 || !interfaceTemplateRe.MatchString(t) ||

@@ -240,7 +240,7 @@ func TestMemberInterfaceTemplate(t *testing.T) {
 		{"Local/{ext}@agents", "2001", "Local/2001@agents"},
 	} {
 		c := QueueConfig{MemberInterface: tc.tmpl}
-		if err := c.validate(); err != nil {
+		if err := c.Validate(); err != nil {
 			t.Fatalf("%q: %v", tc.tmpl, err)
 		}
 		c.fill()
@@ -255,7 +255,7 @@ func TestMemberInterfaceTemplate(t *testing.T) {
 		t.Errorf("extension of another interface: %q", got)
 	}
 	for _, bad := range []string{"PJSIP/103", "{ext}", "PJSIP/{ext}{ext}", "PJSIP/{ext},x", "PJSIP/{ext}\r\n", "PJSIP/{ex}t}"} {
-		if err := (QueueConfig{MemberInterface: bad}).validate(); err == nil {
+		if err := (QueueConfig{MemberInterface: bad}).Validate(); err == nil {
 			t.Errorf("template %q accepted", bad)
 		}
 	}

@@ -64,7 +64,8 @@ type RecordingConfig struct {
 // recordingsDirRe: a directory we put in MixMonitor's File header.
 var recordingsDirRe = regexp.MustCompile(`^/[A-Za-z0-9._/-]*$`)
 
-func (c RecordingConfig) validate() error {
+// Validate says what is wrong with c; zero fields take defaults.
+func (c RecordingConfig) Validate() error {
 	var errs []error
 	if d := c.Dir; d != "" && (!recordingsDirRe.MatchString(d) || filepath.Clean(d) != d) {
 		errs = append(errs, fmt.Errorf("Recordings.Dir %q must be an absolute, clean path of the characters A-Z a-z 0-9 . _ - /", d))

@@ -1,0 +1,40 @@
+package agent
+
+import (
+	"github.com/switchboard-pbx/switchboard/agent/ops"
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+// recordingConfig tells the call tracker of the recordings the operations
+// start and stop, so recording.started and recording.stopped name them.
+func (a *Agent) recordingConfig() ops.RecordingConfig {
+	return ops.RecordingConfig{
+		Dir: a.cfg.RecordingsDir,
+		Expect: func(uniqueid string, r protocol.Recording) func() {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectRecording(uniqueid, r)
+			return func() {
+				a.trackMu.Lock()
+				defer a.trackMu.Unlock()
+				a.tracker.CancelRecording(uniqueid, r.ID)
+			}
+		},
+		ExpectStop: func(uniqueid, id string) {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectRecordingStop(uniqueid, id)
+		},
+	}
+}
+
+// OpsStats counts what the operations did since the agent started
+// (metrics).
+type OpsStats struct {
+	// Unconfirmed counts operations Asterisk accepted but whose
+	// confirming events did not come within ConfirmTimeout.
+	Unconfirmed uint64
+}
+
+// OpsStats returns the operations' counters.
+func (a *Agent) OpsStats() OpsStats { return OpsStats{Unconfirmed: a.handler.Unconfirmed()} }
