@@ -205,11 +205,13 @@ type RecordingsResult struct {
 }
 
 // RecordingFetchArgs asks for a recording's bytes: Length bytes from
-// Offset (Length 0: to the end). It is sent on a StreamBody stream.
+// Offset (Length 0: to the end), or with Suffix the last Suffix bytes. It
+// is sent on a StreamBody stream.
 type RecordingFetchArgs struct {
 	RecordingID string `json:"recording_id"`
 	Offset      int64  `json:"offset,omitempty"`
 	Length      int64  `json:"length,omitempty"`
+	Suffix      int64  `json:"suffix,omitempty"`
 }
 
 // RecordingFile describes the bytes that follow a RecordingFetch's

@@ -447,7 +447,7 @@ func (b *RecordingBody) Close() error { return b.f.Close() }
 
 // RecordingFetch opens a recording the agent made, for Length bytes from
 // Offset (Length 0: to the end; an Offset past the end sends nothing and
-// says the size). Only regular files of the agent's own naming inside the
+// says the size), or its last Suffix bytes. Only regular files of the agent's own naming inside the
 // recordings directory are served: the id is the whole input, its path
 // is resolved inside the directory with os.Root (no "..", no symlink out
 // of it), the file must not be a symlink or have other hard links, and
@@ -461,6 +461,10 @@ func (h *Handler) RecordingFetch(ctx context.Context, a protocol.RecordingFetchA
 		return nil, invalid("offset", "must not be negative")
 	case a.Length < 0:
 		return nil, invalid("length", "must not be negative")
+	case a.Suffix < 0:
+		return nil, invalid("suffix", "must not be negative")
+	case a.Suffix > 0 && (a.Offset != 0 || a.Length != 0):
+		return nil, invalid("suffix", "excludes offset and length")
 	}
 	f, fi, err := h.openRecording(rel)
 	if err != nil {
@@ -468,6 +472,9 @@ func (h *Handler) RecordingFetch(ctx context.Context, a protocol.RecordingFetchA
 	}
 	size := fi.Size()
 	off := min(a.Offset, size)
+	if a.Suffix > 0 {
+		off = max(size-a.Suffix, 0)
+	}
 	n := size - off
 	if a.Length > 0 && a.Length < n {
 		n = a.Length
