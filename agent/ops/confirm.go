@@ -104,7 +104,8 @@ func (h *Handler) wait(ctx context.Context, w *waiter, n int, op, what string) (
 func (h *Handler) notConfirmed(op, what string) error {
 	h.unconfirmed.Add(1)
 	h.log.Warn("operation not confirmed", "op", op, "expected", what, "within", h.cfg.ConfirmTimeout)
-	return fmt.Errorf("%w: Asterisk answered Success but %s within %s", ErrNotConfirmed, what, h.cfg.ConfirmTimeout)
+	return fmt.Errorf("%w: Asterisk answered Success but %s within %s: it did not happen, or not as asked, or this PBX's AMI user may not read the events that confirm it (manager.conf read=)",
+		ErrNotConfirmed, what, h.cfg.ConfirmTimeout)
 }
 
 // Unconfirmed counts operations Asterisk accepted that the events did not
