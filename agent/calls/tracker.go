@@ -146,12 +146,13 @@ type Tracker struct {
 	expectQ  []*expectation
 	live     int
 	nextSeq  uint64
+	out      []protocol.Event
+	clockNow time.Time // time of the message being handled
+
 	// Queue callers waiting and recordings running (queues.go,
 	// recordings.go), by channel uniqueid.
 	waiting map[string]*queueWait
 	recs    map[string]*chanRecordings
-	out      []protocol.Event
-	clockNow time.Time // time of the message being handled
 }
 
 // NewTracker returns a Tracker. Zero or invalid Config values take their

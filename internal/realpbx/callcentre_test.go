@@ -209,7 +209,9 @@ func testRecording(l *lab, tn *tenant) {
 	if !bytes.HasPrefix(file, []byte("RIFF")) {
 		l.t.Fatalf("the file is not a WAV: %q", file)
 	}
-	l.waitEvent(tn, "recording.started", func(e Event) bool { return e.Type == protocol.EventRecordingStarted && e.RecordingID == rec.RecordingID })
+	l.waitEvent(tn, "recording.started", func(e Event) bool {
+		return e.Type == protocol.EventRecordingStarted && e.RecordingID == rec.RecordingID
+	})
 
 	code, body := l.do("POST", "/v1/calls/"+id+"/recording/mute", tn.jwt, map[string]any{"direction": "both", "muted": true})
 	mustJSON(l.t, "mute", code, body, http.StatusOK, nil)
@@ -227,7 +229,9 @@ func testRecording(l *lab, tn *tenant) {
 
 	code, body = l.do("POST", "/v1/calls/"+id+"/recording/stop", tn.jwt, nil)
 	mustJSON(l.t, "stop", code, body, http.StatusOK, nil)
-	l.waitEvent(tn, "recording.stopped", func(e Event) bool { return e.Type == protocol.EventRecordingStopped && e.RecordingID == rec.RecordingID })
+	l.waitEvent(tn, "recording.stopped", func(e Event) bool {
+		return e.Type == protocol.EventRecordingStopped && e.RecordingID == rec.RecordingID
+	})
 	var detail struct {
 		Recordings []recording `json:"recordings"`
 	}
