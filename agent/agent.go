@@ -110,11 +110,12 @@ func New(cfg Config) (*Agent, error) {
 			defer a.trackMu.Unlock()
 			a.tracker.ExpectHangup(uniqueid, by)
 		},
+		Logger: a.log,
+		Now:    cfg.Now,
+
 		Queues:         ops.QueueConfig{MemberInterface: cfg.QueueMemberInterface},
 		Recordings:     a.recordingConfig(),
 		ConfirmTimeout: cfg.ConfirmTimeout,
-		Logger:         a.log,
-		Now:            cfg.Now,
 	})
 	if err != nil {
 		return nil, err

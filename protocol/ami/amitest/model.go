@@ -44,9 +44,10 @@ type channel struct {
 	// dialFailed is the Dial leg whose failure (busy, congestion) ended
 	// this channel's Dial: its Cdr records name it (capture 18d/e).
 	dialFailed *leg
-	spy        *spy      // the ChanSpy this channel runs, if any
-	mixmons    []*mixmon // mixmonitor.go: its running recordings
+	spy        *spy // the ChanSpy this channel runs, if any
 	gone       bool
+
+	mixmons []*mixmon // mixmonitor.go: its running recordings
 }
 
 // ChannelInfo is a snapshot of one live channel.
