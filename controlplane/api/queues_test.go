@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/ami"
+	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
 
 type memberView struct {
@@ -257,5 +260,42 @@ func TestCallCentreOpDisabled(t *testing.T) {
 		if r := s.Do(t, "POST", path, sup, body); r.Status != http.StatusForbidden || errCode(t, r) != "op_disabled" {
 			t.Errorf("POST %s: %d %s", path, r.Status, r.Body)
 		}
+	}
+}
+
+// The fake PBX's queue inbound: with 101 paused through the API, the next
+// caller rings 102 only, and call.answered names 102 (the real-Asterisk
+// suite checks the same against Asterisk). Unpaused, 101 would answer
+// first.
+func TestQueuePauseSendsCallerTo102(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{})
+	s.Enterprise(t, "0367", "june")
+	pbx := s.AddPBX(t, "0367")
+	pbx.AMI.SetOutcome("101", amitest.Answer.AfterRinging(10*time.Millisecond))
+	pbx.AMI.SetOutcome("102", amitest.Answer.AfterRinging(50*time.Millisecond))
+	sup := s.JWT(t, "0367", "sup-1", auth.RoleSupervisor)
+	reader := s.APIKey(t, "0367", auth.ScopeEventsRead)
+	if r := s.Do(t, "POST", "/v1/queues/members/101/pause", sup, map[string]any{"paused": true, "reason": "lunch"}); r.Status != http.StatusOK {
+		t.Fatalf("pause 101: %d %s", r.Status, r.Body)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := ami.Dial(ctx, ami.Config{Addr: pbx.AMI.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret, Events: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Originate(ctx, ami.NewAction("Originate", "Channel", "Local/inbound@queues", "Application", "Wait", "Data", "600",
+		"CallerID", `"Customer" <+375291112233>`, "ChannelId", "q-caller-1")); err != nil {
+		t.Fatal(err)
+	}
+	ans := waitEvent(t, s, reader, protocol.EventCallAnswered, func(e storedEvent) bool { return e.CallID == "q-caller-1" })
+	if ans.AnsweredBy != "102" || ans.From != "+375291112233" {
+		t.Errorf("call.answered %+v: want answered_by 102 while 101 is paused", ans.Event)
+	}
+	left := waitEvent(t, s, reader, protocol.EventQueueCallerLeft, func(e storedEvent) bool { return e.CallID == "q-caller-1" })
+	if left.Reason != protocol.LeftAnswered || left.AnsweredBy != "102" || left.Queue != "inbound" {
+		t.Errorf("queue.caller_left %+v", left.Event)
 	}
 }

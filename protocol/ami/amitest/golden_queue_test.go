@@ -27,6 +27,8 @@ type selective struct {
 	variables map[string]bool
 	// unordered events are compared as a set within a step.
 	unordered map[string]bool
+	// beforeStep, when set, runs before each step is written.
+	beforeStep func(title string)
 }
 
 var reMixID = regexp.MustCompile(`0x[0-9a-f]{6,16}`)
@@ -110,6 +112,12 @@ func replaySelective(t *testing.T, srv *Server, name string, sel selective, skip
 		send := st.send
 		for capID, fakeID := range ids {
 			send = bytes.ReplaceAll(send, []byte(capID), []byte(fakeID))
+		}
+		// So are the Local channel counters: a channel the capture named
+		// is the fake's channel of the same token.
+		send = renameChannels(send, nw, ng)
+		if sel.beforeStep != nil {
+			sel.beforeStep(st.title)
 		}
 		rc.write(send)
 		if i < skipSteps {
@@ -277,4 +285,20 @@ func learnIDs(ids map[string]string, want, got [][]byte) {
 	for i := range min(len(w), len(g)) {
 		ids[w[i]] = g[i]
 	}
+}
+
+// renameChannels rewrites the Local counters ("-00000023;") of the
+// capture's channel names in an action into the fake's, by the token both
+// normalisers gave them.
+func renameChannels(send []byte, capture, fake *normalizer) []byte {
+	byToken := map[string]string{}
+	for hex, tok := range fake.hexes {
+		byToken[tok] = hex
+	}
+	for hex, tok := range capture.hexes {
+		if f, ok := byToken[tok]; ok && f != hex {
+			send = bytes.ReplaceAll(send, []byte("-"+hex+";"), []byte("-"+f+";"))
+		}
+	}
+	return send
 }

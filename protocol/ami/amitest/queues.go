@@ -3,6 +3,7 @@ package amitest
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 )
@@ -45,6 +46,8 @@ type queue struct {
 	callers              []*queueCaller
 	completed, abandoned int
 	holdtime, talktime   int
+	calls                []*queueCall  // queuecalls.go
+	timeout              time.Duration // a member's ring; 0: queueRingTimeout
 }
 
 type member struct {
@@ -265,6 +268,7 @@ func (c *session) actionQueueAdd(m *ami.Message) bool {
 	q.members = append(q.members, mb)
 	c.write(successResponse(m, "Added interface to queue"))
 	s.emitMember("QueueMemberAdded", q, mb)
+	s.ringQueue(q)
 	return false
 }
 
@@ -310,6 +314,9 @@ func (c *session) actionQueuePause(m *ami.Message) bool {
 			mb.reason, mb.lastPause = m.Get("Reason"), now
 		}
 		s.emitMember("QueueMemberPause", qs[i], mb)
+	}
+	for _, q := range qs {
+		s.ringQueue(q)
 	}
 	return false
 }
