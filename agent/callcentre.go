@@ -9,7 +9,8 @@ import (
 // start and stop, so recording.started and recording.stopped name them.
 func (a *Agent) recordingConfig() ops.RecordingConfig {
 	return ops.RecordingConfig{
-		Dir: a.cfg.RecordingsDir,
+		Dir:       a.cfg.RecordingsDir,
+		MaxActive: a.cfg.MaxActiveRecordings,
 		Expect: func(uniqueid string, r protocol.Recording) func() {
 			a.trackMu.Lock()
 			defer a.trackMu.Unlock()

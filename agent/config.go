@@ -106,6 +106,9 @@ type Config struct {
 	// ConfirmTimeout bounds the wait for the events that confirm a queue
 	// or recording operation (default ops.DefaultConfirmTimeout).
 	ConfirmTimeout time.Duration
+	// MaxActiveRecordings bounds the recordings the agent runs at once
+	// (default ops.DefaultMaxActiveRecordings).
+	MaxActiveRecordings int
 
 	// HeartbeatInterval is how often Status is sent when the control
 	// plane's Welcome does not say.
@@ -187,7 +190,7 @@ func (c Config) Validate() error {
 	if err := (ops.QueueConfig{MemberInterface: c.QueueMemberInterface}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("QueueMemberInterface: %w", err))
 	}
-	if err := (ops.RecordingConfig{Dir: c.RecordingsDir}).Validate(); err != nil {
+	if err := (ops.RecordingConfig{Dir: c.RecordingsDir, MaxActive: c.MaxActiveRecordings}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("RecordingsDir: %w", err))
 	}
 	if c.ConfirmTimeout < 0 {

@@ -13,6 +13,7 @@ import (
 type callCentreFlags struct {
 	memberInterface, recordingsDir string
 	confirmTimeout                 time.Duration
+	maxRecordings                  int
 }
 
 func (f *callCentreFlags) register(fs *pflag.FlagSet) {
@@ -22,8 +23,11 @@ func (f *callCentreFlags) register(fs *pflag.FlagSet) {
 		"directory Asterisk records to, as this agent sees it: recordings go under its switchboard/ folder and only those are served")
 	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", ops.DefaultConfirmTimeout,
 		"how long a queue or recording operation waits for the events that confirm it before answering not_confirmed")
+	fs.IntVar(&f.maxRecordings, "max-active-recordings", ops.DefaultMaxActiveRecordings,
+		"recordings this agent started and runs at once; more are refused (429 pbx_busy)")
 }
 
 func (f callCentreFlags) apply(cfg *agent.Config) {
 	cfg.QueueMemberInterface, cfg.RecordingsDir, cfg.ConfirmTimeout = f.memberInterface, f.recordingsDir, f.confirmTimeout
+	cfg.MaxActiveRecordings = f.maxRecordings
 }
