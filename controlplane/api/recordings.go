@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -249,8 +250,8 @@ func (r byteRange) args(id string) protocol.RecordingFetchArgs {
 		a.Suffix = r.suffix
 	default:
 		a.Offset = r.start
-		if r.end >= 0 {
-			a.Length = r.end - r.start + 1
+		if n := r.end - r.start; r.end >= 0 && n < math.MaxInt64 {
+			a.Length = n + 1
 		}
 	}
 	return a
