@@ -60,7 +60,7 @@ func (t *Tracker) onQueueEvent(m *ami.Message) {
 
 func (t *Tracker) onQueueJoin(m *ami.Message) {
 	uid := m.Get("Uniqueid")
-	if uid == "" {
+	if uid == "" || t.over(m) {
 		return
 	}
 	if len(t.waiting) >= t.cfg.MaxCalls {
@@ -86,6 +86,9 @@ func (t *Tracker) onQueueLeave(m *ami.Message) {
 		return
 	}
 	delete(t.waiting, uid)
+	if t.over(m) {
+		return
+	}
 	e := t.callEvent(m, protocol.EventQueueCallerLeft)
 	e.Queue, e.Position = w.queue, w.position
 	hold := seconds(t.clockNow.Sub(w.joined))
@@ -137,6 +140,12 @@ func (t *Tracker) queueHangup(m *ami.Message) {
 	}
 	if w := t.waiting[m.Get("Uniqueid")]; w != nil {
 		w.hangingUp = true
+		if m.Event() == "Hangup" {
+			// Gone without the QueueCallerLeave Asterisk sends first (a
+			// missed event): it left, abandoning.
+			w.abandoned = true
+			t.onQueueLeave(m)
+		}
 		return
 	}
 	// A Local caller hung up on its ;1 half: its ;2 half waits in Queue().
@@ -147,6 +156,22 @@ func (t *Tracker) queueHangup(m *ami.Message) {
 			}
 		}
 	}
+}
+
+// over reports whether m's channel belongs to a call that has already
+// ended (or has itself hung up), tracked or remembered as ended: nothing
+// more is said about it.
+func (t *Tracker) over(m *ami.Message) bool {
+	uid := m.Get("Uniqueid")
+	if ch := t.chans[uid]; ch != nil {
+		return ch.gone || ch.leg.call.ended
+	}
+	id := m.Get("Linkedid")
+	if id == "" {
+		id = uid
+	}
+	c := t.calls[id]
+	return c != nil && c.ended
 }
 
 // callEvent starts an event about the call of m's channel: the tracked

@@ -72,7 +72,7 @@ func (t *Tracker) dropIfIdle(uid string, cr *chanRecordings) {
 
 func (t *Tracker) onMixMonitorStart(m *ami.Message) {
 	uid := m.Get("Uniqueid")
-	if uid == "" || (t.recs[uid] == nil && len(t.recs) >= t.cfg.MaxCalls) {
+	if uid == "" || t.over(m) || (t.recs[uid] == nil && len(t.recs) >= t.cfg.MaxCalls) {
 		return
 	}
 	cr := t.chanRecs(uid)
@@ -103,7 +103,9 @@ func (t *Tracker) onMixMonitorStop(m *ami.Message) {
 	r := cr.running[i]
 	cr.running = append(cr.running[:i], cr.running[i+1:]...)
 	cr.stopNext = ""
-	t.out = append(t.out, t.recordingEvent(m, protocol.EventRecordingStopped, r))
+	if !t.over(m) {
+		t.out = append(t.out, t.recordingEvent(m, protocol.EventRecordingStopped, r))
+	}
 	t.dropIfIdle(uid, cr)
 }
 
@@ -117,6 +119,9 @@ func (t *Tracker) recordingsHangup(m *ami.Message) {
 		return
 	}
 	delete(t.recs, uid)
+	if t.over(m) {
+		return // its call ended already (evicted, or lost to an outage)
+	}
 	for _, r := range cr.running {
 		e := t.recordingEvent(m, protocol.EventRecordingStopped, r)
 		e.Reason = "hangup"
