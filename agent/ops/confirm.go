@@ -27,10 +27,13 @@ const DefaultConfirmTimeout = 2 * time.Second
 // follow it did not come: the operation did not happen (or not as asked).
 var ErrNotConfirmed = errors.New("not confirmed")
 
-// waiter collects the events one operation waits for.
+// waiter collects the events one operation waits for; lost is closed
+// when the AMI connection drops meanwhile (the events may never come).
 type waiter struct {
 	match func(*ami.Message) bool
 	got   chan *ami.Message
+	lost  chan struct{}
+	once  sync.Once
 }
 
 type waiters struct {
@@ -48,6 +51,12 @@ func (h *Handler) Observe(m *ami.Message) {
 	}
 	h.waiters.mu.Lock()
 	defer h.waiters.mu.Unlock()
+	if m.Event() == ami.EventDisconnected {
+		for _, w := range h.waiters.list {
+			w.once.Do(func() { close(w.lost) })
+		}
+		return
+	}
 	for _, w := range h.waiters.list {
 		if w.match(m) {
 			select {
@@ -64,7 +73,7 @@ func (h *Handler) Observe(m *ami.Message) {
 // expect registers a wait for n events matching match. Call it before
 // sending the action, and done when finished.
 func (h *Handler) expect(n int, match func(*ami.Message) bool) *waiter {
-	w := &waiter{match: match, got: make(chan *ami.Message, n)}
+	w := &waiter{match: match, got: make(chan *ami.Message, n), lost: make(chan struct{})}
 	h.waiters.mu.Lock()
 	h.waiters.list = append(h.waiters.list, w)
 	h.waiters.mu.Unlock()
@@ -94,6 +103,8 @@ func (h *Handler) wait(ctx context.Context, w *waiter, n int, op, what string) (
 			out = append(out, m)
 		case <-t.C:
 			return out, h.notConfirmed(op, what)
+		case <-w.lost:
+			return out, fmt.Errorf("%s: waiting for its confirmation: %w", op, ami.ErrDisconnected)
 		case <-ctx.Done():
 			return out, ctx.Err()
 		}

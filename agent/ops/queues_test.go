@@ -260,3 +260,32 @@ func TestMemberInterfaceTemplate(t *testing.T) {
 		}
 	}
 }
+
+// The AMI connection drops while an operation waits for its confirmation:
+// it may or may not have happened, and the answer says so (ami_down), at
+// once rather than at the confirmation timeout.
+func TestConfirmationLostWithAMI(t *testing.T) {
+	f := &confirmAMI{fakeAMI: newFakeAMI()}
+	h, err := New(Config{AMI: f, Channels: channels.New(channels.Config{}), ConfirmTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.QueueMemberAdd(context.Background(), protocol.QueueMemberAddArgs{Queue: "inbound", Extension: "555"})
+		done <- err
+	}()
+	for f.actions.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	h.Observe(ami.NewAction("x", "Event", ami.EventDisconnected, "Error", "EOF"))
+	select {
+	case err := <-done:
+		if pe := ErrorFor(err); pe.Code != protocol.ErrCodeAMIDown || !strings.Contains(pe.Message, "may or may not") {
+			t.Fatalf("err = %v (%+v)", err, pe)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting after the AMI connection dropped")
+	}
+}
