@@ -105,6 +105,10 @@ func TestRecordingsAPI(t *testing.T) {
 		r.Header.Get("Content-Type") != "audio/wav" || r.Header.Get("Accept-Ranges") != "bytes" || r.Header.Get("Content-Length") != "44" {
 		t.Fatalf("download: %d %v %q", r.Status, r.Header, r.Body)
 	}
+	r = s.Do(t, "HEAD", rec.URL, download, nil)
+	if r.Status != http.StatusOK || len(r.Body) != 0 || r.Header.Get("Content-Length") != "44" {
+		t.Fatalf("HEAD: %d %v %q", r.Status, r.Header, r.Body)
+	}
 	r = get(download, "Range", "bytes=8-11")
 	if r.Status != http.StatusPartialContent || string(r.Body) != "WAVE" || r.Header.Get("Content-Range") != "bytes 8-11/44" {
 		t.Fatalf("range: %d %v %q", r.Status, r.Header, r.Body)
