@@ -176,7 +176,7 @@ func (a *Agent) consume(ctx context.Context, sub *ami.Subscription) error {
 			evs := a.tracker.Handle(m)
 			a.trackMu.Unlock()
 			overflowing = a.enqueue(evs, overflowing)
-			a.handler.Observe(m)
+			a.handler.ObserveQueues(m) // confirms queue and recording operations
 			switch m.Event() {
 			case ami.EventConnected:
 				a.onConnected(ctx, m)

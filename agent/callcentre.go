@@ -29,13 +29,15 @@ func (a *Agent) recordingConfig() ops.RecordingConfig {
 	}
 }
 
-// OpsStats counts what the operations did since the agent started
-// (metrics).
-type OpsStats struct {
+// CallCentreStats counts what the queue and recording operations did
+// since the agent started (metrics).
+type CallCentreStats struct {
 	// Unconfirmed counts operations Asterisk accepted but whose
 	// confirming events did not come within ConfirmTimeout.
 	Unconfirmed uint64
 }
 
-// OpsStats returns the operations' counters.
-func (a *Agent) OpsStats() OpsStats { return OpsStats{Unconfirmed: a.handler.Unconfirmed()} }
+// CallCentreStats returns the queue and recording operations' counters.
+func (a *Agent) CallCentreStats() CallCentreStats {
+	return CallCentreStats{Unconfirmed: a.handler.CallCentreUnconfirmed()}
+}

@@ -10,16 +10,16 @@ import (
 
 type fakeWithOps struct {
 	fake
-	ops agent.OpsStats
+	ops agent.CallCentreStats
 }
 
-func (f *fakeWithOps) OpsStats() agent.OpsStats { return f.ops }
+func (f *fakeWithOps) CallCentreStats() agent.CallCentreStats { return f.ops }
 
 func TestUnconfirmedOperations(t *testing.T) {
-	f := &fakeWithOps{ops: agent.OpsStats{Unconfirmed: 3}}
+	f := &fakeWithOps{ops: agent.CallCentreStats{Unconfirmed: 3}}
 	rec := httptest.NewRecorder()
 	Handler(f).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), "switchboard_agent_ops_unconfirmed_total 3\n") {
+	if !strings.Contains(rec.Body.String(), "switchboard_agent_queue_recording_unconfirmed_total 3\n") {
 		t.Fatalf("metrics lack the unconfirmed counter:\n%s", rec.Body.String())
 	}
 }

@@ -2,8 +2,9 @@
 // control plane may ask a PBX to do (originate, hangup, monitor, channels,
 // status, ping; queues and their members, recordings). A change Asterisk
 // may answer Success to without doing it is confirmed by the events that
-// must follow (confirm.go). Each request is decoded and validated against strict
-// patterns BEFORE anything reaches AMI, then turned into the AMI actions
+// must follow (queueconfirm.go). Each request is decoded and validated
+// against strict patterns BEFORE anything reaches AMI, then turned into
+// the AMI actions
 // that carry it out; AMI's and Asterisk's failures are mapped to the
 // stable protocol.Error codes the control plane turns into HTTP statuses.
 //

@@ -47,7 +47,7 @@ func ErrorFor(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.ErrCodeBusy, Message: err.Error()}
 	case errors.Is(err, ErrUnsupported):
 		return &protocol.Error{Code: protocol.ErrCodeUnsupported, Message: err.Error()}
-	case errors.Is(err, ErrNotConfirmed):
+	case errors.Is(err, ErrUnconfirmed):
 		return &protocol.Error{Code: protocol.ErrCodeNotConfirmed, Message: err.Error()}
 	case errors.Is(err, ErrConflict):
 		return &protocol.Error{Code: protocol.ErrCodeConflict, Message: err.Error()}

@@ -182,11 +182,11 @@ type Handler struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	// Call-centre operations: confirmations (confirm.go) and the
+	// Call-centre operations: confirmations (queueconfirm.go) and the
 	// recordings this agent started (recording.go).
-	waiters     waiters
-	unconfirmed atomic.Uint64
-	recs        recordings
+	waits            eventWaits
+	queueUnconfirmed atomic.Uint64
+	recs             recordings
 }
 
 // New validates cfg, fills defaults and returns a Handler.

@@ -48,7 +48,7 @@ func startCC(t *testing.T, cfg Config, opts ...amitest.Option) *pbx {
 					return
 				}
 				table.Apply(m)
-				h.Observe(m)
+				h.ObserveQueues(m)
 				if m.Event() == ami.EventConnected {
 					if res, err := client.List(ctx, ami.NewAction("CoreShowChannels")); err == nil {
 						table.Replace(res.Items)
@@ -217,16 +217,16 @@ func TestQueueChangeNotConfirmed(t *testing.T) {
 	defer h.Close()
 	start := time.Now()
 	_, err = h.QueueMemberAdd(context.Background(), protocol.QueueMemberAddArgs{Queue: "inbound", Extension: "555"})
-	if !errors.Is(err, ErrNotConfirmed) || code(err) != protocol.ErrCodeNotConfirmed || !strings.Contains(err.Error(), "QueueMemberAdded") {
+	if !errors.Is(err, ErrUnconfirmed) || code(err) != protocol.ErrCodeNotConfirmed || !strings.Contains(err.Error(), "QueueMemberAdded") {
 		t.Fatalf("err = %v", err)
 	}
 	if d := time.Since(start); d < 50*time.Millisecond {
 		t.Errorf("gave up after %v, before the confirmation timeout", d)
 	}
-	if h.Unconfirmed() != 1 || f.actions.Load() != 1 {
-		t.Errorf("unconfirmed %d, actions %d", h.Unconfirmed(), f.actions.Load())
+	if h.CallCentreUnconfirmed() != 1 || f.actions.Load() != 1 {
+		t.Errorf("unconfirmed %d, actions %d", h.CallCentreUnconfirmed(), f.actions.Load())
 	}
-	if n := len(h.waiters.list); n != 0 {
+	if n := len(h.waits.list); n != 0 {
 		t.Errorf("%d waiters left behind", n)
 	}
 }
@@ -279,7 +279,7 @@ func TestConfirmationLostWithAMI(t *testing.T) {
 	for f.actions.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	h.Observe(ami.NewAction("x", "Event", ami.EventDisconnected, "Error", "EOF"))
+	h.ObserveQueues(ami.NewAction("x", "Event", ami.EventDisconnected, "Error", "EOF"))
 	select {
 	case err := <-done:
 		if pe := ErrorFor(err); pe.Code != protocol.ErrCodeAMIDown || !strings.Contains(pe.Message, "may or may not") {

@@ -266,7 +266,7 @@ func (h *Handler) waitFile(ctx context.Context, full string) error {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			return h.notConfirmed(protocol.OpRecordingStart, fmt.Sprintf("its file %s did not appear (can Asterisk write to the agent's recordings directory %s, and is it Asterisk's?)",
+			return h.unconfirmedErr(protocol.OpRecordingStart, fmt.Sprintf("its file %s did not appear (can Asterisk write to the agent's recordings directory %s, and is it Asterisk's?)",
 				full, h.cfg.Recordings.Dir))
 		case <-ctx.Done():
 			return ctx.Err()

@@ -70,7 +70,7 @@ func TestCheck(t *testing.T) {
 			name: "all ok",
 			args: args(server, goodTok, secret),
 			code: 0,
-			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami operations", "warn  ami privilege",
+			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami call centre", "warn  ami privilege",
 				"warn  ami privilege", "warn  ami privilege", "ok    control plane", "5 ok, 3 warn, 0 FAIL"},
 			// The fake lists Command, MixMonitor and UserEvent: its user
 			// has every write class, so warnings are the right answer.

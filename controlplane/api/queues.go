@@ -29,8 +29,8 @@ func checkQueue(q string) error {
 	return nil
 }
 
-// decodeOptionalJSON is decodeJSON for routes whose body may be absent.
-func (c *call) decodeOptionalJSON(v any) error {
+// decodeBodyIfAny is decodeJSON for routes whose body may be absent.
+func (c *call) decodeBodyIfAny(v any) error {
 	dec := json.NewDecoder(c.r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

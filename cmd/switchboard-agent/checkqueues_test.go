@@ -17,12 +17,12 @@ func TestReportOps(t *testing.T) {
 		warns   int
 	}{
 		{"the least privilege before queues and recordings", []string{"originate", "call", "reporting"},
-			[]string{"warn  ami operations", "queue_member_add (QueueAdd)", "queue_member_pause (QueuePause)", "recording_start (MixMonitor)",
+			[]string{"warn  ami call centre", "queue_member_add (QueueAdd)", "queue_member_pause (QueuePause)", "recording_start (MixMonitor)",
 				"allowed: channels, hangup, monitor, originate, queues, recording_mute, recording_stop, status"}, 1},
 		{"with agent: everything but recording_start", []string{"originate", "call", "reporting", "agent"},
 			[]string{"does not allow recording_start (MixMonitor)"}, 1},
 		{"with agent and system: everything", []string{"originate", "call", "reporting", "agent", "system"},
-			[]string{"ok    ami operations", "write= allows every operation", "read = system,call,cdr,agent"}, 0},
+			[]string{"ok    ami call centre", "write= allows every operation", "read = system,call,cdr,agent"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer

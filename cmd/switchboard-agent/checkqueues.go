@@ -56,9 +56,9 @@ func reportOps(r *checkReport, p permissions) {
 		}
 	}
 	if len(denied) == 0 {
-		r.line("ok", "ami operations", "write= allows every operation; they also need %s", opReadClasses)
+		r.line("ok", "ami call centre", "write= allows every operation; they also need %s", opReadClasses)
 		return
 	}
-	r.line("warn", "ami operations", "write= does not allow %s (turn them off with --ops, or see manager.conf.example); allowed: %s",
+	r.line("warn", "ami call centre", "write= does not allow %s (turn them off with --ops, or see manager.conf.example); allowed: %s",
 		strings.Join(denied, ", "), strings.Join(allowed, ", "))
 }

@@ -23,41 +23,41 @@ import (
 // 15); the margin covers a busy PBX and the agent's own event queue.
 const DefaultConfirmTimeout = 2 * time.Second
 
-// ErrNotConfirmed: Asterisk accepted the action but the events that must
+// ErrUnconfirmed: Asterisk accepted the action but the events that must
 // follow it did not come: the operation did not happen (or not as asked).
-var ErrNotConfirmed = errors.New("not confirmed")
+var ErrUnconfirmed = errors.New("not confirmed")
 
 // waiter collects the events one operation waits for; lost is closed
 // when the AMI connection drops meanwhile (the events may never come).
-type waiter struct {
+type eventWait struct {
 	match func(*ami.Message) bool
 	got   chan *ami.Message
 	lost  chan struct{}
 	once  sync.Once
 }
 
-type waiters struct {
+type eventWaits struct {
 	mu   sync.Mutex
-	list []*waiter
+	list []*eventWait
 }
 
-// Observe hands the handler one AMI event, in the order Asterisk sent it.
+// ObserveQueues hands the handler one AMI event, in the order Asterisk sent it.
 // The agent's event consumer calls it for every event (after the channel
 // table), so operations waiting for the events that confirm them see
 // them. It never blocks.
-func (h *Handler) Observe(m *ami.Message) {
+func (h *Handler) ObserveQueues(m *ami.Message) {
 	if !m.IsEvent() {
 		return
 	}
-	h.waiters.mu.Lock()
-	defer h.waiters.mu.Unlock()
+	h.waits.mu.Lock()
+	defer h.waits.mu.Unlock()
 	if m.Event() == ami.EventDisconnected {
-		for _, w := range h.waiters.list {
+		for _, w := range h.waits.list {
 			w.once.Do(func() { close(w.lost) })
 		}
 		return
 	}
-	for _, w := range h.waiters.list {
+	for _, w := range h.waits.list {
 		if w.match(m) {
 			select {
 			case w.got <- m:
@@ -72,28 +72,28 @@ func (h *Handler) Observe(m *ami.Message) {
 
 // expect registers a wait for n events matching match. Call it before
 // sending the action, and done when finished.
-func (h *Handler) expect(n int, match func(*ami.Message) bool) *waiter {
-	w := &waiter{match: match, got: make(chan *ami.Message, n), lost: make(chan struct{})}
-	h.waiters.mu.Lock()
-	h.waiters.list = append(h.waiters.list, w)
-	h.waiters.mu.Unlock()
+func (h *Handler) expect(n int, match func(*ami.Message) bool) *eventWait {
+	w := &eventWait{match: match, got: make(chan *ami.Message, n), lost: make(chan struct{})}
+	h.waits.mu.Lock()
+	h.waits.list = append(h.waits.list, w)
+	h.waits.mu.Unlock()
 	return w
 }
 
-func (h *Handler) done(w *waiter) {
-	h.waiters.mu.Lock()
-	defer h.waiters.mu.Unlock()
-	for i, x := range h.waiters.list {
+func (h *Handler) done(w *eventWait) {
+	h.waits.mu.Lock()
+	defer h.waits.mu.Unlock()
+	for i, x := range h.waits.list {
 		if x == w {
-			h.waiters.list = append(h.waiters.list[:i], h.waiters.list[i+1:]...)
+			h.waits.list = append(h.waits.list[:i], h.waits.list[i+1:]...)
 			return
 		}
 	}
 }
 
-// wait returns the n events w expects, or ErrNotConfirmed (with what
+// wait returns the n events w expects, or ErrUnconfirmed (with what
 // was expected in words) once ConfirmTimeout passed, or ctx's error.
-func (h *Handler) wait(ctx context.Context, w *waiter, n int, op, what string) ([]*ami.Message, error) {
+func (h *Handler) wait(ctx context.Context, w *eventWait, n int, op, what string) ([]*ami.Message, error) {
 	t := time.NewTimer(h.cfg.ConfirmTimeout)
 	defer t.Stop()
 	out := make([]*ami.Message, 0, n)
@@ -102,7 +102,7 @@ func (h *Handler) wait(ctx context.Context, w *waiter, n int, op, what string) (
 		case m := <-w.got:
 			out = append(out, m)
 		case <-t.C:
-			return out, h.notConfirmed(op, what)
+			return out, h.unconfirmedErr(op, what)
 		case <-w.lost:
 			return out, fmt.Errorf("%s: waiting for its confirmation: %w", op, ami.ErrDisconnected)
 		case <-ctx.Done():
@@ -112,16 +112,16 @@ func (h *Handler) wait(ctx context.Context, w *waiter, n int, op, what string) (
 	return out, nil
 }
 
-func (h *Handler) notConfirmed(op, what string) error {
-	h.unconfirmed.Add(1)
+func (h *Handler) unconfirmedErr(op, what string) error {
+	h.queueUnconfirmed.Add(1)
 	h.log.Warn("operation not confirmed", "op", op, "expected", what, "within", h.cfg.ConfirmTimeout)
 	return fmt.Errorf("%w: Asterisk answered Success but %s within %s: it did not happen, or not as asked, or this PBX's AMI user may not read the events that confirm it (manager.conf read=)",
-		ErrNotConfirmed, what, h.cfg.ConfirmTimeout)
+		ErrUnconfirmed, what, h.cfg.ConfirmTimeout)
 }
 
-// Unconfirmed counts operations Asterisk accepted that the events did not
+// CallCentreUnconfirmed counts operations Asterisk accepted that the events did not
 // confirm (metrics).
-func (h *Handler) Unconfirmed() uint64 { return h.unconfirmed.Load() }
+func (h *Handler) CallCentreUnconfirmed() uint64 { return h.queueUnconfirmed.Load() }
 
 // is reports whether header k of m equals v, as Asterisk compares names:
 // without regard to case.
