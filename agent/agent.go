@@ -112,6 +112,10 @@ func New(cfg Config) (*Agent, error) {
 		},
 		Logger: a.log,
 		Now:    cfg.Now,
+
+		Queues:         ops.QueueConfig{MemberInterface: cfg.QueueMemberInterface},
+		Recordings:     a.recordingConfig(),
+		ConfirmTimeout: cfg.ConfirmTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -172,6 +176,7 @@ func (a *Agent) consume(ctx context.Context, sub *ami.Subscription) error {
 			evs := a.tracker.Handle(m)
 			a.trackMu.Unlock()
 			overflowing = a.enqueue(evs, overflowing)
+			a.handler.ObserveQueues(m) // confirms queue and recording operations
 			switch m.Event() {
 			case ami.EventConnected:
 				a.onConnected(ctx, m)

@@ -94,6 +94,21 @@ type Config struct {
 	// every operation. A PBX whose owner wants, say, no recording leaves
 	// recording_* out.
 	Ops []string
+	// QueueMemberInterface is the template a queue member's interface is
+	// made from: "{ext}" stands for the extension of a request (default
+	// ops.DefaultQueueMemberInterface, Local/{ext}@from-queue/n; e.g.
+	// PJSIP/{ext}).
+	QueueMemberInterface string
+	// RecordingsDir is the directory Asterisk records to, as the agent
+	// sees it: recordings the agent starts go under it, and only those are
+	// served (default ops.DefaultRecordingsDir).
+	RecordingsDir string
+	// ConfirmTimeout bounds the wait for the events that confirm a queue
+	// or recording operation (default ops.DefaultConfirmTimeout).
+	ConfirmTimeout time.Duration
+	// MaxActiveRecordings bounds the recordings the agent runs at once
+	// (default ops.DefaultMaxActiveRecordings).
+	MaxActiveRecordings int
 
 	// HeartbeatInterval is how often Status is sent when the control
 	// plane's Welcome does not say.
@@ -171,6 +186,15 @@ func (c Config) Validate() error {
 		if !slices.Contains(protocol.Ops, op) {
 			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
 		}
+	}
+	if err := (ops.QueueConfig{MemberInterface: c.QueueMemberInterface}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("QueueMemberInterface: %w", err))
+	}
+	if err := (ops.RecordingConfig{Dir: c.RecordingsDir, MaxActive: c.MaxActiveRecordings}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("RecordingsDir: %w", err))
+	}
+	if c.ConfirmTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ConfirmTimeout %v is negative", c.ConfirmTimeout))
 	}
 	if err := (outbox.Config{MaxPending: c.MaxPendingEvents}).Validate(); err != nil {
 		errs = append(errs, err)

@@ -62,13 +62,15 @@ func (k StreamKind) String() string {
 		return "request"
 	case StreamEvents:
 		return "events"
+	case StreamBody:
+		return "body"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // Known reports whether this build knows the kind.
 func (k StreamKind) Known() bool {
-	return k >= StreamControl && k <= StreamEvents
+	return k >= StreamControl && k <= StreamBody
 }
 
 var frameBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

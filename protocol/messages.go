@@ -88,7 +88,7 @@ const (
 )
 
 // Call-centre operations (protocol 3). Their arguments and results are in
-// callcentre.go.
+// callcentre.go; those of queues and recordings in queues.go.
 const (
 	OpTransfer         = "transfer"          // blind (BlindTransfer/Redirect) or attended (Atxfer)
 	OpTransferComplete = "transfer_complete" // finish an attended transfer
@@ -160,6 +160,19 @@ const (
 	// ErrCodeOpDisabled: the agent knows the op but its own configuration
 	// does not allow it (ops = … in agent.conf).
 	ErrCodeOpDisabled = "op_disabled"
+	// Call-centre operations (protocol 3; a control plane of protocol 2
+	// never sends the ops that answer them).
+	//
+	// ErrCodeNotConfirmed: Asterisk answered Success but the events that
+	// must follow the action did not come within the agent's confirmation
+	// timeout: the operation did not happen, or not as asked.
+	ErrCodeNotConfirmed = "not_confirmed"
+	// ErrCodeConflict: the PBX's state refuses the request (a queue member
+	// already there, a call not answered yet).
+	ErrCodeConflict = "conflict"
+	// ErrCodeMemberNotDynamic: a queue member from queues.conf cannot be
+	// removed through AMI.
+	ErrCodeMemberNotDynamic = "member_not_dynamic"
 )
 
 // OriginateArgs places a call: Local/<From>@<context> is rung first and,
@@ -370,4 +383,17 @@ type Event struct {
 	// of a full buffer.
 	Dropped string `json:"dropped,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+
+	// Queue and recording events (protocol 3; see queues.go). Reason also
+	// says why a caller left a queue (Left* constants) and why a member
+	// was paused.
+	Queue      string `json:"queue,omitempty"`
+	Position   int    `json:"position,omitempty"` // the caller's place in the queue
+	HoldTimeS  *int   `json:"hold_time_s,omitempty"`
+	Member     string `json:"member,omitempty"` // the member's interface
+	MemberName string `json:"member_name,omitempty"`
+	// Extension is the member's extension (queue.member_*).
+	Extension   string `json:"extension,omitempty"`
+	RecordingID string `json:"recording_id,omitempty"`
+	File        string `json:"file,omitempty"` // relative to the agent's recordings directory
 }

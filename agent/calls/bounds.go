@@ -31,6 +31,8 @@ func boundFields(e *protocol.Event, max int) bool {
 		{"spy_channel", &e.SpyChannel}, {"target_channel", &e.TargetChannel},
 		{"cause_text", &e.CauseText}, {"hungup_by", &e.HungupBy},
 		{"dropped", &e.Dropped}, {"reason", &e.Reason},
+		{"queue", &e.Queue}, {"member", &e.Member}, {"member_name", &e.MemberName}, {"extension", &e.Extension},
+		{"recording_id", &e.RecordingID}, {"file", &e.File},
 	}
 	cut := false
 	for _, f := range fields {

@@ -2,7 +2,9 @@
 // event stream of one Asterisk into per-call protocol events —
 // call.started, call.ringing, call.answered, call.bridged,
 // call.monitor_started / call.monitor_stopped and call.ended — keyed by the
-// call id, the uniqueid of the call's first leg.
+// call id, the uniqueid of the call's first leg; and, from app_queue's and
+// MixMonitor's events, the queue.* and recording.* events (queues.go,
+// recordings.go).
 //
 // A Tracker is a pure, deterministic state machine: no goroutines, no I/O,
 // time injected through Config.Now (or taken from the AMI Timestamp header

@@ -70,6 +70,9 @@ func byCall(evs []protocol.Event) (map[string][]protocol.Event, []string) {
 	m := map[string][]protocol.Event{}
 	var order []string
 	for _, e := range evs {
+		if e.CallID == "" && strings.HasPrefix(e.Type, "queue.member_") {
+			continue // about a queue, not a call
+		}
 		if _, ok := m[e.CallID]; !ok {
 			order = append(order, e.CallID)
 		}
@@ -135,6 +138,9 @@ func checkEvents(evs []protocol.Event, restart func(ended protocol.Event) bool) 
 		at := fmt.Sprintf("event %d (%s %s)", i, e.Type, e.CallID)
 		if e.Seq != 0 {
 			bad = append(bad, at+": Seq set")
+		}
+		if bad = checkQueueRecording(e, at, rank, bad); isQueueRecording(e.Type) {
+			continue
 		}
 		if e.CallID == "" {
 			bad = append(bad, at+": no call id")

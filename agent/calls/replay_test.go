@@ -188,10 +188,10 @@ func TestReplayCaptures(t *testing.T) {
 			name:     "14b/c/d queue calls: the operator who took it",
 			captures: []string{"14b-queue-call-ringall", "14c-queue-call-noanswer", "14d-queue-call-abandon"},
 			want: map[string]string{
-				"1796529714.66": "started(originate inbound→ queued) ringing answered(102) bridged ended(completed 16 by 102)",
-				"1796529722.72": "started(originate inbound→ queued) ringing answered(101) bridged ended(completed 16 by 101)",
-				"1796529732.78": "started(originate inbound→ queued) ringing answered(101) bridged ended(completed 16 by +375296254070)",
-				"1796529747.86": "started(originate inbound→ queued) ringing ended(canceled 16 by +375296254070)",
+				"1796529714.66": "started(originate inbound→ queued) queue.caller_joined ringing answered(102) queue.caller_left bridged ended(completed 16 by 102)",
+				"1796529722.72": "started(originate inbound→ queued) queue.caller_joined ringing answered(101) queue.caller_left bridged ended(completed 16 by 101)",
+				"1796529732.78": "started(originate inbound→ queued) queue.caller_joined ringing answered(101) queue.caller_left bridged ended(completed 16 by +375296254070)",
+				"1796529747.86": "started(originate inbound→ queued) queue.caller_joined ringing queue.caller_left ended(canceled 16 by +375296254070)",
 			},
 			check: func(t *testing.T, calls map[string][]protocol.Event) {
 				// answered_by is the operator Asterisk's AgentConnect names.

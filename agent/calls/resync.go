@@ -175,6 +175,9 @@ func (t *Tracker) Resync(live []*ami.Message) []protocol.Event {
 		}
 	}
 
+	// Recordings and queue callers of channels gone meanwhile end first,
+	// before their calls do.
+	t.resyncRecordings(byUID)
 	// Tracked calls first, oldest first, so the result is deterministic.
 	for _, c := range t.created {
 		if c.dropped || c.ended {

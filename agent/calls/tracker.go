@@ -148,6 +148,11 @@ type Tracker struct {
 	nextSeq  uint64
 	out      []protocol.Event
 	clockNow time.Time // time of the message being handled
+
+	// Queue callers waiting and recordings running (queues.go,
+	// recordings.go), by channel uniqueid.
+	waiting map[string]*queueWait
+	recs    map[string]*chanRecordings
 }
 
 // NewTracker returns a Tracker. Zero or invalid Config values take their
@@ -164,6 +169,8 @@ func (t *Tracker) init() {
 	t.bridges = make(map[string][]*leg)
 	t.awaiting = make(map[string][]*call)
 	t.expects = make(map[string]*expectation)
+	t.waiting = make(map[string]*queueWait)
+	t.recs = make(map[string]*chanRecordings)
 	t.created, t.endedQ, t.expectQ = nil, nil, nil
 	t.live = 0
 }
@@ -197,14 +204,18 @@ func (t *Tracker) Handle(m *ami.Message) []protocol.Event {
 	case "DialState":
 		t.onDialState(m)
 	case "DialEnd":
+		t.queueDialEnd(m)
 		t.onDialEnd(m)
 	case "BridgeEnter":
 		t.onBridgeEnter(m)
 	case "BridgeLeave":
 		t.onBridgeLeave(m)
 	case "HangupRequest", "SoftHangupRequest":
+		t.queueHangup(m)
 		t.onHangupRequest(m)
 	case "Hangup":
+		t.queueHangup(m)
+		t.recordingsHangup(m)
 		t.onHangup(m)
 	case "Cdr":
 		t.onCdr(m)
@@ -214,6 +225,14 @@ func (t *Tracker) Handle(m *ami.Message) []protocol.Event {
 		t.onChanSpyStop(m)
 	case "OriginateResponse":
 		t.onOriginateResponse(m)
+	case "QueueCallerJoin", "QueueCallerAbandon", "QueueCallerLeave", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause":
+		t.onQueueEvent(m)
+	case "VarSet":
+		t.queueVarSet(m)
+	case "MixMonitorStart":
+		t.onMixMonitorStart(m)
+	case "MixMonitorStop":
+		t.onMixMonitorStop(m)
 	case EventDisconnected:
 		t.Reset()
 	case EventConnected:

@@ -18,6 +18,9 @@ var (
 	ErrBusy = errors.New("too many originates in progress")
 	// ErrUnsupported: the op is not one this agent knows.
 	ErrUnsupported = errors.New("unsupported operation")
+	// ErrConflict: the PBX's state refuses the request (a call not
+	// answered yet, a recording already stopped).
+	ErrConflict = errors.New("conflict")
 )
 
 // noSuchChannel is Asterisk's answer to a Hangup (or Status, Redirect…)
@@ -44,6 +47,10 @@ func ErrorFor(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.ErrCodeBusy, Message: err.Error()}
 	case errors.Is(err, ErrUnsupported):
 		return &protocol.Error{Code: protocol.ErrCodeUnsupported, Message: err.Error()}
+	case errors.Is(err, ErrUnconfirmed):
+		return &protocol.Error{Code: protocol.ErrCodeNotConfirmed, Message: err.Error()}
+	case errors.Is(err, ErrConflict):
+		return &protocol.Error{Code: protocol.ErrCodeConflict, Message: err.Error()}
 	case errors.As(err, &re):
 		if strings.EqualFold(re.Message, noSuchChannel) {
 			return &protocol.Error{Code: protocol.ErrCodeNotFound, Message: "asterisk: " + re.Message}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/agent/channels"
@@ -88,6 +89,12 @@ type Config struct {
 	// ExpectHangup, when set, is told who asked for a channel's hangup
 	// (HangupArgs.By) just before it is sent, so call.ended names them.
 	ExpectHangup func(uniqueid, by string)
+	// Queues and Recordings configure the queue and recording operations
+	// (queues.go, recording.go); ConfirmTimeout bounds the wait for the
+	// events that confirm an operation (DefaultConfirmTimeout).
+	Queues         QueueConfig
+	Recordings     RecordingConfig
+	ConfirmTimeout time.Duration
 	// NewCallID generates call ids; nil means NewCallID.
 	NewCallID func() string
 	Logger    *slog.Logger // nil discards
@@ -122,6 +129,10 @@ func (c Config) Validate() error {
 	if c.OriginateResultGrace < 0 {
 		errs = append(errs, fmt.Errorf("OriginateResultGrace %v is negative", c.OriginateResultGrace))
 	}
+	errs = append(errs, c.Queues.Validate(), c.Recordings.Validate())
+	if c.ConfirmTimeout < 0 {
+		errs = append(errs, fmt.Errorf("ConfirmTimeout %v is negative", c.ConfirmTimeout))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid ops config: %w", err)
 	}
@@ -138,6 +149,11 @@ func (c *Config) fill() {
 	}
 	if c.OriginateResultGrace == 0 {
 		c.OriginateResultGrace = DefaultOriginateResultGrace
+	}
+	c.Queues.fill()
+	c.Recordings.fill()
+	if c.ConfirmTimeout == 0 {
+		c.ConfirmTimeout = DefaultConfirmTimeout
 	}
 	if c.NewCallID == nil {
 		c.NewCallID = NewCallID
@@ -165,6 +181,12 @@ type Handler struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+
+	// Call-centre operations: confirmations (queueconfirm.go) and the
+	// recordings this agent started (recording.go).
+	waits            eventWaits
+	queueUnconfirmed atomic.Uint64
+	recs             recordings
 }
 
 // New validates cfg, fills defaults and returns a Handler.
@@ -261,6 +283,11 @@ func (h *Handler) dispatch(ctx context.Context, req protocol.Request) (any, erro
 		return h.Status(), nil
 	case protocol.OpPing:
 		return h.Ping(ctx)
+	case protocol.OpQueues, protocol.OpQueueMemberAdd, protocol.OpQueueMemberDel, protocol.OpQueueMemberPause,
+		protocol.OpQueuePenalty:
+		return h.dispatchQueues(ctx, req)
+	case protocol.OpRecordingStart, protocol.OpRecordingStop, protocol.OpRecordingMute, protocol.OpRecordingFetch:
+		return h.dispatchRecordings(ctx, req)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnsupported, truncate(req.Op, 40))
 }

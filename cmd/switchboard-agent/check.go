@@ -33,14 +33,15 @@ const checkStepTimeout = 10 * time.Second
 // ListCommands need no write class and are always allowed.
 var neededActions = []string{"Originate", "Hangup", "Status", "CoreShowChannels", "CoreSettings"}
 
-// neededClasses is the least-privilege write= of packaging/manager.conf.example.
-var neededClasses = []string{"originate", "call", "reporting"}
+// neededClasses is the least-privilege write= of packaging/manager.conf.example
+// (agent: the queue member actions).
+var neededClasses = []string{"originate", "call", "reporting", "agent"}
 
 // dangerousClasses are write classes that hand the AMI user (and so a
 // compromised agent) more than call control, and why.
 var dangerousClasses = []struct{ class, why string }{
 	{"command", "the Command action runs any Asterisk CLI command"},
-	{"system", "Originate may then start System()/Exec()/AGI() (a shell on the PBX), and modules, AstDB and recordings can be changed"},
+	{"system", "Originate may then start System()/Exec()/AGI() (a shell on the PBX), and modules, AstDB and recordings can be changed; only recording_start needs it (MixMonitor), so grant it only where this PBX records through switchboard"},
 	{"config", "the configuration files in /etc/asterisk can be read and rewritten (GetConfig, UpdateConfig)"},
 	{"agi", "the AGI action runs AGI commands, EXEC System() included, on any channel"},
 }
@@ -148,6 +149,7 @@ func checkAMI(ctx context.Context, r *checkReport, cfg agent.Config, log *slog.L
 	} else {
 		r.line("ok", "ami permissions", "may run %s", strings.Join(neededActions, ", "))
 	}
+	reportOps(r, p)
 	for _, d := range dangerousClasses {
 		if ev, ok := p.granted[d.class]; ok {
 			r.line("warn", "ami privilege", "write includes %q (it lists %s): %s; the agent does not need it, remove it from write= in manager.conf",
@@ -180,6 +182,8 @@ type permissions struct {
 	granted map[string][]string
 	// extra are proven classes beyond neededClasses and dangerousClasses.
 	extra []string
+	// listed are the actions the user may run (lower case).
+	listed map[string]bool
 }
 
 // analyzePermissions reads a ListCommands response. Asterisk lists an
@@ -188,8 +192,8 @@ type permissions struct {
 // "all" appears on every privileged action, so only an action that needs
 // exactly one class proves the user holds that class.
 func analyzePermissions(resp *ami.Message) permissions {
-	p := permissions{granted: map[string][]string{}}
 	listed := map[string]bool{}
+	p := permissions{granted: map[string][]string{}, listed: listed}
 	for _, h := range resp.Headers {
 		switch strings.ToLower(h.Key) {
 		case "response", "actionid", "message", "eventlist":

@@ -70,11 +70,12 @@ func TestCheck(t *testing.T) {
 			name: "all ok",
 			args: args(server, goodTok, secret),
 			code: 0,
-			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "warn  ami privilege",
-				"warn  ami privilege", "ok    control plane", "4 ok, 2 warn, 0 FAIL"},
-			// The fake lists Command and UserEvent: its user has every
-			// write class, so a warning is the right answer.
-			want: []string{"Asterisk 22.10.1", `write includes "command" (it lists Command)`, "write also grants user",
+			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami call centre", "warn  ami privilege",
+				"warn  ami privilege", "warn  ami privilege", "ok    control plane", "5 ok, 3 warn, 0 FAIL"},
+			// The fake lists Command, MixMonitor and UserEvent: its user
+			// has every write class, so warnings are the right answer.
+			want: []string{"Asterisk 22.10.1", `write includes "command" (it lists Command)`, `write includes "system" (it lists MixMonitor)`,
+				"only recording_start needs it", "write also grants user",
 				"token accepted, protocol " + strconv.Itoa(protocol.Version) + " accepted"},
 		},
 		{
@@ -197,7 +198,7 @@ func TestAnalyzePermissions(t *testing.T) {
 		extra     []string
 	}{
 		{name: "write=all", missing: nil, dangerous: []string{"agi", "command", "config", "system"},
-			extra: []string{"agent", "aoc", "message", "user"}},
+			extra: []string{"aoc", "message", "user"}},
 		{name: "least privilege", classes: []string{"originate", "call", "reporting"}},
 		{name: "reporting alone", classes: []string{"reporting"}, missing: []string{"Originate", "Hangup"}},
 		{name: "originate alone", classes: []string{"originate"}, missing: []string{"Hangup", "Status", "CoreShowChannels", "CoreSettings"}},

@@ -15,6 +15,7 @@ import (
 // apiFlags are the HTTP API's limits, all named and documented in the README.
 type apiFlags struct {
 	amiTimeout              time.Duration
+	recordingTimeout        time.Duration
 	ratePerCredential       float64
 	burstPerCredential      int
 	ratePerEnterprise       float64
@@ -35,6 +36,7 @@ type apiFlags struct {
 
 func (f *apiFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.amiTimeout, "ami-timeout", api.DefaultAMITimeout, "bound on one request to a PBX (tunnel + AMI); past it the API answers 504")
+	fs.DurationVar(&f.recordingTimeout, "recording-download-timeout", api.DefaultRecordingDownloadTimeout, "bound on one recording download through the PBX's tunnel, first byte to last; past it the transfer is cut")
 	fs.Float64Var(&f.ratePerCredential, "rate-per-credential", float64(ratelimit.DefaultPerCredential), "requests per second per API key or operator (429 past it)")
 	fs.IntVar(&f.burstPerCredential, "burst-per-credential", ratelimit.DefaultCredentialBurst, "burst of --rate-per-credential")
 	fs.Float64Var(&f.ratePerEnterprise, "rate-per-enterprise", float64(ratelimit.DefaultPerEnterprise), "requests per second per enterprise, all credentials together")
@@ -99,6 +101,7 @@ func apiConfig(f serveFlags) (api.Config, error) {
 			PerEnterprise: rate.Limit(f.api.ratePerEnterprise), EnterpriseBurst: f.api.burstPerEnterprise,
 		},
 	}
+	ac.RecordingDownloadTimeout = f.api.recordingTimeout
 	if f.api.timezone != "" {
 		loc, err := time.LoadLocation(f.api.timezone)
 		if err != nil {

@@ -114,7 +114,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	base := "http://" + ln.Addr().String()
 
-	pbx, err := amitest.New(amitest.Config{Logger: log.With("component", "simulated-pbx"), RingDelay: 2 * time.Second})
+	// The simulated PBX records into the demo's directory, which is the
+	// agent's recordings directory, so recordings download.
+	recordings := filepath.Join(dir, "recordings")
+	pbx, err := amitest.New(amitest.Config{Logger: log.With("component", "simulated-pbx"), RingDelay: 2 * time.Second,
+		MonitorDir: recordings, WriteRecordings: true})
 	if err != nil {
 		return err
 	}
@@ -130,6 +134,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Context: "inoffice",
 		Logger:  log,
 		Version: version,
+
+		RecordingsDir: recordings,
 	})
 	if err != nil {
 		return err

@@ -15,6 +15,9 @@ import (
 var eventTypes = []string{
 	protocol.EventCallStarted, protocol.EventCallRinging, protocol.EventCallAnswered, protocol.EventCallBridged,
 	protocol.EventMonitorStarted, protocol.EventMonitorStopped, protocol.EventCallEnded, protocol.EventGap,
+	protocol.EventQueueCallerJoined, protocol.EventQueueCallerLeft, protocol.EventQueueMemberAdded,
+	protocol.EventQueueMemberRemoved, protocol.EventQueueMemberPaused, protocol.EventQueueMemberUnpaused,
+	protocol.EventRecordingStarted, protocol.EventRecordingStopped,
 }
 
 // eventRow is what a table line shows of an event.

@@ -83,9 +83,18 @@ func TestREADMECommandsRun(t *testing.T) {
 	}
 	script := "set -e\ncd " + dir + "\nexport PATH=" + bin + ":$PATH\n" + strings.Join(exports, "\n") + "\n" +
 		"curl() { command curl --fail-with-body \"$@\"; }\n" +
-		// Extension 150 on a call, as the demo's traffic would have it.
-		`command curl -s --fail-with-body -X POST $SB/v1/calls -H "Authorization: Bearer $KEY" -d '{"from":"150","to":"+375296254079"}' >/dev/null` + "\nsleep 0.5\n"
+		// Extension 150 on a call, as the demo's traffic would have it,
+		// answered (the demo's phones ring 2 s): before the README runs,
+		// and again before the examples that record it (the API examples
+		// hang up every call).
+		"on150() {\n" +
+		`  id=$(command curl -s --fail-with-body -X POST $SB/v1/calls -H "Authorization: Bearer $KEY" -d '{"from":"150","to":"+375296254079"}' | sed -n 's/.*"call_id":"\([^"]*\)".*/\1/p')` + "\n" +
+		`  for i in $(seq 100); do command curl -s "$SB/v1/calls/$id" -H "Authorization: Bearer $KEY" | grep -q '"status":"in-progress"' && return; sleep 0.1; done` + "\n" +
+		"}\non150\n"
 	for i, c := range cmds {
+		if strings.Contains(c, "extension=150&status=in-progress") {
+			script += "on150\n"
+		}
 		script += "echo '### " + strconv.Itoa(i) + "'\n" + c + "\necho\n"
 	}
 	script += "echo '### done'\n"

@@ -117,6 +117,9 @@ type Config struct {
 	RateLimit ratelimit.Config
 	// AMITimeout bounds each request to a PBX (504 past it).
 	AMITimeout time.Duration
+	// RecordingDownloadTimeout bounds one GET /v1/recordings/{id}, from
+	// the request to the PBX to the last byte (DefaultRecordingDownloadTimeout).
+	RecordingDownloadTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (413 past it).
 	MaxBodyBytes int64
 	// BodyTimeout bounds receiving a request body, from the end of its
@@ -171,6 +174,9 @@ func (c *Config) fill() {
 	}
 	if c.AMITimeout == 0 {
 		c.AMITimeout = DefaultAMITimeout
+	}
+	if c.RecordingDownloadTimeout == 0 {
+		c.RecordingDownloadTimeout = DefaultRecordingDownloadTimeout
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
@@ -241,6 +247,7 @@ func (c Config) Validate() error {
 		{"AMITimeout", c.AMITimeout}, {"StoreTimeout", c.StoreTimeout},
 		{"BodyTimeout", c.BodyTimeout}, {"WriteTimeout", c.WriteTimeout},
 		{"IdempotencyTTL", c.IdempotencyTTL}, {"IdempotencyPruneEvery", c.IdempotencyPruneEvery},
+		{"RecordingDownloadTimeout", c.RecordingDownloadTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))

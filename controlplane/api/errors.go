@@ -39,6 +39,9 @@ const (
 	CodeAMIDown             = "ami_down"             // 503: the agent has no AMI session
 	CodeUnavailable         = "unavailable"          // 503: the store did not answer
 	CodeAMITimeout          = "ami_timeout"          // 504: no answer before the AMI timeout
+	// Call-centre operations.
+	CodeMemberNotDynamic = "member_not_dynamic" // 409: a queues.conf member cannot be removed through AMI
+	CodeNotConfirmed     = "not_confirmed"      // 502: Asterisk said Success but the events that must follow did not come
 )
 
 // Error is a failure as the API reports it: an HTTP status, a stable code
@@ -138,6 +141,12 @@ func agentError(pbx string, timeout string, err error) *Error {
 			return errorf(http.StatusConflict, CodeAgentTooOld, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeBusy:
 			return &Error{Status: http.StatusTooManyRequests, Code: CodePBXBusy, Message: fmt.Sprintf("PBX %s: %s", pbx, pe.Message), RetryAfter: 1}
+		case protocol.ErrCodeNotConfirmed:
+			return errorf(http.StatusBadGateway, CodeNotConfirmed, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeConflict:
+			return errorf(http.StatusConflict, CodeConflict, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeMemberNotDynamic:
+			return errorf(http.StatusConflict, CodeMemberNotDynamic, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeOpDisabled:
 			// The PBX's owner turned the operation off in its agent's
 			// config: a refusal of policy, like a missing scope.

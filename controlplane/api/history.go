@@ -77,5 +77,5 @@ func (a *API) getCall(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.reply(http.StatusOK, d)
+	return c.reply(http.StatusOK, callDetail{CallDetail: d, Recordings: callRecordings(d)})
 }

@@ -29,6 +29,18 @@ func (a *API) table() []*route {
 		{method: "DELETE", path: "/v1/calls/{id}", action: auth.Hangup, audit: AuditHangup, selfAuthorize: true, handle: a.deleteCall},
 		{method: "POST", path: "/v1/monitor", action: auth.Monitor, audit: AuditMonitor, selfAuthorize: true, handle: a.startMonitor},
 		{method: "GET", path: "/v1/channels", action: auth.ChannelsRead, handle: a.listChannels},
+		// v1: queues and recordings (queues.go, recordings.go)
+		{method: "GET", path: "/v1/queues", action: auth.QueuesRead, handle: a.listQueues},
+		{method: "GET", path: "/v1/queues/{queue}", action: auth.QueuesRead, handle: a.getQueue},
+		{method: "POST", path: "/v1/queues/{queue}/members", action: auth.QueuesManage, audit: AuditQueueMemberAdd, selfAuthorize: true, handle: a.addMember},
+		{method: "DELETE", path: "/v1/queues/{queue}/members/{extension}", action: auth.QueuesManage, audit: AuditQueueMemberRemove, selfAuthorize: true, handle: a.removeMember},
+		{method: "POST", path: "/v1/queues/{queue}/members/{extension}/pause", action: auth.QueuesManage, audit: AuditQueueMemberPause, selfAuthorize: true, handle: a.pauseMember},
+		{method: "POST", path: "/v1/queues/members/{extension}/pause", action: auth.QueuesManage, audit: AuditQueueMemberPause, selfAuthorize: true, handle: a.pauseMember},
+		{method: "PUT", path: "/v1/queues/{queue}/members/{extension}/penalty", action: auth.QueuesManage, audit: AuditQueueMemberPenalty, selfAuthorize: true, handle: a.setPenalty},
+		{method: "POST", path: "/v1/calls/{id}/recording/start", action: auth.RecordingControl, audit: AuditRecordingStart, selfAuthorize: true, handle: a.startRecording},
+		{method: "POST", path: "/v1/calls/{id}/recording/stop", action: auth.RecordingControl, audit: AuditRecordingStop, selfAuthorize: true, handle: a.stopRecording},
+		{method: "POST", path: "/v1/calls/{id}/recording/mute", action: auth.RecordingControl, audit: AuditRecordingMute, selfAuthorize: true, handle: a.muteRecording},
+		{method: "GET", path: "/v1/recordings/{id}", action: auth.RecordingRead, audit: AuditRecordingDownload, handle: a.downloadRecording},
 		// v1: PBXs, fleet, audit
 		{method: "GET", path: "/v1/pbxs", action: auth.PBXRead, handle: a.listPBXs},
 		{method: "GET", path: "/v1/pbxs/{id}", action: auth.PBXRead, handle: a.getPBX},

@@ -47,6 +47,10 @@ type Control struct {
 var EventTypes = []string{
 	protocol.EventCallStarted, protocol.EventCallRinging, protocol.EventCallAnswered, protocol.EventCallBridged,
 	protocol.EventMonitorStarted, protocol.EventMonitorStopped, protocol.EventCallEnded, protocol.EventGap,
+	// Queues and recordings (protocol 3).
+	protocol.EventQueueCallerJoined, protocol.EventQueueCallerLeft, protocol.EventQueueMemberAdded,
+	protocol.EventQueueMemberRemoved, protocol.EventQueueMemberPaused, protocol.EventQueueMemberUnpaused,
+	protocol.EventRecordingStarted, protocol.EventRecordingStopped,
 }
 
 func publicEvent(se store.StoredEvent) Event {

@@ -134,7 +134,7 @@ func New(connected func() int) *Metrics {
 		}),
 
 		connsShed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_connections_shed_total", Help: "Connections refused or closed by a limit, by reason: per_ip, full, evicted, reserved_path, reserve_timeout, header_timeout, idle_timeout, body_timeout, unread_body.",
+			Name: "switchboard_connections_shed_total", Help: "Connections refused or closed by a limit, by reason: per_ip, full, evicted, reserved_path, reserve_timeout, header_timeout, idle_timeout, body_timeout, unread_body, recording_download_timeout (a recording download cut at --recording-download-timeout).",
 		}, []string{"reason"}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_revocations_enforced_total", Help: "What revoking an agent or API key ended on this replica: agent_tunnel, event_stream, ticket.",

@@ -44,6 +44,9 @@ const (
 	User    = "switchboard"
 	MinUser = "switchboard-min"
 	Secret  = "switchboard-secret"
+	// BlindUser may run the queue member actions (write agent) but not
+	// read their events (no read agent): what an agent then answers.
+	BlindUser = "switchboard-blind"
 )
 
 // Defaults of Config.
@@ -266,7 +269,11 @@ func (p *PBX) start(ctx context.Context) error {
 }
 
 func (p *PBX) startLab(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, p.cfg.Lab, "start", p.dir, "--ami-port", strconv.Itoa(p.port))
+	overlay, err := p.labOverlay()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, p.cfg.Lab, "start", p.dir, "--ami-port", strconv.Itoa(p.port), "--etc", overlay)
 	// The script checks the binary's libraries with ldd before it starts
 	// it; without its own lib directory on the path, that check misses
 	// libasteriskssl and (as root) runs apt-get on every start.
@@ -319,6 +326,26 @@ func (p *PBX) startBinary(ctx context.Context) error {
 		return fmt.Errorf("asterisk did not finish booting: %w: %s", err, out)
 	}
 	return nil
+}
+
+// labOverlay writes this package's manager.conf for the lab script's
+// --etc: the lab's own etc/ is shared and older than this repository's
+// AMI users (MinUser follows packaging/manager.conf.example; BlindUser
+// exists only here). The other files are the lab's.
+func (p *PBX) labOverlay() (string, error) {
+	dir := filepath.Join(p.dir, "etc-overlay")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("asterisk-lab overlay: %w", err)
+	}
+	b, err := etcFiles.ReadFile("testdata/etc/manager.conf")
+	if err != nil {
+		return "", err
+	}
+	r := strings.NewReplacer("@AST_HOME@", p.dir, "@AMI_PORT@", strconv.Itoa(p.port))
+	if err := os.WriteFile(filepath.Join(dir, "manager.conf"), []byte(r.Replace(string(b))), 0o644); err != nil {
+		return "", fmt.Errorf("asterisk-lab overlay: %w", err)
+	}
+	return dir, nil
 }
 
 // writeConfig writes testdata/etc into Dir()/etc with this instance's

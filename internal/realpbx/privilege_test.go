@@ -9,8 +9,8 @@ import (
 )
 
 // testLeastPrivilege: a second enterprise's agent logs in to the same
-// Asterisk as switchboard-min (read system,call,cdr; write
-// originate,call,reporting: packaging/manager.conf.example). Originate,
+// Asterisk as switchboard-min (read system,call,cdr,agent; write
+// originate,call,reporting,agent: packaging/manager.conf.example). Originate,
 // channels, monitor, hangup by uniqueid, by channel and of everything all
 // work, checked in Asterisk; its calls' events arrive, and a queue call
 // names the operator who took it.
@@ -64,8 +64,8 @@ func testLeastPrivilege(l *lab, _ *tenant) {
 	}
 	l.channelsWhere("every channel gone after hangup all", func(c []asterisktest.Channel) bool { return len(c) == 0 })
 
-	// Who took a queue call, from call and cdr events only (the queue's
-	// own events are class agent, which this user does not read).
+	// Who took a queue call (from the call's Dial events; the queue's own
+	// events, class agent, add queue.caller_*).
 	l.queueCall(tn)
 	l.clean(tn)
 

@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
 )
 
 // Timeouts of the helper's own waits.
@@ -257,6 +258,14 @@ type PBXOptions struct {
 	// MaxConcurrentRequests is the agent's cap on requests in flight;
 	// zero keeps the agent's default.
 	MaxConcurrentRequests int
+	// Protocol is the protocol the agent offers (an agent of an older
+	// release); zero: protocol.Version.
+	Protocol int
+	// Ops is the agent's allow-list (agent.Config.Ops); nil: every op.
+	Ops []string
+	// RecordingsDir is the agent's recordings directory; give the fake
+	// amitest.WithRecordings of the same directory to have files there.
+	RecordingsDir string
 }
 
 // AddPBX starts an amitest server and a real agent for it, registered to
@@ -288,6 +297,9 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 		Version:                 "test",
 		MaxConcurrentOriginates: o.MaxConcurrentOriginates,
 		MaxConcurrentRequests:   o.MaxConcurrentRequests,
+		Ops:                     o.Ops,
+		RecordingsDir:           o.RecordingsDir,
+		Tunnel:                  tunnel.DialConfig{Protocol: o.Protocol},
 		ReconnectMin:            20 * time.Millisecond,
 		ReconnectMax:            200 * time.Millisecond,
 		Logger:                  s.Logger.With("pbx", o.Name),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -95,7 +96,7 @@ func ServeRequests(ctx context.Context, sess *Session, h RequestHandler, cfg Ser
 			}
 			return err
 		}
-		if kind != protocol.StreamRequest {
+		if kind != protocol.StreamRequest && kind != protocol.StreamBody {
 			log.Warn("closing unexpected stream", "kind", kind)
 			_ = conn.Close()
 			continue
@@ -104,7 +105,7 @@ func ServeRequests(ctx context.Context, sess *Session, h RequestHandler, cfg Ser
 		case slots <- struct{}{}:
 			wg.Go(func() {
 				defer func() { <-slots }()
-				serveRequest(ctx, conn, h, cfg, log)
+				serveRequest(ctx, conn, kind, h, cfg, log)
 			})
 		default:
 			// Refused inline: it is quick (the request follows its
@@ -115,7 +116,7 @@ func ServeRequests(ctx context.Context, sess *Session, h RequestHandler, cfg Ser
 	}
 }
 
-func serveRequest(ctx context.Context, conn net.Conn, h RequestHandler, cfg ServeConfig, log *slog.Logger) {
+func serveRequest(ctx context.Context, conn net.Conn, kind protocol.StreamKind, h RequestHandler, cfg ServeConfig, log *slog.Logger) {
 	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(cfg.IOTimeout))
 	var req protocol.Request
@@ -124,23 +125,64 @@ func serveRequest(ctx context.Context, conn net.Conn, h RequestHandler, cfg Serv
 		return
 	}
 	resp := protocol.Response{ID: req.ID}
+	var body Body
 	if req.Deadline.IsZero() {
 		resp.Error = &protocol.Error{Code: protocol.ErrCodeInvalid, Message: "request has no deadline"}
 	} else {
 		rctx, cancel := context.WithDeadline(ctx, req.Deadline)
 		result, err := callHandler(rctx, h, req)
 		cancel()
+		if b, ok := result.(Body); ok && err == nil {
+			body, result = b, b.Result()
+			defer body.Close()
+			if kind != protocol.StreamBody {
+				body, err = nil, &protocol.Error{Code: protocol.ErrCodeInvalid,
+					Message: "operation " + req.Op + " answers with bytes: send it on a body stream"}
+			}
+		}
 		if err != nil {
 			resp.Error = responseError(rctx, err, req, log)
 		} else if resp.Result, err = json.Marshal(result); err != nil {
 			log.Error("encode result", "op", req.Op, "id", req.ID, "err", err)
 			resp.Result = nil
 			resp.Error = &protocol.Error{Code: protocol.ErrCodeInternal, Message: "internal error"}
+			body = nil
 		}
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(cfg.IOTimeout))
 	if err := protocol.WriteFrame(conn, resp); err != nil {
 		log.Debug("response not delivered", "op", req.Op, "id", req.ID, "err", err)
+		return
+	}
+	if kind == protocol.StreamBody && resp.Error == nil {
+		writeBody(conn, body, req, log)
+	}
+}
+
+// Body is a handler result whose bytes follow the Response on a
+// protocol.StreamBody stream (a recording). Result is sent as the
+// Response's result; the tunnel then copies Reader, chunked, and closes
+// the Body whatever happens.
+type Body interface {
+	Result() any
+	io.Reader
+	io.Closer
+}
+
+// writeBody sends a body stream's bytes (none when body is nil) under the
+// request's deadline: the control plane chose it for the whole transfer.
+func writeBody(conn net.Conn, body Body, req protocol.Request, log *slog.Logger) {
+	_ = conn.SetWriteDeadline(req.Deadline)
+	bw := protocol.NewBodyWriter(conn)
+	if body != nil {
+		if n, err := bw.ReadFrom(body); err != nil {
+			// The control plane sees the body cut short (no final chunk).
+			log.Warn("body not delivered", "op", req.Op, "id", req.ID, "bytes", n, "err", err)
+			return
+		}
+	}
+	if err := bw.Close(); err != nil {
+		log.Debug("body end not delivered", "op", req.Op, "id", req.ID, "err", err)
 	}
 }
 

@@ -162,6 +162,9 @@ func (s *Server) startLeg(l *leg, setup func()) {
 	if setup != nil {
 		setup()
 	}
+	if s.enterQueue(l) {
+		return
+	}
 	out := s.outcomeFor(l.exten)
 	if !strings.EqualFold(l.context, s.model.context) {
 		out = NoSuchExtension

@@ -75,6 +75,14 @@ type Config struct {
 	MaxRecordedActions int
 	// MaxConnections bounds concurrent clients; 0 means unlimited.
 	MaxConnections int
+	// MonitorDir is where MixMonitor puts a relative File, Asterisk's
+	// spool monitor directory; default /var/spool/asterisk/monitor.
+	MonitorDir string
+	// WriteRecordings makes MixMonitor create its file (sub-folders
+	// included) as the captures' Asterisk did: a 44-byte WAV header, Local
+	// channels carrying no audio. Off by default: the fake writes no
+	// files unless asked (WithRecordings).
+	WriteRecordings bool
 }
 
 // Option changes the Config of NewServer.

@@ -5,7 +5,8 @@
 // Events masks, Originate with Local channels and the full event sequence of
 // a call (Newchannel … DialBegin/DialEnd … BridgeEnter … Hangup, Cdr),
 // ChanSpy, Hangup by name and by /regex/, CoreShowChannels, Status,
-// Getvar/Setvar, and Asterisk's parsing quirks.
+// Getvar/Setvar, queue "inbound" (its admin actions and its calls) and
+// MixMonitor, and Asterisk's parsing quirks.
 //
 // It owns a small channel model (uniqueids, linkedids, Local ;1/;2 pairs,
 // bridges, channel variables) and a tiny built-in dialplan (the one of the

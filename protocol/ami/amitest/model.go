@@ -19,6 +19,7 @@ type model struct {
 	bridges        []*bridge
 	spies          []*spy
 	processedCalls int
+	queues         []*queue // queues.go
 }
 
 func (m *model) init(ctx string) { m.context = ctx }
@@ -45,6 +46,8 @@ type channel struct {
 	dialFailed *leg
 	spy        *spy // the ChanSpy this channel runs, if any
 	gone       bool
+
+	mixmons []*mixmon // mixmonitor.go: its running recordings
 }
 
 // ChannelInfo is a snapshot of one live channel.
@@ -257,6 +260,7 @@ func (s *Server) hangupChannel(c *channel, cause int) {
 	if c.gone {
 		return
 	}
+	s.queueChannelGone(c)
 	var leaving []*spy // asked to hang up while they listened to c
 	for _, sp := range s.model.spies {
 		if sp.target == c {
@@ -388,6 +392,7 @@ func (s *Server) component(c *channel) []*channel {
 // means none was given: Normal Clearing for a bridged call, else Unknown
 // (transcript 08h).
 func (s *Server) hangupCall(x *channel, cause int) {
+	s.queueChannelGone(x) // first: who hung up decides AgentComplete's Reason
 	comp := s.component(x)
 	bridged := false
 	for _, c := range comp {

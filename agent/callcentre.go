@@ -1,0 +1,43 @@
+package agent
+
+import (
+	"github.com/switchboard-pbx/switchboard/agent/ops"
+	"github.com/switchboard-pbx/switchboard/protocol"
+)
+
+// recordingConfig tells the call tracker of the recordings the operations
+// start and stop, so recording.started and recording.stopped name them.
+func (a *Agent) recordingConfig() ops.RecordingConfig {
+	return ops.RecordingConfig{
+		Dir:       a.cfg.RecordingsDir,
+		MaxActive: a.cfg.MaxActiveRecordings,
+		Expect: func(uniqueid string, r protocol.Recording) func() {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectRecording(uniqueid, r)
+			return func() {
+				a.trackMu.Lock()
+				defer a.trackMu.Unlock()
+				a.tracker.CancelRecording(uniqueid, r.ID)
+			}
+		},
+		ExpectStop: func(uniqueid, id string) {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectRecordingStop(uniqueid, id)
+		},
+	}
+}
+
+// CallCentreStats counts what the queue and recording operations did
+// since the agent started (metrics).
+type CallCentreStats struct {
+	// Unconfirmed counts operations Asterisk accepted but whose
+	// confirming events did not come within ConfirmTimeout.
+	Unconfirmed uint64
+}
+
+// CallCentreStats returns the queue and recording operations' counters.
+func (a *Agent) CallCentreStats() CallCentreStats {
+	return CallCentreStats{Unconfirmed: a.handler.CallCentreUnconfirmed()}
+}
