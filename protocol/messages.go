@@ -370,4 +370,9 @@ type Event struct {
 	// of a full buffer.
 	Dropped string `json:"dropped,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+
+	// Call control (protocol 3, callcontrol.go): set on call.transfer_*
+	// and on call.parked, call.unparked and call.park_timeout.
+	Transfer *TransferInfo `json:"transfer,omitempty"`
+	Park     *ParkInfo     `json:"park,omitempty"`
 }
