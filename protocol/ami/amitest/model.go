@@ -19,6 +19,7 @@ type model struct {
 	bridges        []*bridge
 	spies          []*spy
 	processedCalls int
+	parking        parking // lots, spaces and their holding bridges (park.go)
 }
 
 func (m *model) init(ctx string) { m.context = ctx }
@@ -45,6 +46,9 @@ type channel struct {
 	dialFailed *leg
 	spy        *spy // the ChanSpy this channel runs, if any
 	gone       bool
+	// Call control (callcontrol.go).
+	xfer   *atxfer // the attended transfer this channel started, if any
+	parked *parked // where this channel is parked, if it is
 }
 
 // ChannelInfo is a snapshot of one live channel.
@@ -109,10 +113,11 @@ type leg struct {
 	failDisp       string // the Cdr disposition a failed Dial leg left its caller
 }
 
-// bridge is a basic two-party bridge.
+// bridge is a basic two-party bridge, or a parking lot's holding bridge.
 type bridge struct {
 	id      string
 	members []*channel
+	lot     string // the parking lot whose holding bridge this is; it outlives its members
 }
 
 func newBridgeID() string {
@@ -300,7 +305,7 @@ func (s *Server) leaveBridge(c *channel) {
 	}
 	c.bridge = nil
 	s.emitBridge("BridgeLeave", b, c)
-	if len(b.members) == 0 {
+	if len(b.members) == 0 && b.lot == "" {
 		s.emitBridge("BridgeDestroy", b, nil)
 		s.model.removeBridge(b)
 	}
@@ -433,6 +438,9 @@ func (s *Server) hangupCall(x *channel, cause int) {
 		}
 		s.hangupChannel(c, cause)
 		s.channelCDR(c, now)
+	}
+	if transferredAway(x) {
+		s.emitHangupRequest("SoftHangupRequest", x, cause)
 	}
 	s.hangupChannel(x, cause)
 	s.channelCDR(x, now)
