@@ -88,6 +88,16 @@ type Config struct {
 	// ExpectHangup, when set, is told who asked for a channel's hangup
 	// (HangupArgs.By) just before it is sent, so call.ended names them.
 	ExpectHangup func(uniqueid, by string)
+	// Call control (callcontrol.go): DTMF is the second AMI session
+	// PlayDTMF runs on, since it holds its session for each digit (nil:
+	// AMI, which each digit then holds); CallControl bounds the
+	// operations; ExpectTransfer, ExpectPark and ExpectPickup, when set,
+	// tell the call tracker who asked, just before the action is sent.
+	DTMF           AMI
+	CallControl    CallControl
+	ExpectTransfer func(uniqueid, by, mode, to string)
+	ExpectPark     func(uniqueid, by string)
+	ExpectPickup   func(pickupCallID, parkedCallID, by string)
 	// NewCallID generates call ids; nil means NewCallID.
 	NewCallID func() string
 	Logger    *slog.Logger // nil discards
@@ -116,6 +126,9 @@ func (c Config) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.CallControl.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MaxConcurrentOriginates < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentOriginates %d is negative", c.MaxConcurrentOriginates))
 	}
@@ -133,6 +146,10 @@ func (c *Config) fill() {
 		c.Context = DefaultContext
 	}
 	c.Limits.fill()
+	c.CallControl.fill()
+	if c.DTMF == nil {
+		c.DTMF = c.AMI
+	}
 	if c.MaxConcurrentOriginates == 0 {
 		c.MaxConcurrentOriginates = DefaultMaxConcurrentOriginates
 	}
@@ -165,6 +182,13 @@ type Handler struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+
+	// Call control (callcontrol.go).
+	watch       watcher
+	xfers       transfers
+	unconfirmed unconfirmed
+	dtmf        AMI           // Config.DTMF
+	dtmfTurn    chan struct{} // one DTMF request plays at a time
 }
 
 // New validates cfg, fills defaults and returns a Handler.
@@ -175,11 +199,14 @@ func New(cfg Config) (*Handler, error) {
 	cfg.fill()
 	life, cancel := context.WithCancel(context.Background())
 	return &Handler{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		slots:  make(chan struct{}, cfg.MaxConcurrentOriginates),
-		life:   life,
-		cancel: cancel,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		slots:    make(chan struct{}, cfg.MaxConcurrentOriginates),
+		life:     life,
+		cancel:   cancel,
+		xfers:    transfers{max: cfg.CallControl.MaxTransfers},
+		dtmf:     cfg.DTMF,
+		dtmfTurn: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -261,6 +288,9 @@ func (h *Handler) dispatch(ctx context.Context, req protocol.Request) (any, erro
 		return h.Status(), nil
 	case protocol.OpPing:
 		return h.Ping(ctx)
+	case protocol.OpTransfer, protocol.OpTransferComplete, protocol.OpTransferCancel, protocol.OpDTMF,
+		protocol.OpPark, protocol.OpParked, protocol.OpParkedPickup, protocol.OpMute:
+		return h.callControl(ctx, req)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnsupported, truncate(req.Op, 40))
 }
