@@ -148,6 +148,10 @@ type Tracker struct {
 	nextSeq  uint64
 	out      []protocol.Event
 	clockNow time.Time // time of the message being handled
+
+	// pickups are the ExpectPickup hints, by the pickup's call id
+	// (callcontrol.go).
+	pickups map[string]*pickupHint
 }
 
 // NewTracker returns a Tracker. Zero or invalid Config values take their
@@ -214,6 +218,8 @@ func (t *Tracker) Handle(m *ami.Message) []protocol.Event {
 		t.onChanSpyStop(m)
 	case "OriginateResponse":
 		t.onOriginateResponse(m)
+	case "BlindTransfer", "AttendedTransfer", "Hold", "Unhold", "ParkedCall", "UnParkedCall", "ParkedCallTimeOut":
+		t.onCallControl(name, m)
 	case EventDisconnected:
 		t.Reset()
 	case EventConnected:
@@ -259,7 +265,7 @@ func (t *Tracker) onNewchannel(m *ami.Message) {
 	state := atoi(m.Get("ChannelState"))
 	now := t.clockNow
 	if uid == linked {
-		if t.calls[uid] != nil {
+		if t.calls[uid] != nil || t.joinPickup(uid, name, state) {
 			return
 		}
 		c := t.newCall(uid, now)
