@@ -59,5 +59,6 @@ func Handler(src Source) http.Handler {
 			return float64(src.StreamStats().AckWaits)
 		}),
 	)
+	reg.MustRegister(callControlCollectors(src)...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -148,10 +148,15 @@ func checkAMI(ctx context.Context, r *checkReport, cfg agent.Config, log *slog.L
 	} else {
 		r.line("ok", "ami permissions", "may run %s", strings.Join(neededActions, ", "))
 	}
+	checkOperations(r, cfg, resp)
 	for _, d := range dangerousClasses {
 		if ev, ok := p.granted[d.class]; ok {
-			r.line("warn", "ami privilege", "write includes %q (it lists %s): %s; the agent does not need it, remove it from write= in manager.conf",
-				d.class, strings.Join(ev, ", "), d.why)
+			advice := "the agent does not need it, remove it from write= in manager.conf"
+			if d.class == "system" {
+				advice = systemAdvice(cfg)
+			}
+			r.line("warn", "ami privilege", "write includes %q (it lists %s): %s; %s",
+				d.class, strings.Join(ev, ", "), d.why, advice)
 		}
 	}
 	if len(p.extra) > 0 {

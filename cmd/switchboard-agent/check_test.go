@@ -70,11 +70,13 @@ func TestCheck(t *testing.T) {
 			name: "all ok",
 			args: args(server, goodTok, secret),
 			code: 0,
-			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "warn  ami privilege",
-				"warn  ami privilege", "ok    control plane", "4 ok, 2 warn, 0 FAIL"},
-			// The fake lists Command and UserEvent: its user has every
-			// write class, so a warning is the right answer.
+			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami operations", "warn  ami privilege",
+				"warn  ami privilege", "warn  ami privilege", "ok    control plane", "5 ok, 3 warn, 0 FAIL"},
+			// The fake lists Command, MuteAudio and UserEvent: its user has
+			// every write class, so a warning is the right answer.
 			want: []string{"Asterisk 22.10.1", `write includes "command" (it lists Command)`, "write also grants user",
+				`write includes "system" (it lists MuteAudio)`, "only the mute operation needs it",
+				"may run transfer, transfer_complete, transfer_cancel, dtmf, park, parked, parked_pickup, mute; dtmf is confirmed from DTMF events",
 				"token accepted, protocol " + strconv.Itoa(protocol.Version) + " accepted"},
 		},
 		{

@@ -33,6 +33,7 @@ type flags struct {
 	maxOriginates, maxRequests        int
 	ops                               string
 	eventLimits                       eventLimitFlags
+	callControl                       callControlFlags
 }
 
 // eventLimitFlags bound what the agent sends up the events stream (see
@@ -67,6 +68,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxRequests, "max-concurrent-requests", agent.DefaultMaxRequests, "requests from the control plane running at once; more are refused at once (429 pbx_busy)")
 	fs.StringVar(&f.ops, "ops", "all", "operations this agent runs, comma-separated, or all: "+strings.Join(protocol.Ops, ", ")+"; others are refused with op_disabled")
 	f.eventLimits.register(fs)
+	f.callControl.register(fs)
 }
 
 // load parses flags, environment and config file into an agent.Config.
@@ -124,6 +126,7 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 		Version:                 version,
 	}
 	f.eventLimits.apply(&cfg)
+	f.callControl.apply(&cfg)
 	if f.ops != "all" {
 		for _, op := range strings.Split(f.ops, ",") {
 			if op = strings.TrimSpace(op); op != "" {
