@@ -31,8 +31,10 @@ const (
 // dialplan context: the agent checks it before any action is sent, since
 // Asterisk accepts a transfer to nowhere and then hangs the call up.
 type TransferArgs struct {
-	CallID     string `json:"call_id"`
-	Transferer string `json:"transferer"` // the party that hands the call over
+	CallID string `json:"call_id"`
+	// Transferer is the party that hands the call over; empty is the
+	// call's first leg (the from of a call placed through the API).
+	Transferer string `json:"transferer"`
 	To         string `json:"to"`
 	Mode       string `json:"mode"` // TransferBlind or TransferAttended
 	// By names who asked (an API key's public id or an operator's sub);
@@ -98,7 +100,7 @@ type DTMFResult struct {
 // Parker.
 type ParkArgs struct {
 	CallID   string `json:"call_id"`
-	Parker   string `json:"parker"`
+	Parker   string `json:"parker"`              // empty: the call's first leg, as TransferArgs.Transferer
 	Lot      string `json:"lot,omitempty"`       // "": the PBX's default lot
 	TimeoutS int    `json:"timeout_s,omitempty"` // 0: the lot's own
 	By       string `json:"by,omitempty"`

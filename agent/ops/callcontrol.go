@@ -126,10 +126,11 @@ func errFeature(format string, a ...any) error {
 }
 
 // checkParty validates a party of a call: an extension or number, or a
-// channel name (anything with a '/').
+// channel name (anything with a '/'). Empty is the call's first leg (see
+// party).
 func (l Limits) checkParty(field, s string) error {
 	if s == "" {
-		return invalid(field, "is required")
+		return nil
 	}
 	if strings.Contains(s, "/") {
 		if err := l.checkChannelName(s); err != nil {
@@ -170,6 +171,16 @@ func (h *Handler) party(callID, field, party string) (protocol.Channel, []protoc
 	chans := h.callChannels(callID)
 	if len(chans) == 0 {
 		return protocol.Channel{}, nil, fmt.Errorf("%w: call %s has no live channel", ErrNotFound, callID)
+	}
+	if party == "" {
+		// The call's first leg: for a call placed through the API, the
+		// phone of its from, which hands the call over or parks it.
+		for _, ch := range chans {
+			if ch.UniqueID == callID {
+				return ch, chans, nil
+			}
+		}
+		return protocol.Channel{}, nil, invalid(field, "is required: the first leg of call %s is gone", callID)
 	}
 	if strings.Contains(party, "/") {
 		for _, ch := range chans {

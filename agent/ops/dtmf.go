@@ -31,6 +31,9 @@ func (h *Handler) DTMF(ctx context.Context, a protocol.DTMFArgs) (protocol.DTMFR
 	if err := l.checkCall(a.CallID); err != nil {
 		return protocol.DTMFResult{}, err
 	}
+	if a.Party == "" {
+		return protocol.DTMFResult{}, invalid("party", "is required")
+	}
 	if err := l.checkParty("party", a.Party); err != nil {
 		return protocol.DTMFResult{}, err
 	}

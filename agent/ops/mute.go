@@ -19,6 +19,9 @@ func (h *Handler) Mute(ctx context.Context, a protocol.MuteArgs) (protocol.MuteR
 	if err := l.checkCall(a.CallID); err != nil {
 		return protocol.MuteResult{}, err
 	}
+	if a.Party == "" {
+		return protocol.MuteResult{}, invalid("party", "is required")
+	}
 	if err := l.checkParty("party", a.Party); err != nil {
 		return protocol.MuteResult{}, err
 	}

@@ -38,6 +38,10 @@ const (
 	CodeAMIDown             = "ami_down"             // 503: the agent has no AMI session
 	CodeUnavailable         = "unavailable"          // 503: the store did not answer
 	CodeAMITimeout          = "ami_timeout"          // 504: no answer before the AMI timeout
+	// Call control.
+	CodeCallState      = "call_state"      // 409: the call is not in the state the operation needs (not bridged, no transfer in progress)
+	CodeFeatureMissing = "feature_missing" // 409: the PBX lacks what the operation needs (the message says what to configure)
+	CodeNotConfirmed   = "not_confirmed"   // 502: Asterisk accepted the action but the events that prove it did not follow
 )
 
 // Error is a failure as the API reports it: an HTTP status, a stable code
@@ -137,6 +141,12 @@ func agentError(pbx string, timeout string, err error) *Error {
 			return errorf(http.StatusConflict, CodeAgentTooOld, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeBusy:
 			return &Error{Status: http.StatusTooManyRequests, Code: CodePBXBusy, Message: fmt.Sprintf("PBX %s: %s", pbx, pe.Message), RetryAfter: 1}
+		case protocol.ErrCodeCallState:
+			return errorf(http.StatusConflict, CodeCallState, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeFeatureMissing:
+			return errorf(http.StatusConflict, CodeFeatureMissing, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeNotConfirmed:
+			return errorf(http.StatusBadGateway, CodeNotConfirmed, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeOpDisabled:
 			// The PBX's owner turned the operation off in its agent's
 			// config: a refusal of policy, like a missing scope.

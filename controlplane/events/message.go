@@ -47,6 +47,8 @@ type Control struct {
 var EventTypes = []string{
 	protocol.EventCallStarted, protocol.EventCallRinging, protocol.EventCallAnswered, protocol.EventCallBridged,
 	protocol.EventMonitorStarted, protocol.EventMonitorStopped, protocol.EventCallEnded, protocol.EventGap,
+	protocol.EventCallTransferStarted, protocol.EventCallTransferred, protocol.EventCallTransferCanceled,
+	protocol.EventCallParked, protocol.EventCallUnparked, protocol.EventCallParkTimeout,
 }
 
 func publicEvent(se store.StoredEvent) Event {
