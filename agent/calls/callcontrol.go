@@ -201,6 +201,12 @@ func (t *Tracker) onAttendedTransfer(m *ami.Message) {
 		return
 	}
 	target := m.Get("TransferTargetChannel")
+	if target == "" && c.cc.held && c.cc.heldFrom < len(c.legs) {
+		// Asterisk leaves the TransferTarget block out when the target's
+		// snapshot is gone (seen on 22.10.1): the consultation is the
+		// first leg that joined while the transferer was held.
+		target = c.legs[c.cc.heldFrom].name
+	}
 	info := c.cc.pending
 	if info == nil {
 		// Started by a phone (its transfer feature), or before the agent
