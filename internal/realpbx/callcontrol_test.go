@@ -121,7 +121,9 @@ func testAttendedTransfer(l *lab, tn *tenant) {
 		}
 		// The consultation forms after features.conf's transferdigittimeout.
 		l.sameBridge("the operator consulting "+to, func(c asterisktest.Channel) bool { return c.Name == res.TransfererChannel },
-			func(c asterisktest.Channel) bool { return strings.HasPrefix(c.Name, "Local/"+to+"@inoffice-") && strings.HasSuffix(c.Name, ";1") && c.State == "Up" })
+			func(c asterisktest.Channel) bool {
+				return strings.HasPrefix(c.Name, "Local/"+to+"@inoffice-") && strings.HasSuffix(c.Name, ";1") && c.State == "Up"
+			})
 		return res.TransfererChannel
 	}
 	isCustomer := func(c asterisktest.Channel) bool {
