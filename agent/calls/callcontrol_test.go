@@ -2,8 +2,10 @@ package calls
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
@@ -148,4 +150,125 @@ func TestCallControlFieldsBounded(t *testing.T) {
 	if got := strings.Join(e.Truncated, ","); got != "transfer.to,park.channel" {
 		t.Errorf("truncated %s", got)
 	}
+}
+
+// ccFuzzEvents are the events FuzzCallControl mixes: a call's own, and
+// those of transfers and parking, with the agent's hints.
+var ccFuzzEvents = []string{
+	"Newchannel", "Newchannel", "BridgeEnter", "BridgeLeave", "Newstate", "Hangup", "Hangup",
+	"BlindTransfer", "AttendedTransfer", "Hold", "Unhold", "ParkedCall", "UnParkedCall", "ParkedCallTimeOut",
+	"expect-transfer", "expect-park", "expect-pickup",
+}
+
+// FuzzCallControl: whatever order transfer and park events come in, with
+// or without hints, a call's events stay between its call.started and its
+// one call.ended, every transfer or park event carries its facts, and
+// Live() stays consistent.
+func FuzzCallControl(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0, 1, 1, 1, 0, 2, 0, 3, 0, 2, 1, 3, 0, 14, 0, 0, 1, 7, 0, 1, 0, 5, 0, 0, 0, 5, 1, 0, 0})
+	f.Add([]byte{0, 0, 0, 0, 1, 1, 1, 0, 2, 0, 0, 0, 2, 1, 0, 0, 14, 0, 0, 0, 9, 0, 0, 0, 0, 2, 1, 0, 10, 0, 0, 0, 8, 0, 1, 0})
+	f.Add([]byte{0, 0, 0, 0, 1, 1, 1, 0, 2, 0, 0, 0, 2, 1, 0, 0, 15, 1, 0, 0, 11, 1, 0, 0, 16, 0, 0, 0, 0, 3, 0, 0, 12, 1, 0, 0, 13, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		clk := newClock()
+		tr := NewTracker(Config{Now: clk.Now, MaxCalls: 4, MaxLegsPerCall: 4, MaxExpectations: 2})
+		var uids, linked, names []string
+		var evs []protocol.Event
+		pick := func(i byte) int {
+			if len(uids) == 0 {
+				return -1
+			}
+			return int(i) % len(uids)
+		}
+		for n := 0; len(data) >= 4; n++ {
+			op, a, b, c := data[0], data[1], data[2], data[3]
+			data = data[4:]
+			clk.now = clk.now.Add(10 * time.Millisecond)
+			kind := ccFuzzEvents[int(op)%len(ccFuzzEvents)]
+			m := &ami.Message{}
+			m.Add("Event", kind)
+			chanOf := func(prefix string, i int) {
+				if i >= 0 {
+					m.Add(prefix+"Channel", names[i])
+					m.Add(prefix+"Uniqueid", uids[i])
+					m.Add(prefix+"Linkedid", linked[i])
+				}
+			}
+			switch kind {
+			case "Newchannel":
+				uid := fmt.Sprintf("9.%d", n)
+				lid := uid
+				if j := pick(b); j >= 0 && a%2 == 1 {
+					lid = linked[j]
+				}
+				uids, linked = append(uids, uid), append(linked, lid)
+				names = append(names, fmt.Sprintf("Local/%d@inoffice-%08x;%d", 150+int(a%4), n, 1+int(c%2)))
+				chanOf("", len(uids)-1)
+				m.Add("ChannelState", strconv.Itoa(int(c%7)))
+			case "BridgeEnter", "BridgeLeave":
+				chanOf("", pick(a))
+				m.Add("BridgeUniqueid", "b"+strconv.Itoa(int(b%2)))
+			case "Newstate", "Hangup", "Hold", "Unhold":
+				chanOf("", pick(a))
+				m.Add("ChannelState", "6")
+			case "BlindTransfer":
+				chanOf("Transferer", pick(a))
+				chanOf("Transferee", pick(b))
+				m.Add("Result", []string{"Success", "Invalid", "Fail"}[c%3])
+				m.Add("Extension", "160")
+			case "AttendedTransfer":
+				chanOf("OrigTransferer", pick(a))
+				chanOf("SecondTransferer", pick(a))
+				if c%2 == 0 {
+					chanOf("TransferTarget", pick(b))
+				}
+				m.Add("Result", []string{"Success", "Fail"}[c%2])
+			case "ParkedCall", "UnParkedCall", "ParkedCallTimeOut":
+				chanOf("Parkee", pick(a))
+				chanOf("Retriever", pick(b))
+				m.Add("Parkinglot", "default")
+				m.Add("ParkingSpace", "701")
+				m.Add("ParkerDialString", "Local/150@inoffice")
+				m.Add("ParkingTimeout", strconv.Itoa(int(c)))
+				if c%5 == 0 {
+					m.Add("ActionID", "list") // a ParkedCalls item: no park
+				}
+			case "expect-transfer":
+				if i := pick(a); i >= 0 {
+					tr.ExpectTransfer(uids[i], "key_1", []string{"blind", "attended"}[b%2], "160")
+				}
+				continue
+			case "expect-park":
+				if i := pick(a); i >= 0 {
+					tr.ExpectPark(uids[i], "key_1")
+				}
+				continue
+			case "expect-pickup":
+				if i := pick(a); i >= 0 {
+					tr.ExpectPickup(fmt.Sprintf("9.%d", n+1+int(b%2)), linked[i], "key_1")
+				}
+				continue
+			}
+			evs = append(evs, tr.Handle(m)...)
+			if tr.Live() < 0 {
+				t.Fatalf("Live %d", tr.Live())
+			}
+		}
+		state := map[string]string{} // call id → "" (none yet), "live", "ended"
+		for i, e := range evs {
+			switch {
+			case e.Type == protocol.EventCallStarted:
+				if state[e.CallID] == "live" {
+					t.Fatalf("event %d: call %s started twice", i, e.CallID)
+				}
+				state[e.CallID] = "live"
+			case state[e.CallID] != "live":
+				t.Fatalf("event %d: %s of call %s outside its life (%q)", i, e.Type, e.CallID, state[e.CallID])
+			case e.Type == protocol.EventCallEnded:
+				state[e.CallID] = "ended"
+			case strings.HasPrefix(e.Type, "call.transfer") && (e.Transfer == nil || e.Transfer.Mode == ""),
+				strings.Contains(e.Type, "park") && (e.Park == nil || e.Park.Lot == ""):
+				t.Fatalf("event %d: %s without its facts: %+v", i, e.Type, e)
+			}
+		}
+	})
 }
