@@ -63,14 +63,31 @@ func prefix(p string) func(asterisktest.Channel) bool {
 }
 
 // sameBridge waits until Asterisk shows a channel accepted by a and one
-// accepted by b in one bridge.
+// accepted by b in one bridge. Any pair counts: a prefix such as
+// "Local/160@inoffice-" accepts both halves of a Local channel, listed in
+// no fixed order, and only the ;1 half is bridged.
 func (l *lab) sameBridge(what string, a, b func(asterisktest.Channel) bool) {
 	l.t.Helper()
-	l.channelsWhere(what, func(cs []asterisktest.Channel) bool {
-		x, okA := asterisktest.Find(cs, a)
-		y, okB := asterisktest.Find(cs, b)
-		return okA && okB && x.BridgeID != "" && x.BridgeID == y.BridgeID
+	last, err := l.pbx.WaitChannels(l.ctx(), func(cs []asterisktest.Channel) bool {
+		for _, x := range cs {
+			for _, y := range cs {
+				if a(x) && b(y) && x.Name != y.Name && x.BridgeID != "" && x.BridgeID == y.BridgeID {
+					return true
+				}
+			}
+		}
+		return false
 	})
+	if err != nil {
+		var seen []string
+		for _, c := range last {
+			seen = append(seen, c.Name+" bridge="+c.BridgeID+" app="+c.Application+"("+c.Data+")")
+		}
+		bridges, _ := l.pbx.CLI(context.Background(), "bridge show all")
+		parking, _ := l.pbx.CLI(context.Background(), "parking show")
+		l.t.Fatalf("Asterisk never showed %s: %v\nchannels:\n  %s\nbridge show all:\n%s\nparking show:\n%s",
+			what, err, strings.Join(seen, "\n  "), bridges, parking)
+	}
 }
 
 // testBlindTransfer: POST /v1/calls/{id}/transfer blind moves the customer
