@@ -520,6 +520,52 @@ func TestNotConfirmed(t *testing.T) {
 	}
 }
 
+// TestConfirmationLostWithAMI: when the AMI connection drops while an
+// operation waits for the events that confirm it, the operation answers
+// ami_down (it may or may not have run) at once instead of waiting out
+// its confirmation timeout and calling it not_confirmed.
+func TestConfirmationLostWithAMI(t *testing.T) {
+	f := newFakeAMI()
+	f.list = &ami.ListResult{Items: []*ami.Message{item("Event", "ListDialplan", "Extension", "_1XX")}}
+	tab := channels.New(channels.Config{})
+	tab.Replace([]*ami.Message{
+		item("Event", "CoreShowChannel", "Channel", "Local/150@inoffice-00000001;1", "Uniqueid", "9.1", "Linkedid", "9.1", "ChannelStateDesc", "Up", "BridgeId", "b1"),
+		item("Event", "CoreShowChannel", "Channel", "Local/+375296254070@inoffice-00000002;1", "Uniqueid", "9.3", "Linkedid", "9.1", "ChannelStateDesc", "Up", "BridgeId", "b1"),
+	})
+	const timeout = 30 * time.Second
+	h, err := New(Config{AMI: f, Channels: tab, CallControl: CallControl{ConfirmTimeout: timeout}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, tc := range []struct {
+		op   string
+		args any
+	}{
+		{protocol.OpTransfer, protocol.TransferArgs{CallID: "9.1", Transferer: "150", To: "160", Mode: protocol.TransferBlind}},
+		{protocol.OpPark, protocol.ParkArgs{CallID: "9.1", Parker: "150"}},
+		{protocol.OpDTMF, protocol.DTMFArgs{CallID: "9.1", Party: "150", Digits: "5"}},
+	} {
+		req := request(tc.op, tc.args)
+		req.Deadline = time.Now().Add(2 * timeout)
+		got := make(chan protocol.Response, 1)
+		start := time.Now()
+		go func() { got <- call(h, req) }()
+		for h.watch.n.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		h.Observe(item("Event", ami.EventDisconnected, "Error", "read: connection reset by peer"))
+		resp := <-got
+		wantCode(t, tc.op, resp, protocol.ErrCodeAMIDown, "may or may not have run")
+		if d := time.Since(start); d > timeout/2 {
+			t.Errorf("%s answered after %v: it waited for its confirmation", tc.op, d)
+		}
+	}
+	if u := h.Stats().Unconfirmed; len(u) != 0 {
+		t.Errorf("unconfirmed %v: a lost connection is not an unconfirmed operation", u)
+	}
+}
+
 // FuzzCallControlArgs: whatever the control plane sends, a value the agent
 // accepts for an AMI header is one line and never a Hangup-style regex.
 func FuzzCallControlArgs(f *testing.F) {

@@ -60,15 +60,17 @@ func (w *watcher) stop(wt *waiter) {
 }
 
 // observe delivers m to the waiters it satisfies; each gets one event and
-// stops waiting.
+// stops waiting. The loss of the AMI connection goes to every waiter: the
+// events it waits for may never come, and it should not wait them out.
 func (w *watcher) observe(m *ami.Message) {
 	if w.n.Load() == 0 {
 		return
 	}
+	lost := m.Event() == ami.EventDisconnected
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for wt := range w.waiting {
-		if wt.match(m) {
+		if lost || wt.match(m) {
 			wt.ch <- m
 			delete(w.waiting, wt)
 		}
@@ -76,23 +78,33 @@ func (w *watcher) observe(m *ami.Message) {
 	w.n.Store(int32(len(w.waiting)))
 }
 
-// wait returns the event wt waits for, or nil once d or ctx ran out.
-func (w *watcher) wait(ctx context.Context, wt *waiter, d time.Duration) *ami.Message {
+// wait returns the event wt waits for, or nil once d or ctx ran out, or
+// an error wrapping ami.ErrDisconnected (ami_down: the action may or may
+// not have run) if the AMI connection was lost meanwhile.
+func (w *watcher) wait(ctx context.Context, wt *waiter, d time.Duration) (*ami.Message, error) {
 	defer w.stop(wt)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case m := <-wt.ch:
-		return m
+		return delivered(m)
 	case <-t.C:
 	case <-ctx.Done():
 	}
 	select {
 	case m := <-wt.ch: // delivered as time ran out
-		return m
+		return delivered(m)
 	default:
-		return nil
+		return nil, nil
 	}
+}
+
+// delivered tells the loss of the AMI connection from a confirming event.
+func delivered(m *ami.Message) (*ami.Message, error) {
+	if m.Event() == ami.EventDisconnected {
+		return nil, fmt.Errorf("waiting for the events that confirm the operation: %w (%s)", ami.ErrDisconnected, m.Get("Error"))
+	}
+	return m, nil
 }
 
 // Observe gives the handler one AMI event, in the order received; the

@@ -98,7 +98,9 @@ func (h *Handler) playDigit(ctx context.Context, ch protocol.Channel, digit stri
 		return err
 	}
 	d := h.confirmWithin(ctx)
-	if ev := h.watch.wait(ctx, w, d); ev == nil {
+	if ev, err := h.watch.wait(ctx, w, d); err != nil {
+		return err
+	} else if ev == nil {
 		h.unconfirmed.add(protocol.OpDTMF)
 		return notConfirmed("PlayDTMF", fmt.Sprintf("DTMFEnd of digit %s (the agent's AMI user needs read=dtmf)", digit), d)
 	}

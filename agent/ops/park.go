@@ -83,7 +83,10 @@ func (h *Handler) Park(ctx context.Context, a protocol.ParkArgs) (protocol.ParkR
 		return protocol.ParkResult{}, err
 	}
 	d := h.confirmWithin(ctx)
-	ev := h.watch.wait(ctx, w, d)
+	ev, err := h.watch.wait(ctx, w, d)
+	if err != nil {
+		return protocol.ParkResult{}, err
+	}
 	if ev == nil {
 		h.unconfirmed.add(protocol.OpPark)
 		return protocol.ParkResult{}, notConfirmed("Park", "ParkedCall event", d)
@@ -236,7 +239,10 @@ func (h *Handler) awaitPickup(ctx context.Context, w *waiter, p Pending, a proto
 	}()
 	defer func() { cancel(); <-done }()
 	select {
-	case <-w.ch:
+	case m := <-w.ch:
+		if _, err := delivered(m); err != nil {
+			return "", err
+		}
 		return protocol.PickupDone, nil
 	case r := <-failed:
 		return "", &protocol.Error{Code: protocol.ErrCodeNotConfirmed,

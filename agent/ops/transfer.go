@@ -104,8 +104,10 @@ func (h *Handler) blindTransfer(ctx context.Context, tr protocol.Channel, to str
 		return err
 	}
 	d := h.confirmWithin(ctx)
-	ev := h.watch.wait(ctx, w, d)
+	ev, err := h.watch.wait(ctx, w, d)
 	switch {
+	case err != nil:
+		return err
 	case ev == nil:
 		h.unconfirmed.add(protocol.OpTransfer)
 		return notConfirmed("BlindTransfer", "BlindTransfer event", d)
@@ -147,8 +149,11 @@ func (h *Handler) attendedTransfer(ctx context.Context, c transferCall, tr, peer
 		return err
 	}
 	d := h.confirmWithin(ctx)
-	ev := h.watch.wait(ctx, w, d)
+	ev, err := h.watch.wait(ctx, w, d)
 	switch {
+	case err != nil:
+		h.xfers.remove(tr.UniqueID)
+		return err
 	case ev == nil:
 		h.xfers.remove(tr.UniqueID)
 		h.unconfirmed.add(protocol.OpTransfer)
@@ -234,9 +239,11 @@ func (h *Handler) TransferComplete(ctx context.Context, a protocol.TransferContr
 		return protocol.TransferControlResult{}, err
 	}
 	d := h.confirmWithin(ctx)
-	ev := h.watch.wait(ctx, w, d)
+	ev, err := h.watch.wait(ctx, w, d)
 	h.xfers.remove(tr.UniqueID)
 	switch {
+	case err != nil:
+		return protocol.TransferControlResult{}, err
 	case ev == nil:
 		h.unconfirmed.add(protocol.OpTransferComplete)
 		return protocol.TransferControlResult{}, notConfirmed("the hangup of the transferer", "AttendedTransfer event", d)
@@ -267,7 +274,9 @@ func (h *Handler) TransferCancel(ctx context.Context, a protocol.TransferControl
 		return protocol.TransferControlResult{}, err
 	}
 	d := h.confirmWithin(ctx)
-	if ev := h.watch.wait(ctx, w, d); ev == nil {
+	if ev, err := h.watch.wait(ctx, w, d); err != nil {
+		return protocol.TransferControlResult{}, err
+	} else if ev == nil {
 		h.unconfirmed.add(protocol.OpTransferCancel)
 		return protocol.TransferControlResult{}, notConfirmed("CancelAtxfer", "Unhold of the transferer", d)
 	}
