@@ -37,13 +37,13 @@ type CallControl struct {
 
 // Defaults of CallControl.
 const (
-	DefaultConfirmTimeout  = 3 * time.Second
-	DefaultMaxDTMFDigits   = 32
-	DefaultDTMFDuration    = 100 * time.Millisecond // PlayDTMF's own default
-	DefaultMinDTMFDuration = 40 * time.Millisecond
-	DefaultMaxDTMFDuration = 2 * time.Second
-	DefaultMaxParkTimeout  = time.Hour
-	DefaultMaxTransfers    = 256
+	DefaultCallConfirmTimeout = 3 * time.Second
+	DefaultMaxDTMFDigits      = 32
+	DefaultDTMFDuration       = 100 * time.Millisecond // PlayDTMF's own default
+	DefaultMinDTMFDuration    = 40 * time.Millisecond
+	DefaultMaxDTMFDuration    = 2 * time.Second
+	DefaultMaxParkTimeout     = time.Hour
+	DefaultMaxTransfers       = 256
 	// dtmfGap is what one digit costs beyond its duration when the agent
 	// checks that a request's digits fit in its deadline: an AMI round
 	// trip and the DTMFEnd that confirms it.
@@ -56,7 +56,7 @@ func (c *CallControl) fill() {
 			*p = v
 		}
 	}
-	def(&c.ConfirmTimeout, DefaultConfirmTimeout)
+	def(&c.ConfirmTimeout, DefaultCallConfirmTimeout)
 	def(&c.DTMFDuration, DefaultDTMFDuration)
 	def(&c.MinDTMFDuration, DefaultMinDTMFDuration)
 	def(&c.MaxDTMFDuration, DefaultMaxDTMFDuration)

@@ -520,11 +520,11 @@ func TestNotConfirmed(t *testing.T) {
 	}
 }
 
-// TestConfirmationLostWithAMI: when the AMI connection drops while an
+// TestCallControlLostWithAMI: when the AMI connection drops while an
 // operation waits for the events that confirm it, the operation answers
 // ami_down (it may or may not have run) at once instead of waiting out
 // its confirmation timeout and calling it not_confirmed.
-func TestConfirmationLostWithAMI(t *testing.T) {
+func TestCallControlLostWithAMI(t *testing.T) {
 	f := newFakeAMI()
 	f.list = &ami.ListResult{Items: []*ami.Message{item("Event", "ListDialplan", "Extension", "_1XX")}}
 	tab := channels.New(channels.Config{})

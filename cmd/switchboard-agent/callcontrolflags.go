@@ -20,7 +20,7 @@ type callControlFlags struct {
 }
 
 func (f *callControlFlags) register(fs *pflag.FlagSet) {
-	fs.DurationVar(&f.confirmTimeout, "call-confirm-timeout", ops.DefaultConfirmTimeout, "how long a transfer, park, pickup or DTMF digit waits for the Asterisk events that prove it happened before it answers not_confirmed")
+	fs.DurationVar(&f.confirmTimeout, "call-confirm-timeout", ops.DefaultCallConfirmTimeout, "how long a transfer, park, pickup or DTMF digit waits for the Asterisk events that prove it happened before it answers not_confirmed")
 	fs.IntVar(&f.dtmfDigits, "max-dtmf-digits", ops.DefaultMaxDTMFDigits, "most digits one DTMF request may play")
 	fs.DurationVar(&f.dtmfDuration, "dtmf-duration", ops.DefaultDTMFDuration, "length of a DTMF digit when the request does not say")
 	fs.DurationVar(&f.minDTMFDur, "min-dtmf-duration", ops.DefaultMinDTMFDuration, "shortest DTMF digit a request may ask for")
