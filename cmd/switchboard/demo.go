@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -57,40 +58,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	ent, err := st.CreateEnterprise(ctx, "0367", "june")
+	creds, err := demoCredentials(ctx, st, dir)
 	if err != nil {
 		return err
 	}
-	agentRec, agentToken, err := st.CreateAgent(ctx, ent.Number, "pbx-june", "inoffice")
-	if err != nil {
-		return err
-	}
-	_, apiKey, err := st.CreateAPIKey(ctx, ent.Number, "demo", store.AllowedScopes())
-	if err != nil {
-		return err
-	}
-	var links []demoLink
-	for _, l := range []struct{ who, enterprise, role string }{
-		{"supervisor", ent.Number, auth.RoleSupervisor}, {"platform admin", "", auth.RolePlatformAdmin},
-	} {
-		_, token, err := st.CreateConsoleLink(ctx, l.enterprise, "", []string{l.role}, 24*time.Hour)
-		if err != nil {
-			return err
-		}
-		links = append(links, demoLink{who: l.who, token: token})
-	}
-	secretFile := filepath.Join(dir, "jwt.secret")
-	if err := os.WriteFile(secretFile, []byte(rand.Text()+rand.Text()), 0o600); err != nil {
-		return err
-	}
-	secret, err := auth.LoadHMACSecret(secretFile)
-	if err != nil {
-		return err
-	}
-	jwt, err := auth.MintHS256(secret, auth.OperatorClaims{Subject: "supervisor-1", Enterprise: ent.Number, Roles: []string{"supervisor", "telecom_admin"}}, 24*time.Hour)
-	if err != nil {
-		return err
-	}
+	agentRec, secretFile := creds.Agent, creds.SecretFile
 
 	// The control plane as serve builds it, at its defaults.
 	df := serveFlags{}
@@ -114,32 +86,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	base := "http://" + ln.Addr().String()
 
-	// The simulated PBX records into the demo's directory, which is the
-	// agent's recordings directory, so recordings download.
-	recordings := filepath.Join(dir, "recordings")
-	pbx, err := amitest.New(amitest.Config{Logger: log.With("component", "simulated-pbx"), RingDelay: 2 * time.Second,
-		MonitorDir: recordings, WriteRecordings: true})
+	pbx, ag, err := demoPBX(log, dir, "ws://"+ln.Addr().String()+protocol.ConnectPath, creds.AgentToken)
 	if err != nil {
-		return err
-	}
-	if err := pbx.Start(); err != nil {
 		return err
 	}
 	defer pbx.Close()
-
-	ag, err := agent.New(agent.Config{
-		Server:  "ws://" + ln.Addr().String() + protocol.ConnectPath,
-		Token:   agentToken,
-		AMI:     ami.Config{Addr: pbx.Addr(), Username: "switchboard", Secret: "switchboard-secret"},
-		Context: "inoffice",
-		Logger:  log,
-		Version: version,
-
-		RecordingsDir: recordings,
-	})
-	if err != nil {
-		return err
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -158,8 +109,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := waitConnected(ctx, srv, agentRec.ID); err != nil {
 		return err
 	}
-	printDemo(stdout, demoInfo{Base: base, APIKey: apiKey, JWT: jwt, Enterprise: ent, Agent: agentRec, DSN: dsn, Dir: dir, PBX: pbx.Addr(),
-		Self: selfCommand(), SecretFile: secretFile, WebhookSecret: "demo-webhook-" + rand.Text(), Links: links})
+	creds.Base, creds.DSN, creds.Dir, creds.PBX = base, dsn, dir, pbx.Addr()
+	creds.Self, creds.WebhookSecret = selfCommand(), "demo-webhook-"+rand.Text()
+	printDemo(stdout, creds)
 
 	select {
 	case <-ctx.Done():
@@ -171,6 +123,74 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+}
+
+// demoPBX starts the simulated PBX (the AMI fake), recording into dir's
+// recordings folder, which is also its agent's recordings directory so
+// recordings download, and makes the agent that connects it to server.
+func demoPBX(log *slog.Logger, dir, server, token string) (*amitest.Server, *agent.Agent, error) {
+	recordings := filepath.Join(dir, "recordings")
+	pbx, err := amitest.New(amitest.Config{Logger: log.With("component", "simulated-pbx"), RingDelay: 2 * time.Second,
+		MonitorDir: recordings, WriteRecordings: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := pbx.Start(); err != nil {
+		return nil, nil, err
+	}
+	ag, err := agent.New(agent.Config{
+		Server:        server,
+		Token:         token,
+		AMI:           ami.Config{Addr: pbx.Addr(), Username: "switchboard", Secret: "switchboard-secret"},
+		Context:       "inoffice",
+		Logger:        log,
+		Version:       version,
+		RecordingsDir: recordings,
+	})
+	if err != nil {
+		pbx.Close()
+		return nil, nil, err
+	}
+	return pbx, ag, nil
+}
+
+// demoCredentials makes the demo's tenant in st: the enterprise, its PBX's
+// agent, an API key with every scope, console sign-in links, and a JWT
+// secret in dir with a supervisor's token signed by it.
+func demoCredentials(ctx context.Context, st *store.Store, dir string) (demoInfo, error) {
+	var d demoInfo
+	ent, err := st.CreateEnterprise(ctx, "0367", "june")
+	if err != nil {
+		return d, err
+	}
+	agentRec, agentToken, err := st.CreateAgent(ctx, ent.Number, "pbx-june", "inoffice")
+	if err != nil {
+		return d, err
+	}
+	_, apiKey, err := st.CreateAPIKey(ctx, ent.Number, "demo", store.AllowedScopes())
+	if err != nil {
+		return d, err
+	}
+	d.Enterprise, d.Agent, d.AgentToken, d.APIKey = ent, agentRec, agentToken, apiKey
+	for _, l := range []struct{ who, enterprise, role string }{
+		{"supervisor", ent.Number, auth.RoleSupervisor}, {"platform admin", "", auth.RolePlatformAdmin},
+	} {
+		_, token, err := st.CreateConsoleLink(ctx, l.enterprise, "", []string{l.role}, 24*time.Hour)
+		if err != nil {
+			return d, err
+		}
+		d.Links = append(d.Links, demoLink{who: l.who, token: token})
+	}
+	d.SecretFile = filepath.Join(dir, "jwt.secret")
+	if err := os.WriteFile(d.SecretFile, []byte(rand.Text()+rand.Text()), 0o600); err != nil {
+		return d, err
+	}
+	secret, err := auth.LoadHMACSecret(d.SecretFile)
+	if err != nil {
+		return d, err
+	}
+	d.JWT, err = auth.MintHS256(secret, auth.OperatorClaims{Subject: "supervisor-1", Enterprise: ent.Number, Roles: []string{"supervisor", "telecom_admin"}}, 24*time.Hour)
+	return d, err
 }
 
 func waitConnected(ctx context.Context, srv *controlplane.Server, agentID string) error {
@@ -243,6 +263,8 @@ func randN(n int) int {
 
 type demoInfo struct {
 	Base, APIKey, JWT, DSN, Dir, PBX string
+	// AgentToken is the demo PBX's agent's (not printed).
+	AgentToken string
 	// SecretFile signs operator JWTs; WebhookSecret is the demo
 	// webhook's.
 	SecretFile, WebhookSecret string
