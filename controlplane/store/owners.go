@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Owner says which replica holds an agent's tunnel, and what the agent
+// last reported there (for the fleet view on the other replicas).
+type Owner struct {
+	AgentID string
+	// ReplicaID is empty when no replica holds the agent.
+	ReplicaID string
+	// Generation grows with every claim of the agent: the highest is the
+	// newest connection, which wins.
+	Generation      int64
+	SessionID       string
+	Since           time.Time
+	Hostname        string
+	AgentVersion    string
+	Protocol        int
+	AsteriskVersion string
+	AMI             string
+	LiveChannels    int
+	LiveCalls       int
+	StatusAt        time.Time
+}
+
+// OwnerStatus is the part of an Owner its replica updates as the agent
+// reports.
+type OwnerStatus struct {
+	AgentID         string
+	Generation      int64
+	AgentVersion    string
+	AsteriskVersion string
+	AMI             string
+	LiveChannels    int
+	LiveCalls       int
+	StatusAt        time.Time
+}
+
+// ClaimAgent records that replica o.ReplicaID now holds agent o.AgentID
+// (session, hello facts, first status) and returns the claim's
+// generation, one more than any before it. notify, if set, is a
+// NOTIFY channel (PostgreSQL) told "o <agent> <replica> <generation>" when
+// the claim commits; payload builds the message from the generation.
+func (s *Store) ClaimAgent(ctx context.Context, o Owner, notify string, payload func(generation int64) string) (int64, error) {
+	if o.AgentID == "" || o.ReplicaID == "" {
+		return 0, invalid("agent owner", "agent and replica must be set")
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("claim agent: %w", err)
+	}
+	defer tx.Rollback()
+	var gen int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO agent_owners (agent_id, replica_id, generation, session_id, since,
+			hostname, agent_version, protocol, asterisk_version, ami, live_channels, live_calls, status_at)
+		VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (agent_id) DO UPDATE SET replica_id = excluded.replica_id, generation = agent_owners.generation + 1,
+			session_id = excluded.session_id, since = excluded.since, hostname = excluded.hostname,
+			agent_version = excluded.agent_version, protocol = excluded.protocol, asterisk_version = excluded.asterisk_version,
+			ami = excluded.ami, live_channels = excluded.live_channels, live_calls = excluded.live_calls, status_at = excluded.status_at
+		RETURNING generation`,
+		o.AgentID, o.ReplicaID, o.SessionID, s.d.timeArg(o.Since), cleanText(o.Hostname), cleanText(o.AgentVersion), o.Protocol,
+		cleanText(o.AsteriskVersion), cleanText(o.AMI), o.LiveChannels, o.LiveCalls, s.d.timeArg(o.StatusAt)).Scan(&gen)
+	if err != nil {
+		return 0, fmt.Errorf("claim agent %s: %w", o.AgentID, err)
+	}
+	if notify != "" && s.d.name == dialectPostgres {
+		// Delivered at commit, so no replica hears of a claim that did
+		// not happen.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, notify, payload(gen)); err != nil {
+			return 0, fmt.Errorf("claim agent %s: notify: %w", o.AgentID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("claim agent %s: commit: %w", o.AgentID, err)
+	}
+	return gen, nil
+}
+
+// ReleaseAgent records that the claim (agentID, generation) ended. A newer
+// claim of the agent is left alone. It reports whether the claim was
+// still current.
+func (s *Store) ReleaseAgent(ctx context.Context, agentID string, generation int64) (bool, error) {
+	res, err := s.wdb.ExecContext(ctx, `UPDATE agent_owners SET replica_id = NULL WHERE agent_id = $1 AND generation = $2 AND replica_id IS NOT NULL`,
+		agentID, generation)
+	if err != nil {
+		return false, fmt.Errorf("release agent %s: %w", agentID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("release agent %s: %w", agentID, err)
+	}
+	return n == 1, nil
+}
+
+// UpdateOwnerStatus writes the agents' latest status, each only where its
+// generation is still the current claim, in one transaction.
+func (s *Store) UpdateOwnerStatus(ctx context.Context, sts []OwnerStatus) error {
+	if len(sts) == 0 {
+		return nil
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update agent status: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE agent_owners SET agent_version = $3, asterisk_version = $4, ami = $5,
+		live_channels = $6, live_calls = $7, status_at = $8 WHERE agent_id = $1 AND generation = $2`)
+	if err != nil {
+		return fmt.Errorf("update agent status: %w", err)
+	}
+	defer stmt.Close()
+	for _, st := range sts {
+		if _, err := stmt.ExecContext(ctx, st.AgentID, st.Generation, cleanText(st.AgentVersion), cleanText(st.AsteriskVersion),
+			cleanText(st.AMI), st.LiveChannels, st.LiveCalls, s.d.timeArg(st.StatusAt)); err != nil {
+			return fmt.Errorf("update agent %s status: %w", st.AgentID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update agent status: commit: %w", err)
+	}
+	return nil
+}
+
+const ownerColumns = `agent_id, COALESCE(replica_id, ''), generation, session_id, since, hostname, agent_version, protocol,
+	asterisk_version, ami, live_channels, live_calls, status_at`
+
+func scanOwner(row interface{ Scan(...any) error }) (Owner, error) {
+	var o Owner
+	err := row.Scan(&o.AgentID, &o.ReplicaID, &o.Generation, &o.SessionID, dbTime{&o.Since}, &o.Hostname, &o.AgentVersion,
+		&o.Protocol, &o.AsteriskVersion, &o.AMI, &o.LiveChannels, &o.LiveCalls, dbTime{&o.StatusAt})
+	return o, err
+}
+
+// OwnerOf returns the agent's ownership row (ReplicaID empty when nobody
+// holds it), or ErrNotFound if it never connected.
+func (s *Store) OwnerOf(ctx context.Context, agentID string) (Owner, error) {
+	o, err := scanOwner(s.db.QueryRowContext(ctx, `SELECT `+ownerColumns+` FROM agent_owners WHERE agent_id = $1`, agentID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Owner{}, fmt.Errorf("owner of agent %s: %w", agentID, ErrNotFound)
+	}
+	if err != nil {
+		return Owner{}, fmt.Errorf("owner of agent %s: %w", agentID, err)
+	}
+	return o, nil
+}
+
+// HeldAgents lists the agents held by the given replicas (the live ones),
+// by agent id.
+func (s *Store) HeldAgents(ctx context.Context, replicaIDs []string) ([]Owner, error) {
+	if len(replicaIDs) == 0 {
+		return nil, nil
+	}
+	ph := make([]string, len(replicaIDs))
+	args := make([]any, len(replicaIDs))
+	for i, id := range replicaIDs {
+		ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+ownerColumns+` FROM agent_owners WHERE replica_id IN (`+strings.Join(ph, ", ")+`) ORDER BY agent_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list agent owners: %w", err)
+	}
+	defer rows.Close()
+	var out []Owner
+	for rows.Next() {
+		o, err := scanOwner(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list agent owners: %w", err)
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
