@@ -44,6 +44,16 @@ func TestNotify(t *testing.T) {
 	if p, err := l.Next(ctx); err != nil || p != "o agt_1 rpl_a 1" {
 		t.Fatalf("claim notification = %q, %v", p, err)
 	}
+	// A release notifies only when the claim was current.
+	if ok, err := s.ReleaseAgent(ctx, "agt_1", 7, "switchboard_test", "stale"); err != nil || ok {
+		t.Fatalf("release of another generation = %v, %v", ok, err)
+	}
+	if ok, err := s.ReleaseAgent(ctx, "agt_1", 1, "switchboard_test", "released"); err != nil || !ok {
+		t.Fatalf("release = %v, %v", ok, err)
+	}
+	if p, err := l.Next(ctx); err != nil || p != "released" {
+		t.Fatalf("release notification = %q, %v", p, err)
+	}
 	// A timeout of Next leaves the connection usable.
 	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
 	_, err = l.Next(short)

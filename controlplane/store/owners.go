@@ -86,10 +86,16 @@ func (s *Store) ClaimAgent(ctx context.Context, o Owner, notify string, payload 
 
 // ReleaseAgent records that the claim (agentID, generation) ended. A newer
 // claim of the agent is left alone. It reports whether the claim was
-// still current.
-func (s *Store) ReleaseAgent(ctx context.Context, agentID string, generation int64) (bool, error) {
-	res, err := s.wdb.ExecContext(ctx, `UPDATE agent_owners SET replica_id = NULL WHERE agent_id = $1 AND generation = $2 AND replica_id IS NOT NULL`,
-		agentID, generation)
+// still current; if it was and notify is set (PostgreSQL), payload is
+// sent on that channel when the release commits.
+func (s *Store) ReleaseAgent(ctx context.Context, agentID string, generation int64, notify, payload string) (bool, error) {
+	q := `UPDATE agent_owners SET replica_id = NULL WHERE agent_id = $1 AND generation = $2 AND replica_id IS NOT NULL`
+	args := []any{agentID, generation}
+	if notify != "" && s.d.name == dialectPostgres {
+		q = `WITH released AS (` + q + ` RETURNING agent_id) SELECT pg_notify($3, $4) FROM released`
+		args = append(args, notify, payload)
+	}
+	res, err := s.wdb.ExecContext(ctx, q, args...)
 	if err != nil {
 		return false, fmt.Errorf("release agent %s: %w", agentID, err)
 	}

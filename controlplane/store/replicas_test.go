@@ -166,7 +166,7 @@ func TestAgentOwnership(t *testing.T) {
 		}
 		// a's old session ends: it releases nothing of b's claim, and its
 		// status writes do not land.
-		if ok, err := s.ReleaseAgent(ctx, "agt_1", g1); err != nil || ok {
+		if ok, err := s.ReleaseAgent(ctx, "agt_1", g1, "", ""); err != nil || ok {
 			t.Fatalf("release of the replaced claim = %v, %v; want false", ok, err)
 		}
 		at := since.Add(2 * time.Second)
@@ -198,7 +198,7 @@ func TestAgentOwnership(t *testing.T) {
 		if g, err := s.ClaimAgent(ctx, store.Owner{AgentID: "agt_1", ReplicaID: "rpl_a", SessionID: "ses_4"}, "", nil); err != nil || g != 3 {
 			t.Fatalf("claim after release = %d, %v; want 3", g, err)
 		}
-		if ok, err := s.ReleaseAgent(ctx, "agt_1", 3); err != nil || !ok {
+		if ok, err := s.ReleaseAgent(ctx, "agt_1", 3, "", ""); err != nil || !ok {
 			t.Fatalf("release of the current claim = %v, %v", ok, err)
 		}
 	})
