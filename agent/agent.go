@@ -26,10 +26,10 @@ const resyncRetry = time.Second
 
 // Agent is one switchboard-agent. Run it once.
 type Agent struct {
-	cfg       Config
-	serverURL string
-	log       *slog.Logger // component=agent
-	tlog      *slog.Logger // component=tunnel
+	cfg     Config
+	servers *servers
+	log     *slog.Logger // component=agent
+	tlog    *slog.Logger // component=tunnel
 
 	ami     *ami.Client
 	table   *channels.Table
@@ -60,7 +60,11 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	cfg.fill()
-	serverURL, _ := connectURL(cfg.Server) // checked by Validate
+	var urls []string
+	for _, u := range append([]string{cfg.Server}, cfg.MoreServers...) {
+		cu, _ := connectURL(u) // checked by Validate
+		urls = append(urls, cu)
+	}
 	if cfg.RootCAs == nil && cfg.CAFile != "" {
 		pool, err := tunnel.LoadCAFile(cfg.CAFile)
 		if err != nil {
@@ -78,7 +82,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:        cfg,
-		serverURL:  serverURL,
+		servers:    newServers(urls, nil),
 		log:        cfg.Logger.With("component", "agent"),
 		tlog:       cfg.Logger.With("component", "tunnel"),
 		ami:        client,
