@@ -2,7 +2,9 @@
 # Runs the whole test suite: formatting, vet, unit and integration tests with
 # the race detector, on the embedded SQLite store and on a throwaway
 # PostgreSQL that this script starts (installing Debian's postgresql package
-# if it is missing). CI runs exactly this (.ci/run).
+# if it is missing). The cluster end-to-end test needs HAProxy: Debian's
+# haproxy package is installed when it is missing. CI runs exactly this
+# (.ci/run).
 #
 #   bash scripts/test.sh            everything
 #   SKIP_PACKAGE_TEST=1 bash …      skip building and installing the .deb
@@ -25,6 +27,19 @@ step "PostgreSQL (throwaway cluster for the store tests)"
 source scripts/pg.sh
 pg_start
 echo "SWITCHBOARD_TEST_POSTGRES=$SWITCHBOARD_TEST_POSTGRES"
+
+step "HAProxy (the cluster end-to-end test's load balancer)"
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null 2>&1 || { echo "haproxy is not installed and installing it needs root (no sudo found)"; exit 1; }
+		sudo="sudo"
+	fi
+	echo "installing HAProxy (apt-get install haproxy)"
+	$sudo apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends haproxy
+fi
+{ command -v haproxy || echo /usr/sbin/haproxy; } | xargs -I{} {} -v | head -n 1
 
 step "go test -race (SQLite and PostgreSQL)"
 go test -race -count=1 -timeout 25m ./...
