@@ -124,6 +124,9 @@ type route struct {
 	selfAuthorize bool
 	// clientID accepts the legacy ?clientId=<API key>.
 	clientID bool
+	// internal: a call between replicas; its access line is at debug
+	// level (the replica the client called logs the request).
+	internal bool
 	handle   func(c *call) error
 }
 

@@ -85,22 +85,56 @@ func (b *Broker) remote(ranges []eventRange) {
 }
 
 // run reads announced ranges from the store and publishes them, until ctx
-// ends.
+// ends. Ranges that queued up while it read are merged per enterprise,
+// so a backlog costs one read per enterprise, not one per batch.
 func (b *Broker) run(ctx context.Context) {
 	for {
+		var rs []eventRange
 		select {
 		case <-ctx.Done():
 			return
-		case rs := <-b.fetch:
-			for _, r := range rs {
-				if b.hub.Subscribed(r.enterprise) {
-					b.publishRange(ctx, r)
-				} else {
-					b.noteHigh(r.enterprise, r.last)
-				}
+		case rs = <-b.fetch:
+		}
+	drain:
+		for len(rs) < fetchMerge {
+			select {
+			case more := <-b.fetch:
+				rs = append(rs, more...)
+			default:
+				break drain
+			}
+		}
+		for _, r := range mergeRanges(rs) {
+			if b.hub.Subscribed(r.enterprise) {
+				b.publishRange(ctx, r)
+			} else {
+				b.noteHigh(r.enterprise, r.last)
 			}
 		}
 	}
+}
+
+// fetchMerge bounds the ranges merged into one round of reads.
+const fetchMerge = 1024
+
+// mergeRanges turns ranges into one per enterprise, from its lowest first
+// to its highest last, in the order enterprises first appear. Reading the
+// sequences in between (batches of other replicas, announced separately)
+// is safe: every sequence below an announced one is committed, and a
+// subscriber skips what it already has.
+func mergeRanges(rs []eventRange) []eventRange {
+	var out []eventRange
+	at := map[int64]int{}
+	for _, r := range rs {
+		i, ok := at[r.enterprise]
+		if !ok {
+			at[r.enterprise] = len(out)
+			out = append(out, r)
+			continue
+		}
+		out[i].first, out[i].last = min(out[i].first, r.first), max(out[i].last, r.last)
+	}
+	return out
 }
 
 // publishRange reads r's events and publishes them as one batch per page.

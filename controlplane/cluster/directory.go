@@ -108,14 +108,19 @@ func (c *Cluster) refreshLoop(ctx context.Context) {
 // a local session whose agent a newer claim elsewhere took (a NOTIFY that
 // never came).
 func (c *Cluster) refresh(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.Refresh)
+	defer cancel()
+	// The replicas first: one that started since the last beat, and whose
+	// announcement this replica missed, is read too.
+	if err := c.refreshLive(rctx); err != nil && ctx.Err() == nil {
+		c.log.Warn("read live replicas", "err", err)
+	}
 	peers := c.peers()
 	ids := make([]string, len(peers))
 	names := make(map[string]string, len(peers))
 	for i, p := range peers {
 		ids[i], names[p.ID] = p.ID, p.URL
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.cfg.Refresh)
-	defer cancel()
 	rows, err := c.st.HeldAgents(rctx, ids)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -157,11 +162,13 @@ func (c *Cluster) onOwner(m message) {
 	case m.replica == "":
 		delete(c.remote.agents, m.agent)
 	default:
-		// Routed to the new holder at once; its details come with the
-		// next refresh.
+		// Routed to the new holder and shown connected at once; its
+		// details (versions, AMI state, calls) come with the next refresh.
 		ra := remoteAgent{replica: m.replica, gen: m.gen}
 		if known && cur.view != nil && cur.replica == m.replica {
 			ra.view = cur.view
+		} else {
+			ra.view = fleet.NewView(m.agent, "", c.nameOf(m.replica), protocol.Hello{}, time.Time{}, protocol.Status{}, time.Time{})
 		}
 		c.remote.agents[m.agent] = ra
 	}

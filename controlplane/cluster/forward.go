@@ -139,6 +139,8 @@ func (c *Cluster) forward(ctx context.Context, holder store.Replica, req forward
 		return rep, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
+	// The holder's log lines about it carry the client's request id.
+	hr.Header.Set("X-Request-Id", req.RequestID)
 	c.signer.sign(hr.Header, http.MethodPost, CallPath, c.cfg.ID, body)
 	resp, err := c.client.Do(hr)
 	if err != nil {

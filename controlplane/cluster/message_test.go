@@ -129,3 +129,11 @@ func FuzzParseMessages(f *testing.F) {
 		}
 	})
 }
+
+func TestMergeRanges(t *testing.T) {
+	got := mergeRanges([]eventRange{{2, 5, 6}, {1, 10, 12}, {1, 1, 3}, {2, 9, 9}, {3, 7, 7}})
+	want := []eventRange{{2, 5, 9}, {1, 1, 12}, {3, 7, 7}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("mergeRanges = %v, want %v", got, want)
+	}
+}
