@@ -70,7 +70,8 @@ type idemState struct {
 	replayed  bool
 	release   func()
 	// token is the store's claim of the key while this request runs;
-	// stored: its result completed the claim.
+	// stored: the PBX was called, so the claim is kept (completed by the
+	// result, or left to its lease if that could not be stored).
 	token  string
 	stored bool
 	c      *call
@@ -182,7 +183,7 @@ func (c *call) replay(st *idemState, rec store.Idempotent) error {
 
 // store records the reply as the key's first result. A failure to store
 // is logged, not returned: the call was placed and the caller must learn
-// its id.
+// its id; the claim then holds the key until its lease ends.
 func (s *idemState) store(c *call) {
 	if s.key == "" {
 		return
@@ -192,9 +193,11 @@ func (s *idemState) store(c *call) {
 	_, err := c.api.cfg.Store.PutIdempotent(ctx, store.Idempotent{
 		EnterpriseID: c.principal.EnterpriseID, Key: s.key, RequestHash: s.hash, StatusCode: c.status, Body: c.body,
 	})
-	s.stored = err == nil
+	// Stored or not, the PBX was called: the claim is not given back (a
+	// retry replays the result, or waits for the claim's lease to end).
+	s.stored = true
 	if err != nil {
-		c.log.Error("idempotency record not stored; a retry would dial again", "err", err)
+		c.log.Error("idempotency record not stored; a retry after the key's lease would dial again", "err", err)
 	}
 	c.api.maybePruneIdempotency(c)
 }

@@ -46,6 +46,9 @@ type Cluster struct {
 	broker  *Broker
 	pending pendingEvents
 
+	// ops are the claims and releases ownerLoop writes.
+	ops chan ownerOp
+
 	// listening: the LISTEN connection is up (notifications arrive).
 	listening atomic.Bool
 }
@@ -93,6 +96,7 @@ func New(cfg Config) (*Cluster, error) {
 		}}
 		c.broker = newBroker(c, cfg.Hub)
 		c.pending.kick = make(chan struct{}, 1)
+		c.ops = make(chan ownerOp, ownerOps)
 	}
 	return c, nil
 }
@@ -180,6 +184,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 		g.Go(func() error { c.statusLoop(ctx); return nil })
 		g.Go(func() error { c.refreshLoop(ctx); return nil })
 		g.Go(func() error { c.broker.run(ctx); return nil })
+		g.Go(func() error { c.ownerLoop(ctx); return nil })
 	}
 	return g.Wait()
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -34,7 +35,9 @@ func (o *owners) init() {
 
 // Claim records cluster-wide that this replica holds conn's agent, newest
 // first: another replica holding an older session of it is told to close
-// it. Without clustering it does nothing.
+// it. Without clustering it does nothing. Claims made together share one
+// transaction and NOTIFY (ownerLoop): a storm of reconnects costs a few
+// commits.
 func (c *Cluster) Claim(ctx context.Context, conn *fleet.Conn) error {
 	if !c.Clustered() {
 		return nil
@@ -44,25 +47,36 @@ func (c *Cluster) Claim(ctx context.Context, conn *fleet.Conn) error {
 	if !at.IsZero() {
 		ami = string(st.AMI)
 	}
-	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
-	defer cancel()
-	gen, err := c.st.ClaimAgent(ctx, store.Owner{
+	op := ownerOp{owner: store.Owner{
 		AgentID: conn.AgentID, ReplicaID: c.cfg.ID, SessionID: conn.SessionID, Since: conn.ConnectedAt,
 		Hostname: conn.Hello.Hostname, AgentVersion: conn.Hello.AgentVersion, Protocol: conn.Protocol,
 		AsteriskVersion: conn.Hello.AsteriskVersion, AMI: ami, LiveChannels: st.LiveChannels, LiveCalls: st.LiveCalls, StatusAt: at,
-	}, Channel, func(gen int64) string { return ownerMessage(conn.AgentID, c.cfg.ID, gen) })
-	if err != nil {
-		return fmt.Errorf("claim agent %s: %w", conn.AgentID, err)
+	}, done: make(chan ownerResult, 1)}
+	ctx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	select {
+	case c.ops <- op:
+	case <-ctx.Done():
+		return fmt.Errorf("claim agent %s: %w", conn.AgentID, ctx.Err())
+	}
+	var res ownerResult
+	select {
+	case res = <-op.done:
+	case <-ctx.Done():
+		return fmt.Errorf("claim agent %s: %w", conn.AgentID, ctx.Err())
+	}
+	if res.err != nil {
+		return fmt.Errorf("claim agent %s: %w", conn.AgentID, res.err)
 	}
 	c.owners.mu.Lock()
-	c.owners.byConn[conn] = &claim{gen: gen, written: st, at: at}
+	c.owners.byConn[conn] = &claim{gen: res.gen, written: st, at: at}
 	c.owners.byAgent[conn.AgentID] = conn
 	c.owners.mu.Unlock()
 	return nil
 }
 
 // Release records that conn's session ended, unless a newer claim of the
-// agent replaced it.
+// agent replaced it. It does not wait for the store.
 func (c *Cluster) Release(conn *fleet.Conn) {
 	if !c.Clustered() {
 		return
@@ -77,12 +91,111 @@ func (c *Cluster) Release(conn *fleet.Conn) {
 	if cl == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	select {
+	case c.ops <- ownerOp{release: true, owner: store.Owner{AgentID: conn.AgentID, Generation: cl.gen}}:
+	default:
+		// The queue is full (a storm): the row keeps pointing here until
+		// the agent's next claim replaces it, or this replica deregisters
+		// or is counted dead; requests meanwhile find no session here and
+		// answer 503.
+		c.log.Warn("release queue full; the agent's row is released by its next claim", "agent", conn.AgentID)
+	}
+}
+
+// ownerOps bounds the claims and releases waiting for ownerLoop;
+// ownerBatch the ones written in one transaction.
+const (
+	ownerOps   = 4096
+	ownerBatch = 500
+)
+
+type ownerOp struct {
+	release bool
+	owner   store.Owner // AgentID and Generation only, for a release
+	done    chan ownerResult
+}
+
+type ownerResult struct {
+	gen int64
+	err error
+}
+
+// ownerLoop writes queued claims and releases, as many at once as are
+// waiting (up to ownerBatch), until ctx ends; what is still queued then
+// fails.
+func (c *Cluster) ownerLoop(ctx context.Context) {
+	for {
+		var batch []ownerOp
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case op := <-c.ops:
+					if op.done != nil {
+						op.done <- ownerResult{err: errors.New("replica stopping")}
+					}
+				default:
+					return
+				}
+			}
+		case op := <-c.ops:
+			batch = append(batch, op)
+		}
+	drain:
+		for len(batch) < ownerBatch {
+			select {
+			case op := <-c.ops:
+				batch = append(batch, op)
+			default:
+				break drain
+			}
+		}
+		c.writeOwners(ctx, batch)
+	}
+}
+
+// writeOwners writes a batch: its claims in one transaction (an agent
+// claimed twice in it, a quick reconnect, in the next), then its releases.
+func (c *Cluster) writeOwners(ctx context.Context, batch []ownerOp) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
-	if _, err := c.st.ReleaseAgent(ctx, conn.AgentID, cl.gen, Channel, ownerMessage(conn.AgentID, "", cl.gen)); err != nil {
-		// The row stays pointing here; once this replica stops beating
-		// it stops counting, and the agent's next claim replaces it.
-		c.log.Warn("release agent", "agent", conn.AgentID, "err", err)
+	var claims, again []ownerOp
+	var releases []store.Release
+	seen := map[string]bool{}
+	for _, op := range batch {
+		switch {
+		case op.release:
+			releases = append(releases, store.Release{AgentID: op.owner.AgentID, Generation: op.owner.Generation})
+		case seen[op.owner.AgentID]:
+			again = append(again, op)
+		default:
+			seen[op.owner.AgentID] = true
+			claims = append(claims, op)
+		}
+	}
+	if len(claims) > 0 {
+		owners := make([]store.Owner, len(claims))
+		for i, op := range claims {
+			owners[i] = op.owner
+		}
+		gens, err := c.st.ClaimAgents(wctx, owners, Channel, func(agent string, gen int64) string { return ownerMessage(agent, c.cfg.ID, gen) })
+		for i, op := range claims {
+			r := ownerResult{err: err}
+			if err == nil {
+				r.gen = gens[i]
+			}
+			op.done <- r
+		}
+	}
+	if len(releases) > 0 {
+		if _, err := c.st.ReleaseAgents(wctx, releases, Channel, func(agent string, gen int64) string { return ownerMessage(agent, "", gen) }); err != nil && ctx.Err() == nil {
+			// The rows keep pointing here until the agents' next claims, or
+			// until this replica deregisters or is counted dead.
+			c.log.Warn("release agents", "agents", len(releases), "err", err)
+		}
+	}
+	if len(again) > 0 {
+		c.writeOwners(ctx, again)
 	}
 }
 

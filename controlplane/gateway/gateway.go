@@ -497,9 +497,21 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	g.live[conn] = liveSession{cancel: cancel, done: done}
 	g.mu.Unlock()
 	conn.Replica = g.cfg.Replica
+	claimed := false
+	if g.cfg.Ownership != nil {
+		// Recorded before it is registered: once a request can reach the
+		// agent here, every replica can find it here.
+		if err := g.cfg.Ownership.Claim(ctx, conn); err != nil {
+			g.mu.Lock()
+			delete(g.live, conn)
+			g.mu.Unlock()
+			close(done)
+			return fmt.Errorf("record this replica as the agent's holder: %w", err)
+		}
+		claimed = true
+	}
 	g.cfg.Registry.Register(conn) // logs the replacement of an older connection
 	g.cfg.Observer.AgentConnected()
-	claimed := false
 	defer func() {
 		// The tunnel is torn down before Close counts the session as
 		// ended (its window).
@@ -521,12 +533,6 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 			waitSeen(written) // Close writes it at its end
 		}
 	}()
-	if g.cfg.Ownership != nil {
-		if err := g.cfg.Ownership.Claim(ctx, conn); err != nil {
-			return fmt.Errorf("record this replica as the agent's holder: %w", err)
-		}
-		claimed = true
-	}
 	waitSeen(g.markSeen(agent.ID, now))
 	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion, "protocol", conn.Protocol,
 		"hostname", hello.Hostname, "asterisk", hello.AsteriskVersion, "ami", hello.AMI, "last_acked_seq", acked)

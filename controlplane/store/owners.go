@@ -45,43 +45,97 @@ type OwnerStatus struct {
 
 // ClaimAgent records that replica o.ReplicaID now holds agent o.AgentID
 // (session, hello facts, first status) and returns the claim's
-// generation, one more than any before it. notify, if set, is a
-// NOTIFY channel (PostgreSQL) told "o <agent> <replica> <generation>" when
-// the claim commits; payload builds the message from the generation.
+// generation, one more than any before it. notify, if set, is a NOTIFY
+// channel (PostgreSQL) told payload(generation) when the claim commits.
 func (s *Store) ClaimAgent(ctx context.Context, o Owner, notify string, payload func(generation int64) string) (int64, error) {
-	if o.AgentID == "" || o.ReplicaID == "" {
-		return 0, invalid("agent owner", "agent and replica must be set")
+	var each func(string, int64) string
+	if payload != nil {
+		each = func(_ string, gen int64) string { return payload(gen) }
+	}
+	gens, err := s.ClaimAgents(ctx, []Owner{o}, notify, each)
+	if err != nil {
+		return 0, err
+	}
+	return gens[0], nil
+}
+
+// ClaimAgents is ClaimAgent for several agents (each at most once) in
+// one transaction: 3,000 agents reconnecting at once cost a few commits,
+// and on PostgreSQL a few NOTIFYs (payload(agent, generation) lines joined
+// up to MaxNotifyPayload), not 3,000 (a NOTIFY serialises commits).
+func (s *Store) ClaimAgents(ctx context.Context, owners []Owner, notify string, payload func(agent string, generation int64) string) ([]int64, error) {
+	seen := make(map[string]bool, len(owners))
+	for _, o := range owners {
+		if o.AgentID == "" || o.ReplicaID == "" {
+			return nil, invalid("agent owner", "agent and replica must be set")
+		}
+		if seen[o.AgentID] {
+			return nil, invalid("agent owner", "agent %s twice in one claim", o.AgentID)
+		}
+		seen[o.AgentID] = true
 	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("claim agent: %w", err)
+		return nil, fmt.Errorf("claim agents: %w", err)
 	}
 	defer tx.Rollback()
-	var gen int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO agent_owners (agent_id, replica_id, generation, session_id, since,
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO agent_owners (agent_id, replica_id, generation, session_id, since,
 			hostname, agent_version, protocol, asterisk_version, ami, live_channels, live_calls, status_at)
 		VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (agent_id) DO UPDATE SET replica_id = excluded.replica_id, generation = agent_owners.generation + 1,
 			session_id = excluded.session_id, since = excluded.since, hostname = excluded.hostname,
 			agent_version = excluded.agent_version, protocol = excluded.protocol, asterisk_version = excluded.asterisk_version,
 			ami = excluded.ami, live_channels = excluded.live_channels, live_calls = excluded.live_calls, status_at = excluded.status_at
-		RETURNING generation`,
-		o.AgentID, o.ReplicaID, o.SessionID, s.d.timeArg(o.Since), cleanText(o.Hostname), cleanText(o.AgentVersion), o.Protocol,
-		cleanText(o.AsteriskVersion), cleanText(o.AMI), o.LiveChannels, o.LiveCalls, s.d.timeArg(o.StatusAt)).Scan(&gen)
+		RETURNING generation`)
 	if err != nil {
-		return 0, fmt.Errorf("claim agent %s: %w", o.AgentID, err)
+		return nil, fmt.Errorf("claim agents: %w", err)
 	}
-	if notify != "" && s.d.name == dialectPostgres {
-		// Delivered at commit, so no replica hears of a claim that did
-		// not happen.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, notify, payload(gen)); err != nil {
-			return 0, fmt.Errorf("claim agent %s: notify: %w", o.AgentID, err)
+	defer stmt.Close()
+	gens := make([]int64, len(owners))
+	var lines []string
+	for i, o := range owners {
+		if err := stmt.QueryRowContext(ctx, o.AgentID, o.ReplicaID, o.SessionID, s.d.timeArg(o.Since), cleanText(o.Hostname),
+			cleanText(o.AgentVersion), o.Protocol, cleanText(o.AsteriskVersion), cleanText(o.AMI), o.LiveChannels, o.LiveCalls,
+			s.d.timeArg(o.StatusAt)).Scan(&gens[i]); err != nil {
+			return nil, fmt.Errorf("claim agent %s: %w", o.AgentID, err)
+		}
+		if payload != nil {
+			lines = append(lines, payload(o.AgentID, gens[i]))
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("claim agent %s: commit: %w", o.AgentID, err)
+	if err := s.notifyIn(ctx, tx, notify, lines); err != nil {
+		return nil, fmt.Errorf("claim agents: %w", err)
 	}
-	return gen, nil
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("claim agents: commit: %w", err)
+	}
+	return gens, nil
+}
+
+// notifyIn sends lines on channel from tx (delivered at commit, so no
+// replica hears of what did not happen), joined into as few payloads as
+// fit MaxNotifyPayload. Nothing on SQLite, or without a channel.
+func (s *Store) notifyIn(ctx context.Context, tx *sql.Tx, channel string, lines []string) error {
+	if channel == "" || s.d.name != dialectPostgres || len(lines) == 0 {
+		return nil
+	}
+	var payloads []string
+	var b strings.Builder
+	for _, l := range lines {
+		if b.Len() > 0 && b.Len()+1+len(l) > MaxNotifyPayload {
+			payloads = append(payloads, b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l)
+	}
+	payloads = append(payloads, b.String())
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, channel, payloads); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
 }
 
 // ReleaseAgent records that the claim (agentID, generation) ended. A newer
@@ -89,21 +143,55 @@ func (s *Store) ClaimAgent(ctx context.Context, o Owner, notify string, payload 
 // still current; if it was and notify is set (PostgreSQL), payload is
 // sent on that channel when the release commits.
 func (s *Store) ReleaseAgent(ctx context.Context, agentID string, generation int64, notify, payload string) (bool, error) {
-	q := `UPDATE agent_owners SET replica_id = NULL WHERE agent_id = $1 AND generation = $2 AND replica_id IS NOT NULL`
-	args := []any{agentID, generation}
-	if notify != "" && s.d.name == dialectPostgres {
-		q = `WITH released AS (` + q + ` RETURNING agent_id) SELECT pg_notify($3, $4) FROM released`
-		args = append(args, notify, payload)
-	}
-	res, err := s.wdb.ExecContext(ctx, q, args...)
+	done, err := s.ReleaseAgents(ctx, []Release{{AgentID: agentID, Generation: generation}}, notify,
+		func(string, int64) string { return payload })
 	if err != nil {
-		return false, fmt.Errorf("release agent %s: %w", agentID, err)
+		return false, err
 	}
-	n, err := res.RowsAffected()
+	return done[0], nil
+}
+
+// Release names one claim that ended.
+type Release struct {
+	AgentID    string
+	Generation int64
+}
+
+// ReleaseAgents is ReleaseAgent for several claims in one transaction;
+// payload(agent, generation) is sent for each claim that was current.
+func (s *Store) ReleaseAgents(ctx context.Context, rs []Release, notify string, payload func(agent string, generation int64) string) ([]bool, error) {
+	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("release agent %s: %w", agentID, err)
+		return nil, fmt.Errorf("release agents: %w", err)
 	}
-	return n == 1, nil
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE agent_owners SET replica_id = NULL WHERE agent_id = $1 AND generation = $2 AND replica_id IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("release agents: %w", err)
+	}
+	defer stmt.Close()
+	out := make([]bool, len(rs))
+	var lines []string
+	for i, r := range rs {
+		res, err := stmt.ExecContext(ctx, r.AgentID, r.Generation)
+		if err != nil {
+			return nil, fmt.Errorf("release agent %s: %w", r.AgentID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("release agent %s: %w", r.AgentID, err)
+		}
+		if out[i] = n == 1; out[i] && payload != nil {
+			lines = append(lines, payload(r.AgentID, r.Generation))
+		}
+	}
+	if err := s.notifyIn(ctx, tx, notify, lines); err != nil {
+		return nil, fmt.Errorf("release agents: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("release agents: commit: %w", err)
+	}
+	return out, nil
 }
 
 // UpdateOwnerStatus writes the agents' latest status, each only where its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -325,4 +326,48 @@ func TestIdempotencyClaim(t *testing.T) {
 			t.Fatalf("GetIdempotent after completion = %+v, %v", got, err)
 		}
 	})
+}
+
+// TestClaimAgentsBatch: many claims and releases in one transaction, their
+// NOTIFY lines joined into payloads under the limit.
+func TestClaimAgentsBatch(t *testing.T) {
+	t.Parallel()
+	s := storetest.OpenPostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := s.Listen(ctx, "claims")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var owners []store.Owner
+	for i := range 500 {
+		owners = append(owners, store.Owner{AgentID: fmt.Sprintf("agt_%04d", i), ReplicaID: "rpl_a"})
+	}
+	line := func(agent string, gen int64) string { return fmt.Sprintf("o %s rpl_a %d", agent, gen) }
+	gens, err := s.ClaimAgents(ctx, owners, "claims", line)
+	if err != nil || len(gens) != 500 || gens[0] != 1 || gens[499] != 1 {
+		t.Fatalf("ClaimAgents = %v…, %v", gens[:min(3, len(gens))], err)
+	}
+	lines := 0
+	for lines < 500 {
+		p, err := l.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) > store.MaxNotifyPayload {
+			t.Fatalf("payload of %d bytes", len(p))
+		}
+		lines += len(strings.Split(p, "\n"))
+	}
+	if lines != 500 {
+		t.Fatalf("%d notified lines, want 500", lines)
+	}
+	if _, err := s.ClaimAgents(ctx, []store.Owner{owners[0], owners[0]}, "", nil); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("one agent twice in a batch = %v", err)
+	}
+	done, err := s.ReleaseAgents(ctx, []store.Release{{AgentID: "agt_0000", Generation: 1}, {AgentID: "agt_0001", Generation: 9}}, "", nil)
+	if err != nil || !done[0] || done[1] {
+		t.Fatalf("ReleaseAgents = %v, %v; want [true false]", done, err)
+	}
 }

@@ -360,6 +360,15 @@ func (c *clusterRun) rolling(ctx context.Context) error {
 				stop()
 				return err
 			}
+			if i < len(c.launchers)-1 {
+				// As an operator would: the PBXs that just moved keep their
+				// new sessions for the agents' healthy-after before the next
+				// replica goes, so their redial backoff starts over.
+				if err := sleep(ctx, c.res.HealthyAfter); err != nil {
+					stop()
+					return err
+				}
+			}
 		}
 		// The last replica's PBXs settle before the client stops.
 		_, err := c.waitAll(ctx, c.cfg.ReconnectTimeout)

@@ -63,8 +63,8 @@ func (r *Result) writeCluster(w io.Writer, row func(what, result, goal string), 
 		if rl.Failed > 0 {
 			failed += " (" + errorsString(rl.FailedBy) + ")"
 		}
-		row(fmt.Sprintf("Rolling restart (SIGTERM, start, next) of the %d replicas in %s under %d calls/s, each to a random replica with an Idempotency-Key; 503/429 retried after Retry-After, refused connections at once elsewhere",
-			len(cr.Replicas), sec(rl.Took), c.RollingRate),
+		row(fmt.Sprintf("Rolling restart of the %d replicas (SIGTERM, every PBX back elsewhere, start, %s pause, next) in %s under %d calls/s, each to a random replica with an Idempotency-Key; 503/429 retried after Retry-After, refused connections at once elsewhere",
+			len(cr.Replicas), sec(r.HealthyAfter), sec(rl.Took), c.RollingRate),
 			fmt.Sprintf("%s calls, %s answered, %s; %s retries (%s)", thousands(rl.Calls), thousands(rl.OK), failed, thousands(rl.Retries), errorsString(rl.Retried)),
 			"0 failed: "+mark(rl.Failed == 0))
 	}
