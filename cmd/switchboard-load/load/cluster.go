@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -321,12 +322,24 @@ func (c *clusterRun) callable(ctx context.Context, ids []string, deadline time.T
 	pending := ids
 	for len(pending) > 0 {
 		live := c.live()
-		var still []string
+		var (
+			mu    sync.Mutex
+			still []string
+			wg    sync.WaitGroup
+			sem   = make(chan struct{}, callableConcurrency)
+		)
 		for _, id := range pending {
-			if code := getStatus(ctx, c.client, live[mrand.IntN(len(live))]+"/v1/channels?pbx="+id, keys[id]); code != 200 {
-				still = append(still, id)
-			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if code := getStatus(ctx, c.client, live[mrand.IntN(len(live))]+"/v1/channels?pbx="+id, keys[id]); code != 200 {
+					mu.Lock()
+					still = append(still, id)
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 		pending = still
 		if len(pending) == 0 {
 			return nil
@@ -340,6 +353,10 @@ func (c *clusterRun) callable(ctx context.Context, ids []string, deadline time.T
 	}
 	return nil
 }
+
+// callableConcurrency bounds the requests of one pass of callable: the
+// pass over thousands of PBXs must not be what is measured.
+const callableConcurrency = 64
 
 // rolling restarts every replica in turn (SIGTERM, start again, ready)
 // while a retrying client places calls, then checks the subscribers.
