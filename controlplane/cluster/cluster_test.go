@@ -396,3 +396,28 @@ func readUntil(t *testing.T, ctx context.Context, ws *websocket.Conn, first, las
 	}
 	return got
 }
+
+// TestForwardAfterStaleView: a replica whose view names the wrong holder
+// is told "not here" (nothing was run), reads the holder from the store
+// and forwards once more; the PBX gets the request once.
+func TestForwardAfterStaleView(t *testing.T) {
+	t.Parallel()
+	c := systemtest.NewCluster(t, 3, systemtest.Options{})
+	r0, r1, r2 := c.Replicas[0], c.Replicas[1], c.Replicas[2]
+	r0.Enterprise(t, "0367", "Acme")
+	key := r0.APIKey(t, "0367")
+	pbx := r1.AddPBX(t, "0367")
+	// Replica 2 thinks replica 0 holds it, twice in a row.
+	for range 2 {
+		cluster.SetRemoteOwner(r2.CP().Cluster(), pbx.ID, r0.CP().Cluster().ID(), 1)
+		if r := originate(t, r2, key, pbx.ID, "150", "151"); r.Status != http.StatusCreated {
+			t.Fatalf("originate through a stale view: %d %s", r.Status, r.Body)
+		}
+	}
+	if n := originates(pbx.AMI); n != 2 {
+		t.Fatalf("the PBX got %d originates, want 2", n)
+	}
+	if got := r2.Metric(t, `switchboard_cluster_forwarded_total{result="not_here"}`); got != 2 {
+		t.Fatalf("not_here answers = %v, want 2", got)
+	}
+}

@@ -40,6 +40,9 @@ type forwardRequest struct {
 	Args      json.RawMessage `json:"args,omitempty"`
 	Deadline  time.Time       `json:"deadline"`
 	RequestID string          `json:"request_id"`
+	// Nonce differs on every send, so a second send of one request (to
+	// the new holder, after "not here") is not refused as a replay.
+	Nonce string `json:"nonce"`
 }
 
 // Kinds of an internal call's outcome.
@@ -130,6 +133,7 @@ var errNotHere = errors.New("the replica no longer holds the agent")
 // when nothing of it was written: never after the holder may have acted.
 func (c *Cluster) forward(ctx context.Context, holder store.Replica, req forwardRequest) (forwardReply, error) {
 	var rep forwardReply
+	req.Nonce = rand.Text()
 	body, err := json.Marshal(req)
 	if err != nil {
 		return rep, err

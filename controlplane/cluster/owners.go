@@ -13,7 +13,7 @@ import (
 )
 
 // claimTimeout bounds a claim's or release's store write.
-const claimTimeout = 5 * time.Second
+const claimTimeout = 10 * time.Second
 
 // owners is this replica's claims: each local session and its generation.
 type owners struct {
