@@ -421,3 +421,45 @@ func TestForwardAfterStaleView(t *testing.T) {
 		t.Fatalf("not_here answers = %v, want 2", got)
 	}
 }
+
+// TestAgentServerList: an agent given several replicas' URLs (one of them
+// dead) connects to a live one, and when its replica stops it moves to
+// another replica of its list by itself.
+func TestAgentServerList(t *testing.T) {
+	t.Parallel()
+	c := systemtest.NewCluster(t, 3, systemtest.Options{})
+	r0 := c.Replicas[0]
+	r0.Enterprise(t, "0367", "Acme")
+	key := r0.APIKey(t, "0367")
+	dead := "http://127.0.0.1:1"
+	var urls []string
+	for _, s := range c.Replicas[1:] {
+		urls = append(urls, s.URL)
+	}
+	pbx := r0.AddPBX(t, "0367", systemtest.PBXOptions{Servers: append(urls, dead)})
+	holder := func() string {
+		for _, s := range c.Replicas {
+			if _, ok := s.CP().Registry().Get(pbx.ID); ok {
+				return s.URL
+			}
+		}
+		return ""
+	}
+	first := holder()
+	var rest []*systemtest.Server
+	for _, s := range c.Replicas {
+		if s.URL == first {
+			s.Stop()
+		} else {
+			rest = append(rest, s)
+		}
+	}
+	waitFor(t, "the PBX on another replica of its list", 20*time.Second, func() bool {
+		h := holder()
+		return h != "" && h != first
+	})
+	waitFor(t, "the PBX callable through the other live replica", 20*time.Second, func() bool {
+		return originate(t, rest[0], key, pbx.ID, "150", "151").Status == http.StatusCreated &&
+			originate(t, rest[1], key, pbx.ID, "150", "151").Status == http.StatusCreated
+	})
+}

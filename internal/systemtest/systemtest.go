@@ -185,6 +185,10 @@ func (s *Server) Restart(t testing.TB) {
 	s.start(t)
 }
 
+// Stop stops the control plane gracefully (SIGTERM's path: its agents'
+// tunnels close, it deregisters); Restart starts it again.
+func (s *Server) Stop() { s.current().stop() }
+
 func (s *Server) current() *instance {
 	s.mu.Lock()
 	defer s.mu.Unlock()
