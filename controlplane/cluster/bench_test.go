@@ -121,14 +121,19 @@ func BenchmarkCrossReplicaEvents(b *testing.B) {
 		name string
 		sub  *systemtest.Server
 	}{{"same", c.Replicas[0]}, {"other", c.Replicas[1]}} {
-		b.Run(tc.name, func(b *testing.B) { streamLatency(b, tc.sub, key, pbxs) })
+		b.Run(tc.name, func(b *testing.B) {
+			n0 := c.Replicas[0].Metric(b, "switchboard_cluster_notify_statements_total")
+			elapsed := streamLatency(b, tc.sub, key, pbxs)
+			n1 := c.Replicas[0].Metric(b, "switchboard_cluster_notify_statements_total")
+			b.ReportMetric((n1-n0)/elapsed.Seconds(), "notify/s")
+		})
 	}
-	b.ReportMetric(c.Replicas[0].Metric(b, "switchboard_cluster_notify_statements_total"), "notifies")
 }
 
 // streamLatency subscribes on sub, makes calls on pbxs at -event-rate
-// events per second, and reports the latency of b.N events.
-func streamLatency(b *testing.B, sub *systemtest.Server, key string, pbxs []*systemtest.PBX) {
+// events per second, reports the latency of b.N events and returns how
+// long they took.
+func streamLatency(b *testing.B, sub *systemtest.Server, key string, pbxs []*systemtest.PBX) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, wsURL(sub, "/v1/events"), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
@@ -196,4 +201,5 @@ func streamLatency(b *testing.B, sub *systemtest.Server, key string, pbxs []*sys
 	b.Logf("from stored to the subscriber: p50 %v p99 %v", fromStored[len(fromStored)/2], fromStored[len(fromStored)*99/100])
 	reportLatency(b, lat)
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "events/s")
+	return elapsed
 }
