@@ -323,7 +323,14 @@ func TestSecondReplicaRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = cp.Serve(ctx, ln)
+	served := make(chan error, 1)
+	go func() { served <- cp.Serve(ctx, ln) }()
+	select {
+	case err = <-served:
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatalf("an unclustered replica started beside a clustered one (Serve still running: %v)", <-served)
+	}
 	if !errors.Is(err, store.ErrReplicaConflict) || !strings.Contains(err.Error(), c.Replicas[0].URL) ||
 		!strings.Contains(err.Error(), "--cluster-secret-file") || !strings.Contains(err.Error(), "--replica-url") {
 		t.Fatalf("unclustered beside a clustered replica: %v", err)
@@ -402,7 +409,9 @@ func readUntil(t *testing.T, ctx context.Context, ws *websocket.Conn, first, las
 // and forwards once more; the PBX gets the request once.
 func TestForwardAfterStaleView(t *testing.T) {
 	t.Parallel()
-	c := systemtest.NewCluster(t, 3, systemtest.Options{})
+	var o systemtest.Options
+	o.Config.Cluster.Refresh = time.Hour // no refresh puts the view right behind the test's back
+	c := systemtest.NewCluster(t, 3, o)
 	r0, r1, r2 := c.Replicas[0], c.Replicas[1], c.Replicas[2]
 	r0.Enterprise(t, "0367", "Acme")
 	key := r0.APIKey(t, "0367")

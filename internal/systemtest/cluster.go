@@ -31,7 +31,7 @@ func NewCluster(t testing.TB, n int, o Options) *Cluster {
 	c := &Cluster{Secret: []byte(rand.Text() + rand.Text()), DSN: storetest.PostgresDSN(t)}
 	jwtSecret := []byte(rand.Text() + rand.Text())
 	if o.Config.Cluster.Heartbeat == 0 {
-		o.Config.Cluster.Heartbeat = 100 * time.Millisecond
+		o.Config.Cluster.Heartbeat = 250 * time.Millisecond
 	}
 	if o.Config.Cluster.Refresh == 0 {
 		o.Config.Cluster.Refresh = 200 * time.Millisecond

@@ -381,7 +381,7 @@ func (s *Server) waitReady(t testing.TB, p *PBX) {
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var res protocol.PingResult
-		last = s.CP().Registry().Call(ctx, p.ID, protocol.OpPing, nil, &res)
+		last = s.CP().Cluster().Call(ctx, p.ID, protocol.OpPing, nil, &res) // on the replica holding it
 		cancel()
 		if last == nil {
 			return
@@ -479,7 +479,7 @@ func (s *Server) WaitChannel(t testing.TB, pbxID, uniqueid string) protocol.Chan
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var res protocol.ChannelsResult
-		err := s.CP().Registry().Call(ctx, pbxID, protocol.OpChannels, nil, &res)
+		err := s.CP().Cluster().Call(ctx, pbxID, protocol.OpChannels, nil, &res)
 		cancel()
 		if err == nil {
 			for _, ch := range res.Channels {
