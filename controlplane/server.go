@@ -163,18 +163,19 @@ func (c *Config) fill() {
 
 // Server is an assembled control plane.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	store     *store.Store
-	ownsStore bool
-	registry  *fleet.Registry
-	metrics   *metrics.Metrics
-	gateway   *gateway.Gateway
-	events    *events.Service
-	api       *api.API
-	conns     *connlimit.Limiter
-	cluster   *cluster.Cluster
-	ran       bool
+	cfg        Config
+	log        *slog.Logger
+	store      *store.Store
+	ownsStore  bool
+	registry   *fleet.Registry
+	metrics    *metrics.Metrics
+	gateway    *gateway.Gateway
+	events     *events.Service
+	api        *api.API
+	conns      *connlimit.Limiter
+	cluster    *cluster.Cluster
+	registered bool
+	ran        bool
 }
 
 // New validates cfg, opens the store (applying migrations) and builds
@@ -306,6 +307,21 @@ func ReplicaURL(listen string, tls bool) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
+// Register records this replica's heartbeat row, or refuses to start it
+// beside a live replica it may not run with (the error names that replica
+// and the flags to add). Serve calls it unless it was called before (by
+// a main that tells its service manager it is ready only then).
+func (s *Server) Register(ctx context.Context) error {
+	if s.registered {
+		return nil
+	}
+	if err := s.cluster.Register(ctx); err != nil {
+		return err
+	}
+	s.registered = true
+	return nil
+}
+
 // Cluster is this replica's part in the cluster.
 func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
 
@@ -372,9 +388,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, httpSrv.TLSConfig)
 		scheme = "https"
 	}
-	// A replica that may not run beside a live one stops here, before it
-	// takes any agent.
-	if err := s.cluster.Register(ctx); err != nil {
+	if err := s.Register(ctx); err != nil {
 		ln.Close()
 		return err
 	}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -64,5 +67,37 @@ func TestServeClusteredNeedsAReachableURL(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "0123456789abcdef") {
 		t.Fatal("the cluster secret was printed")
+	}
+}
+
+// TestSecondServeRefused: a second `switchboard serve` on the database of
+// a running one refuses to start, naming the live one and the flags to
+// add; the first keeps serving.
+func TestSecondServeRefused(t *testing.T) {
+	db := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
+	first := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--db", db, "--listen", first, "--log-level", "error"}, io.Discard, io.Discard) }()
+	eventually(t, 15*time.Second, "the first serve ready", func() bool {
+		var v map[string]any
+		code, err := getJSON("http://"+first+"/readyz", "", &v)
+		return err == nil && code == 200
+	})
+	var stderr strings.Builder
+	code := run(context.Background(), []string{"serve", "--db", db, "--listen", freeAddr(t)}, io.Discard, &stderr)
+	for _, want := range []string{"another control plane replica is running on this database", "http://" + first, "--cluster-secret-file", "--replica-url"} {
+		if code == 0 || !strings.Contains(stderr.String(), want) {
+			t.Fatalf("second serve: exit %d, stderr lacks %q:\n%s", code, want, stderr.String())
+		}
+	}
+	var v map[string]any
+	if code, err := getJSON("http://"+first+"/readyz", "", &v); err != nil || code != 200 {
+		t.Fatalf("the first serve after the refusal: %d %v", code, err)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("first serve exited %d", code)
 	}
 }

@@ -91,6 +91,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Ready only once this replica may run (not beside a live replica it
+	// may not run with).
+	if err := srv.Register(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	_, _ = systemd.Ready()
 	defer systemd.Stopping()
 	if iv, ok := systemd.WatchdogInterval(); ok {
