@@ -79,7 +79,9 @@ func TestSecondServeRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--db", db, "--listen", first, "--log-level", "error"}, io.Discard, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", db, "--listen", first, "--log-level", "error"}, io.Discard, io.Discard)
+	}()
 	eventually(t, 15*time.Second, "the first serve ready", func() bool {
 		var v map[string]any
 		code, err := getJSON("http://"+first+"/readyz", "", &v)
