@@ -122,6 +122,8 @@ func agentError(pbx string, timeout string, err error) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodePBXOffline, Message: msg, RetryAfter: 2}
 	case errors.Is(err, fleet.ErrOffline):
 		return errorf(http.StatusServiceUnavailable, CodePBXOffline, "PBX %s is not connected", pbx)
+	case errors.Is(err, fleet.ErrDirectoryDown):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the database did not say which control-plane replica holds PBX " + pbx + "; retry shortly", RetryAfter: 1}
 	case errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusGatewayTimeout, CodeAMITimeout, "PBX %s did not answer within %s", pbx, timeout)
 	case errors.As(err, &pe):

@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/cluster"
+	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
@@ -471,4 +472,22 @@ func TestAgentServerList(t *testing.T) {
 		return originate(t, rest[0], key, pbx.ID, "150", "151").Status == http.StatusCreated &&
 			originate(t, rest[1], key, pbx.ID, "150", "151").Status == http.StatusCreated
 	})
+}
+
+// TestCallStoreDown: when the store cannot say who holds an agent no
+// replica holds here, the call fails with ErrDirectoryDown, sending
+// nothing.
+func TestCallStoreDown(t *testing.T) {
+	t.Parallel()
+	st := storetest.OpenPostgres(t)
+	c, err := cluster.New(cluster.Config{Store: st, Registry: fleet.NewRegistry(nil), Secret: []byte(strings.Repeat("s", 32)), URL: "http://127.0.0.1:9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Call(ctx, "agt_x", protocol.OpPing, nil, nil); !errors.Is(err, fleet.ErrDirectoryDown) || errors.Is(err, fleet.ErrOffline) {
+		t.Fatalf("Call with the store down = %v, want ErrDirectoryDown", err)
+	}
 }

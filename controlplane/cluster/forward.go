@@ -100,7 +100,7 @@ func (c *Cluster) Call(ctx context.Context, agentID, op string, args, result any
 		case errors.Is(err, store.ErrNotFound):
 			return fmt.Errorf("call %s on agent %s: %w", op, agentID, fleet.ErrOffline)
 		case err != nil:
-			return fmt.Errorf("call %s on agent %s: find its replica: %w", op, agentID, err)
+			return fmt.Errorf("call %s on agent %s: %w (%v)", op, agentID, fleet.ErrDirectoryDown, err)
 		case o.ReplicaID == "":
 			return fmt.Errorf("call %s on agent %s: %w", op, agentID, fleet.ErrOffline)
 		case o.ReplicaID == c.cfg.ID:

@@ -20,6 +20,10 @@ import (
 // wait for a reconnect or try another PBX.
 var ErrOffline = errors.New("pbx offline")
 
+// ErrDirectoryDown: which replica holds the agent's tunnel could not be
+// read (the store did not answer); nothing was sent.
+var ErrDirectoryDown = errors.New("cannot tell which control-plane replica holds the agent")
+
 // ReplicaError: the agent's tunnel is held by another control-plane
 // replica that is dead or cannot be reached. It matches ErrOffline: the
 // agent reconnects to a live replica by itself, and the caller retries.
