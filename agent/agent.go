@@ -26,10 +26,10 @@ const resyncRetry = time.Second
 
 // Agent is one switchboard-agent. Run it once.
 type Agent struct {
-	cfg       Config
-	serverURL string
-	log       *slog.Logger // component=agent
-	tlog      *slog.Logger // component=tunnel
+	cfg     Config
+	servers *servers
+	log     *slog.Logger // component=agent
+	tlog    *slog.Logger // component=tunnel
 
 	ami     *ami.Client
 	dtmf    *ami.Client // the second AMI session, for PlayDTMF only
@@ -61,7 +61,11 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	cfg.fill()
-	serverURL, _ := connectURL(cfg.Server) // checked by Validate
+	var urls []string
+	for _, u := range append([]string{cfg.Server}, cfg.MoreServers...) {
+		cu, _ := connectURL(u) // checked by Validate
+		urls = append(urls, cu)
+	}
 	if cfg.RootCAs == nil && cfg.CAFile != "" {
 		pool, err := tunnel.LoadCAFile(cfg.CAFile)
 		if err != nil {
@@ -83,7 +87,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:        cfg,
-		serverURL:  serverURL,
+		servers:    newServers(urls, nil),
 		log:        cfg.Logger.With("component", "agent"),
 		tlog:       cfg.Logger.With("component", "tunnel"),
 		ami:        client,

@@ -62,6 +62,11 @@ type Config struct {
 	// Server is the control plane's tunnel URL, wss://host[:port][/path];
 	// a URL without a path gets protocol.ConnectPath.
 	Server string
+	// MoreServers are more control-plane URLs (replicas of one cluster),
+	// for sites without a load balancer in front of them: each dial
+	// attempt takes the next of Server and MoreServers in a random order
+	// (shuffled again once all were tried), with the same backoff as one.
+	MoreServers []string
 	// Token is the agent token. Never logged.
 	Token string
 	// RootCAs verifies the control plane's certificate; nil means CAFile
@@ -162,8 +167,14 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Server == "" {
 		errs = append(errs, errors.New("Server is empty"))
-	} else if _, err := connectURL(c.Server); err != nil {
-		errs = append(errs, err)
+	}
+	for _, u := range append([]string{c.Server}, c.MoreServers...) {
+		if u == "" {
+			continue
+		}
+		if _, err := connectURL(u); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Token == "" {
 		errs = append(errs, errors.New("Token is empty"))
@@ -337,6 +348,7 @@ func (c Config) maxEventBytes() int { return max(c.MaxBatchBytes/4, outbox.MinMa
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("server", c.Server),
+		slog.Any("more_servers", c.MoreServers),
 		slog.Bool("token_set", c.Token != ""),
 		slog.String("ca_file", c.CAFile),
 		slog.String("ami_addr", c.AMI.Addr),

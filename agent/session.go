@@ -65,14 +65,14 @@ func (a *Agent) session(ctx context.Context) error {
 	defer cancel()
 	dc := a.cfg.Tunnel
 	// The tunnel package scopes its logger with component=tunnel itself.
-	dc.URL, dc.Token, dc.RootCAs, dc.Logger = a.serverURL, a.cfg.Token, a.cfg.RootCAs, a.cfg.Logger
+	dc.URL, dc.Token, dc.RootCAs, dc.Logger = a.servers.next(), a.cfg.Token, a.cfg.RootCAs, a.cfg.Logger
 	dc.UserAgent = "switchboard-agent/" + a.cfg.Version
 	if dc.HandshakeTimeout == 0 {
 		dc.HandshakeTimeout = a.cfg.HelloTimeout
 	}
 	sess, err := tunnel.Dial(ctx, dc)
 	if err != nil {
-		return fmt.Errorf("dial control plane: %w", err)
+		return fmt.Errorf("dial control plane %s: %w", dc.URL, err)
 	}
 	defer sess.Close()
 	a.noteProtocol(sess.Protocol())
@@ -87,7 +87,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if welcome.HeartbeatSeconds > 0 {
 		heartbeat = time.Duration(welcome.HeartbeatSeconds) * time.Second
 	}
-	up := []any{"session", welcome.SessionID, "protocol", sess.Protocol(), "last_acked_seq", welcome.LastAckedSeq,
+	up := []any{"server", dc.URL, "session", welcome.SessionID, "protocol", sess.Protocol(), "last_acked_seq", welcome.LastAckedSeq,
 		"resume_after", resumeAfter, "renumbered", renumbered, "pending", a.outbox.Len(), "heartbeat", heartbeat}
 	if sess.Protocol() >= 2 {
 		// A v1 control plane does not name its build.

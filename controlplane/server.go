@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/cluster"
 	"github.com/switchboard-pbx/switchboard/controlplane/connlimit"
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -71,6 +73,12 @@ type Config struct {
 	API api.Config
 	// Events: the event stream, webhooks and retention.
 	Events events.Config
+	// Cluster: several replicas on one PostgreSQL (the cluster secret,
+	// this replica's URL, heartbeats). Without a secret this replica runs
+	// alone, and refuses to start beside another live one. New wires its
+	// store, registry, logger and hub; its URL defaults to ReplicaURL of
+	// Listen.
+	Cluster cluster.Config
 }
 
 // Validate says what is wrong with the configuration, before anything is
@@ -100,7 +108,11 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	for _, err := range []error{c.Gateway.Validate(), c.API.Validate(), c.Events.Validate()} {
+	clc := c.Cluster
+	if clc.URL == "" {
+		clc.URL = ReplicaURL(cmp.Or(c.Listen, DefaultListen), c.TLSCertFile != "")
+	}
+	for _, err := range []error{c.Gateway.Validate(), c.API.Validate(), c.Events.Validate(), clc.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -151,17 +163,19 @@ func (c *Config) fill() {
 
 // Server is an assembled control plane.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	store     *store.Store
-	ownsStore bool
-	registry  *fleet.Registry
-	metrics   *metrics.Metrics
-	gateway   *gateway.Gateway
-	events    *events.Service
-	api       *api.API
-	conns     *connlimit.Limiter
-	ran       bool
+	cfg        Config
+	log        *slog.Logger
+	store      *store.Store
+	ownsStore  bool
+	registry   *fleet.Registry
+	metrics    *metrics.Metrics
+	gateway    *gateway.Gateway
+	events     *events.Service
+	api        *api.API
+	conns      *connlimit.Limiter
+	cluster    *cluster.Cluster
+	registered bool
+	ran        bool
 }
 
 // New validates cfg, opens the store (applying migrations) and builds
@@ -206,8 +220,16 @@ func (s *Server) assemble() error {
 		return st.General, st.Reserve, st.Tunnels
 	})
 
+	if err := s.assembleCluster(); err != nil {
+		return err
+	}
+	clustered := s.cluster.Clustered()
+
 	ec := s.cfg.Events
 	ec.Store, ec.Logger, ec.Observer = s.store, s.log, s.metrics
+	if clustered {
+		ec.Broker = s.cluster.Broker()
+	}
 	ev, err := events.New(ec)
 	if err != nil {
 		return err
@@ -217,6 +239,9 @@ func (s *Server) assemble() error {
 	gc := s.cfg.Gateway
 	gc.Store, gc.Registry, gc.Logger, gc.Observer, gc.OnEvents = s.store, s.registry, s.log, s.metrics, ev.OnEvents
 	gc.Version = s.cfg.Version // told to agents in Welcome
+	if clustered {
+		gc.Ownership, gc.Replica = s.cluster, s.cluster.Name()
+	}
 	gw, err := gateway.New(gc)
 	if err != nil {
 		return err
@@ -226,6 +251,10 @@ func (s *Server) assemble() error {
 	ac := s.cfg.API
 	ac.Store, ac.Directory, ac.Caller = s.store, s.registry, s.metrics.Caller(s.registry)
 	ac.Events, ac.Agents, ac.Observer, ac.StoreFailing = ev, gw, s.metrics, gw.StoreFailing
+	if clustered {
+		ac.Directory, ac.Caller = s.cluster, s.metrics.Caller(s.cluster)
+		ac.Cluster, ac.TicketKey, ac.RateLimit.Share = s.cluster, s.cluster.TicketKey(), s.cluster.Share
+	}
 	if s.cfg.MetricsListen == "" {
 		ac.Metrics = s.metrics.Handler()
 	}
@@ -237,6 +266,64 @@ func (s *Server) assemble() error {
 	s.api = a
 	return nil
 }
+
+// assembleCluster builds this replica's part of the cluster (alone
+// without a secret: its heartbeat row only).
+func (s *Server) assembleCluster() error {
+	cc := s.cfg.Cluster
+	cc.Store, cc.Registry, cc.Logger, cc.Version = s.store, s.registry, s.log, s.cfg.Version
+	if cc.URL == "" {
+		cc.URL = ReplicaURL(s.cfg.Listen, s.cfg.TLSCertFile != "")
+	}
+	if cc.Clustered() {
+		ec := s.cfg.Events
+		cc.Hub = events.NewHub(cmp.Or(ec.MaxSubscribers, events.DefaultMaxSubscribers),
+			cmp.Or(ec.MaxSubscribersPerEnterprise, events.DefaultMaxSubscribersPerEnterprise))
+		cc.Observer = s.metrics.Cluster(func() int { return s.cluster.Share() })
+	}
+	cl, err := cluster.New(cc)
+	if err != nil {
+		return err
+	}
+	s.cluster = cl
+	return nil
+}
+
+// ReplicaURL is the URL other replicas call this one at, derived from a
+// listen address that names a host ("" for one that does not: 0.0.0.0,
+// ::, or no host, or port 0).
+func ReplicaURL(listen string, tls bool) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "0" || port == "" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return ""
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// Register records this replica's heartbeat row, or refuses to start it
+// beside a live replica it may not run with (the error names that replica
+// and the flags to add). Serve calls it unless it was called before (by
+// a main that tells its service manager it is ready only then).
+func (s *Server) Register(ctx context.Context) error {
+	if s.registered {
+		return nil
+	}
+	if err := s.cluster.Register(ctx); err != nil {
+		return err
+	}
+	s.registered = true
+	return nil
+}
+
+// Cluster is this replica's part in the cluster.
+func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
 
 // Store is the server's store.
 func (s *Server) Store() *store.Store { return s.store }
@@ -301,6 +388,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, httpSrv.TLSConfig)
 		scheme = "https"
 	}
+	if err := s.Register(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	cc := s.conns.Config()
 	s.log.Info("control plane listening", "url", scheme+"://"+ln.Addr().String(), "store", s.store.Dialect(), "version", s.cfg.Version,
 		"max_connections", cc.MaxConns, "reserved_connections", cc.Reserve, "max_connections_per_ip", cc.MaxPerIP)
@@ -311,6 +402,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	g.Go(func() error { return s.watchRevocations(gctx) })
+	g.Go(func() error { return s.cluster.Run(gctx) })
 	g.Go(func() error {
 		if err := s.events.Run(gctx); err != nil {
 			return fmt.Errorf("events: %w", err)
@@ -343,6 +435,9 @@ const (
 	intentGrace = 5 * time.Minute
 	intentSweep = time.Minute
 )
+
+// deregisterTimeout bounds deleting this replica's row on a graceful stop.
+const deregisterTimeout = 5 * time.Second
 
 // sweepIntents turns audit intents left by a stopped control plane into
 // rows that say the outcome is unknown, now and every intentSweep.
@@ -400,6 +495,13 @@ func (s *Server) shutdown(httpSrv *http.Server) {
 		httpSrv.Close()
 	}
 	s.gateway.Close()
+	// Its agents are gone (they redial through the load balancer): the
+	// row that says they were here goes too.
+	dctx, dcancel := context.WithTimeout(context.Background(), deregisterTimeout)
+	if err := s.cluster.Deregister(dctx); err != nil {
+		s.log.Warn("the other replicas count this one dead after its missed heartbeats", "err", err)
+	}
+	dcancel()
 	s.log.Info("control plane stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 

@@ -2,9 +2,10 @@
 # Runs the whole test suite: formatting, vet, unit and integration tests with
 # the race detector, on the embedded SQLite store and on a throwaway
 # PostgreSQL that this script starts (installing Debian's postgresql package
-# if it is missing), and the web console's tests in headless Chromium
-# (installing Debian's chromium package if it is missing). CI runs exactly
-# this (.ci/run).
+# if it is missing), the web console's tests in headless Chromium
+# (installing Debian's chromium package if it is missing), and the cluster
+# end-to-end test behind HAProxy (installing Debian's haproxy package if it
+# is missing). CI runs exactly this (.ci/run).
 #
 #   bash scripts/test.sh            everything
 #   SKIP_PACKAGE_TEST=1 bash …      skip building and installing the .deb
@@ -32,6 +33,19 @@ step "Chromium (the web console's browser tests)"
 # shellcheck source=scripts/chromium.sh
 source scripts/chromium.sh
 chromium_ensure
+
+step "HAProxy (the cluster end-to-end test's load balancer)"
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null 2>&1 || { echo "haproxy is not installed and installing it needs root (no sudo found)"; exit 1; }
+		sudo="sudo"
+	fi
+	echo "installing HAProxy (apt-get install haproxy)"
+	$sudo apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends haproxy
+fi
+{ command -v haproxy || echo /usr/sbin/haproxy; } | xargs -I{} {} -v | head -n 1
 
 step "go test -race (SQLite and PostgreSQL)"
 go test -race -count=1 -timeout 25m ./...

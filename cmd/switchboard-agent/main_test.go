@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -79,5 +81,41 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "switchboard-agent ") {
 		t.Fatalf("version: %d %q", code, out.String())
+	}
+}
+
+// TestSeveralServers: --server given several times, comma-separated or
+// in the config file lists the replicas the agent may dial.
+func TestSeveralServers(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("sbat_agt_x_y\n"), 0o600)
+	conf := filepath.Join(dir, "agent.conf")
+	os.WriteFile(conf, []byte("server = wss://cp1/agent/v1/connect, wss://cp2/agent/v1/connect\n"), 0o600)
+	base := []string{"--token-file", tok, "--ami-secret-file", tok}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"one", []string{"--server", "wss://cp1"}, []string{"wss://cp1"}},
+		{"repeated", []string{"--server", "wss://cp1", "--server", "wss://cp2", "--server", "wss://cp3"}, []string{"wss://cp1", "wss://cp2", "wss://cp3"}},
+		{"comma-separated", []string{"--server", "wss://cp1,wss://cp2"}, []string{"wss://cp1", "wss://cp2"}},
+		{"config file", []string{"--config", conf}, []string{"wss://cp1/agent/v1/connect", "wss://cp2/agent/v1/connect"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := load(append(tc.args, base...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := append([]string{cfg.Server}, cfg.MoreServers...); !slices.Equal(got, tc.want) {
+				t.Fatalf("servers = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), append([]string{"run", "--server", "wss://cp1", "--server", "ftp://cp2"}, base...), io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "ftp") {
+		t.Fatalf("a bad second server: exit %d, %s", code, stderr.String())
 	}
 }

@@ -26,15 +26,16 @@ import (
 const envPrefix = "SWITCHBOARD_AGENT"
 
 type flags struct {
-	config, server, tokenFile, caFile string
-	ami, amiUser, amiSecretFile       string
-	context, logFormat, logLevel      string
-	metricsListen                     string
-	maxOriginates, maxRequests        int
-	ops                               string
-	eventLimits                       eventLimitFlags
-	callCentre                        callCentreFlags
-	callControl                       callControlFlags
+	config, tokenFile, caFile    string
+	servers                      []string
+	ami, amiUser, amiSecretFile  string
+	context, logFormat, logLevel string
+	metricsListen                string
+	maxOriginates, maxRequests   int
+	ops                          string
+	eventLimits                  eventLimitFlags
+	callCentre                   callCentreFlags
+	callControl                  callControlFlags
 }
 
 // eventLimitFlags bound what the agent sends up the events stream (see
@@ -55,7 +56,7 @@ func (f eventLimitFlags) apply(cfg *agent.Config) {
 
 func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "config file of `name = value` lines (flag names without --)")
-	fs.StringVar(&f.server, "server", "", "control plane tunnel URL, e.g. wss://cp.example.com/agent/v1/connect (required)")
+	fs.StringSliceVar(&f.servers, "server", nil, "control plane tunnel URL, e.g. wss://cp.example.com/agent/v1/connect (required); give it several times (or comma-separated) for replicas without a load balancer: tried in random order")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding this PBX's agent token (required)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM CAs that sign the control plane's certificate (default: system roots)")
 	fs.StringVar(&f.ami, "ami", "127.0.0.1:5038", "Asterisk Manager Interface address")
@@ -97,7 +98,7 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 		return agent.Config{}, nil, flags{}, err
 	}
 	var missing []string
-	for name, v := range map[string]string{"server": f.server, "token-file": f.tokenFile, "ami-secret-file": f.amiSecretFile} {
+	for name, v := range map[string]string{"server": strings.Join(f.servers, ""), "token-file": f.tokenFile, "ami-secret-file": f.amiSecretFile} {
 		if strings.TrimSpace(v) == "" {
 			missing = append(missing, "--"+name)
 		}
@@ -116,8 +117,15 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 	if f.maxOriginates <= 0 || f.maxRequests <= 0 {
 		return agent.Config{}, nil, flags{}, usagef("--max-concurrent-originates and --max-concurrent-requests must be positive")
 	}
+	var servers []string
+	for _, u := range f.servers {
+		if u = strings.TrimSpace(u); u != "" {
+			servers = append(servers, u)
+		}
+	}
 	cfg := agent.Config{
-		Server:                  f.server,
+		Server:                  servers[0],
+		MoreServers:             servers[1:],
 		Token:                   token,
 		CAFile:                  f.caFile,
 		AMI:                     ami.Config{Addr: f.ami, Username: f.amiUser, Secret: secret},

@@ -29,8 +29,9 @@ const usage = `switchboard-load — N simulated PBXs against one control plane, 
 Usage:
   switchboard-load [flags]
 
-It provisions N agents in a SQLite store, runs "switchboard serve" on it as
-a child process (its RSS and CPU are read from /proc), starts N real agents,
+It provisions N agents in a SQLite store (or the PostgreSQL --db), runs
+"switchboard serve" on it as a child process (its RSS and CPU are read from
+/proc; with --replicas, that many clustered replicas), starts N real agents,
 each logged in to its own fake Asterisk, in worker processes, and measures:
 time for all to connect, control plane RSS and CPU, GET /v1/fleet latency,
 POST /v1/calls latency at a fixed rate, and the time for all to reconnect
@@ -110,6 +111,9 @@ func parse(args []string, stdout, stderr io.Writer) (load.Config, error) {
 	fs.DurationVar(&c.ReconnectMin, "agent-reconnect-min", 0, "agent redial backoff start (0: the agent's default)")
 	fs.DurationVar(&c.ReconnectMax, "agent-reconnect-max", 0, "agent redial backoff cap (0: the agent's default)")
 	fs.DurationVar(&c.HealthyAfter, "agent-healthy-after", 0, "session age that resets the agent's backoff (0: the agent's default); the run waits this long before the restart")
+	fs.IntVar(&c.Replicas, "replicas", 1, "control planes: more than one runs them clustered on the PostgreSQL --db (agents get every replica's URL, requests go to random replicas), kills one and restarts the others one by one")
+	fs.IntVar(&c.RollingRate, "rolling-rate", load.DefaultRollingRate, "with --replicas: calls per second of the retrying client during the rolling restart (0 skips the restart)")
+	fs.IntVar(&c.Subscribers, "subscribers", load.DefaultSubscribers, "with --replicas: enterprises of the killed replica's PBXs streamed (switchboard events tail) from a surviving replica and checked for lost or duplicated events")
 	fs.StringVar(&c.AgentLogLevel, "agent-log-level", load.DefaultAgentLogLevel, "level of the agents' logs (written to agents-N.log in --dir)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -124,6 +128,9 @@ func parse(args []string, stdout, stderr io.Writer) (load.Config, error) {
 	}
 	if c.FleetQueries == 0 {
 		c.FleetQueries = -1
+	}
+	if c.RollingRate == 0 {
+		c.RollingRate = -1
 	}
 	return c, nil
 }

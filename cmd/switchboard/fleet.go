@@ -41,6 +41,8 @@ type fleetAgent struct {
 	AsteriskVersion string     `json:"asterisk_version"`
 	AMI             string     `json:"ami"`
 	LiveCalls       int        `json:"live_calls"`
+	// Replica holds the PBX's tunnel when several replicas run clustered.
+	Replica string `json:"replica"`
 }
 
 type fleetTotals struct {
@@ -153,13 +155,22 @@ func fetchFleet(ctx context.Context, api *apiClient, q url.Values) (fleetPage, e
 }
 
 func printFleet(w io.Writer, f fleetPage, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PBX\tNAME\tENTERPRISE\tSTATUS\tSINCE / LAST SEEN\tAGENT\tASTERISK\tAMI\tCALLS")
-	for _, raw := range f.Agents {
-		var a fleetAgent
-		if err := json.Unmarshal(raw, &a); err != nil {
+	agents := make([]fleetAgent, len(f.Agents))
+	clustered := false
+	for i, raw := range f.Agents {
+		if err := json.Unmarshal(raw, &agents[i]); err != nil {
 			return fmt.Errorf("GET /v1/fleet: decode agent: %w", err)
 		}
+		clustered = clustered || agents[i].Replica != ""
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := "PBX\tNAME\tENTERPRISE\tSTATUS\tSINCE / LAST SEEN\tAGENT\tASTERISK\tAMI\tCALLS"
+	if clustered {
+		// Several replicas: which one holds each tunnel.
+		header += "\tREPLICA"
+	}
+	fmt.Fprintln(tw, header)
+	for _, a := range agents {
 		status, since, calls := "offline", "never seen", "-"
 		switch {
 		case a.Revoked:
@@ -173,8 +184,12 @@ func printFleet(w io.Writer, f fleetPage, now time.Time) error {
 		case a.LastSeen != nil:
 			since = age(now.Sub(*a.LastSeen)) + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, a.Enterprise, status, since,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", a.ID, a.Name, a.Enterprise, status, since,
 			dash(a.AgentVersion), dash(a.AsteriskVersion), a.AMI, calls)
+		if clustered {
+			fmt.Fprintf(tw, "\t%s", dash(a.Replica))
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

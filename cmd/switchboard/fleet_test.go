@@ -174,3 +174,38 @@ func TestAge(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetStatusClustered: asked of any replica, the table shows each
+// PBX once with the replica holding its tunnel.
+func TestFleetStatusClustered(t *testing.T) {
+	c := systemtest.NewCluster(t, 2, systemtest.Options{})
+	r0, r1 := c.Replicas[0], c.Replicas[1]
+	r0.Enterprise(t, "0367", "june")
+	p0 := r0.AddPBX(t, "0367", systemtest.PBXOptions{Name: "pbx-a"})
+	p1 := r1.AddPBX(t, "0367", systemtest.PBXOptions{Name: "pbx-b"})
+	admin := r0.JWT(t, "", "ops-1", "platform_admin")
+	for _, s := range c.Replicas {
+		var out string
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), []string{"fleet", "status", "--server", s.URL, "--token", admin}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			out = stdout.String()
+			if strings.Contains(out, "2 PBXs: 2 online") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^PBX\s+NAME.*CALLS\s+REPLICA$`),
+			regexp.MustCompile(`(?m)^` + p0.ID + `\s+pbx-a\s+0367\s+online.*\s+` + regexp.QuoteMeta(r0.URL) + `$`),
+			regexp.MustCompile(`(?m)^` + p1.ID + `\s+pbx-b\s+0367\s+online.*\s+` + regexp.QuoteMeta(r1.URL) + `$`),
+		} {
+			if !want.MatchString(out) {
+				t.Fatalf("fleet status via %s lacks %s:\n%s", s.URL, want, out)
+			}
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 )
 
 // TestMain removes the binaries the end-to-end tests built (tens of MB
@@ -13,7 +15,7 @@ import (
 // installing one right now): a test that wants one sets its own.
 func TestMain(m *testing.M) {
 	systemConfig = filepath.Join(os.TempDir(), "switchboard-test-no-system-config", "switchboard.conf")
-	code := m.Run()
+	code := storetest.Run(m) // the cluster tests use PostgreSQL
 	if err := bins.Remove(); err != nil {
 		fmt.Fprintln(os.Stderr, "remove test binaries:", err)
 	}

@@ -32,6 +32,7 @@ type serveFlags struct {
 	events                          eventsFlags
 	harden                          hardenFlags
 	conns                           connFlags
+	cluster                         clusterFlags
 }
 
 func (f *serveFlags) register(fs *pflag.FlagSet) {
@@ -55,6 +56,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	f.events.register(fs)
 	f.harden.register(fs)
 	f.conns.register(fs)
+	f.cluster.register(fs)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,6 +89,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer srv.Close()
 	ln, err := srv.Listen()
 	if err != nil {
+		return err
+	}
+	// Ready only once this replica may run (not beside a live replica it
+	// may not run with).
+	if err := srv.Register(ctx); err != nil {
+		ln.Close()
 		return err
 	}
 	_, _ = systemd.Ready()
@@ -128,6 +136,9 @@ func (f serveFlags) controlPlane() (controlplane.Config, error) {
 		return cfg, err
 	}
 	if err := f.conns.apply(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.cluster.apply(&cfg); err != nil {
 		return cfg, err
 	}
 	if f.metricsTokenFile != "" {

@@ -61,7 +61,11 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	tickets, err := auth.NewTickets(auth.TicketConfig{Now: cfg.Now, MaxPerEnterprise: cfg.MaxTicketsPerEnterprise})
+	tc := auth.TicketConfig{Now: cfg.Now, MaxPerEnterprise: cfg.MaxTicketsPerEnterprise}
+	if cfg.TicketKey != nil {
+		tc.Key, tc.Store = cfg.TicketKey, storeTickets{cfg.Store}
+	}
+	tickets, err := auth.NewTickets(tc)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +129,10 @@ type route struct {
 	authOnly bool
 	// signIn accepts a console sign-in link (sbl_…) as the bearer token.
 	signIn bool
-	handle func(c *call) error
+	// internal: a call between replicas; its access line is at debug
+	// level (the replica the client called logs the request).
+	internal bool
+	handle   func(c *call) error
 }
 
 func (rt *route) pattern() string {
@@ -259,9 +266,15 @@ func (c *call) authenticate() (auth.Principal, error) {
 		if c.r.Header.Get("Authorization") != "" {
 			return auth.Principal{}, invalidf("send either an Authorization header or ?ticket=, not both")
 		}
-		p, err := c.api.tickets.Redeem(ticket)
-		if err != nil {
+		ctx, cancel := c.storeCtx()
+		defer cancel()
+		p, err := c.api.tickets.Redeem(ctx, ticket)
+		switch {
+		case errors.Is(err, auth.ErrInvalidCredentials):
 			c.log.Info("ticket refused", "reason", err.Error())
+		case err != nil:
+			c.log.Error("redeem ticket", "err", err)
+			return auth.Principal{}, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the ticket could not be checked right now")
 		}
 		return p, err
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +62,15 @@ type AgentEndpoint interface {
 	Connect(w http.ResponseWriter, r *http.Request) error
 }
 
+// ClusterPeer serves internal calls from other replicas (the cluster
+// package): it authenticates the call (an error matching
+// cluster.ErrUnauthenticated is answered 401) and returns the reply body.
+type ClusterPeer interface {
+	HandleCall(ctx context.Context, h http.Header, body []byte) ([]byte, error)
+	// Unauthenticated reports whether err is a refused signature.
+	Unauthenticated(err error) bool
+}
+
 // Observer is told what the chain does (the control plane's metrics). Its
 // methods must not block.
 type Observer interface {
@@ -103,6 +113,13 @@ type Config struct {
 	// StoreFailing, when set, reports that agents' event batches are being
 	// refused by the store (held and retried): /readyz then says so.
 	StoreFailing func() (bool, error)
+	// Cluster, when set, serves the internal calls other replicas forward
+	// to this one (POST /cluster/v1/call); nil answers them 404.
+	Cluster ClusterPeer
+	// TicketKey, when set, MACs browser tickets with a key every replica
+	// shares, and tickets are kept in the store: a ticket issued by one
+	// replica is redeemed on any, once. Nil: in this process's memory.
+	TicketKey []byte
 	// Observer is told of every request and refusal; nil counts nothing.
 	Observer Observer
 	Logger   *slog.Logger

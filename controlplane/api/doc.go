@@ -4,8 +4,10 @@
 // events and their browser tickets, webhooks, the OpenAPI document), the
 // legacy routes that are byte-compatible drop-ins for the two services
 // Switchboard replaces (the SSH originate service and the Laravel hangup
-// endpoint), the health and metrics endpoints and the agents' tunnel
-// endpoint.
+// endpoint), the health and metrics endpoints, the agents' tunnel
+// endpoint, and the internal route other replicas forward requests to
+// (POST /cluster/v1/call, authenticated by the cluster's signature through
+// ClusterPeer, not by a client credential).
 //
 // Every route goes through one chain (middleware.go, api.go): request id,
 // panic recovery, body limit, authentication (through package auth: an
@@ -16,7 +18,9 @@
 // audit row of every mutating request, the access log and the metrics. It
 // is the only package that writes HTTP error bodies.
 //
-// Handlers reach PBXs only through fleet.Caller and fleet.Directory, the
+// Handlers reach PBXs only through fleet.Caller and fleet.Directory (the
+// cluster's when several replicas run: a PBX held by another replica is
+// forwarded to it), the
 // event stream, webhooks' URL rules and the call history through
 // *events.Service, and agents' tunnels through AgentEndpoint (the
 // gateway). Anything of another enterprise is a 404, exactly as if it did

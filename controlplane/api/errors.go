@@ -17,28 +17,29 @@ import (
 // Stable error codes of the v1 API ({"error":{"code":…}}). Codes are only
 // ever added; clients branch on them, never on messages.
 const (
-	CodeInvalidRequest      = "invalid_request"      // 400: a field is missing or malformed
-	CodePBXRequired         = "pbx_required"         // 400: the enterprise has several PBXs; name one
-	CodeUnauthorized        = "unauthorized"         // 401: missing or bad credentials
-	CodeForbidden           = "forbidden"            // 403: role or scope missing
-	CodeNotFound            = "not_found"            // 404: no such channel, call, PBX or route
-	CodeMethodNotAllowed    = "method_not_allowed"   // 405
-	CodeIdempotencyConflict = "idempotency_conflict" // 409: Idempotency-Key reused with another body
-	CodeConflict            = "conflict"             // 409: e.g. the enterprise's webhook limit
-	CodeOpDisabled          = "op_disabled"          // 403: the PBX's agent does not run this operation (its ops = …)
-	CodeCSRFFailed          = "csrf_failed"          // 403: a request with the console's session cookie lacks its CSRF header
-	CodeAgentTooOld         = "agent_too_old"        // 409: the PBX's agent predates the operation; upgrade it
-	CodeRequestTimeout      = "request_timeout"      // 408: the request body did not arrive in time
-	CodeBodyTooLarge        = "body_too_large"       // 413
-	CodeRateLimited         = "rate_limited"         // 429: credential or enterprise rate limit
-	CodePBXBusy             = "pbx_busy"             // 429: too many originates in flight on the PBX
-	CodeInternal            = "internal"             // 500
-	CodeAMIError            = "ami_error"            // 502: Asterisk refused the action
-	CodeAgentError          = "agent_error"          // 502: the agent failed the request
-	CodePBXOffline          = "pbx_offline"          // 503: the PBX's agent is not connected
-	CodeAMIDown             = "ami_down"             // 503: the agent has no AMI session
-	CodeUnavailable         = "unavailable"          // 503: the store did not answer
-	CodeAMITimeout          = "ami_timeout"          // 504: no answer before the AMI timeout
+	CodeInvalidRequest        = "invalid_request"         // 400: a field is missing or malformed
+	CodePBXRequired           = "pbx_required"            // 400: the enterprise has several PBXs; name one
+	CodeUnauthorized          = "unauthorized"            // 401: missing or bad credentials
+	CodeForbidden             = "forbidden"               // 403: role or scope missing
+	CodeNotFound              = "not_found"               // 404: no such channel, call, PBX or route
+	CodeMethodNotAllowed      = "method_not_allowed"      // 405
+	CodeIdempotencyConflict   = "idempotency_conflict"    // 409: Idempotency-Key reused with another body
+	CodeIdempotencyInProgress = "idempotency_in_progress" // 409: a request with this Idempotency-Key is still running (retry later)
+	CodeConflict              = "conflict"                // 409: e.g. the enterprise's webhook limit
+	CodeOpDisabled            = "op_disabled"             // 403: the PBX's agent does not run this operation (its ops = …)
+	CodeCSRFFailed            = "csrf_failed"             // 403: a request with the console's session cookie lacks its CSRF header
+	CodeAgentTooOld           = "agent_too_old"           // 409: the PBX's agent predates the operation; upgrade it
+	CodeRequestTimeout        = "request_timeout"         // 408: the request body did not arrive in time
+	CodeBodyTooLarge          = "body_too_large"          // 413
+	CodeRateLimited           = "rate_limited"            // 429: credential or enterprise rate limit
+	CodePBXBusy               = "pbx_busy"                // 429: too many originates in flight on the PBX
+	CodeInternal              = "internal"                // 500
+	CodeAMIError              = "ami_error"               // 502: Asterisk refused the action
+	CodeAgentError            = "agent_error"             // 502: the agent failed the request
+	CodePBXOffline            = "pbx_offline"             // 503: the PBX's agent is not connected
+	CodeAMIDown               = "ami_down"                // 503: the agent has no AMI session
+	CodeUnavailable           = "unavailable"             // 503: the store did not answer
+	CodeAMITimeout            = "ami_timeout"             // 504: no answer before the AMI timeout
 	// Call-centre operations.
 	CodeMemberNotDynamic = "member_not_dynamic" // 409: a queues.conf member cannot be removed through AMI
 	CodeNotConfirmed     = "not_confirmed"      // 502: Asterisk said Success but the events that must follow did not come
@@ -117,10 +118,20 @@ func asAPIError(err error) (e *Error, internal bool) {
 // agent's own messages are ours (validation text, Asterisk's short
 // answers), so they are passed on; Go error chains are not.
 func agentError(pbx string, timeout string, err error) *Error {
-	var pe *protocol.Error
+	var (
+		pe *protocol.Error
+		re *fleet.ReplicaError
+	)
 	switch {
+	case errors.As(err, &re):
+		// Another replica holds the PBX's tunnel and is dead or cannot be
+		// reached: the agent reconnects to a live replica within seconds.
+		msg := fmt.Sprintf("PBX %s is connected to control-plane replica %s, which %s; its agent reconnects to another replica: retry shortly", pbx, re.Replica, re.Reason)
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodePBXOffline, Message: msg, RetryAfter: 2}
 	case errors.Is(err, fleet.ErrOffline):
 		return errorf(http.StatusServiceUnavailable, CodePBXOffline, "PBX %s is not connected", pbx)
+	case errors.Is(err, fleet.ErrDirectoryDown):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the database did not say which control-plane replica holds PBX " + pbx + "; retry shortly", RetryAfter: 1}
 	case errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusGatewayTimeout, CodeAMITimeout, "PBX %s did not answer within %s", pbx, timeout)
 	case errors.As(err, &pe):

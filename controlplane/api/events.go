@@ -51,7 +51,9 @@ type ticketResponse struct {
 // issueTicket is POST /v1/events/ticket: a single-use ticket that opens
 // the WebSocket, for browsers that cannot set headers on it.
 func (a *API) issueTicket(c *call) error {
-	t, err := a.tickets.Issue(*c.principal, 0)
+	ctx, cancel := c.storeCtx()
+	defer cancel()
+	t, err := a.tickets.Issue(ctx, *c.principal, 0)
 	if errors.Is(err, auth.ErrTooManyTickets) {
 		a.cfg.Observer.RateLimited("event_tickets")
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: err.Error() + "; retry shortly", RetryAfter: 1}

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 )
@@ -15,15 +17,16 @@ import (
 // IdempotencyKeyHeader makes POST /v1/calls safe to retry: the first
 // successful result for a key is stored and replayed to every retry with
 // the same body; the same key with another body is 409. Failures are not
-// stored, so a retry after a 503 or 504 tries again.
+// stored, so a retry after a 503 or 504 tries again. The key is claimed
+// in the store before the PBX is called, so the same key sent to several
+// replicas at once is one call.
 const IdempotencyKeyHeader = "Idempotency-Key"
 
 // IdempotentReplayHeader is set on a replayed response.
 const IdempotentReplayHeader = "Idempotent-Replayed"
 
 // keyedMutex serialises requests carrying the same idempotency key in this
-// process, so two concurrent retries cannot both dial. (Across replicas
-// the store's first-writer-wins record is the last line of defence.)
+// process, so they wait here rather than poll the store's claim.
 type keyedMutex struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
@@ -57,22 +60,54 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 	}
 }
 
+// idemPoll is how often a request waits before asking again for a key
+// another request (on another replica) holds.
+const idemPoll = 20 * time.Millisecond
+
 // idemState is one request's idempotency bookkeeping.
 type idemState struct {
 	key, hash string
 	replayed  bool
 	release   func()
+	// token is the store's claim of the key while this request runs;
+	// stored: the PBX was called, so the claim is kept (completed by the
+	// result, or left to its lease if that could not be stored).
+	token  string
+	stored bool
+	c      *call
 }
 
+// unlock ends the request's hold on the key: a claim whose request
+// failed is given back, so a retry acts again.
 func (s *idemState) unlock() {
-	if s != nil && s.release != nil {
+	if s == nil {
+		return
+	}
+	if s.token != "" && !s.stored {
+		ctx, cancel := s.c.storeCtx()
+		if err := s.c.api.cfg.Store.ReleaseIdempotent(ctx, s.c.principal.EnterpriseID, s.key, s.token); err != nil {
+			// The claim's lease ends it.
+			s.c.log.Warn("release idempotency key", "err", err)
+		}
+		cancel()
+		s.token = ""
+	}
+	if s.release != nil {
 		s.release()
+		s.release = nil
 	}
 }
 
-// idempotency looks the request's key up. It returns replayed when the
-// reply was set from the stored first result; otherwise the caller must
-// unlock() when done and store() a success.
+// idemLease bounds a claim whose replica stopped during its request: the
+// request itself ends within the AMI timeout, and its result is stored
+// within a store timeout.
+func (a *API) idemLease() time.Duration { return a.cfg.AMITimeout + 2*a.cfg.StoreTimeout }
+
+// idempotency claims the request's key in the store before anything is
+// sent to a PBX, so the same key sent to two replicas at once is one
+// call: the second waits for the first's result and replays it. It
+// returns replayed when the reply was set from the stored first result;
+// otherwise the caller must unlock() when done and store() a success.
 func (c *call) idempotency(req any) (*idemState, error) {
 	key := c.r.Header.Get(IdempotencyKeyHeader)
 	if key == "" {
@@ -86,26 +121,55 @@ func (c *call) idempotency(req any) (*idemState, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(append([]byte(c.rt.pattern()+"\n"), body...))
-	st := &idemState{key: key, hash: hex.EncodeToString(sum[:])}
+	st := &idemState{key: key, hash: hex.EncodeToString(sum[:]), c: c}
 	st.release = c.api.idem.lock(strconv.FormatInt(c.principal.EnterpriseID, 10) + "\x00" + key)
-	ctx, cancel := c.storeCtx()
-	defer cancel()
-	rec, err := c.api.cfg.Store.GetIdempotent(ctx, c.principal.EnterpriseID, key)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return st, nil
-	case err != nil:
-		st.unlock()
-		if e := storeError(err); e != nil {
-			return nil, e
+	lease := c.api.idemLease()
+	giveUp := time.Now().Add(lease)
+	for {
+		ctx, cancel := c.storeCtx()
+		token, rec, err := c.api.cfg.Store.ClaimIdempotent(ctx, store.Idempotent{EnterpriseID: c.principal.EnterpriseID, Key: key, RequestHash: st.hash}, lease)
+		cancel()
+		switch {
+		case err == nil && token != "":
+			st.token = token
+			return st, nil
+		case err == nil:
+			st.unlock()
+			return st, c.replay(st, rec)
+		case errors.Is(err, store.ErrIdempotencyInFlight) && !rec.Matches(st.hash):
+			st.unlock()
+			return nil, errorf(http.StatusConflict, CodeIdempotencyConflict,
+				"%s %q was already used with a different request", IdempotencyKeyHeader, key)
+		case errors.Is(err, store.ErrIdempotencyInFlight) && time.Now().After(giveUp):
+			st.unlock()
+			return nil, &Error{Status: http.StatusConflict, Code: CodeIdempotencyInProgress, RetryAfter: int(lease / time.Second),
+				Message: fmt.Sprintf("a request with %s %q is still in progress; retry later", IdempotencyKeyHeader, key)}
+		case errors.Is(err, store.ErrIdempotencyInFlight):
+			// Another replica runs it: its result is replayed here.
+			t := time.NewTimer(idemPoll)
+			select {
+			case <-t.C:
+			case <-c.ctx().Done():
+				t.Stop()
+				st.unlock()
+				return nil, errorf(http.StatusServiceUnavailable, CodeUnavailable, "request canceled")
+			}
+		default:
+			st.unlock()
+			if e := storeError(err); e != nil {
+				return nil, e
+			}
+			return nil, err
 		}
-		return nil, err
-	case !rec.Matches(st.hash):
-		st.unlock()
-		return nil, errorf(http.StatusConflict, CodeIdempotencyConflict,
-			"%s %q was already used with a different request", IdempotencyKeyHeader, key)
 	}
-	st.unlock()
+}
+
+// replay sets the reply from the key's stored first result.
+func (c *call) replay(st *idemState, rec store.Idempotent) error {
+	if !rec.Matches(st.hash) {
+		return errorf(http.StatusConflict, CodeIdempotencyConflict,
+			"%s %q was already used with a different request", IdempotencyKeyHeader, st.key)
+	}
 	st.replayed = true
 	c.status, c.body = rec.StatusCode, rec.Body
 	c.setHeader(IdempotentReplayHeader, "true")
@@ -114,12 +178,12 @@ func (c *call) idempotency(req any) (*idemState, error) {
 	if json.Unmarshal(rec.Body, &prev) == nil {
 		c.audit.UniqueID, c.audit.AgentID, c.audit.Channel = prev.CallID, prev.PBX, prev.Channel
 	}
-	return st, nil
+	return nil
 }
 
 // store records the reply as the key's first result. A failure to store
 // is logged, not returned: the call was placed and the caller must learn
-// its id.
+// its id; the claim then holds the key until its lease ends.
 func (s *idemState) store(c *call) {
 	if s.key == "" {
 		return
@@ -129,8 +193,11 @@ func (s *idemState) store(c *call) {
 	_, err := c.api.cfg.Store.PutIdempotent(ctx, store.Idempotent{
 		EnterpriseID: c.principal.EnterpriseID, Key: s.key, RequestHash: s.hash, StatusCode: c.status, Body: c.body,
 	})
+	// Stored or not, the PBX was called: the claim is not given back (a
+	// retry replays the result, or waits for the claim's lease to end).
+	s.stored = true
 	if err != nil {
-		c.log.Error("idempotency record not stored; a retry would dial again", "err", err)
+		c.log.Error("idempotency record not stored; a retry after the key's lease would dial again", "err", err)
 	}
 	c.api.maybePruneIdempotency(c)
 }

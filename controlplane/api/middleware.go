@@ -195,6 +195,8 @@ func (a *API) accessLog(c *call, rec *recorder, start time.Time) {
 		level = slog.LevelWarn
 	case c.rt.longLived:
 		level = slog.LevelDebug // the gateway logs the session itself
+	case c.rt.internal:
+		level = slog.LevelDebug // the replica the client called logs the request
 	}
 	a.accessLogger.LogAttrs(c.r.Context(), level, "http request", attrs...)
 }

@@ -101,6 +101,9 @@ type pbxView struct {
 	LiveChannels    int        `json:"live_channels"`
 	LiveCalls       int        `json:"live_calls"`
 	StatusAt        *time.Time `json:"status_at,omitempty"`
+	// Replica is the control-plane replica holding the tunnel, when
+	// several run.
+	Replica string `json:"replica,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -118,6 +121,7 @@ func viewPBX(ag store.Agent, conn *fleet.Conn) pbxView {
 	}
 	st, at := conn.Status()
 	v.Connected = true
+	v.Replica = conn.Replica
 	v.ConnectedSince = timePtr(conn.ConnectedAt)
 	v.Hostname = conn.Hello.Hostname
 	v.AgentVersion = cmp.Or(st.AgentVersion, conn.Hello.AgentVersion)

@@ -26,7 +26,16 @@ func (a *API) RevokeAPIKeys(ids []string) (streams, tickets int) {
 	a.keys.forget(set)
 	for id := range set {
 		cred := auth.Principal{Kind: auth.KindAPIKey, ID: id}.CredentialID()
-		tickets += a.tickets.Revoke(cred)
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.StoreTimeout)
+		n, err := a.tickets.Revoke(ctx, cred)
+		cancel()
+		if err != nil {
+			// Its tickets expire within a minute; a redeem meanwhile
+			// authenticates with the revoked key, which the key check
+			// refuses no later than the key cache's TTL.
+			a.log.Warn("drop a revoked key's tickets", "credential", cred, "err", err)
+		}
+		tickets += n
 		streams += a.streams.close(cred, events.ErrCredentialRevoked)
 	}
 	return streams, tickets

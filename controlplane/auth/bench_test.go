@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -47,11 +48,11 @@ func BenchmarkTicketIssueRedeem(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := tk.Issue(ticketPrincipal, 0)
+		s, err := tk.Issue(context.Background(), ticketPrincipal, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := tk.Redeem(s); err != nil {
+		if _, err := tk.Redeem(context.Background(), s); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func FuzzRedeemTicket(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	valid, err := tk.Issue(ticketPrincipal, 0)
+	valid, err := tk.Issue(context.Background(), ticketPrincipal, 0)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func FuzzRedeemTicket(f *testing.F) {
 	f.Add(TicketPrefix)
 	f.Add(TicketPrefix + strings.Repeat("A", 75))
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := tk.Redeem(s)
+		p, err := tk.Redeem(context.Background(), s)
 		if err == nil && (s != valid || p.ID != ticketPrincipal.ID) {
 			t.Fatalf("redeemed %q as %+v", s, p)
 		}

@@ -2,11 +2,13 @@ package auth
 
 import (
 	"container/heap"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,11 +57,33 @@ type TicketConfig struct {
 	MaxPerEnterprise int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Key MACs the tickets; empty draws a random key at start. Replicas
+	// that share a Store share a Key (derived from the cluster secret).
+	Key []byte
+	// Store, if set, keeps outstanding tickets outside the process, so a
+	// ticket issued by one replica is redeemed on any, once; nil keeps
+	// them in memory (MaxOutstanding bounds them).
+	Store TicketStore
+}
+
+// TicketStore keeps tickets for several replicas (the control plane's
+// store). id is a digest of the ticket's random part.
+type TicketStore interface {
+	// Put stores a ticket, or fails with ErrTooManyTickets (wrapped) when
+	// the enterprise holds maxPerEnterprise.
+	Put(ctx context.Context, id string, p Principal, exp time.Time, maxPerEnterprise int) error
+	// Take deletes the ticket and returns what it was issued for; an
+	// error wrapping ErrInvalidTicket when it is not there.
+	Take(ctx context.Context, id string) (Principal, time.Time, error)
+	// Revoke deletes a credential's tickets and says how many.
+	Revoke(ctx context.Context, credentialID string) (int, error)
 }
 
 // Validate says what is wrong with c, if anything.
 func (c TicketConfig) Validate() error {
 	switch {
+	case len(c.Key) > 0 && len(c.Key) < 32:
+		return fmt.Errorf("tickets: Key is %d bytes; want at least 32", len(c.Key))
 	case c.TTL < 0:
 		return fmt.Errorf("tickets: TTL %v is negative", c.TTL)
 	case c.MaxTTL < 0:
@@ -77,12 +101,13 @@ func (c TicketConfig) Validate() error {
 // Tickets issues and redeems short-lived, single-use tickets that stand in
 // for a Principal where a browser cannot set an Authorization header (the
 // events WebSocket: GET /v1/events?ticket=…). A ticket is a random id and
-// an expiry, MACed with a key drawn at start-up, so tickets die with the
-// process and a forged or altered one is refused before any lookup. It is
-// safe for concurrent use.
+// an expiry, MACed with a key drawn at start-up (tickets then die with the
+// process) or given (TicketConfig.Key, with a TicketStore: any replica
+// redeems them), so a forged or altered one is refused before any lookup.
+// It is safe for concurrent use.
 type Tickets struct {
 	cfg TicketConfig
-	key [32]byte
+	key []byte
 
 	mu      sync.Mutex
 	pending map[ticketID]*pendingTicket
@@ -125,15 +150,25 @@ func NewTickets(cfg TicketConfig) (*Tickets, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Tickets{cfg: cfg, pending: make(map[ticketID]*pendingTicket), perEnt: make(map[int64]int)}
-	rand.Read(t.key[:])
+	t := &Tickets{cfg: cfg, key: cfg.Key, pending: make(map[ticketID]*pendingTicket), perEnt: make(map[int64]int)}
+	if len(t.key) == 0 {
+		t.key = make([]byte, 32)
+		rand.Read(t.key)
+	}
 	return t, nil
 }
 
+// storeID is a stored ticket's key: a digest of its random id, so the
+// store never holds what a ticket redeems with.
+func storeID(id ticketID) string {
+	sum := sha256.Sum256(id[:])
+	return hex.EncodeToString(sum[:])
+}
+
 // Issue returns a ticket for p valid for ttl (zero: the configured TTL;
-// capped at MaxTTL). It fails only with ErrTooManyTickets (this process
-// or p's enterprise holds as many as it may).
-func (t *Tickets) Issue(p Principal, ttl time.Duration) (string, error) {
+// capped at MaxTTL). It fails with ErrTooManyTickets (this process or p's
+// enterprise holds as many as it may), or with the Store's error.
+func (t *Tickets) Issue(ctx context.Context, p Principal, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = t.cfg.TTL
 	}
@@ -141,6 +176,12 @@ func (t *Tickets) Issue(p Principal, ttl time.Duration) (string, error) {
 	now := t.cfg.Now()
 	pt := &pendingTicket{p: p.clone(), exp: now.Add(ttl)}
 	rand.Read(pt.id[:])
+	if t.cfg.Store != nil {
+		if err := t.cfg.Store.Put(ctx, storeID(pt.id), pt.p, pt.exp, t.cfg.MaxPerEnterprise); err != nil {
+			return "", err
+		}
+		return t.encode(pt), nil
+	}
 
 	t.mu.Lock()
 	t.expireLocked(now)
@@ -156,17 +197,21 @@ func (t *Tickets) Issue(p Principal, ttl time.Duration) (string, error) {
 	t.pending[pt.id] = pt
 	heap.Push(&t.byExp, pt)
 	t.mu.Unlock()
+	return t.encode(pt), nil
+}
 
+func (t *Tickets) encode(pt *pendingTicket) string {
 	var raw [ticketPayloadLen + ticketMACLen]byte
 	copy(raw[:16], pt.id[:])
 	binary.BigEndian.PutUint64(raw[16:ticketPayloadLen], uint64(pt.exp.UnixNano()))
 	copy(raw[ticketPayloadLen:], t.mac(raw[:ticketPayloadLen]))
-	return TicketPrefix + base64.RawURLEncoding.EncodeToString(raw[:]), nil
+	return TicketPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 }
 
 // Redeem returns the Principal a ticket was issued for, once. Errors match
-// ErrInvalidCredentials and either ErrInvalidTicket or ErrTokenExpired.
-func (t *Tickets) Redeem(ticket string) (Principal, error) {
+// ErrInvalidCredentials and either ErrInvalidTicket or ErrTokenExpired,
+// or are the Store's.
+func (t *Tickets) Redeem(ctx context.Context, ticket string) (Principal, error) {
 	enc, ok := strings.CutPrefix(ticket, TicketPrefix)
 	if !ok || base64.RawURLEncoding.DecodedLen(len(enc)) != ticketPayloadLen+ticketMACLen {
 		return Principal{}, invalid(ErrInvalidTicket)
@@ -181,6 +226,19 @@ func (t *Tickets) Redeem(ticket string) (Principal, error) {
 	var id ticketID
 	copy(id[:], raw[:16])
 	now := t.cfg.Now()
+	if t.cfg.Store != nil {
+		p, exp, err := t.cfg.Store.Take(ctx, storeID(id))
+		if errors.Is(err, ErrInvalidTicket) {
+			return Principal{}, invalid(ErrInvalidTicket)
+		}
+		if err != nil {
+			return Principal{}, err
+		}
+		if !now.Before(exp) {
+			return Principal{}, invalid(ErrTokenExpired)
+		}
+		return p, nil
+	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -198,7 +256,10 @@ func (t *Tickets) Redeem(ticket string) (Principal, error) {
 // Revoke drops every unredeemed ticket issued to the credential (a
 // Principal's CredentialID) and says how many: the credential was revoked,
 // so what it was given must not be redeemed either.
-func (t *Tickets) Revoke(credentialID string) int {
+func (t *Tickets) Revoke(ctx context.Context, credentialID string) (int, error) {
+	if t.cfg.Store != nil {
+		return t.cfg.Store.Revoke(ctx, credentialID)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var drop []*pendingTicket
@@ -210,10 +271,11 @@ func (t *Tickets) Revoke(credentialID string) int {
 	for _, pt := range drop {
 		t.removeLocked(pt)
 	}
-	return len(drop)
+	return len(drop), nil
 }
 
-// Outstanding reports how many tickets await redemption (for metrics).
+// Outstanding reports how many tickets await redemption in this process
+// (for metrics; 0 with a Store).
 func (t *Tickets) Outstanding() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -221,7 +283,7 @@ func (t *Tickets) Outstanding() int {
 }
 
 func (t *Tickets) mac(payload []byte) []byte {
-	m := hmac.New(sha256.New, t.key[:])
+	m := hmac.New(sha256.New, t.key)
 	m.Write([]byte("switchboard ticket v1\x00"))
 	m.Write(payload)
 	return m.Sum(nil)

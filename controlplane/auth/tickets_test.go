@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -25,7 +26,7 @@ var ticketPrincipal = Principal{Kind: KindOperator, ID: "op-42", EnterpriseID: 7
 
 func TestTickets(t *testing.T) {
 	other, _ := newTickets(t, TicketConfig{})
-	foreign, err := other.Issue(ticketPrincipal, 0)
+	foreign, err := other.Issue(context.Background(), ticketPrincipal, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestTickets(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tk, clk := newTickets(t, TicketConfig{})
-			s, err := tk.Issue(ticketPrincipal, tc.ttl)
+			s, err := tk.Issue(context.Background(), ticketPrincipal, tc.ttl)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +66,7 @@ func TestTickets(t *testing.T) {
 				s = tc.mangle(s)
 			}
 			clk.Advance(tc.advance)
-			p, err := tk.Redeem(s)
+			p, err := tk.Redeem(context.Background(), s)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) || !errors.Is(err, ErrInvalidCredentials) {
 					t.Fatalf("Redeem error %v, want %v", err, tc.wantErr)
@@ -75,7 +76,7 @@ func TestTickets(t *testing.T) {
 			if err != nil || p.ID != "op-42" || p.EnterpriseID != 7 || p.Roles[0] != RoleSupervisor {
 				t.Fatalf("Redeem = %+v, %v", p, err)
 			}
-			if _, err := tk.Redeem(s); !errors.Is(err, ErrInvalidTicket) {
+			if _, err := tk.Redeem(context.Background(), s); !errors.Is(err, ErrInvalidTicket) {
 				t.Fatalf("second Redeem: %v, want ErrInvalidTicket (single use)", err)
 			}
 			if n := tk.Outstanding(); n != 0 {
@@ -96,29 +97,29 @@ func TestTicketsBounded(t *testing.T) {
 	tk, clk := newTickets(t, TicketConfig{MaxOutstanding: 3, TTL: 10 * time.Second})
 	var issued []string
 	for i := range 3 {
-		s, err := tk.Issue(ticketPrincipal, 0)
+		s, err := tk.Issue(context.Background(), ticketPrincipal, 0)
 		if err != nil {
 			t.Fatalf("ticket %d: %v", i, err)
 		}
 		issued = append(issued, s)
 		clk.Advance(time.Second)
 	}
-	if _, err := tk.Issue(ticketPrincipal, 0); !errors.Is(err, ErrTooManyTickets) {
+	if _, err := tk.Issue(context.Background(), ticketPrincipal, 0); !errors.Is(err, ErrTooManyTickets) {
 		t.Fatalf("4th ticket: %v, want ErrTooManyTickets", err)
 	}
 	// Redeeming frees a slot at once.
-	if _, err := tk.Redeem(issued[1]); err != nil {
+	if _, err := tk.Redeem(context.Background(), issued[1]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tk.Issue(ticketPrincipal, 0); err != nil {
+	if _, err := tk.Issue(context.Background(), ticketPrincipal, 0); err != nil {
 		t.Fatalf("after a redeem: %v", err)
 	}
 	// Expiry frees slots too: the first ticket expires 10 s after issue.
 	clk.Advance(8 * time.Second)
-	if _, err := tk.Issue(ticketPrincipal, 0); err != nil {
+	if _, err := tk.Issue(context.Background(), ticketPrincipal, 0); err != nil {
 		t.Fatalf("after the first expired: %v", err)
 	}
-	if _, err := tk.Redeem(issued[0]); !errors.Is(err, ErrInvalidTicket) {
+	if _, err := tk.Redeem(context.Background(), issued[0]); !errors.Is(err, ErrInvalidTicket) {
 		t.Fatalf("swept ticket: %v", err)
 	}
 	if n := tk.Outstanding(); n != 3 {
@@ -129,12 +130,12 @@ func TestTicketsBounded(t *testing.T) {
 func TestTicketPrincipalIsACopy(t *testing.T) {
 	tk, _ := newTickets(t, TicketConfig{})
 	p := ticketPrincipal.clone()
-	s, err := tk.Issue(p, 0)
+	s, err := tk.Issue(context.Background(), p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Roles[0] = RolePlatformAdmin
-	got, err := tk.Redeem(s)
+	got, err := tk.Redeem(context.Background(), s)
 	if err != nil || got.Roles[0] != RoleSupervisor {
 		t.Fatalf("ticket principal changed through the caller's slice: %+v, %v", got, err)
 	}
@@ -142,7 +143,7 @@ func TestTicketPrincipalIsACopy(t *testing.T) {
 
 func TestTicketRedeemedOnceUnderRace(t *testing.T) {
 	tk, _ := newTickets(t, TicketConfig{})
-	s, err := tk.Issue(ticketPrincipal, 0)
+	s, err := tk.Issue(context.Background(), ticketPrincipal, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestTicketRedeemedOnceUnderRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			if _, err := tk.Redeem(s); err == nil {
+			if _, err := tk.Redeem(context.Background(), s); err == nil {
 				ok.Add(1)
 			}
 		})
@@ -190,7 +191,7 @@ func TestTicketsPerEnterprise(t *testing.T) {
 	other.EnterpriseID, other.EnterpriseNumber = 8, "0420"
 	var first string
 	for i := range 5 {
-		s, err := tk.Issue(greedy, 0)
+		s, err := tk.Issue(context.Background(), greedy, 0)
 		if err != nil {
 			t.Fatalf("ticket %d: %v", i, err)
 		}
@@ -198,22 +199,22 @@ func TestTicketsPerEnterprise(t *testing.T) {
 			first = s
 		}
 	}
-	if _, err := tk.Issue(greedy, 0); !errors.Is(err, ErrTooManyTickets) {
+	if _, err := tk.Issue(context.Background(), greedy, 0); !errors.Is(err, ErrTooManyTickets) {
 		t.Fatalf("6th ticket of one enterprise: %v, want ErrTooManyTickets", err)
 	}
-	if _, err := tk.Issue(other, 0); err != nil {
+	if _, err := tk.Issue(context.Background(), other, 0); err != nil {
 		t.Fatalf("another enterprise: %v", err)
 	}
 	// Its share comes back as tickets are redeemed or expire.
-	if _, err := tk.Redeem(first); err != nil {
+	if _, err := tk.Redeem(context.Background(), first); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tk.Issue(greedy, 0); err != nil {
+	if _, err := tk.Issue(context.Background(), greedy, 0); err != nil {
 		t.Fatalf("after a redeem: %v", err)
 	}
 	clk.Advance(11 * time.Second)
 	for range 5 {
-		if _, err := tk.Issue(greedy, 0); err != nil {
+		if _, err := tk.Issue(context.Background(), greedy, 0); err != nil {
 			t.Fatalf("after expiry: %v", err)
 		}
 	}
@@ -225,30 +226,30 @@ func TestTicketsRevoke(t *testing.T) {
 	tk, _ := newTickets(t, TicketConfig{MaxPerEnterprise: 2})
 	key := Principal{Kind: KindAPIKey, ID: "key_a", EnterpriseID: 7, EnterpriseNumber: "0367"}
 	other := Principal{Kind: KindAPIKey, ID: "key_b", EnterpriseID: 7, EnterpriseNumber: "0367"}
-	t1, err := tk.Issue(key, 0)
+	t1, err := tk.Issue(context.Background(), key, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t2, err := tk.Issue(other, 0)
+	t2, err := tk.Issue(context.Background(), other, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := tk.Revoke(key.CredentialID()); n != 1 {
+	if n, _ := tk.Revoke(context.Background(), key.CredentialID()); n != 1 {
 		t.Fatalf("Revoke dropped %d tickets, want 1", n)
 	}
-	if _, err := tk.Redeem(t1); !errors.Is(err, ErrInvalidTicket) {
+	if _, err := tk.Redeem(context.Background(), t1); !errors.Is(err, ErrInvalidTicket) {
 		t.Fatalf("revoked credential's ticket: %v, want ErrInvalidTicket", err)
 	}
-	if p, err := tk.Redeem(t2); err != nil || p.ID != "key_b" {
+	if p, err := tk.Redeem(context.Background(), t2); err != nil || p.ID != "key_b" {
 		t.Fatalf("other credential's ticket: %+v, %v", p, err)
 	}
 	// The enterprise's two slots are free again.
 	for range 2 {
-		if _, err := tk.Issue(other, 0); err != nil {
+		if _, err := tk.Issue(context.Background(), other, 0); err != nil {
 			t.Fatalf("issue after revoke: %v", err)
 		}
 	}
-	if n := tk.Revoke(key.CredentialID()); n != 0 {
+	if n, _ := tk.Revoke(context.Background(), key.CredentialID()); n != 0 {
 		t.Fatalf("second Revoke dropped %d", n)
 	}
 }

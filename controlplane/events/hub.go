@@ -53,10 +53,10 @@ func (f Filter) Match(agentID, typ string) bool {
 }
 
 // Broker delivers published batches to the subscribers of their
-// enterprise. Hub is the in-process implementation; a multi-replica one
-// (PostgreSQL LISTEN/NOTIFY carrying enterprise and sequence range, with
-// subscribers reading the events back from the store) satisfies the same
-// interface. Publish must never block on a subscriber.
+// enterprise. Hub is the in-process implementation; the cluster package's
+// (PostgreSQL LISTEN/NOTIFY carrying enterprise and sequence range, the
+// events read back from the store by each replica with subscribers)
+// wraps a Hub. Publish must never block on a subscriber.
 type Broker interface {
 	Publish(b Batch)
 	Subscribe(enterpriseID int64, f Filter, buffer int) (*Subscription, error)
@@ -113,6 +113,26 @@ func (h *Hub) Subscribe(enterpriseID int64, f Filter, buffer int) (*Subscription
 	set[s] = struct{}{}
 	h.total++
 	return s, nil
+}
+
+// Subscribed reports whether the enterprise has subscribers here (a
+// broker spares the store reads of other replicas' batches nobody here
+// wants).
+func (h *Hub) Subscribed(enterpriseID int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[enterpriseID]) > 0
+}
+
+// Enterprises lists the enterprises with subscribers here.
+func (h *Hub) Enterprises() []int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]int64, 0, len(h.subs))
+	for id := range h.subs {
+		out = append(out, id)
+	}
+	return out
 }
 
 // Len is the number of subscribers (for metrics and tests).

@@ -38,6 +38,9 @@ func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
 	if !ok {
 		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, ErrNoDeadline)
 	}
+	if c.sess == nil {
+		return fmt.Errorf("call %s on agent %s: held by replica %s: %w", op, c.AgentID, c.Replica, ErrOffline)
+	}
 
 	select {
 	case <-c.sess.Done():

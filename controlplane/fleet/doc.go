@@ -12,7 +12,9 @@
 //
 // An agent that is not connected is ErrOffline at once: a request is
 // never queued and never routed to another PBX. Code outside this package
-// should depend on the small Caller and Directory interfaces, so a
-// multi-replica implementation (DESIGN "Scaling out": find the replica
-// holding the agent's tunnel and forward) can replace *Registry later.
+// depends on the small Caller and Directory interfaces: with several
+// replicas, the cluster package implements both (a request is forwarded to
+// the replica holding the agent's tunnel; another replica's session is a
+// view, NewView, with the holder in Conn.Replica), and a holder that is
+// dead or unreachable is a *ReplicaError, which matches ErrOffline.
 package fleet

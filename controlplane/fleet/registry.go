@@ -20,6 +20,41 @@ import (
 // wait for a reconnect or try another PBX.
 var ErrOffline = errors.New("pbx offline")
 
+// ErrDirectoryDown: which replica holds the agent's tunnel could not be
+// read (the store did not answer); nothing was sent.
+var ErrDirectoryDown = errors.New("cannot tell which control-plane replica holds the agent")
+
+// ReplicaError: the agent's tunnel is held by another control-plane
+// replica that is dead or cannot be reached. It matches ErrOffline: the
+// agent reconnects to a live replica by itself, and the caller retries.
+type ReplicaError struct {
+	AgentID string
+	// Replica names the holder (its URL, else its id).
+	Replica string
+	// Reason says what is wrong with it, in words for API users: "stopped
+	// answering its heartbeat", "cannot be reached".
+	Reason string
+	// Sent: the request may have reached the agent before the replica
+	// failed, so its outcome is unknown (a client's Idempotency-Key makes
+	// a retry safe).
+	Sent bool
+	Err  error
+}
+
+func (e *ReplicaError) Error() string {
+	s := fmt.Sprintf("agent %s is held by control-plane replica %s, which %s", e.AgentID, e.Replica, e.Reason)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrOffline) true.
+func (e *ReplicaError) Is(target error) bool { return target == ErrOffline }
+
+// Unwrap returns the transport error, if any.
+func (e *ReplicaError) Unwrap() error { return e.Err }
+
 // Caller routes one request to an agent wherever it is connected. The API
 // depends on this rather than on *Registry.
 type Caller interface {
@@ -57,7 +92,11 @@ type Conn struct {
 	// MaxFrameBytes bounds a response frame; zero means
 	// protocol.DefaultMaxFrameBytes. Set it before the first Call.
 	MaxFrameBytes int
+	// Replica names the control-plane replica holding the tunnel (its
+	// --replica-url) when several run; empty when one runs alone.
+	Replica string
 
+	// sess is nil for a view of a session another replica holds (NewView).
 	sess *tunnel.Session
 
 	mu       sync.Mutex
@@ -78,6 +117,18 @@ func NewConn(agentID string, enterpriseID int64, sess *tunnel.Session, hello pro
 	}
 }
 
+// NewView describes a session that another control-plane replica holds,
+// as that replica recorded it: the fleet view shows it like a local one.
+// It has no tunnel here: Call answers ErrOffline (requests go through a
+// cluster-aware Caller), Done is closed and Close does nothing.
+func NewView(agentID, sessionID, replica string, hello protocol.Hello, since time.Time, st protocol.Status, statusAt time.Time) *Conn {
+	return &Conn{AgentID: agentID, SessionID: sessionID, Replica: replica, Hello: hello, Protocol: hello.Protocol,
+		ConnectedAt: since, status: st, statusAt: statusAt}
+}
+
+// IsView reports whether c describes another replica's session (NewView).
+func (c *Conn) IsView() bool { return c.sess == nil }
+
 // Status returns the last status the agent reported and when it arrived;
 // the zero time if none yet.
 func (c *Conn) Status() (protocol.Status, time.Time) {
@@ -94,10 +145,22 @@ func (c *Conn) SetStatus(st protocol.Status, at time.Time) {
 }
 
 // Done is closed when the tunnel is gone.
-func (c *Conn) Done() <-chan struct{} { return c.sess.Done() }
+func (c *Conn) Done() <-chan struct{} {
+	if c.sess == nil {
+		return closedChan
+	}
+	return c.sess.Done()
+}
+
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // Close ends the tunnel; the agent will reconnect.
-func (c *Conn) Close() error { return c.sess.Close() }
+func (c *Conn) Close() error {
+	if c.sess == nil {
+		return nil
+	}
+	return c.sess.Close()
+}
 
 // Registry is the set of agents connected to this process, at most one
 // Conn per agent. It is safe for concurrent use.

@@ -9,6 +9,10 @@
 // the upgrade, and the api package, which routes GET /agent/v1/connect,
 // writes it in text for the agent to log.
 //
+// With several replicas, Config.Ownership records each session cluster-wide
+// once registered (the newest connection wins; a replica told of a newer
+// claim closes its own session) and releases it when it ends.
+//
 // It also bounds what one agent can cost (Limits): its event rate (past it
 // the ack waits, nothing is dropped), the streams it may open and the size
 // of its hello and status, and it keeps a session up while the store

@@ -80,6 +80,20 @@ type Config struct {
 	Version string
 	// Limits bound what one agent can make the control plane do.
 	Limits
+	// Ownership, if set, records cluster-wide which replica holds each
+	// agent's session (the cluster package): a session is claimed once
+	// registered, and released when it ends. A claim that fails ends the
+	// session (the agent redials): an agent is connected only where the
+	// store says so.
+	Ownership Ownership
+	// Replica names this replica on its sessions (fleet.Conn.Replica).
+	Replica string
+}
+
+// Ownership records which replica holds each agent's session.
+type Ownership interface {
+	Claim(ctx context.Context, conn *fleet.Conn) error
+	Release(conn *fleet.Conn)
 }
 
 // ErrAgentSilent ends a session whose agent sent no Status within
@@ -482,6 +496,20 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 	}
 	g.live[conn] = liveSession{cancel: cancel, done: done}
 	g.mu.Unlock()
+	conn.Replica = g.cfg.Replica
+	claimed := false
+	if g.cfg.Ownership != nil {
+		// Recorded before it is registered: once a request can reach the
+		// agent here, every replica can find it here.
+		if err := g.cfg.Ownership.Claim(ctx, conn); err != nil {
+			g.mu.Lock()
+			delete(g.live, conn)
+			g.mu.Unlock()
+			close(done)
+			return fmt.Errorf("record this replica as the agent's holder: %w", err)
+		}
+		claimed = true
+	}
 	g.cfg.Registry.Register(conn) // logs the replacement of an older connection
 	g.cfg.Observer.AgentConnected()
 	defer func() {
@@ -495,6 +523,11 @@ func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tu
 		delete(g.live, conn)
 		closing := g.closed
 		g.mu.Unlock()
+		if claimed && !closing {
+			// On Close the replica deregisters, releasing every claim in
+			// one statement.
+			g.cfg.Ownership.Release(conn)
+		}
 		written := g.markSeen(agent.ID, g.cfg.Now()) // the agent was here until now
 		if !closing {
 			waitSeen(written) // Close writes it at its end

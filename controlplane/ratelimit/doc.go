@@ -5,8 +5,11 @@
 //
 // Everything is in process memory and bounded: idle buckets are dropped,
 // and the number of buckets has a hard cap with least-recently-used
-// eviction. Several control-plane replicas each enforce their own limits;
-// a shared limit would need the store and is not done here.
+// eviction. Several control-plane replicas keep a limit cluster-wide by
+// sharing it (Config.Share): each of N live replicas admits 1/N of every
+// rate and burst, which adds up to the limit when the load balancer
+// spreads a credential's requests over them (round robin, least
+// connections). A client pinned to one replica gets its 1/N.
 //
 // The package knows nothing of HTTP or auth: the API passes a credential
 // id (auth.Principal.CredentialID) and an enterprise id, and turns a

@@ -44,6 +44,12 @@ type Config struct {
 	IdleTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Share, when set, is the number of control-plane replicas enforcing
+	// the same limits (the live replicas of a cluster): each bucket then
+	// admits 1/Share of its rate and burst, so a credential whose requests
+	// a load balancer spreads over the replicas gets about its rate in
+	// total. Nil or a value below 1 means 1.
+	Share func() int
 }
 
 func (c *Config) fillDefaults() {
@@ -111,6 +117,7 @@ func validTier(name string, r rate.Limit, burst int, idle time.Duration) error {
 // no goroutines.
 type Limiter struct {
 	now   func() time.Time
+	share func() int
 	creds *table[string]
 	ents  *table[int64]
 }
@@ -121,7 +128,7 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, err
 	}
 	cfg.fillDefaults()
-	l := &Limiter{now: cfg.Now}
+	l := &Limiter{now: cfg.Now, share: cfg.Share}
 	if cfg.PerCredential != rate.Inf {
 		l.creds = newTable[string](cfg.PerCredential, cfg.CredentialBurst, cfg.MaxKeys, cfg.IdleTTL)
 	}
@@ -158,6 +165,14 @@ func (l *Limiter) Allow(credentialID string, enterpriseID int64) (ok bool, retry
 	if cred != nil {
 		cred.mu.Lock()
 		defer cred.mu.Unlock()
+	}
+	if l.share != nil {
+		share := max(1, l.share())
+		for _, e := range []*entry{ent, cred} {
+			if e != nil {
+				e.setShare(share, now)
+			}
+		}
 	}
 	retryAfter = max(wait(cred, now), wait(ent, now))
 	if retryAfter > 0 {

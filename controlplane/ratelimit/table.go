@@ -50,6 +50,25 @@ type entry struct {
 	mu    sync.Mutex
 	lim   *rate.Limiter
 	limit rate.Limit // lim's, copied to avoid taking lim's lock to read it
+	// base and baseBurst are the tier's rate and burst; share divides
+	// them (the live replicas, each enforcing its part of a cluster-wide
+	// limit).
+	base      rate.Limit
+	baseBurst int
+	share     int
+}
+
+// setShare makes the bucket enforce 1/share of its tier's rate and burst
+// (at least one token of burst), keeping the tokens it holds. Call it
+// with e.mu held.
+func (e *entry) setShare(share int, now time.Time) {
+	if share == e.share {
+		return
+	}
+	e.share = share
+	e.limit = e.base / rate.Limit(share)
+	e.lim.SetLimitAt(now, e.limit)
+	e.lim.SetBurstAt(now, max(1, e.baseBurst/share))
 }
 
 func newTable[K comparable](limit rate.Limit, burst, max int, idle time.Duration) *table[K] {
@@ -72,7 +91,7 @@ func (t *table[K]) get(key K, now time.Time) *entry {
 		s.mu.Unlock()
 		return &e.entry
 	}
-	e := &node[K]{entry: entry{lim: rate.NewLimiter(t.limit, t.burst), limit: t.limit}, key: key, lastUsed: now}
+	e := &node[K]{entry: entry{lim: rate.NewLimiter(t.limit, t.burst), limit: t.limit, base: t.limit, baseBurst: t.burst, share: 1}, key: key, lastUsed: now}
 	s.m[key] = e
 	s.pushFront(e)
 	s.mu.Unlock()

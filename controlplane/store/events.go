@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -292,4 +293,36 @@ func (s *Store) LastEventSeq(ctx context.Context, enterpriseID int64) (int64, er
 		return 0, fmt.Errorf("last event seq: %w", err)
 	}
 	return seq, nil
+}
+
+// LastEventSeqs is LastEventSeq of several enterprises, in one query; an
+// enterprise without events is absent from the map.
+func (s *Store) LastEventSeqs(ctx context.Context, enterpriseIDs []int64) (map[int64]int64, error) {
+	out := make(map[int64]int64, len(enterpriseIDs))
+	for start := 0; start < len(enterpriseIDs); start += 500 {
+		ids := enterpriseIDs[start:min(start+500, len(enterpriseIDs))]
+		ph := make([]string, len(ids))
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT enterprise_id, last_seq FROM enterprise_event_seqs WHERE enterprise_id IN (`+strings.Join(ph, ", ")+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("last event seqs: %w", err)
+		}
+		for rows.Next() {
+			var id, seq int64
+			if err := rows.Scan(&id, &seq); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("last event seqs: %w", err)
+			}
+			out[id] = seq
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("last event seqs: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ func (s *Store) getIdempotent(ctx context.Context, q interface {
 }, enterpriseID int64, key string) (Idempotent, error) {
 	r := Idempotent{EnterpriseID: enterpriseID, Key: key}
 	err := q.QueryRowContext(ctx, `SELECT request_hash, status_code, response_body, created_at
-		FROM idempotency_keys WHERE enterprise_id = $1 AND key = $2`, enterpriseID, key).
+		FROM idempotency_keys WHERE enterprise_id = $1 AND key = $2 AND claim = ''`, enterpriseID, key).
 		Scan(&r.RequestHash, &r.StatusCode, &r.Body, dbTime{&r.CreatedAt})
 	if errors.Is(err, sql.ErrNoRows) {
 		return Idempotent{}, fmt.Errorf("idempotency key: %w", ErrNotFound)
@@ -68,7 +69,8 @@ func (s *Store) getIdempotent(ctx context.Context, q interface {
 }
 
 // PutIdempotent stores an outcome unless one is already stored for the
-// same key: the first writer wins. It returns the record that is stored:
+// same key: the first writer wins. It completes a pending claim of the key
+// (ClaimIdempotent), whoever holds it. It returns the record that is stored:
 // the caller's own, the earlier one for the same request (replay it), or
 // the earlier one with ErrIdempotencyMismatch when the request differs.
 func (s *Store) PutIdempotent(ctx context.Context, rec Idempotent) (Idempotent, error) {
@@ -85,9 +87,14 @@ func (s *Store) PutIdempotent(ctx context.Context, rec Idempotent) (Idempotent, 
 		rec.Body = []byte{} // NOT NULL; nil binds as NULL
 	}
 	rec.CreatedAt = s.now()
+	// A pending claim (ClaimIdempotent) is completed; a stored result is
+	// kept.
 	res, err := s.wdb.ExecContext(ctx, `INSERT INTO idempotency_keys
 		(enterprise_id, key, request_hash, status_code, response_body, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (enterprise_id, key) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (enterprise_id, key) DO UPDATE SET
+			request_hash = excluded.request_hash, status_code = excluded.status_code, response_body = excluded.response_body,
+			created_at = excluded.created_at, claim = '', claimed_until = NULL
+		WHERE idempotency_keys.claim <> ''`,
 		rec.EnterpriseID, rec.Key, rec.RequestHash, rec.StatusCode, rec.Body, s.d.timeArg(rec.CreatedAt))
 	if err != nil {
 		return Idempotent{}, fmt.Errorf("put idempotency key: %w", err)
@@ -118,4 +125,94 @@ func (s *Store) DeleteIdempotentBefore(ctx context.Context, t time.Time) (int64,
 		return 0, fmt.Errorf("prune idempotency keys: %w", err)
 	}
 	return n, nil
+}
+
+// ErrIdempotencyInFlight: another request holds the key's claim and is
+// running (on this replica or another). It matches ErrConflict too.
+var ErrIdempotencyInFlight = fmt.Errorf("a request with this idempotency key is in progress: %w", ErrConflict)
+
+// ClaimIdempotent claims rec's key (EnterpriseID, Key, RequestHash) for a
+// request about to act, before it acts, so the same key sent to two
+// replicas at once acts once. It returns one of:
+//   - a claim token: the key was free (or its claimer's lease ran out),
+//     and the caller acts, then stores its result with PutIdempotent or
+//     gives the claim back with ReleaseIdempotent;
+//   - the stored result (no token): compare it with Matches and replay it;
+//   - ErrIdempotencyInFlight, with the running request's record (compare
+//     its RequestHash): wait and ask again.
+//
+// lease bounds how long the claim holds if its claimer stops without
+// storing or releasing it.
+func (s *Store) ClaimIdempotent(ctx context.Context, rec Idempotent, lease time.Duration) (string, Idempotent, error) {
+	if err := validateIdempotencyKey(rec.EnterpriseID, rec.Key); err != nil {
+		return "", Idempotent{}, err
+	}
+	if rec.RequestHash == "" {
+		return "", Idempotent{}, invalid("idempotency request hash", "must not be empty")
+	}
+	if lease <= 0 {
+		return "", Idempotent{}, invalid("idempotency lease", "must be positive, got %v", lease)
+	}
+	for range 3 {
+		token, cur, err := s.claimIdempotent(ctx, rec, lease)
+		if !errors.Is(err, errClaimRace) {
+			return token, cur, err
+		}
+	}
+	return "", Idempotent{}, fmt.Errorf("idempotency key %q: %w", rec.Key, ErrIdempotencyInFlight)
+}
+
+// errClaimRace: the key's row went away between claimIdempotent's two
+// statements (released, pruned): ask again.
+var errClaimRace = errors.New("idempotency claim raced")
+
+func (s *Store) claimIdempotent(ctx context.Context, rec Idempotent, lease time.Duration) (string, Idempotent, error) {
+	token := rand.Text()
+	now := s.now()
+	until := s.d.timeArg(now.Add(lease))
+	// Insert a pending row, or take over one whose claimer's lease ran
+	// out; a stored result or a live claim is left alone.
+	res, err := s.wdb.ExecContext(ctx, `INSERT INTO idempotency_keys
+		(enterprise_id, key, request_hash, status_code, response_body, created_at, claim, claimed_until)
+		VALUES ($1, $2, $3, 0, $4, $5, $6, $7) ON CONFLICT (enterprise_id, key) DO UPDATE SET
+			request_hash = excluded.request_hash, created_at = excluded.created_at, claim = excluded.claim, claimed_until = excluded.claimed_until
+		WHERE idempotency_keys.claim <> '' AND idempotency_keys.claimed_until < $5`,
+		rec.EnterpriseID, rec.Key, rec.RequestHash, []byte{}, s.d.timeArg(now), token, until)
+	if err != nil {
+		return "", Idempotent{}, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return "", Idempotent{}, fmt.Errorf("claim idempotency key: %w", err)
+	} else if n == 1 {
+		return token, Idempotent{}, nil
+	}
+	cur := Idempotent{EnterpriseID: rec.EnterpriseID, Key: rec.Key}
+	var claim string
+	err = s.wdb.QueryRowContext(ctx, `SELECT request_hash, status_code, response_body, created_at, claim
+		FROM idempotency_keys WHERE enterprise_id = $1 AND key = $2`, rec.EnterpriseID, rec.Key).
+		Scan(&cur.RequestHash, &cur.StatusCode, &cur.Body, dbTime{&cur.CreatedAt}, &claim)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", Idempotent{}, errClaimRace
+	}
+	if err != nil {
+		return "", Idempotent{}, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if claim != "" {
+		return "", cur, fmt.Errorf("idempotency key %q: %w", rec.Key, ErrIdempotencyInFlight)
+	}
+	return "", cur, nil
+}
+
+// ReleaseIdempotent gives back a claim whose request failed, so a retry
+// with the same key acts again. A claim already completed or taken over is
+// left alone.
+func (s *Store) ReleaseIdempotent(ctx context.Context, enterpriseID int64, key, token string) error {
+	if token == "" {
+		return nil
+	}
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE enterprise_id = $1 AND key = $2 AND claim = $3`,
+		enterpriseID, key, token); err != nil {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
 }

@@ -125,6 +125,8 @@ type Store struct {
 
 	d   dialect
 	log *slog.Logger
+	// dsn opens connections outside the pools (Listen); PostgreSQL only.
+	dsn string
 	// db serves reads. wdb serves writes and transactions. They are the same
 	// pool on PostgreSQL; on SQLite wdb holds one connection, so this
 	// process's writers queue in Go rather than race for SQLite's single
@@ -272,7 +274,7 @@ func (s *Store) openPostgres(dsn string, cfg Config) error {
 	db.SetMaxOpenConns(cfg.PostgresMaxConns)
 	db.SetMaxIdleConns(cfg.PostgresMaxConns)
 	db.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
-	s.db, s.wdb = db, db
+	s.db, s.wdb, s.dsn = db, db, dsn
 	return nil
 }
 

@@ -22,7 +22,7 @@ var contained = []struct {
 	tests []string
 }{
 	{"github.com/hashicorp/yamux", []string{"protocol/tunnel"}, nil},
-	{"github.com/coder/websocket", []string{"protocol/tunnel", "controlplane/events", "cmd/switchboard"}, []string{"controlplane/api", "internal/realpbx"}},
+	{"github.com/coder/websocket", []string{"protocol/tunnel", "controlplane/events", "cmd/switchboard"}, []string{"controlplane/api", "controlplane/cluster", "internal/realpbx"}},
 	{"github.com/jackc/pgx", []string{"controlplane/store"}, nil},
 	{"modernc.org/sqlite", []string{"controlplane/store"}, nil},
 	// A browser driver: the web console's browser tests only, never code

@@ -7,8 +7,8 @@
 //   - github.com/coder/websocket: protocol/tunnel (the agent tunnel),
 //     controlplane/events (the /v1/events stream it serves) and
 //     cmd/switchboard (`switchboard events tail`, a client of that stream);
-//     the tests of controlplane/api and internal/realpbx too (clients of
-//     the stream), never their code.
+//     the tests of controlplane/api, controlplane/cluster and
+//     internal/realpbx too (clients of the stream), never their code.
 //   - github.com/jackc/pgx and modernc.org/sqlite: only controlplane/store.
 //     Test helpers reach PostgreSQL through the "pgx" database/sql driver the
 //     store registers (store/storetest), not by importing pgx.

@@ -81,6 +81,16 @@ type instance struct {
 // New starts a control plane that stops when the test ends.
 func New(t testing.TB, o Options) *Server {
 	t.Helper()
+	s := newServer(t, o, "", nil)
+	s.start(t)
+	return s
+}
+
+// newServer prepares a control plane on dsn (a new database of o.Engine
+// when empty), verifying operator tokens with jwtSecret (a new one when
+// nil). It does not start it.
+func newServer(t testing.TB, o Options, dsn string, jwtSecret []byte) *Server {
+	t.Helper()
 	if o.Engine == "" {
 		o.Engine = "sqlite"
 	}
@@ -88,7 +98,10 @@ func New(t testing.TB, o Options) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: o.Level}))
 	}
-	s := &Server{Logger: log, JWTSecret: []byte(rand.Text() + rand.Text()), cfg: o.Config}
+	if jwtSecret == nil {
+		jwtSecret = []byte(rand.Text() + rand.Text())
+	}
+	s := &Server{Logger: log, JWTSecret: jwtSecret, cfg: o.Config}
 	if s.cfg.API.JWT == nil {
 		v, err := auth.NewJWTVerifier(auth.JWTConfig{HMACSecret: s.JWTSecret})
 		if err != nil {
@@ -104,15 +117,17 @@ func New(t testing.TB, o Options) *Server {
 		s.cfg.Version = "test"
 	}
 	s.cfg.Logger = log
-	if o.Engine == "sqlite" {
+	switch {
+	case dsn != "":
+		s.cfg.DB = dsn
+	case o.Engine == "sqlite":
 		s.cfg.DB = storetest.SQLiteDSN(t)
-	} else {
+	default:
 		s.cfg.DB = storetest.PostgresDSN(t)
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second}
 	s.Client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
-	s.start(t)
 	return s
 }
 
@@ -170,6 +185,10 @@ func (s *Server) Restart(t testing.TB) {
 	s.current().stop()
 	s.start(t)
 }
+
+// Stop stops the control plane gracefully (SIGTERM's path: its agents'
+// tunnels close, it deregisters); Restart starts it again.
+func (s *Server) Stop() { s.current().stop() }
 
 func (s *Server) current() *instance {
 	s.mu.Lock()
@@ -266,6 +285,14 @@ type PBXOptions struct {
 	// RecordingsDir is the agent's recordings directory; give the fake
 	// amitest.WithRecordings of the same directory to have files there.
 	RecordingsDir string
+	// Token, when set, is an existing agent's token (the agent record is
+	// not created): a second process of that PBX, e.g. reconnecting to
+	// another replica.
+	Token string
+	// Servers are more control-plane URLs the agent may dial (its
+	// --server list, tried in random order); the server AddPBX is called
+	// on is always one of them.
+	Servers []string
 }
 
 // AddPBX starts an amitest server and a real agent for it, registered to
@@ -284,12 +311,26 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 	}
 	amiSrv := amitest.NewServer(t, o.AMI...)
 	ctx := context.Background()
-	ag, token, err := s.Store().CreateAgent(ctx, enterprise, o.Name, "inoffice")
+	var (
+		ag    store.Agent
+		token = o.Token
+		err   error
+	)
+	if token != "" {
+		ag, err = s.Store().AgentByToken(ctx, token)
+	} else {
+		ag, token, err = s.Store().CreateAgent(ctx, enterprise, o.Name, "inoffice")
+	}
 	if err != nil {
 		t.Fatalf("systemtest: create agent: %v", err)
 	}
+	var more []string
+	for _, u := range o.Servers {
+		more = append(more, "ws"+strings.TrimPrefix(u, "http"))
+	}
 	a, err := agent.New(agent.Config{
 		Server:                  "ws" + strings.TrimPrefix(s.URL, "http"),
+		MoreServers:             more,
 		Token:                   token,
 		AMI:                     ami.Config{Addr: amiSrv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
 		Context:                 "inoffice",
@@ -352,7 +393,7 @@ func (s *Server) waitReady(t testing.TB, p *PBX) {
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var res protocol.PingResult
-		last = s.CP().Registry().Call(ctx, p.ID, protocol.OpPing, nil, &res)
+		last = s.CP().Cluster().Call(ctx, p.ID, protocol.OpPing, nil, &res) // on the replica holding it
 		cancel()
 		if last == nil {
 			return
@@ -450,7 +491,7 @@ func (s *Server) WaitChannel(t testing.TB, pbxID, uniqueid string) protocol.Chan
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var res protocol.ChannelsResult
-		err := s.CP().Registry().Call(ctx, pbxID, protocol.OpChannels, nil, &res)
+		err := s.CP().Cluster().Call(ctx, pbxID, protocol.OpChannels, nil, &res)
 		cancel()
 		if err == nil {
 			for _, ch := range res.Channels {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,14 @@ const (
 	// DefaultMaxPendingEvents replaces the agent's 10,000 for the same
 	// reason: it only bounds a backlog, which the run keeps small.
 	DefaultMaxPendingEvents = 1000
+	// DefaultRollingRate is the calls per second a retrying client sends
+	// during the rolling restart of a cluster run.
+	DefaultRollingRate = 50
+	// DefaultSubscribers is how many enterprises of the killed replica's
+	// PBXs a cluster run subscribes to, on a surviving replica.
+	DefaultSubscribers = 20
+	// MaxReplicas bounds a cluster run.
+	MaxReplicas = 9
 	// DefaultAgentLogLevel keeps 10,000 agents' "tunnel down" warnings of
 	// a restart in the log file without flooding it at info level.
 	DefaultAgentLogLevel = "warn"
@@ -103,6 +112,18 @@ type Config struct {
 	HealthyAfter       time.Duration
 	AgentLogLevel      string
 
+	// Replicas > 1 runs that many control planes clustered on the
+	// PostgreSQL DB (see runCluster): the agents get every replica's URL
+	// (tried in random order), requests go to random replicas, one
+	// replica is killed and the others restarted one by one.
+	Replicas int
+	// RollingRate is the calls per second of the retrying client during
+	// a cluster run's rolling restart; negative skips the restart.
+	RollingRate int
+	// Subscribers is the enterprises of the killed replica's PBXs whose
+	// events are streamed from a surviving replica and checked.
+	Subscribers int
+
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
 	// CommandLine is shown in the report.
@@ -152,6 +173,15 @@ func (c *Config) fill() {
 	if c.AgentLogLevel == "" {
 		c.AgentLogLevel = DefaultAgentLogLevel
 	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.RollingRate == 0 {
+		c.RollingRate = DefaultRollingRate
+	}
+	if c.Subscribers == 0 {
+		c.Subscribers = DefaultSubscribers
+	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
@@ -186,6 +216,15 @@ func (c Config) Validate() error {
 	}
 	if c.RestartSignal != "kill" && c.RestartSignal != "term" {
 		errs = append(errs, fmt.Errorf("restart signal %q: want kill or term", c.RestartSignal))
+	}
+	if c.Replicas < 1 || c.Replicas > MaxReplicas {
+		errs = append(errs, fmt.Errorf("replicas %d: want 1-%d", c.Replicas, MaxReplicas))
+	}
+	if c.Replicas > 1 && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		errs = append(errs, errors.New("several replicas need a PostgreSQL --db (postgres://… naming an empty database)"))
+	}
+	if c.Replicas > 1 && c.Profile != "" {
+		errs = append(errs, errors.New("--profile runs one control plane: not with --replicas"))
 	}
 	if c.SubscriptionBuffer < 0 || c.MaxPendingEvents < 0 {
 		errs = append(errs, errors.New("subscription buffer and max pending events must not be negative"))

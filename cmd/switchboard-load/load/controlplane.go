@@ -32,6 +32,8 @@ type cpLauncher struct {
 	dir     string
 	base    string // http://127.0.0.1:port
 	started int
+	// name prefixes its log files: controlplane, replica-N.
+	name string
 }
 
 // cpProcess is one running control plane.
@@ -56,7 +58,7 @@ func newCPLauncher(cfg Config, dir string, plan *fleetPlan) (*cpLauncher, error)
 		argv = append([]string{cfg.Self, "controlplane"}, args...)
 	}
 	argv = append(argv, "--log-level", "warn")
-	return &cpLauncher{argv: argv, profile: cfg.Profile, dir: dir, base: "http://" + addr}, nil
+	return &cpLauncher{argv: argv, profile: cfg.Profile, dir: dir, base: "http://" + addr, name: "controlplane"}, nil
 }
 
 // freeLoopbackAddr finds a port nobody listens on. Another process could
@@ -73,7 +75,7 @@ func freeLoopbackAddr() (string, error) {
 // start runs the control plane and waits until it answers /healthz.
 func (l *cpLauncher) start(ctx context.Context) (*cpProcess, error) {
 	l.started++
-	logPath := filepath.Join(l.dir, fmt.Sprintf("controlplane-%d.log", l.started))
+	logPath := filepath.Join(l.dir, fmt.Sprintf("%s-%d.log", l.name, l.started))
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("control plane log: %w", err)

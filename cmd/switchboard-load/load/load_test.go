@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 	"github.com/switchboard-pbx/switchboard/internal/testbin"
 )
 
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
+	code := storetest.Run(m) // the cluster run uses PostgreSQL
 	if err := bins.Remove(); err != nil {
 		fmt.Fprintln(os.Stderr, "remove test binaries:", err)
 	}
@@ -111,6 +112,70 @@ func TestRunSmall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunCluster is a cluster run with six PBXs on three replicas: every
+// phase, including the SIGKILL of a replica, the subscribers' check and
+// the rolling restart, so the --replicas path does not rot.
+func TestRunCluster(t *testing.T) {
+	bin, err := buildSwitchboard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOADTEST_ROLE", "worker")
+	var progress bytes.Buffer
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{
+		Agents: 6, Workers: 1, Switchboard: bin, Self: self, Dir: dir, DB: storetest.PostgresDSN(t), Replicas: 3,
+		OriginateRate: 30, OriginateDuration: 500 * time.Millisecond, FleetQueries: 3, Settle: 500 * time.Millisecond,
+		CallRate: 5, CallHold: 200 * time.Millisecond, RollingRate: 10, Subscribers: 3,
+		Restart: true, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond, HealthyAfter: 100 * time.Millisecond,
+		ConnectTimeout: 30 * time.Second, ReconnectTimeout: 60 * time.Second,
+		Progress: &progress, CommandLine: "switchboard-load -n 6 --replicas 3",
+	})
+	if err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, progress.String(), logs(dir))
+	}
+	cr := res.Cluster
+	if cr == nil || len(cr.Replicas) != 3 {
+		t.Fatalf("cluster result %+v", cr)
+	}
+	total := 0
+	for i, rp := range cr.Replicas {
+		total += rp.Agents
+		if !rp.Idle.Sampled || rp.Fleet.Codes[200] != 3 {
+			t.Errorf("replica %d: %+v", i, rp)
+		}
+	}
+	if total != 6 {
+		t.Errorf("agents per replica add up to %d", total)
+	}
+	if o := res.Originate; o.Latency.Codes[201] != 15 {
+		t.Errorf("originate %+v, want 15 calls answered 201", o)
+	}
+	if cr.KilledIndex < 1 || cr.Recovered <= 0 || cr.RecoverErr != "" {
+		t.Errorf("kill: %+v", cr)
+	}
+	if cr.Subscribed == 0 || cr.EventsSeen == 0 || cr.EventsLost != 0 || cr.EventsDuplicated != 0 {
+		t.Errorf("subscribers: %d, %d events seen, %d lost, %d duplicated", cr.Subscribed, cr.EventsSeen, cr.EventsLost, cr.EventsDuplicated)
+	}
+	if cr.Rolling.Calls == 0 || cr.Rolling.Failed != 0 || cr.Rolling.OK != cr.Rolling.Calls {
+		t.Errorf("rolling restart: %+v", cr.Rolling)
+	}
+	var md bytes.Buffer
+	res.WriteMarkdown(&md)
+	for _, want := range []string{"Replica 2, all connected", "from replica 1", "SIGKILL of replica", "Rolling restart", "lost", "load average"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
+	t.Logf("%s\n%s", progress.String(), md.String())
 }
 
 func logs(dir string) string {

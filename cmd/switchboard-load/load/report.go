@@ -43,20 +43,25 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	fmt.Fprintln(w, "|---|---|---|")
 	row("Simulated PBXs", fmt.Sprintf("%s, each a real agent with its own fake Asterisk, in %s; %s enterprises with one API key each",
 		thousands(r.Agents), workers, thousands(r.Enterprises)), "10,000")
-	if r.Connect.All > 0 {
+	if r.Cluster != nil && r.Connect.All > 0 {
+		row(fmt.Sprintf("All connected (every agent dials at once, to one of the %d replicas' URLs in random order)", len(r.Cluster.Replicas)),
+			sec(r.Connect.All), "")
+		r.writeCluster(w, row, ms, mark)
+	} else if r.Connect.All > 0 {
 		row("All connected (every agent dials at once)", fmt.Sprintf("%s (50%% %s, 90%% %s, 99%% %s)",
 			sec(r.Connect.All), sec(r.Connect.Half), sec(r.Connect.P90), sec(r.Connect.P99)), "")
 	} else {
 		row("All connected", "not reached: "+r.ConnectErr, "")
 	}
-	if r.Idle.Sampled {
+	single := r.Cluster == nil
+	if single && r.Idle.Sampled {
 		row(fmt.Sprintf("Control plane RSS, all connected, idle %s", sec(c.Settle)),
 			fmt.Sprintf("%s (peak %s); %d fds, %d threads", mib(r.Idle.RSS), mib(r.Idle.PeakRSS), r.Idle.OpenFDs, r.Idle.Threads),
 			"≤ 1 GiB: "+mark(r.Idle.PeakRSS <= goalRSS))
 		row("Control plane CPU, all connected, idle", fmt.Sprintf("%.1f %% of one core (load processes %.0f %%, other processes %.0f %%; machine %.0f %% of %d cores busy)",
 			r.IdleCPU, r.LoadIdleCPU, others(r.MachineIdle, r.IdleCPU, r.LoadIdleCPU), r.MachineIdle, runtime.NumCPU()), "")
 	}
-	if r.FleetFull.Count > 0 {
+	if single && r.FleetFull.Count > 0 {
 		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` (%d KiB, %d sequential)", min(r.Agents, 10000), r.FleetBytes>>10, r.FleetFull.Count),
 			fmt.Sprintf("p50 %s, p99 %s", ms(r.FleetFull.P50), ms(r.FleetFull.P99)), "< 200 ms: "+mark(r.FleetFull.P99 < goalFleet))
 		if r.Agents > api.DefaultFleetPageSize {
@@ -66,7 +71,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 		row("`GET /v1/fleet?connected=false` (filtered)",
 			fmt.Sprintf("p50 %s, p99 %s", ms(r.FleetPage.P50), ms(r.FleetPage.P99)), "< 200 ms: "+mark(r.FleetPage.P99 < goalFleet))
 	}
-	if o := r.Originate; o.Target > 0 {
+	if o := r.Originate; single && o.Target > 0 {
 		row(fmt.Sprintf("`POST /v1/calls` at %s/s for %s, round robin over every PBX", thousands(c.OriginateRate), sec(c.OriginateDuration)),
 			fmt.Sprintf("p50 %s, p99 %s, max %s; %.0f/s achieved; %s%s; %d not sent (%d in flight)",
 				ms(o.Latency.P50), ms(o.Latency.P99), ms(o.Latency.Max), o.Achieved, o.Latency.codesString(), errorsSuffix(o.Errors), o.Missed, c.MaxInFlight),
@@ -76,7 +81,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 			others(r.MachineBusy, r.OriginateCPU, r.LoadCPU), r.MachineBusy),
 			"≤ 1 GiB: "+mark(r.AfterCalls.PeakRSS <= goalRSS))
 	}
-	if r.Restarted {
+	if single && r.Restarted {
 		res := "not all back: " + r.ReconnectErr
 		if r.Reconnect.All > 0 {
 			res = fmt.Sprintf("%s (50%% %s, 90%% %s, 99%% %s); the new process answered after %s",
@@ -100,8 +105,8 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 	if strings.HasPrefix(c.DB, "postgres") {
 		engine = "PostgreSQL"
 	}
-	fmt.Fprintf(w, "Machine: %s. Control plane: `%s` (%s store), a separate process measured from /proc.\n",
-		machine(), strings.Join(shortArgv(r.ControlArgv), " "), engine)
+	fmt.Fprintf(w, "Machine: %s; load average at the end %s (the machine is shared). Control plane: `%s` (%s store), a separate process measured from /proc.\n",
+		machine(), loadAvg(), strings.Join(shortArgv(r.ControlArgv), " "), engine)
 	fmt.Fprintf(w, "Agents: reconnect backoff %v–%v (the agent's defaults unless set), reset after a session of %v (sessions were %s old at the restart); "+
 		"AMI subscription buffer %d and pending-event bound %d instead of the agent's 8192 and 10,000, which are allocated or kept per agent "+
 		"and would cost the simulation gigabytes; direct calls on the fakes %.0f/s, %s each.\n",

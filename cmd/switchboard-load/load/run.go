@@ -61,6 +61,9 @@ type Result struct {
 	SessionAge     time.Duration // how long sessions had lived at the restart
 	AfterReconnect ProcSample
 
+	// Cluster is the part of a run with several replicas; nil otherwise.
+	Cluster *ClusterResult
+
 	Load            []WorkerStats // per worker, at the end
 	LoadRSS         int64         // workers + coordinator
 	CoordinatorRSS  int64
@@ -91,6 +94,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cleanup()
 	if err := r.provisionStore(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.Replicas > 1 {
+		return r.runCluster(ctx)
 	}
 	if err := r.startControlPlane(ctx); err != nil {
 		return nil, err
@@ -247,7 +253,7 @@ func (r *runner) stopControlPlane() {
 // stopFleet stops them.
 func (r *runner) startFleet(ctx context.Context) error {
 	var err error
-	r.workers, err = startWorkers(ctx, r.cfg, r.res.Workers, r.plan, r.launcher.base, r.dir)
+	r.workers, err = startWorkers(ctx, r.cfg, r.res.Workers, r.plan, []string{r.launcher.base}, r.dir)
 	if err != nil {
 		return err
 	}
@@ -289,14 +295,17 @@ func (r *runner) measure(ctx context.Context) (*Result, error) {
 
 // startWorkers splits the agents over the workers and waits until each
 // has its fakes listening.
-func startWorkers(ctx context.Context, cfg Config, n int, plan *fleetPlan, base, dir string) ([]*workerHandle, error) {
-	server := "ws" + strings.TrimPrefix(base, "http") + protocol.ConnectPath
+func startWorkers(ctx context.Context, cfg Config, n int, plan *fleetPlan, bases []string, dir string) ([]*workerHandle, error) {
+	servers := make([]string, len(bases))
+	for i, b := range bases {
+		servers[i] = "ws" + strings.TrimPrefix(b, "http") + protocol.ConnectPath
+	}
 	procs := max(n, 1)
 	var hs []*workerHandle
 	for i := range procs {
 		lo, hi := i*len(plan.Agents)/procs, (i+1)*len(plan.Agents)/procs
 		spec := WorkerSpec{
-			Index: i, Server: server, FakeHost: "127.0.0.1", Agents: plan.Agents[lo:hi],
+			Index: i, Server: servers[0], MoreServers: servers[1:], FakeHost: "127.0.0.1", Agents: plan.Agents[lo:hi],
 			SubscriptionBuffer: cfg.SubscriptionBuffer, MaxPendingEvents: cfg.MaxPendingEvents,
 			ReconnectMin: cfg.ReconnectMin, ReconnectMax: cfg.ReconnectMax, HealthyAfter: cfg.HealthyAfter,
 			CallRate: cfg.CallRate / float64(procs), CallHold: cfg.CallHold,

@@ -130,6 +130,11 @@ type OriginateResult struct {
 // originateLoad sends rate POST /v1/calls per second for d, spread over
 // the agents in turn (each with its enterprise's API key), open loop.
 func originateLoad(ctx context.Context, client *http.Client, base string, agents []SimAgent, rate int, d time.Duration, maxInFlight int) OriginateResult {
+	return originateLoadTo(ctx, client, func() string { return base }, agents, rate, d, maxInFlight)
+}
+
+// originateLoadTo is originateLoad with each request sent to pick().
+func originateLoadTo(ctx context.Context, client *http.Client, pick func() string, agents []SimAgent, rate int, d time.Duration, maxInFlight int) OriginateResult {
 	total := int(float64(rate) * d.Seconds())
 	res := OriginateResult{Target: total}
 	if total == 0 || len(agents) == 0 {
@@ -168,7 +173,7 @@ schedule:
 			continue
 		}
 		res.Sent++
-		a, body := agents[i%len(agents)], bodies[i%len(agents)]
+		a, body, base := agents[i%len(agents)], bodies[i%len(agents)], pick()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -30,10 +30,12 @@ const (
 
 // WorkerSpec is the first line a worker reads.
 type WorkerSpec struct {
-	Index    int        `json:"index"`
-	Server   string     `json:"server"`    // ws://host:port/agent/v1/connect
-	FakeHost string     `json:"fake_host"` // loopback address the fakes listen on
-	Agents   []SimAgent `json:"agents"`
+	Index  int    `json:"index"`
+	Server string `json:"server"` // ws://host:port/agent/v1/connect
+	// MoreServers are the other replicas' URLs (a cluster run).
+	MoreServers []string   `json:"more_servers,omitempty"`
+	FakeHost    string     `json:"fake_host"` // loopback address the fakes listen on
+	Agents      []SimAgent `json:"agents"`
 
 	SubscriptionBuffer int           `json:"subscription_buffer"`
 	MaxPendingEvents   int           `json:"max_pending_events"`
@@ -193,6 +195,7 @@ func newSim(spec WorkerSpec) (*sim, error) {
 		w.fakes = append(w.fakes, fake)
 		a, err := agent.New(agent.Config{
 			Server:             spec.Server,
+			MoreServers:        spec.MoreServers,
 			Token:              sa.Token,
 			AMI:                ami.Config{Addr: fake.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret},
 			Context:            "inoffice",

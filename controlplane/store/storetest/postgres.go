@@ -57,6 +57,12 @@ var (
 // stops the PostgreSQL server this package started, if any. Call it from
 // TestMain.
 func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is Main without the exit: it returns the tests' exit code, for a
+// TestMain that has more to clean up.
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
 	if err := shutdown(); err != nil {
@@ -65,7 +71,7 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 func shutdown() error {
