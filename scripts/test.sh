@@ -45,7 +45,9 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
 	$sudo apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends haproxy
 fi
-{ command -v haproxy || echo /usr/sbin/haproxy; } | xargs -I{} {} -v | head -n 1
+haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
+# sed, not head: it reads to the end, so haproxy never dies of SIGPIPE under pipefail.
+"$haproxy_bin" -v | sed -n 1p
 
 step "go test -race (SQLite and PostgreSQL)"
 go test -race -count=1 -timeout 25m ./...
