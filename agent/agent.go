@@ -120,8 +120,9 @@ func New(cfg Config) (*Agent, error) {
 			defer a.trackMu.Unlock()
 			a.tracker.ExpectHangup(uniqueid, by)
 		},
-		DTMF:        ops.FromClient(dtmf),
-		CallControl: cfg.CallControl,
+		ConfirmTimeout: cfg.ConfirmTimeout,
+		DTMF:           ops.FromClient(dtmf),
+		CallControl:    cfg.CallControl,
 		ExpectTransfer: func(uniqueid, by, mode, to string) {
 			a.trackMu.Lock()
 			defer a.trackMu.Unlock()
@@ -140,9 +141,8 @@ func New(cfg Config) (*Agent, error) {
 		Logger: a.log,
 		Now:    cfg.Now,
 
-		Queues:         ops.QueueConfig{MemberInterface: cfg.QueueMemberInterface},
-		Recordings:     a.recordingConfig(),
-		ConfirmTimeout: cfg.ConfirmTimeout,
+		Queues:     ops.QueueConfig{MemberInterface: cfg.QueueMemberInterface},
+		Recordings: a.recordingConfig(),
 	})
 	if err != nil {
 		return nil, err
@@ -189,9 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-// consume is the only reader of AMI events: it feeds the channel table
-// and the tracker in the order Asterisk sent them, and the tracker's
-// events to the outbox.
+// consume is the only reader of AMI events: it feeds the channel table,
+// the tracker and the handler's Observe in the order Asterisk sent them,
+// and the tracker's events to the outbox.
 func (a *Agent) consume(ctx context.Context, sub *ami.Subscription) error {
 	var retry <-chan time.Time
 	overflowing := false
@@ -206,12 +206,13 @@ func (a *Agent) consume(ctx context.Context, sub *ami.Subscription) error {
 				return nil
 			}
 			a.table.Apply(m)
-			a.handler.Observe(m) // confirms call-control operations
 			a.trackMu.Lock()
 			evs := a.tracker.Handle(m)
 			a.trackMu.Unlock()
 			overflowing = a.enqueue(evs, overflowing)
-			a.handler.ObserveQueues(m) // confirms queue and recording operations
+			// Last: an operation this event confirms answers once the
+			// table has the event and the events it makes are queued.
+			a.handler.Observe(m)
 			switch m.Event() {
 			case ami.EventConnected:
 				a.onConnected(ctx, m)

@@ -321,6 +321,8 @@ func TestConfigValidate(t *testing.T) {
 		{"in flight below a batch", func(c *agent.Config) { c.MaxBatchBytes, c.MaxInFlightBytes = 64<<10, 8<<10 }, "MaxInFlightBytes 8192 must be at least MaxBatchBytes"},
 		{"in flight over the window", func(c *agent.Config) { c.MaxInFlightBytes = 1 << 20 }, "MaxInFlightBytes 1048576"},
 		{"tiny field limit", func(c *agent.Config) { c.MaxEventFieldBytes = 10 }, "MaxEventFieldBytes"},
+		{"confirmation too short", func(c *agent.Config) { c.ConfirmTimeout = 10 * time.Millisecond }, "ConfirmTimeout 10ms is outside 100ms..1m"},
+		{"negative confirmation", func(c *agent.Config) { c.ConfirmTimeout = -time.Second }, "ConfirmTimeout -1s is outside"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,16 +28,3 @@ func (a *Agent) recordingConfig() ops.RecordingConfig {
 		},
 	}
 }
-
-// CallCentreStats counts what the queue and recording operations did
-// since the agent started (metrics).
-type CallCentreStats struct {
-	// Unconfirmed counts operations Asterisk accepted but whose
-	// confirming events did not come within ConfirmTimeout.
-	Unconfirmed uint64
-}
-
-// CallCentreStats returns the queue and recording operations' counters.
-func (a *Agent) CallCentreStats() CallCentreStats {
-	return CallCentreStats{Unconfirmed: a.handler.CallCentreUnconfirmed()}
-}

@@ -18,7 +18,8 @@ func dtmfSession(c ami.Config) ami.Config {
 	return c
 }
 
-// OpsStats reports the call-control counters (for metrics).
+// OpsStats reports the operations' counters (for metrics): those answered
+// not_confirmed, per op, and the attended transfers followed and refused.
 func (a *Agent) OpsStats() ops.Stats { return a.handler.Stats() }
 
 // DTMFSessionUp reports whether the second AMI session, the one PlayDTMF

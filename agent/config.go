@@ -108,15 +108,17 @@ type Config struct {
 	// sees it: recordings the agent starts go under it, and only those are
 	// served (default ops.DefaultRecordingsDir).
 	RecordingsDir string
-	// ConfirmTimeout bounds the wait for the events that confirm a queue
-	// or recording operation (default ops.DefaultConfirmTimeout).
+	// ConfirmTimeout bounds the wait for the events that confirm an
+	// operation (queue member changes, recordings, transfers, park and
+	// pickup, DTMF), within the request's deadline; past it the operation
+	// answers not_confirmed (default ops.DefaultConfirmTimeout; 100ms..1m).
 	ConfirmTimeout time.Duration
 	// MaxActiveRecordings bounds the recordings the agent runs at once
 	// (default ops.DefaultMaxActiveRecordings).
 	MaxActiveRecordings int
 	// CallControl bounds transfer, park, DTMF and mute (ops.CallControl):
-	// how long their confirming events may take, DTMF digits and
-	// durations, park timeouts, attended transfers followed at once.
+	// DTMF digits and durations, park timeouts, attended transfers
+	// followed at once.
 	CallControl ops.CallControl
 
 	// HeartbeatInterval is how often Status is sent when the control
@@ -211,8 +213,8 @@ func (c Config) Validate() error {
 	if err := (ops.RecordingConfig{Dir: c.RecordingsDir, MaxActive: c.MaxActiveRecordings}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("RecordingsDir: %w", err))
 	}
-	if c.ConfirmTimeout < 0 {
-		errs = append(errs, fmt.Errorf("ConfirmTimeout %v is negative", c.ConfirmTimeout))
+	if err := ops.CheckConfirmTimeout(c.ConfirmTimeout); err != nil {
+		errs = append(errs, err)
 	}
 	if err := (outbox.Config{MaxPending: c.MaxPendingEvents}).Validate(); err != nil {
 		errs = append(errs, err)

@@ -165,7 +165,10 @@ const (
 	//
 	// ErrCodeNotConfirmed: Asterisk answered Success but the events that
 	// must follow the action did not come within the agent's confirmation
-	// timeout: the operation did not happen, or not as asked.
+	// timeout (--confirm-timeout, cut to the request's deadline), or said
+	// it failed: the operation did not happen, or not as asked. The
+	// message says what was expected, for how long, and which AMI read
+	// class carries it.
 	ErrCodeNotConfirmed = "not_confirmed"
 	// ErrCodeConflict: the PBX's state refuses the request (a queue member
 	// already there, a call not answered yet).

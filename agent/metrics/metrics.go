@@ -59,16 +59,6 @@ func Handler(src Source) http.Handler {
 			return float64(src.StreamStats().AckWaits)
 		}),
 	)
-	if o, ok := src.(callCentreSource); ok {
-		reg.MustRegister(counter("switchboard_agent_queue_recording_unconfirmed_total", "Queue and recording operations Asterisk accepted whose confirming events did not follow within --confirm-timeout (answered not_confirmed).", func() float64 {
-			return float64(o.CallCentreStats().Unconfirmed)
-		}))
-	}
-	reg.MustRegister(callControlCollectors(src)...)
+	reg.MustRegister(opsCollectors(src)...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-}
-
-// callCentreSource is a Source that also counts its operations (*agent.Agent).
-type callCentreSource interface {
-	CallCentreStats() agent.CallCentreStats
 }

@@ -56,13 +56,15 @@ type ccFake struct {
 func (f *ccFake) OpsStats() ops.Stats { return f.stats }
 func (f *ccFake) DTMFSessionUp() bool { return f.dtmfUp }
 
-func TestCallControlMetrics(t *testing.T) {
-	f := &ccFake{stats: ops.Stats{Unconfirmed: map[string]uint64{"transfer": 2, "dtmf": 1}, Transfers: 3, TransfersRefused: 4}, dtmfUp: true}
+func TestOpsMetrics(t *testing.T) {
+	f := &ccFake{stats: ops.Stats{Unconfirmed: map[string]uint64{"transfer": 2, "dtmf": 1, "queue_member_pause": 3, "park": 0},
+		Transfers: 3, TransfersRefused: 4}, dtmfUp: true}
 	rec := httptest.NewRecorder()
 	Handler(f).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	out := rec.Body.String()
 	for _, want := range []string{
-		`switchboard_agent_call_control_unconfirmed_total{op="dtmf"} 1`, `switchboard_agent_call_control_unconfirmed_total{op="transfer"} 2`,
+		`switchboard_agent_operations_unconfirmed_total{op="dtmf"} 1`, `switchboard_agent_operations_unconfirmed_total{op="transfer"} 2`,
+		`switchboard_agent_operations_unconfirmed_total{op="queue_member_pause"} 3`, `switchboard_agent_operations_unconfirmed_total{op="park"} 0`,
 		"switchboard_agent_ami_dtmf_up 1", "switchboard_agent_attended_transfers 3", "switchboard_agent_attended_transfers_refused_total 4",
 	} {
 		if !strings.Contains(out, want+"\n") {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -13,82 +14,162 @@ import (
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
 
-// pbx is a handler wired to the fake Asterisk over real AMI, with a
-// channel table fed by the client's events, as the agent does it.
+// pbx is a handler on the fake Asterisk over real AMI, wired as the agent
+// wires it: one consumer of the main session's events feeds the channel
+// table and then the handler's Observe, in wire order, and resyncs the
+// table at each login; with setup.dtmf, PlayDTMF runs on a second session
+// (events off). It records the call tracker's transfer, park and pickup
+// hints.
 type pbx struct {
-	srv    *amitest.Server
-	client *ami.Client
-	table  *channels.Table
-	h      *Handler
+	srv      *amitest.Server
+	main     *ami.Client
+	dtmf     *ami.Client  // nil without setup.dtmf
+	dtmfSent *countingAMI // the actions sent on dtmf
+	table    *channels.Table
+	h        *Handler
+	hints    notes
 }
 
-func startPBX(t *testing.T) *pbx {
+// setup says how startPBX builds its handler: cfg with AMI, Channels and
+// (with dtmf) DTMF filled in, and the fake's options.
+type setup struct {
+	cfg    Config
+	server []amitest.Option
+	dtmf   bool
+}
+
+func startPBX(t testing.TB, s setup) *pbx {
 	t.Helper()
-	srv := amitest.NewServer(t)
-	client, err := ami.New(ami.Config{
-		Addr: srv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret,
-		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond,
-	})
+	srv := amitest.NewServer(t, s.server...)
+	dial := func(events string) *ami.Client {
+		c, err := ami.New(ami.Config{Addr: srv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret, Events: events,
+			ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	p := &pbx{srv: srv, main: dial("on"), table: channels.New(channels.Config{})}
+	cfg := s.cfg
+	cfg.AMI, cfg.Channels = FromClient(p.main), p.table
+	if s.dtmf {
+		p.dtmf = dial("off")
+		p.dtmfSent = &countingAMI{AMI: FromClient(p.dtmf)}
+		cfg.DTMF = p.dtmfSent
+	}
+	p.recordHints(&cfg)
+	h, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := channels.New(channels.Config{})
-	sub := client.Subscribe(4096)
+	p.h = h
+	sub := p.main.Subscribe(4096)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = client.Run(ctx) })
-	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-sub.C():
-				if !ok {
-					return
-				}
-				table.Apply(m)
-				if m.Event() == ami.EventConnected {
-					if res, err := client.List(ctx, ami.NewAction("CoreShowChannels")); err == nil {
-						table.Replace(res.Items)
-					}
-				}
-			}
-		}
-	})
+	wg.Go(func() { _ = p.main.Run(ctx) })
+	if p.dtmf != nil {
+		wg.Go(func() { _ = p.dtmf.Run(ctx) })
+	}
+	wg.Go(func() { p.consume(ctx, sub) })
 	t.Cleanup(func() {
+		h.Close()
 		cancel()
 		wg.Wait()
 		sub.Close()
-		_ = client.Close()
+		_ = p.main.Close()
+		if p.dtmf != nil {
+			_ = p.dtmf.Close()
+		}
 	})
-	h, err := New(Config{AMI: FromClient(client), Channels: table})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	p := &pbx{srv: srv, client: client, table: table, h: h}
-	p.eventually(t, "AMI login and first resync", func() bool { return client.Connected() && table.Synced() })
+	p.eventually(t, "AMI login and the first resync", func() bool {
+		return p.main.Connected() && (p.dtmf == nil || p.dtmf.Connected()) && p.table.Synced()
+	})
 	return p
 }
 
-func (p *pbx) eventually(t *testing.T, what string, cond func() bool) {
+// consume is the agent's event consumer, as far as the handler needs it.
+func (p *pbx) consume(ctx context.Context, sub *ami.Subscription) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			p.table.Apply(m)
+			p.h.Observe(m)
+			if m.Event() == ami.EventConnected {
+				if res, err := p.main.List(ctx, ami.NewAction("CoreShowChannels")); err == nil {
+					p.table.Replace(res.Items)
+				}
+			}
+		}
+	}
+}
+
+// recordHints makes cfg's call-control hooks that cfg leaves unset record
+// what they are told.
+func (p *pbx) recordHints(cfg *Config) {
+	if cfg.ExpectTransfer == nil {
+		cfg.ExpectTransfer = func(uid, by, mode, to string) {
+			p.hints.add(fmt.Sprintf("transfer %s by=%s %s to=%s", uid, by, mode, to))
+		}
+	}
+	if cfg.ExpectPark == nil {
+		cfg.ExpectPark = func(uid, by string) { p.hints.add(fmt.Sprintf("park %s by=%s", uid, by)) }
+	}
+	if cfg.ExpectPickup == nil {
+		cfg.ExpectPickup = func(pick, parked, by string) { p.hints.add(fmt.Sprintf("pickup %s of %s by=%s", pick, parked, by)) }
+	}
+}
+
+// notes is a log of what happened, safe for concurrent use.
+type notes struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (n *notes) add(s string) {
+	n.mu.Lock()
+	n.list = append(n.list, s)
+	n.mu.Unlock()
+}
+
+func (n *notes) all() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.list...)
+}
+
+func (p *pbx) eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s; fake's channels: %+v", what, names(p.srv.Channels()))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-func (p *pbx) do(t *testing.T, op string, args any) protocol.Response {
-	t.Helper()
-	return call(p.h, request(op, args))
+func names(chans []amitest.ChannelInfo) []string {
+	var out []string
+	for _, c := range chans {
+		out = append(out, fmt.Sprintf("%s[%s %s@%s br=%.8s]", c.Name, c.State, c.Exten, c.Context, c.BridgeID))
+	}
+	return out
+}
+
+// do runs one request as the tunnel does, with a deadline of d.
+func (p *pbx) do(op string, args any, d time.Duration) protocol.Response {
+	req := request(op, args)
+	req.Deadline = time.Now().Add(d)
+	return call(p.h, req)
 }
 
 func TestAgainstFakeAsterisk(t *testing.T) {
-	p := startPBX(t)
+	p := startPBX(t, setup{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
@@ -139,7 +220,7 @@ func TestAgainstFakeAsterisk(t *testing.T) {
 
 	// Monitor of an extension with no call: not found, nothing sent.
 	before := len(p.srv.Actions())
-	if resp := p.do(t, protocol.OpMonitor, protocol.MonitorArgs{Mode: "spy", Target: "777", From: "151"}); resp.Error == nil || resp.Error.Code != protocol.ErrCodeNotFound {
+	if resp := p.do(protocol.OpMonitor, protocol.MonitorArgs{Mode: "spy", Target: "777", From: "151"}, 5*time.Second); resp.Error == nil || resp.Error.Code != protocol.ErrCodeNotFound {
 		t.Errorf("monitor of idle 777: %+v", resp)
 	}
 	if after := len(p.srv.Actions()); after != before {
@@ -160,7 +241,7 @@ func TestAgainstFakeAsterisk(t *testing.T) {
 	})
 
 	// Asterisk's "No such channel" for a forced hangup.
-	if resp := p.do(t, protocol.OpHangup, protocol.HangupArgs{Channel: "PJSIP/999-deadbeef", Force: true}); resp.Error == nil || resp.Error.Code != protocol.ErrCodeNotFound {
+	if resp := p.do(protocol.OpHangup, protocol.HangupArgs{Channel: "PJSIP/999-deadbeef", Force: true}, 5*time.Second); resp.Error == nil || resp.Error.Code != protocol.ErrCodeNotFound {
 		t.Errorf("forced hangup of unknown channel: %+v", resp)
 	}
 
@@ -179,15 +260,15 @@ func TestAgainstFakeAsterisk(t *testing.T) {
 	p.eventually(t, "every channel to end", func() bool { return len(p.srv.Channels()) == 0 && len(p.table.List()) == 0 })
 
 	// Ping is a real AMI round trip.
-	if resp := p.do(t, protocol.OpPing, nil); resp.Error != nil {
+	if resp := p.do(protocol.OpPing, nil, 5*time.Second); resp.Error != nil {
 		t.Errorf("ping: %+v", resp.Error)
 	}
 }
 
 func TestFakeAsteriskDown(t *testing.T) {
-	p := startPBX(t)
+	p := startPBX(t, setup{})
 	p.srv.Close()
-	p.eventually(t, "the client to notice", func() bool { return !p.client.Connected() })
+	p.eventually(t, "the client to notice", func() bool { return !p.main.Connected() })
 	for _, tc := range []struct {
 		op   string
 		args any
@@ -197,12 +278,12 @@ func TestFakeAsteriskDown(t *testing.T) {
 		{protocol.OpHangup, protocol.HangupArgs{All: true}},
 		{protocol.OpChannels, nil},
 	} {
-		if resp := p.do(t, tc.op, tc.args); resp.Error == nil || resp.Error.Code != protocol.ErrCodeAMIDown {
+		if resp := p.do(tc.op, tc.args, 5*time.Second); resp.Error == nil || resp.Error.Code != protocol.ErrCodeAMIDown {
 			t.Errorf("%s with AMI down: %+v", tc.op, resp)
 		}
 	}
 	// Validation still comes first.
-	if resp := p.do(t, protocol.OpOriginate, protocol.OriginateArgs{From: "x", To: "151"}); resp.Error == nil || resp.Error.Code != protocol.ErrCodeInvalid {
+	if resp := p.do(protocol.OpOriginate, protocol.OriginateArgs{From: "x", To: "151"}, 5*time.Second); resp.Error == nil || resp.Error.Code != protocol.ErrCodeInvalid {
 		t.Errorf("invalid originate with AMI down: %+v", resp)
 	}
 	if st := p.h.Status(); st.AMI != protocol.AMIDown {
@@ -211,7 +292,7 @@ func TestFakeAsteriskDown(t *testing.T) {
 }
 
 func TestTimeoutFromFakeAsterisk(t *testing.T) {
-	p := startPBX(t)
+	p := startPBX(t, setup{})
 	p.srv.SetActionDelay("Ping", 2*time.Second)
 	req := request(protocol.OpPing, nil)
 	req.Deadline = time.Now().Add(100 * time.Millisecond)

@@ -16,11 +16,6 @@ import (
 // CallControl bounds and paces the call-control operations (transfer,
 // park, DTMF, mute). Zero fields take the Default* values below.
 type CallControl struct {
-	// ConfirmTimeout is how long an operation waits for the events that
-	// prove it happened (BlindTransfer, Hold, AttendedTransfer, Unhold,
-	// ParkedCall, UnParkedCall, DTMFEnd) before it answers
-	// not_confirmed. Capped by the request's own deadline.
-	ConfirmTimeout time.Duration
 	// MaxDTMFDigits bounds the digits of one DTMF request.
 	MaxDTMFDigits int
 	// DTMFDuration is a digit's length when the request does not say;
@@ -37,13 +32,12 @@ type CallControl struct {
 
 // Defaults of CallControl.
 const (
-	DefaultCallConfirmTimeout = 3 * time.Second
-	DefaultMaxDTMFDigits      = 32
-	DefaultDTMFDuration       = 100 * time.Millisecond // PlayDTMF's own default
-	DefaultMinDTMFDuration    = 40 * time.Millisecond
-	DefaultMaxDTMFDuration    = 2 * time.Second
-	DefaultMaxParkTimeout     = time.Hour
-	DefaultMaxTransfers       = 256
+	DefaultMaxDTMFDigits   = 32
+	DefaultDTMFDuration    = 100 * time.Millisecond // PlayDTMF's own default
+	DefaultMinDTMFDuration = 40 * time.Millisecond
+	DefaultMaxDTMFDuration = 2 * time.Second
+	DefaultMaxParkTimeout  = time.Hour
+	DefaultMaxTransfers    = 256
 	// dtmfGap is what one digit costs beyond its duration when the agent
 	// checks that a request's digits fit in its deadline: an AMI round
 	// trip and the DTMFEnd that confirms it.
@@ -56,7 +50,6 @@ func (c *CallControl) fill() {
 			*p = v
 		}
 	}
-	def(&c.ConfirmTimeout, DefaultCallConfirmTimeout)
 	def(&c.DTMFDuration, DefaultDTMFDuration)
 	def(&c.MinDTMFDuration, DefaultMinDTMFDuration)
 	def(&c.MaxDTMFDuration, DefaultMaxDTMFDuration)
@@ -74,9 +67,6 @@ func (c CallControl) Validate() error {
 	var errs []error
 	f := c
 	f.fill()
-	if f.ConfirmTimeout < 100*time.Millisecond || f.ConfirmTimeout > time.Minute {
-		errs = append(errs, fmt.Errorf("ConfirmTimeout %v is outside 100ms..1m", f.ConfirmTimeout))
-	}
 	if f.MaxDTMFDigits < 1 || f.MaxDTMFDigits > 256 {
 		errs = append(errs, fmt.Errorf("MaxDTMFDigits %d is outside 1..256", f.MaxDTMFDigits))
 	}
@@ -97,10 +87,12 @@ func (c CallControl) Validate() error {
 	return nil
 }
 
-// Stats are the call-control counters the agent's metrics show.
+// Stats are the operations' counters the agent's metrics show.
 type Stats struct {
-	// Unconfirmed counts, per op, the operations Asterisk accepted whose
-	// confirming events did not come within ConfirmTimeout.
+	// Unconfirmed counts, per op, the operations answered not_confirmed:
+	// Asterisk accepted them but the events that must follow did not
+	// come within ConfirmTimeout, or said they failed. Every op that is
+	// confirmed is there, at zero until it first goes unconfirmed.
 	Unconfirmed map[string]uint64
 	// Transfers is the attended transfers followed now.
 	Transfers int
@@ -109,10 +101,10 @@ type Stats struct {
 	TransfersRefused uint64
 }
 
-// Stats reports the call-control counters.
+// Stats reports the operations' counters.
 func (h *Handler) Stats() Stats {
 	n, refused := h.xfers.counts()
-	return Stats{Unconfirmed: h.unconfirmed.snapshot(), Transfers: n, TransfersRefused: refused}
+	return Stats{Unconfirmed: h.unconfirmedOps.snapshot(), Transfers: n, TransfersRefused: refused}
 }
 
 // errCallState is a call in a state the operation cannot act on.

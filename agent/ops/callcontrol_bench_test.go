@@ -22,7 +22,7 @@ func BenchmarkRequestsDuringDTMF(b *testing.B) {
 		shared bool
 	}{{"second_session", false}, {"shared_session", true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			p := startCallPBX(b, bc.shared, nil)
+			p := startCallPBX(b, bc.shared)
 			id := p.call(b, false, "150", "+375296254070")
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup

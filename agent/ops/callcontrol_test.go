@@ -9,130 +9,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/agent/channels"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
 
-// ccPBX is a handler on the fake Asterisk with two AMI sessions, as the
-// agent runs it: the main one (events, every operation) and the DTMF one
-// (events off, PlayDTMF only). Its consumer feeds the channel table and
-// Observe in wire order, and it records the tracker hints.
-type ccPBX struct {
-	srv        *amitest.Server
-	main, dtmf *ami.Client
-	dtmfSent   *countingAMI
-	table      *channels.Table
-	h          *Handler
-
-	mu    sync.Mutex
-	hints []string
-}
-
-func startCallPBX(t testing.TB, shareDTMF bool, mod func(*Config)) *ccPBX {
+// startCallPBX is startPBX as the call-control tests use it: the fake's
+// transfer feature reads its digits fast and calls are answered at once;
+// PlayDTMF runs on the second AMI session, unless shareDTMF.
+func startCallPBX(t testing.TB, shareDTMF bool) *pbx {
 	t.Helper()
-	srv := amitest.NewServer(t, amitest.WithTransferDigitTimeout(30*time.Millisecond), amitest.WithAnswerWait(-1))
-	dial := func(events string) *ami.Client {
-		c, err := ami.New(ami.Config{Addr: srv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret, Events: events,
-			ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	p := &ccPBX{srv: srv, main: dial("on"), dtmf: dial("off"), table: channels.New(channels.Config{})}
-	p.dtmfSent = &countingAMI{AMI: FromClient(p.dtmf)}
-	cfg := Config{AMI: FromClient(p.main), Channels: p.table, DTMF: p.dtmfSent,
-		CallControl: CallControl{ConfirmTimeout: 2 * time.Second},
-		ExpectTransfer: func(uid, by, mode, to string) {
-			p.hint(fmt.Sprintf("transfer %s by=%s %s to=%s", uid, by, mode, to))
-		},
-		ExpectPark:   func(uid, by string) { p.hint(fmt.Sprintf("park %s by=%s", uid, by)) },
-		ExpectPickup: func(pick, parked, by string) { p.hint(fmt.Sprintf("pickup %s of %s by=%s", pick, parked, by)) },
-	}
-	if shareDTMF {
-		cfg.DTMF = nil
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	h, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.h = h
-	sub := p.main.Subscribe(4096)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = p.main.Run(ctx) })
-	wg.Go(func() { _ = p.dtmf.Run(ctx) })
-	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-sub.C():
-				if !ok {
-					return
-				}
-				p.table.Apply(m)
-				h.Observe(m)
-				if m.Event() == ami.EventConnected {
-					if res, err := p.main.List(ctx, ami.NewAction("CoreShowChannels")); err == nil {
-						p.table.Replace(res.Items)
-					}
-				}
-			}
-		}
-	})
-	t.Cleanup(func() {
-		h.Close()
-		cancel()
-		wg.Wait()
-		sub.Close()
-		_ = p.main.Close()
-		_ = p.dtmf.Close()
-	})
-	p.eventually(t, "both AMI sessions and the first resync", func() bool {
-		return p.main.Connected() && p.dtmf.Connected() && p.table.Synced()
-	})
-	return p
-}
-
-func (p *ccPBX) hint(s string) {
-	p.mu.Lock()
-	p.hints = append(p.hints, s)
-	p.mu.Unlock()
-}
-
-func (p *ccPBX) hinted() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.hints...)
-}
-
-func (p *ccPBX) eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; fake's channels: %+v", what, names(p.srv.Channels()))
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func names(chans []amitest.ChannelInfo) []string {
-	var out []string
-	for _, c := range chans {
-		out = append(out, fmt.Sprintf("%s[%s %s@%s br=%.8s]", c.Name, c.State, c.Exten, c.Context, c.BridgeID))
-	}
-	return out
+	return startPBX(t, setup{dtmf: !shareDTMF,
+		server: []amitest.Option{amitest.WithTransferDigitTimeout(30 * time.Millisecond), amitest.WithAnswerWait(-1)}})
 }
 
 // call places a call and waits until the agent's table has it bridged.
-func (p *ccPBX) call(t testing.TB, features bool, from, to string) string {
+func (p *pbx) call(t testing.TB, features bool, from, to string) string {
 	t.Helper()
 	start := p.srv.StartCall
 	if features {
@@ -154,14 +46,7 @@ func (p *ccPBX) call(t testing.TB, features bool, from, to string) string {
 	return id
 }
 
-// do runs one request as the tunnel does, with a deadline of d.
-func (p *ccPBX) do(op string, args any, d time.Duration) protocol.Response {
-	req := request(op, args)
-	req.Deadline = time.Now().Add(d)
-	return call(p.h, req)
-}
-
-func (p *ccPBX) sent(action string) int {
+func (p *pbx) sent(action string) int {
 	n := 0
 	for _, m := range p.srv.Actions() {
 		if strings.EqualFold(m.Action(), action) {
@@ -171,7 +56,7 @@ func (p *ccPBX) sent(action string) int {
 	return n
 }
 
-func (p *ccPBX) channel(match func(amitest.ChannelInfo) bool) (amitest.ChannelInfo, bool) {
+func (p *pbx) channel(match func(amitest.ChannelInfo) bool) (amitest.ChannelInfo, bool) {
 	for _, c := range p.srv.Channels() {
 		if match(c) {
 			return c, true
@@ -204,7 +89,7 @@ func wantCode(t *testing.T, what string, resp protocol.Response, code, contains 
 }
 
 func TestBlindTransfer(t *testing.T) {
-	p := startCallPBX(t, false, nil)
+	p := startCallPBX(t, false)
 	id := p.call(t, true, "150", "+375296254070")
 	res := decode[protocol.TransferResult](t, p.do(protocol.OpTransfer,
 		protocol.TransferArgs{CallID: id, Transferer: "150", To: "160", Mode: protocol.TransferBlind, By: "key_1"}, 4*time.Second))
@@ -218,7 +103,7 @@ func TestBlindTransfer(t *testing.T) {
 		_, op := p.channel(prefixed("Local/150@"))
 		return ok && cust.Exten == "160" && cust.Context == "inoffice" && !op
 	})
-	if h := p.hinted(); len(h) != 1 || !strings.Contains(h[0], "by=key_1 blind to=160") {
+	if h := p.hints.all(); len(h) != 1 || !strings.Contains(h[0], "by=key_1 blind to=160") {
 		t.Errorf("tracker hints %q", h)
 	}
 	if p.sent("ShowDialPlan") != 1 || p.sent("BlindTransfer") != 1 {
@@ -229,7 +114,7 @@ func TestBlindTransfer(t *testing.T) {
 // TestTransferRefusedBeforeAMI: every refusal that the agent can decide
 // itself sends no transfer action at all.
 func TestTransferRefusedBeforeAMI(t *testing.T) {
-	p := startCallPBX(t, false, nil)
+	p := startCallPBX(t, false)
 	id := p.call(t, true, "150", "+375296254070")
 	plain := p.call(t, false, "151", "+375296254071")
 	for _, tc := range []struct {
@@ -266,7 +151,7 @@ func TestTransferRefusedBeforeAMI(t *testing.T) {
 }
 
 func TestAttendedTransferCancelThenComplete(t *testing.T) {
-	p := startCallPBX(t, false, nil)
+	p := startCallPBX(t, false)
 	id := p.call(t, true, "150", "+375296254070")
 	attended := func(to string) protocol.TransferResult {
 		t.Helper()
@@ -313,13 +198,13 @@ func TestAttendedTransferCancelThenComplete(t *testing.T) {
 		_, op := p.channel(prefixed("Local/150@"))
 		return ok && target.BridgeID != "" && target.BridgeID == cust.BridgeID && !op
 	})
-	if st := p.h.Stats(); st.Transfers != 0 || len(st.Unconfirmed) != 0 {
+	if st := p.h.Stats(); st.Transfers != 0 || st.Unconfirmed[protocol.OpTransfer]+st.Unconfirmed[protocol.OpTransferComplete]+st.Unconfirmed[protocol.OpTransferCancel] != 0 {
 		t.Errorf("stats after the transfers %+v", st)
 	}
 }
 
 func TestParkParkedPickup(t *testing.T) {
-	p := startCallPBX(t, false, nil)
+	p := startCallPBX(t, false)
 	id := p.call(t, false, "150", "+375296254070")
 	wantCode(t, "unknown lot", p.do(protocol.OpPark, protocol.ParkArgs{CallID: id, Parker: "150", Lot: "nosuchlot"}, 4*time.Second),
 		protocol.ErrCodeInvalid, "its lots: default, operators")
@@ -348,14 +233,14 @@ func TestParkParkedPickup(t *testing.T) {
 	if list := decode[protocol.ParkedResult](t, p.do(protocol.OpParked, protocol.ParkedArgs{Lot: "default"}, 4*time.Second)); len(list.Parked) != 0 {
 		t.Errorf("still parked: %+v", list)
 	}
-	h := p.hinted()
+	h := p.hints.all()
 	if len(h) != 2 || !strings.HasPrefix(h[0], "park ") || !strings.Contains(h[1], "pickup "+pick.PickupCallID+" of "+id+" by=op-7") {
 		t.Errorf("hints %q", h)
 	}
 }
 
 func TestMute(t *testing.T) {
-	p := startCallPBX(t, false, nil)
+	p := startCallPBX(t, false)
 	id := p.call(t, false, "150", "+375296254070")
 	res := decode[protocol.MuteResult](t, p.do(protocol.OpMute, protocol.MuteArgs{CallID: id, Party: "150", Direction: protocol.MuteIn, Muted: true}, 4*time.Second))
 	if !res.Muted || !strings.HasPrefix(res.Channel, "Local/150@inoffice-") {
@@ -377,40 +262,27 @@ func TestMute(t *testing.T) {
 // answered, and what the test notes between.
 type countingAMI struct {
 	AMI
-	mu   sync.Mutex
-	sent []string
+	notes
 }
 
 func (c *countingAMI) Action(ctx context.Context, m *ami.Message) (*ami.Message, error) {
 	what := m.Action() + " " + m.Get("Digit")
-	c.note(what)
+	c.add(what)
 	r, err := c.AMI.Action(ctx, m)
 	if m.Get("Duration") == "2000" {
-		c.note("answered " + what)
+		c.add("answered " + what)
 	}
 	return r, err
 }
 
-func (c *countingAMI) note(s string) {
-	c.mu.Lock()
-	c.sent = append(c.sent, s)
-	c.mu.Unlock()
-}
-
-func (c *countingAMI) actions() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.sent...)
-}
-
 func TestDTMF(t *testing.T) {
-	p := startCallPBX(t, false, nil)
+	p := startCallPBX(t, false)
 	id := p.call(t, false, "150", "+375296254070")
 	res := decode[protocol.DTMFResult](t, p.do(protocol.OpDTMF, protocol.DTMFArgs{CallID: id, Party: "+375296254070", Digits: "12#", DurationMS: 50}, 4*time.Second))
 	if res.Digits != "12#" || res.DurationMS != 50 || !strings.HasPrefix(res.Channel, "Local/+375296254070@") {
 		t.Fatalf("dtmf %+v", res)
 	}
-	if got := strings.Join(p.dtmfSent.actions(), ","); got != "PlayDTMF 1,PlayDTMF 2,PlayDTMF #" {
+	if got := strings.Join(p.dtmfSent.all(), ","); got != "PlayDTMF 1,PlayDTMF 2,PlayDTMF #" {
 		t.Errorf("on the DTMF session: %s", got)
 	}
 	for _, tc := range []struct {
@@ -425,7 +297,7 @@ func TestDTMF(t *testing.T) {
 	} {
 		wantCode(t, tc.args.Digits, p.do(protocol.OpDTMF, tc.args, 4*time.Second), protocol.ErrCodeInvalid, tc.msg)
 	}
-	if n := len(p.dtmfSent.actions()); n != 3 {
+	if n := len(p.dtmfSent.all()); n != 3 {
 		t.Errorf("%d PlayDTMF sent, want only the first request's 3", n)
 	}
 }
@@ -438,7 +310,7 @@ func TestDTMF(t *testing.T) {
 // made meanwhile reaches the channel table at once.
 // (BenchmarkRequestsDuringDTMF measures their latency.)
 func TestDTMFDoesNotStallOtherRequests(t *testing.T) {
-	p := startCallPBX(t, false, nil)
+	p := startCallPBX(t, false)
 	id := p.call(t, false, "150", "+375296254070")
 	dtmfDone := make(chan protocol.Response, 1)
 	go func() {
@@ -465,7 +337,7 @@ func TestDTMFDoesNotStallOtherRequests(t *testing.T) {
 			if resp.Error != nil {
 				errs <- fmt.Sprintf("request %d: %+v", i, resp.Error)
 			}
-			p.dtmfSent.note("request answered")
+			p.dtmfSent.add("request answered")
 		})
 	}
 	// An event made while the digit plays reaches the table.
@@ -473,7 +345,7 @@ func TestDTMFDoesNotStallOtherRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.eventually(t, "the new call in the table", func() bool { _, ok := p.table.LiveForExtension("152"); return ok })
-	p.dtmfSent.note("event seen")
+	p.dtmfSent.add("event seen")
 	wg.Wait()
 	close(errs)
 	for e := range errs {
@@ -482,87 +354,9 @@ func TestDTMFDoesNotStallOtherRequests(t *testing.T) {
 	if resp := <-dtmfDone; resp.Error != nil {
 		t.Fatalf("dtmf: %+v", resp.Error)
 	}
-	log := p.dtmfSent.actions()
+	log := p.dtmfSent.all()
 	if len(log) != 53 || log[0] != "PlayDTMF 5" || log[len(log)-1] != "answered PlayDTMF 5" {
 		t.Fatalf("order of what happened: %q", log)
-	}
-}
-
-// TestNotConfirmed: Asterisk answers Success but the event that must
-// follow never comes (the fake AMI below answers every action and sends no
-// event): not_confirmed, counted per op.
-func TestNotConfirmed(t *testing.T) {
-	f := newFakeAMI()
-	f.list = &ami.ListResult{Items: []*ami.Message{item("Event", "ListDialplan", "Extension", "_1XX")}}
-	tab := channels.New(channels.Config{})
-	bridge := "b1"
-	tab.Replace([]*ami.Message{
-		item("Event", "CoreShowChannel", "Channel", "Local/150@inoffice-00000001;1", "Uniqueid", "9.1", "Linkedid", "9.1", "ChannelStateDesc", "Up", "BridgeId", bridge),
-		item("Event", "CoreShowChannel", "Channel", "Local/+375296254070@inoffice-00000002;1", "Uniqueid", "9.3", "Linkedid", "9.1", "ChannelStateDesc", "Up", "BridgeId", bridge),
-	})
-	h, err := New(Config{AMI: f, Channels: tab, CallControl: CallControl{ConfirmTimeout: 100 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	for _, tc := range []struct {
-		op   string
-		args any
-	}{
-		{protocol.OpTransfer, protocol.TransferArgs{CallID: "9.1", Transferer: "150", To: "160", Mode: protocol.TransferBlind}},
-		{protocol.OpPark, protocol.ParkArgs{CallID: "9.1", Parker: "150"}},
-		{protocol.OpDTMF, protocol.DTMFArgs{CallID: "9.1", Party: "150", Digits: "5"}},
-	} {
-		wantCode(t, tc.op, call(h, request(tc.op, tc.args)), protocol.ErrCodeNotConfirmed, "it may not have happened")
-	}
-	if u := h.Stats().Unconfirmed; u[protocol.OpTransfer] != 1 || u[protocol.OpPark] != 1 || u[protocol.OpDTMF] != 1 {
-		t.Errorf("unconfirmed %v", u)
-	}
-}
-
-// TestCallControlLostWithAMI: when the AMI connection drops while an
-// operation waits for the events that confirm it, the operation answers
-// ami_down (it may or may not have run) at once instead of waiting out
-// its confirmation timeout and calling it not_confirmed.
-func TestCallControlLostWithAMI(t *testing.T) {
-	f := newFakeAMI()
-	f.list = &ami.ListResult{Items: []*ami.Message{item("Event", "ListDialplan", "Extension", "_1XX")}}
-	tab := channels.New(channels.Config{})
-	tab.Replace([]*ami.Message{
-		item("Event", "CoreShowChannel", "Channel", "Local/150@inoffice-00000001;1", "Uniqueid", "9.1", "Linkedid", "9.1", "ChannelStateDesc", "Up", "BridgeId", "b1"),
-		item("Event", "CoreShowChannel", "Channel", "Local/+375296254070@inoffice-00000002;1", "Uniqueid", "9.3", "Linkedid", "9.1", "ChannelStateDesc", "Up", "BridgeId", "b1"),
-	})
-	const timeout = 30 * time.Second
-	h, err := New(Config{AMI: f, Channels: tab, CallControl: CallControl{ConfirmTimeout: timeout}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	for _, tc := range []struct {
-		op   string
-		args any
-	}{
-		{protocol.OpTransfer, protocol.TransferArgs{CallID: "9.1", Transferer: "150", To: "160", Mode: protocol.TransferBlind}},
-		{protocol.OpPark, protocol.ParkArgs{CallID: "9.1", Parker: "150"}},
-		{protocol.OpDTMF, protocol.DTMFArgs{CallID: "9.1", Party: "150", Digits: "5"}},
-	} {
-		req := request(tc.op, tc.args)
-		req.Deadline = time.Now().Add(2 * timeout)
-		got := make(chan protocol.Response, 1)
-		start := time.Now()
-		go func() { got <- call(h, req) }()
-		for h.watch.n.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		h.Observe(item("Event", ami.EventDisconnected, "Error", "read: connection reset by peer"))
-		resp := <-got
-		wantCode(t, tc.op, resp, protocol.ErrCodeAMIDown, "may or may not have run")
-		if d := time.Since(start); d > timeout/2 {
-			t.Errorf("%s answered after %v: it waited for its confirmation", tc.op, d)
-		}
-	}
-	if u := h.Stats().Unconfirmed; len(u) != 0 {
-		t.Errorf("unconfirmed %v: a lost connection is not an unconfirmed operation", u)
 	}
 }
 

@@ -1,20 +1,26 @@
 // Package ops owns the agent's typed operations: the only things the
 // control plane may ask a PBX to do (originate, hangup, monitor, channels,
-// status, ping; queues and their members, recordings). A change Asterisk
-// may answer Success to without doing it is confirmed by the events that
-// must follow (queueconfirm.go). Each request is decoded and validated
-// against strict patterns BEFORE anything reaches AMI, then turned into
-// the AMI actions that carry it out; AMI's and Asterisk's failures are
-// mapped to the stable protocol.Error codes the control plane turns into
-// HTTP statuses.
+// status, ping; queues and their members, recordings; call control). Each
+// request is decoded and validated against strict patterns BEFORE
+// anything reaches AMI, then turned into the AMI actions that carry it
+// out; AMI's and Asterisk's failures are mapped to the stable
+// protocol.Error codes the control plane turns into HTTP statuses.
+//
+// Asterisk answers Success to several actions and then does nothing, so
+// the operations it may accept without doing them (queue member changes,
+// recordings, transfers, park and pickup, DTMF) are confirmed by the
+// events that must follow (confirm.go): one registers what it waits for
+// before it sends its action, the agent hands every AMI event to Observe,
+// and the operation answers not_confirmed when they do not come within
+// Config.ConfirmTimeout (cut to the request's deadline), or ami_down at
+// once when the AMI connection drops meanwhile. Mute cannot be: Asterisk
+// sends no event for it.
 //
 // Call control (transfer, park and pickup, DTMF, mute: callcontrol.go,
 // transfer.go, park.go, dtmf.go, mute.go) checks what Asterisk would
 // accept and then do nothing with (a transfer target missing from the
 // dialplan, an attended transfer on a bridge without transfer features, a
-// parking lot that does not exist) before it sends anything, and confirms
-// every operation from the events that must follow it (Observe, fed by
-// the agent with every AMI event) within CallControl.ConfirmTimeout.
+// parking lot that does not exist) before it sends anything.
 // PlayDTMF holds the AMI session it runs on for each digit, so it runs on
 // a second session (Config.DTMF).
 //

@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -88,21 +87,16 @@ func (h *Handler) playDigit(ctx context.Context, ch protocol.Channel, digit stri
 	if strings.HasSuffix(ch.Channel, ";1") {
 		half = strings.TrimSuffix(ch.Channel, ";1") + ";2"
 	}
-	w := h.watch.watch(func(m *ami.Message) bool {
-		return m.Event() == "DTMFEnd" && m.Get("Digit") == digit &&
-			(m.Get("Uniqueid") == ch.UniqueID || (half != "" && m.Get("Channel") == half))
-	})
+	w := h.expect(confirmation{op: protocol.OpDTMF, action: "PlayDTMF", events: "DTMFEnd of digit " + digit, class: "dtmf",
+		match: func(m *ami.Message) bool {
+			return m.Event() == "DTMFEnd" && m.Get("Digit") == digit &&
+				(m.Get("Uniqueid") == ch.UniqueID || (half != "" && m.Get("Channel") == half))
+		}})
 	act := ami.NewAction("PlayDTMF", "Channel", ch.Channel, "Digit", digit, "Duration", strconv.FormatInt(dur.Milliseconds(), 10))
 	if _, err := h.dtmf.Action(ctx, act); err != nil {
-		h.watch.stop(w)
+		h.forget(w)
 		return err
 	}
-	d := h.confirmWithin(ctx)
-	if ev, err := h.watch.wait(ctx, w, d); err != nil {
-		return err
-	} else if ev == nil {
-		h.unconfirmed.add(protocol.OpDTMF)
-		return notConfirmed("PlayDTMF", fmt.Sprintf("DTMFEnd of digit %s (the agent's AMI user needs read=dtmf)", digit), d)
-	}
-	return nil
+	_, err := h.confirm(ctx, w)
+	return err
 }

@@ -34,6 +34,7 @@ func ErrorFor(err error) *protocol.Error {
 	var pe *protocol.Error
 	var inv *InvalidError
 	var re *ami.ResponseError
+	var nc *notConfirmedError
 	switch {
 	case err == nil:
 		return nil
@@ -47,8 +48,8 @@ func ErrorFor(err error) *protocol.Error {
 		return &protocol.Error{Code: protocol.ErrCodeBusy, Message: err.Error()}
 	case errors.Is(err, ErrUnsupported):
 		return &protocol.Error{Code: protocol.ErrCodeUnsupported, Message: err.Error()}
-	case errors.Is(err, ErrUnconfirmed):
-		return &protocol.Error{Code: protocol.ErrCodeNotConfirmed, Message: err.Error()}
+	case errors.As(err, &nc):
+		return &protocol.Error{Code: protocol.ErrCodeNotConfirmed, Message: nc.msg}
 	case errors.Is(err, ErrConflict):
 		return &protocol.Error{Code: protocol.ErrCodeConflict, Message: err.Error()}
 	case errors.As(err, &re):

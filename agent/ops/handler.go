@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/agent/channels"
@@ -89,12 +88,14 @@ type Config struct {
 	// ExpectHangup, when set, is told who asked for a channel's hangup
 	// (HangupArgs.By) just before it is sent, so call.ended names them.
 	ExpectHangup func(uniqueid, by string)
-	// Queues and Recordings configure the queue and recording operations
-	// (queues.go, recording.go); ConfirmTimeout bounds the wait for the
-	// events that confirm an operation (DefaultConfirmTimeout).
-	Queues         QueueConfig
-	Recordings     RecordingConfig
+	// ConfirmTimeout bounds the wait for the events that confirm an
+	// operation (confirm.go), within the request's deadline; past it the
+	// operation answers not_confirmed (DefaultConfirmTimeout; 100ms..1m).
 	ConfirmTimeout time.Duration
+	// Queues and Recordings configure the queue and recording operations
+	// (queues.go, recording.go).
+	Queues     QueueConfig
+	Recordings RecordingConfig
 	// Call control (callcontrol.go): DTMF is the second AMI session
 	// PlayDTMF runs on, since it holds its session for each digit (nil:
 	// AMI, which each digit then holds); CallControl bounds the
@@ -142,10 +143,7 @@ func (c Config) Validate() error {
 	if c.OriginateResultGrace < 0 {
 		errs = append(errs, fmt.Errorf("OriginateResultGrace %v is negative", c.OriginateResultGrace))
 	}
-	errs = append(errs, c.Queues.Validate(), c.Recordings.Validate())
-	if c.ConfirmTimeout < 0 {
-		errs = append(errs, fmt.Errorf("ConfirmTimeout %v is negative", c.ConfirmTimeout))
-	}
+	errs = append(errs, c.Queues.Validate(), c.Recordings.Validate(), CheckConfirmTimeout(c.ConfirmTimeout))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid ops config: %w", err)
 	}
@@ -199,17 +197,16 @@ type Handler struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	// Call-centre operations: confirmations (queueconfirm.go) and the
-	// recordings this agent started (recording.go).
-	waits            eventWaits
-	queueUnconfirmed atomic.Uint64
-	recs             recordings
+	// The operations waiting for the events that confirm them, and those
+	// answered not_confirmed (confirm.go).
+	waits          waiters
+	unconfirmedOps unconfirmedCounts
+	// The recordings this agent started (recording.go).
+	recs recordings
 	// Call control (callcontrol.go).
-	watch       watcher
-	xfers       transfers
-	unconfirmed unconfirmed
-	dtmf        AMI           // Config.DTMF
-	dtmfTurn    chan struct{} // one DTMF request plays at a time
+	xfers    transfers
+	dtmf     AMI           // Config.DTMF
+	dtmfTurn chan struct{} // one DTMF request plays at a time
 }
 
 // New validates cfg, fills defaults and returns a Handler.

@@ -68,9 +68,10 @@ func (h *Handler) Park(ctx context.Context, a protocol.ParkArgs) (protocol.ParkR
 	if h.cfg.ExpectPark != nil {
 		h.cfg.ExpectPark(parkee.UniqueID, a.By)
 	}
-	w := h.watch.watch(func(m *ami.Message) bool {
-		return m.Event() == "ParkedCall" && m.Get("ParkeeUniqueid") == parkee.UniqueID
-	})
+	w := h.expect(confirmation{op: protocol.OpPark, action: "Park", events: "ParkedCall", class: "call",
+		match: func(m *ami.Message) bool {
+			return m.Event() == "ParkedCall" && m.Get("ParkeeUniqueid") == parkee.UniqueID
+		}})
 	act := ami.NewAction("Park", "Channel", parkee.Channel, "TimeoutChannel", parker.Channel)
 	if a.Lot != "" {
 		act.Add("Parkinglot", a.Lot)
@@ -79,18 +80,14 @@ func (h *Handler) Park(ctx context.Context, a protocol.ParkArgs) (protocol.ParkR
 		act.Add("Timeout", strconv.Itoa(a.TimeoutS*1000))
 	}
 	if _, err := h.cfg.AMI.Action(ctx, act); err != nil {
-		h.watch.stop(w)
+		h.forget(w)
 		return protocol.ParkResult{}, err
 	}
-	d := h.confirmWithin(ctx)
-	ev, err := h.watch.wait(ctx, w, d)
+	evs, err := h.confirm(ctx, w)
 	if err != nil {
 		return protocol.ParkResult{}, err
 	}
-	if ev == nil {
-		h.unconfirmed.add(protocol.OpPark)
-		return protocol.ParkResult{}, notConfirmed("Park", "ParkedCall event", d)
-	}
+	ev := evs[0]
 	res := protocol.ParkResult{CallID: a.CallID, Lot: ev.Get("Parkinglot"), Space: ev.Get("ParkingSpace"),
 		TimeoutS: atoi(ev.Get("ParkingTimeout")), Channel: parkee.Channel, ParkerChannel: parker.Channel}
 	h.log.Info("parked", "channel", parkee.Channel, "lot", res.Lot, "space", res.Space)
@@ -198,9 +195,10 @@ func (h *Handler) ParkedPickup(ctx context.Context, a protocol.ParkedPickupArgs)
 	}
 	pickupID := h.cfg.NewCallID()
 	res := protocol.ParkedPickupResult{CallID: pc.CallID, Lot: a.Lot, Space: a.Space, To: a.To, PickupCallID: pickupID}
-	w := h.watch.watch(func(m *ami.Message) bool {
-		return m.Event() == "UnParkedCall" && m.Get("ParkeeUniqueid") == pc.UniqueID
-	})
+	w := h.expect(confirmation{op: protocol.OpParkedPickup, action: "Originate of ParkedCall", events: "UnParkedCall", class: "call",
+		match: func(m *ami.Message) bool {
+			return m.Event() == "UnParkedCall" && m.Get("ParkeeUniqueid") == pc.UniqueID
+		}})
 	act := originateAction(localDial(a.To, h.cfg.Context), "ParkedCall", a.Lot+","+a.Space, "", ring, pickupID, nil)
 	p, err := h.originate(ctx, act, ring, pickupID, func() {
 		if h.cfg.ExpectPickup != nil {
@@ -208,7 +206,7 @@ func (h *Handler) ParkedPickup(ctx context.Context, a protocol.ParkedPickupArgs)
 		}
 	})
 	if err != nil {
-		h.watch.stop(w)
+		h.forget(w)
 		return protocol.ParkedPickupResult{}, err
 	}
 	res.Status, err = h.awaitPickup(ctx, w, p, a)
@@ -220,10 +218,12 @@ func (h *Handler) ParkedPickup(ctx context.Context, a protocol.ParkedPickupArgs)
 }
 
 // awaitPickup waits, until the request's deadline nears, for the pickup to
-// take the call (UnParkedCall) or its phone to fail to answer.
+// take the call (UnParkedCall) or its phone to fail to answer. It waits
+// longer than the confirmation timeout (a phone rings for seconds), and a
+// phone still ringing at the end is no failure: PickupRinging.
 func (h *Handler) awaitPickup(ctx context.Context, w *waiter, p Pending, a protocol.ParkedPickupArgs) (string, error) {
-	defer h.watch.stop(w)
-	wait := h.cfg.CallControl.ConfirmTimeout
+	defer h.forget(w)
+	wait := h.cfg.ConfirmTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		wait = max(time.Until(dl)-answerMargin, 0)
 	}
@@ -239,14 +239,13 @@ func (h *Handler) awaitPickup(ctx context.Context, w *waiter, p Pending, a proto
 	}()
 	defer func() { cancel(); <-done }()
 	select {
-	case m := <-w.ch:
-		if _, err := delivered(m); err != nil {
-			return "", err
-		}
+	case <-w.got:
 		return protocol.PickupDone, nil
+	case <-w.lost:
+		return "", fmt.Errorf("the pickup call: waiting for UnParkedCall: %w (%s)", ami.ErrDisconnected, w.why)
 	case r := <-failed:
-		return "", &protocol.Error{Code: protocol.ErrCodeNotConfirmed,
-			Message: fmt.Sprintf("the pickup call to %s failed (%s); the call stays parked in lot %s space %s", a.To, originateReason(r.Reason), a.Lot, a.Space)}
+		return "", h.notConfirmed(protocol.OpParkedPickup,
+			fmt.Sprintf("the pickup call to %s failed (%s); the call stays parked in lot %s space %s", a.To, originateReason(r.Reason), a.Lot, a.Space))
 	case <-wctx.Done():
 		return protocol.PickupRinging, nil
 	}

@@ -302,15 +302,17 @@ func memberEvent(event, queue, iface string, also func(*ami.Message) bool) func(
 	}
 }
 
-// memberAction sends a member action and waits for the n events that
-// confirm it; the result is the members they describe.
-func (h *Handler) memberAction(ctx context.Context, op string, act *ami.Message, n int, what string, match func(*ami.Message) bool) (protocol.QueueMemberResult, error) {
-	w := h.expect(n, match)
-	defer h.done(w)
+// memberAction sends a member action and waits for the events that
+// confirm it (c, with its action and class filled in here); the result
+// is the members they describe.
+func (h *Handler) memberAction(ctx context.Context, act *ami.Message, c confirmation) (protocol.QueueMemberResult, error) {
+	c.action, c.class = act.Action(), "agent"
+	w := h.expect(c)
 	if _, err := h.cfg.AMI.Action(ctx, act); err != nil {
+		h.forget(w)
 		return protocol.QueueMemberResult{}, queueError(err)
 	}
-	evs, err := h.wait(ctx, w, n, op, what)
+	evs, err := h.confirm(ctx, w)
 	if err != nil {
 		return protocol.QueueMemberResult{}, err
 	}
@@ -375,8 +377,8 @@ func (h *Handler) QueueMemberAdd(ctx context.Context, a protocol.QueueMemberAddA
 	if a.Reason != "" {
 		act.Add("Reason", a.Reason)
 	}
-	res, err := h.memberAction(ctx, protocol.OpQueueMemberAdd, act, 1, "no QueueMemberAdded followed",
-		memberEvent("QueueMemberAdded", a.Queue, iface, nil))
+	res, err := h.memberAction(ctx, act, confirmation{op: protocol.OpQueueMemberAdd, events: "QueueMemberAdded",
+		match: memberEvent("QueueMemberAdded", a.Queue, iface, nil)})
 	if err == nil {
 		h.log.Info("queue member added", "queue", a.Queue, "interface", iface, "paused", a.Paused)
 	}
@@ -393,8 +395,8 @@ func (h *Handler) QueueMemberRemove(ctx context.Context, a protocol.QueueMemberR
 		return protocol.QueueMemberResult{}, err
 	}
 	iface := h.cfg.Queues.memberInterface(a.Extension)
-	res, err := h.memberAction(ctx, protocol.OpQueueMemberDel, ami.NewAction("QueueRemove", "Queue", a.Queue, "Interface", iface),
-		1, "no QueueMemberRemoved followed", memberEvent("QueueMemberRemoved", a.Queue, iface, nil))
+	res, err := h.memberAction(ctx, ami.NewAction("QueueRemove", "Queue", a.Queue, "Interface", iface),
+		confirmation{op: protocol.OpQueueMemberDel, events: "QueueMemberRemoved", match: memberEvent("QueueMemberRemoved", a.Queue, iface, nil)})
 	if err == nil {
 		h.log.Info("queue member removed", "queue", a.Queue, "interface", iface)
 	}
@@ -461,9 +463,9 @@ func (h *Handler) QueueMemberPause(ctx context.Context, a protocol.QueueMemberPa
 	if a.Paused {
 		paused = "1"
 	}
-	res, err := h.memberAction(ctx, protocol.OpQueueMemberPause, act, len(qs),
-		fmt.Sprintf("%d QueueMemberPause (Paused: %s) did not follow", len(qs), paused),
-		memberEvent("QueueMemberPause", a.Queue, iface, func(m *ami.Message) bool { return m.Get("Paused") == paused }))
+	res, err := h.memberAction(ctx, act, confirmation{op: protocol.OpQueueMemberPause, n: len(qs),
+		events: "QueueMemberPause (Paused: " + paused + ")",
+		match:  memberEvent("QueueMemberPause", a.Queue, iface, func(m *ami.Message) bool { return m.Get("Paused") == paused })})
 	if err == nil {
 		h.log.Info("queue member paused", "queues", qs, "interface", iface, "paused", a.Paused, "reason", a.Reason)
 	}
@@ -492,9 +494,9 @@ func (h *Handler) QueuePenalty(ctx context.Context, a protocol.QueuePenaltyArgs)
 		act.Add("Queue", a.Queue)
 	}
 	pen := strconv.Itoa(a.Penalty)
-	res, err := h.memberAction(ctx, protocol.OpQueuePenalty, act, len(qs),
-		fmt.Sprintf("%d QueueMemberPenalty (Penalty: %s) did not follow", len(qs), pen),
-		memberEvent("QueueMemberPenalty", a.Queue, iface, func(m *ami.Message) bool { return m.Get("Penalty") == pen }))
+	res, err := h.memberAction(ctx, act, confirmation{op: protocol.OpQueuePenalty, n: len(qs),
+		events: "QueueMemberPenalty (Penalty: " + pen + ")",
+		match:  memberEvent("QueueMemberPenalty", a.Queue, iface, func(m *ami.Message) bool { return m.Get("Penalty") == pen })})
 	if err == nil {
 		h.log.Info("queue member penalty set", "queues", qs, "interface", iface, "penalty", a.Penalty)
 	}

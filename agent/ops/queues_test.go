@@ -2,72 +2,12 @@ package ops
 
 import (
 	"context"
-	"errors"
 	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/agent/channels"
 	"github.com/switchboard-pbx/switchboard/protocol"
-	"github.com/switchboard-pbx/switchboard/protocol/ami"
-	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
-
-// startCC is startPBX for the call-centre operations: the handler also
-// observes every event, as the agent's consumer makes it.
-func startCC(t *testing.T, cfg Config, opts ...amitest.Option) *pbx {
-	t.Helper()
-	srv := amitest.NewServer(t, opts...)
-	client, err := ami.New(ami.Config{
-		Addr: srv.Addr(), Username: amitest.DefaultUsername, Secret: amitest.DefaultSecret,
-		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	table := channels.New(channels.Config{})
-	cfg.AMI, cfg.Channels = FromClient(client), table
-	h, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := client.Subscribe(4096)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = client.Run(ctx) })
-	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-sub.C():
-				if !ok {
-					return
-				}
-				table.Apply(m)
-				h.ObserveQueues(m)
-				if m.Event() == ami.EventConnected {
-					if res, err := client.List(ctx, ami.NewAction("CoreShowChannels")); err == nil {
-						table.Replace(res.Items)
-					}
-				}
-			}
-		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		sub.Close()
-		_ = client.Close()
-		h.Close()
-	})
-	p := &pbx{srv: srv, client: client, table: table, h: h}
-	p.eventually(t, "AMI login and first resync", func() bool { return client.Connected() && table.Synced() })
-	return p
-}
 
 func code(err error) string {
 	if err == nil {
@@ -77,7 +17,7 @@ func code(err error) string {
 }
 
 func TestQueuesAgainstFakeAsterisk(t *testing.T) {
-	p := startCC(t, Config{})
+	p := startPBX(t, setup{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -167,7 +107,7 @@ func TestQueuesAgainstFakeAsterisk(t *testing.T) {
 }
 
 func TestQueueValidationBeforeAMI(t *testing.T) {
-	p := startCC(t, Config{})
+	p := startPBX(t, setup{})
 	before := len(p.srv.Actions())
 	for _, tc := range []struct {
 		name string
@@ -186,48 +126,13 @@ func TestQueueValidationBeforeAMI(t *testing.T) {
 		{"queue name with a space", protocol.OpQueues, protocol.QueuesArgs{Queue: "in bound"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if resp := p.do(t, tc.op, tc.args); resp.Error == nil || resp.Error.Code != protocol.ErrCodeInvalid {
+			if resp := p.do(tc.op, tc.args, 5*time.Second); resp.Error == nil || resp.Error.Code != protocol.ErrCodeInvalid {
 				t.Fatalf("%+v", resp)
 			}
 		})
 	}
 	if after := len(p.srv.Actions()); after != before {
 		t.Errorf("%d actions reached Asterisk for refused requests", after-before)
-	}
-}
-
-// confirmAMI answers every action Success and sends no event, as
-// Asterisk does for the actions that do nothing (README item 22).
-type confirmAMI struct {
-	*fakeAMI
-	actions atomic.Int32
-}
-
-func (c *confirmAMI) Action(ctx context.Context, m *ami.Message) (*ami.Message, error) {
-	c.actions.Add(1)
-	return ami.NewAction("x", "Response", "Success"), nil
-}
-
-func TestQueueChangeNotConfirmed(t *testing.T) {
-	f := &confirmAMI{fakeAMI: newFakeAMI()}
-	h, err := New(Config{AMI: f, Channels: channels.New(channels.Config{}), ConfirmTimeout: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	start := time.Now()
-	_, err = h.QueueMemberAdd(context.Background(), protocol.QueueMemberAddArgs{Queue: "inbound", Extension: "555"})
-	if !errors.Is(err, ErrUnconfirmed) || code(err) != protocol.ErrCodeNotConfirmed || !strings.Contains(err.Error(), "QueueMemberAdded") {
-		t.Fatalf("err = %v", err)
-	}
-	if d := time.Since(start); d < 50*time.Millisecond {
-		t.Errorf("gave up after %v, before the confirmation timeout", d)
-	}
-	if h.CallCentreUnconfirmed() != 1 || f.actions.Load() != 1 {
-		t.Errorf("unconfirmed %d, actions %d", h.CallCentreUnconfirmed(), f.actions.Load())
-	}
-	if n := len(h.waits.list); n != 0 {
-		t.Errorf("%d waiters left behind", n)
 	}
 }
 
@@ -258,34 +163,5 @@ func TestMemberInterfaceTemplate(t *testing.T) {
 		if err := (QueueConfig{MemberInterface: bad}).Validate(); err == nil {
 			t.Errorf("template %q accepted", bad)
 		}
-	}
-}
-
-// The AMI connection drops while an operation waits for its confirmation:
-// it may or may not have happened, and the answer says so (ami_down), at
-// once rather than at the confirmation timeout.
-func TestConfirmationLostWithAMI(t *testing.T) {
-	f := &confirmAMI{fakeAMI: newFakeAMI()}
-	h, err := New(Config{AMI: f, Channels: channels.New(channels.Config{}), ConfirmTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.QueueMemberAdd(context.Background(), protocol.QueueMemberAddArgs{Queue: "inbound", Extension: "555"})
-		done <- err
-	}()
-	for f.actions.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	h.ObserveQueues(ami.NewAction("x", "Event", ami.EventDisconnected, "Error", "EOF"))
-	select {
-	case err := <-done:
-		if pe := ErrorFor(err); pe.Code != protocol.ErrCodeAMIDown || !strings.Contains(pe.Message, "may or may not") {
-			t.Fatalf("err = %v (%+v)", err, pe)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("still waiting after the AMI connection dropped")
 	}
 }

@@ -206,15 +206,16 @@ func (h *Handler) RecordingStart(ctx context.Context, a protocol.RecordingStartA
 	if h.cfg.Recordings.Expect != nil {
 		cancel = h.cfg.Recordings.Expect(ch.UniqueID, rec.Recording)
 	}
-	w := h.expect(1, func(m *ami.Message) bool { return m.Event() == "MixMonitorStart" && m.Get("Uniqueid") == ch.UniqueID })
-	defer h.done(w)
+	w := h.expect(confirmation{op: protocol.OpRecordingStart, action: "MixMonitor", events: "MixMonitorStart", class: "call",
+		match: func(m *ami.Message) bool { return m.Event() == "MixMonitorStart" && m.Get("Uniqueid") == ch.UniqueID }})
 	resp, err := h.cfg.AMI.Action(ctx, ami.NewAction("MixMonitor", "Channel", ch.Channel, "File", full, "Options", "i("+mixMonitorIDVar+")"))
 	if err != nil {
+		h.forget(w)
 		cancel()
 		return none, err
 	}
 	rec.mixID = resp.Get("MixMonitorID")
-	if _, err := h.wait(ctx, w, 1, protocol.OpRecordingStart, "no MixMonitorStart followed"); err != nil {
+	if _, err := h.confirm(ctx, w); err != nil {
 		return none, err
 	}
 	if err := h.waitFile(ctx, full); err != nil {
@@ -255,7 +256,8 @@ func (h *Handler) reserveRecording() error {
 // Asterisk cannot write there or this agent does not see Asterisk's
 // recordings directory.
 func (h *Handler) waitFile(ctx context.Context, full string) error {
-	deadline := time.NewTimer(h.cfg.ConfirmTimeout)
+	d := h.confirmWithin(ctx)
+	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	tick := time.NewTicker(fileCheckInterval)
 	defer tick.Stop()
@@ -266,8 +268,9 @@ func (h *Handler) waitFile(ctx context.Context, full string) error {
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			return h.unconfirmedErr(protocol.OpRecordingStart, fmt.Sprintf("its file %s did not appear (can Asterisk write to the agent's recordings directory %s, and is it Asterisk's?)",
-				full, h.cfg.Recordings.Dir))
+			return h.notConfirmed(protocol.OpRecordingStart, fmt.Sprintf(
+				"Asterisk accepted MixMonitor and sent MixMonitorStart, but its file %s did not appear within %v: can Asterisk write to the agent's recordings directory %s, and is it Asterisk's?",
+				full, d.Round(time.Millisecond), h.cfg.Recordings.Dir))
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -343,12 +346,13 @@ func (h *Handler) RecordingStop(ctx context.Context, a protocol.RecordingStopArg
 		if h.cfg.Recordings.ExpectStop != nil {
 			h.cfg.Recordings.ExpectStop(r.uniqueid, r.ID)
 		}
-		w := h.expect(1, func(m *ami.Message) bool { return m.Event() == "MixMonitorStop" && m.Get("Uniqueid") == r.uniqueid })
+		w := h.expect(confirmation{op: protocol.OpRecordingStop, action: "StopMixMonitor", events: "MixMonitorStop", class: "call",
+			match: func(m *ami.Message) bool { return m.Event() == "MixMonitorStop" && m.Get("Uniqueid") == r.uniqueid }})
 		_, err = h.cfg.AMI.Action(ctx, ami.NewAction("StopMixMonitor", "Channel", channel, "MixMonitorID", r.mixID))
 		if err == nil {
-			_, err = h.wait(ctx, w, 1, protocol.OpRecordingStop, "no MixMonitorStop followed")
+			_, err = h.confirm(ctx, w)
 		}
-		h.done(w)
+		h.forget(w)
 		if err != nil {
 			return out, recordingError(err, r.ID)
 		}
@@ -402,14 +406,15 @@ func (h *Handler) RecordingMute(ctx context.Context, a protocol.RecordingMuteArg
 		if err != nil {
 			return out, err
 		}
-		w := h.expect(1, func(m *ami.Message) bool {
-			return m.Event() == "MixMonitorMute" && m.Get("Uniqueid") == r.uniqueid && is(m, "Direction", dir) && m.Get("State") == state
-		})
+		w := h.expect(confirmation{op: protocol.OpRecordingMute, action: "MixMonitorMute", events: "MixMonitorMute", class: "call",
+			match: func(m *ami.Message) bool {
+				return m.Event() == "MixMonitorMute" && m.Get("Uniqueid") == r.uniqueid && is(m, "Direction", dir) && m.Get("State") == state
+			}})
 		_, err = h.cfg.AMI.Action(ctx, ami.NewAction("MixMonitorMute", "Channel", channel, "Direction", dir, "State", state, "MixMonitorID", r.mixID))
 		if err == nil {
-			_, err = h.wait(ctx, w, 1, protocol.OpRecordingMute, "no MixMonitorMute followed")
+			_, err = h.confirm(ctx, w)
 		}
-		h.done(w)
+		h.forget(w)
 		if err != nil {
 			return out, recordingError(err, r.ID)
 		}

@@ -32,11 +32,11 @@ func (p *pbx) answeredCall(t *testing.T) string {
 func TestRecordingAgainstFakeAsterisk(t *testing.T) {
 	dir := t.TempDir()
 	var expected []string
-	p := startCC(t, Config{Recordings: RecordingConfig{Dir: dir,
+	p := startPBX(t, setup{cfg: Config{Recordings: RecordingConfig{Dir: dir,
 		Expect: func(uid string, r protocol.Recording) func() {
 			expected = append(expected, uid+" "+r.ID)
 			return func() {}
-		}}}, amitest.WithRecordings(dir), amitest.WithAnswerWait(-1))
+		}}}, server: []amitest.Option{amitest.WithRecordings(dir), amitest.WithAnswerWait(-1)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	callID := p.answeredCall(t)
@@ -122,7 +122,8 @@ func TestRecordingAgainstFakeAsterisk(t *testing.T) {
 // write the file (15b); the agent checks the file is there.
 func TestRecordingFileMissingIsNotConfirmed(t *testing.T) {
 	dir := t.TempDir()
-	p := startCC(t, Config{Recordings: RecordingConfig{Dir: dir}, ConfirmTimeout: 100 * time.Millisecond}, amitest.WithAnswerWait(-1))
+	p := startPBX(t, setup{cfg: Config{Recordings: RecordingConfig{Dir: dir}, ConfirmTimeout: 100 * time.Millisecond},
+		server: []amitest.Option{amitest.WithAnswerWait(-1)}})
 	callID := p.answeredCall(t)
 	_, err := p.h.RecordingStart(context.Background(), protocol.RecordingStartArgs{CallID: callID})
 	if code(err) != protocol.ErrCodeNotConfirmed || !strings.Contains(err.Error(), "did not appear") {
@@ -136,7 +137,7 @@ func TestRecordingFileMissingIsNotConfirmed(t *testing.T) {
 }
 
 func TestRecordingValidation(t *testing.T) {
-	p := startCC(t, Config{Recordings: RecordingConfig{Dir: t.TempDir()}})
+	p := startPBX(t, setup{cfg: Config{Recordings: RecordingConfig{Dir: t.TempDir()}}})
 	before := len(p.srv.Actions())
 	for _, tc := range []struct {
 		name string
@@ -151,7 +152,7 @@ func TestRecordingValidation(t *testing.T) {
 		{"fetch with a negative offset", protocol.OpRecordingFetch, protocol.RecordingFetchArgs{RecordingID: "rec-20261206-0123456789abcdef", Offset: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if resp := p.do(t, tc.op, tc.args); resp.Error == nil || resp.Error.Code != protocol.ErrCodeInvalid {
+			if resp := p.do(tc.op, tc.args, 5*time.Second); resp.Error == nil || resp.Error.Code != protocol.ErrCodeInvalid {
 				t.Fatalf("%+v", resp)
 			}
 		})
@@ -176,7 +177,7 @@ func TestRecordingValidation(t *testing.T) {
 // owner, found inside the directory.
 func TestRecordingFetchRefusesWhatIsNotARecording(t *testing.T) {
 	dir := t.TempDir()
-	h := startCC(t, Config{Recordings: RecordingConfig{Dir: dir}}).h
+	h := startPBX(t, setup{cfg: Config{Recordings: RecordingConfig{Dir: dir}}}).h
 	outside := filepath.Join(t.TempDir(), "secret.wav")
 	if err := os.WriteFile(outside, []byte("RIFF secret"), 0o644); err != nil {
 		t.Fatal(err)

@@ -91,29 +91,25 @@ func (h *Handler) Transfer(ctx context.Context, a protocol.TransferArgs) (protoc
 
 // blindTransfer sends BlindTransfer and waits for its event (12b, 20f).
 func (h *Handler) blindTransfer(ctx context.Context, tr protocol.Channel, to string) error {
-	w := h.watch.watch(func(m *ami.Message) bool {
-		return m.Event() == "BlindTransfer" && m.Get("TransfererUniqueid") == tr.UniqueID
-	})
+	w := h.expect(confirmation{op: protocol.OpTransfer, action: "BlindTransfer", events: "BlindTransfer", class: "call",
+		match: func(m *ami.Message) bool {
+			return m.Event() == "BlindTransfer" && m.Get("TransfererUniqueid") == tr.UniqueID
+		}})
 	_, err := h.cfg.AMI.Action(ctx, ami.NewAction("BlindTransfer", "Channel", tr.Channel, "Exten", to, "Context", h.cfg.Context))
 	if err != nil {
-		h.watch.stop(w)
+		h.forget(w)
 		var re *ami.ResponseError
 		if errors.As(err, &re) && re.Message == "Transfer invalid" {
 			return errCallState("asterisk: Transfer invalid: %s left its bridge", tr.Channel)
 		}
 		return err
 	}
-	d := h.confirmWithin(ctx)
-	ev, err := h.watch.wait(ctx, w, d)
-	switch {
-	case err != nil:
+	evs, err := h.confirm(ctx, w)
+	if err != nil {
 		return err
-	case ev == nil:
-		h.unconfirmed.add(protocol.OpTransfer)
-		return notConfirmed("BlindTransfer", "BlindTransfer event", d)
-	case ev.Get("Result") != "Success":
-		h.unconfirmed.add(protocol.OpTransfer)
-		return &protocol.Error{Code: protocol.ErrCodeNotConfirmed, Message: "asterisk reported the blind transfer with Result " + ev.Get("Result")}
+	}
+	if r := evs[0].Get("Result"); r != "Success" {
+		return h.notConfirmed(protocol.OpTransfer, "Asterisk reported the blind transfer with Result "+r)
 	}
 	h.log.Info("blind transfer", "transferer", tr.Channel, "to", to)
 	return nil
@@ -129,18 +125,20 @@ func (h *Handler) attendedTransfer(ctx context.Context, c transferCall, tr, peer
 	if !h.xfers.add(x) {
 		return fmt.Errorf("%w: %d attended transfers are in progress on this PBX", ErrBusy, h.cfg.CallControl.MaxTransfers)
 	}
-	w := h.watch.watch(func(m *ami.Message) bool {
-		switch m.Event() {
-		case "Hold":
-			return m.Get("Uniqueid") == tr.UniqueID
-		case "DTMFBegin", "DTMFEnd":
-			return m.Get("Uniqueid") == peer.UniqueID && m.Get("Direction") == "Sent"
-		}
-		return false
-	})
+	w := h.expect(confirmation{op: protocol.OpTransfer, action: "Atxfer", events: "Hold of " + tr.Channel, class: "call",
+		cause: fmt.Sprintf("the bridge may have no transfer features (Dial option t/T), in which case the digits *2%s reached the other party as DTMF", c.to),
+		match: func(m *ami.Message) bool {
+			switch m.Event() {
+			case "Hold":
+				return m.Get("Uniqueid") == tr.UniqueID
+			case "DTMFBegin", "DTMFEnd":
+				return m.Get("Uniqueid") == peer.UniqueID && m.Get("Direction") == "Sent"
+			}
+			return false
+		}})
 	_, err := h.cfg.AMI.Action(ctx, ami.NewAction("Atxfer", "Channel", tr.Channel, "Exten", c.to, "Context", h.cfg.Context))
 	if err != nil {
-		h.watch.stop(w)
+		h.forget(w)
 		h.xfers.remove(tr.UniqueID)
 		var re *ami.ResponseError
 		if errors.As(err, &re) && strings.Contains(re.Message, "feature code") {
@@ -148,19 +146,12 @@ func (h *Handler) attendedTransfer(ctx context.Context, c transferCall, tr, peer
 		}
 		return err
 	}
-	d := h.confirmWithin(ctx)
-	ev, err := h.watch.wait(ctx, w, d)
-	switch {
-	case err != nil:
+	evs, err := h.confirm(ctx, w)
+	if err != nil {
 		h.xfers.remove(tr.UniqueID)
 		return err
-	case ev == nil:
-		h.xfers.remove(tr.UniqueID)
-		h.unconfirmed.add(protocol.OpTransfer)
-		return &protocol.Error{Code: protocol.ErrCodeNotConfirmed, Message: fmt.Sprintf(
-			"Asterisk queued the attended transfer but did not put %s on hold within %v: the bridge may have no transfer features "+
-				"(Dial option t/T), in which case the digits *2%s reached the other party as DTMF", tr.Channel, d.Round(time.Millisecond), c.to)}
-	case ev.Event() != "Hold":
+	}
+	if evs[0].Event() != "Hold" {
 		h.xfers.remove(tr.UniqueID)
 		return errFeature("the call has no transfer features: Asterisk passed the transfer digits to %s as DTMF instead of starting "+
 			"the transfer; the PBX must dial the call with Dial option T (caller) or t (callee), e.g. Dial(…,,tT)", peer.Channel)
@@ -231,26 +222,21 @@ func (h *Handler) TransferComplete(ctx context.Context, a protocol.TransferContr
 	if !ok || tr.BridgeID == x.origBridge {
 		return protocol.TransferControlResult{}, errCallState("the consultation of %s with %s is not connected yet; complete the transfer once it is", a.Transferer, x.to)
 	}
-	w := h.watch.watch(func(m *ami.Message) bool {
-		return m.Event() == "AttendedTransfer" && m.Get("OrigTransfererUniqueid") == tr.UniqueID
-	})
+	w := h.expect(confirmation{op: protocol.OpTransferComplete, action: "the hangup of the transferer", events: "AttendedTransfer", class: "call",
+		match: func(m *ami.Message) bool {
+			return m.Event() == "AttendedTransfer" && m.Get("OrigTransfererUniqueid") == tr.UniqueID
+		}})
 	if _, err := h.cfg.AMI.Action(ctx, hangupAction(tr.Channel, DefaultCause)); err != nil {
-		h.watch.stop(w)
+		h.forget(w)
 		return protocol.TransferControlResult{}, err
 	}
-	d := h.confirmWithin(ctx)
-	ev, err := h.watch.wait(ctx, w, d)
+	evs, err := h.confirm(ctx, w)
 	h.xfers.remove(tr.UniqueID)
-	switch {
-	case err != nil:
+	if err != nil {
 		return protocol.TransferControlResult{}, err
-	case ev == nil:
-		h.unconfirmed.add(protocol.OpTransferComplete)
-		return protocol.TransferControlResult{}, notConfirmed("the hangup of the transferer", "AttendedTransfer event", d)
-	case ev.Get("Result") != "Success":
-		h.unconfirmed.add(protocol.OpTransferComplete)
-		return protocol.TransferControlResult{}, &protocol.Error{Code: protocol.ErrCodeNotConfirmed,
-			Message: "asterisk reported the attended transfer with Result " + ev.Get("Result")}
+	}
+	if r := evs[0].Get("Result"); r != "Success" {
+		return protocol.TransferControlResult{}, h.notConfirmed(protocol.OpTransferComplete, "Asterisk reported the attended transfer with Result "+r)
 	}
 	h.log.Info("attended transfer completed", "transferer", tr.Channel, "target", target.Channel)
 	return protocol.TransferControlResult{CallID: a.CallID, Status: protocol.TransferDone, To: x.to,
@@ -268,17 +254,14 @@ func (h *Handler) TransferCancel(ctx context.Context, a protocol.TransferControl
 		return protocol.TransferControlResult{}, err
 	}
 	target, _ := h.peer(tr)
-	w := h.watch.watch(func(m *ami.Message) bool { return m.Event() == "Unhold" && m.Get("Uniqueid") == tr.UniqueID })
+	w := h.expect(confirmation{op: protocol.OpTransferCancel, action: "CancelAtxfer", events: "Unhold of " + tr.Channel, class: "call",
+		match: func(m *ami.Message) bool { return m.Event() == "Unhold" && m.Get("Uniqueid") == tr.UniqueID }})
 	if _, err := h.cfg.AMI.Action(ctx, ami.NewAction("CancelAtxfer", "Channel", tr.Channel)); err != nil {
-		h.watch.stop(w)
+		h.forget(w)
 		return protocol.TransferControlResult{}, err
 	}
-	d := h.confirmWithin(ctx)
-	if ev, err := h.watch.wait(ctx, w, d); err != nil {
+	if _, err := h.confirm(ctx, w); err != nil {
 		return protocol.TransferControlResult{}, err
-	} else if ev == nil {
-		h.unconfirmed.add(protocol.OpTransferCancel)
-		return protocol.TransferControlResult{}, notConfirmed("CancelAtxfer", "Unhold of the transferer", d)
 	}
 	h.xfers.remove(tr.UniqueID)
 	res := protocol.TransferControlResult{CallID: a.CallID, Status: protocol.TransferCanceled, To: x.to, TransfererChannel: tr.Channel}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"github.com/spf13/pflag"
 
 	"github.com/switchboard-pbx/switchboard/agent"
@@ -12,7 +10,6 @@ import (
 // callCentreFlags configure the queue and recording operations.
 type callCentreFlags struct {
 	memberInterface, recordingsDir string
-	confirmTimeout                 time.Duration
 	maxRecordings                  int
 }
 
@@ -21,13 +18,11 @@ func (f *callCentreFlags) register(fs *pflag.FlagSet) {
 		"template of a queue member's interface: {ext} stands for the extension an API request names (e.g. PJSIP/{ext})")
 	fs.StringVar(&f.recordingsDir, "recordings-dir", ops.DefaultRecordingsDir,
 		"directory Asterisk records to, as this agent sees it: recordings go under its switchboard/ folder and only those are served")
-	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", ops.DefaultConfirmTimeout,
-		"how long a queue or recording operation waits for the events that confirm it before answering not_confirmed")
 	fs.IntVar(&f.maxRecordings, "max-active-recordings", ops.DefaultMaxActiveRecordings,
 		"recordings this agent started and runs at once; more are refused (429 pbx_busy)")
 }
 
 func (f callCentreFlags) apply(cfg *agent.Config) {
-	cfg.QueueMemberInterface, cfg.RecordingsDir, cfg.ConfirmTimeout = f.memberInterface, f.recordingsDir, f.confirmTimeout
+	cfg.QueueMemberInterface, cfg.RecordingsDir = f.memberInterface, f.recordingsDir
 	cfg.MaxActiveRecordings = f.maxRecordings
 }

@@ -12,7 +12,6 @@ import (
 // callControlFlags bound transfer, park, DTMF and mute (README "Limits
 // and abuse").
 type callControlFlags struct {
-	confirmTimeout                       time.Duration
 	dtmfDigits                           int
 	dtmfDuration, minDTMFDur, maxDTMFDur time.Duration
 	maxParkTimeout                       time.Duration
@@ -20,7 +19,6 @@ type callControlFlags struct {
 }
 
 func (f *callControlFlags) register(fs *pflag.FlagSet) {
-	fs.DurationVar(&f.confirmTimeout, "call-confirm-timeout", ops.DefaultCallConfirmTimeout, "how long a transfer, park, pickup or DTMF digit waits for the Asterisk events that prove it happened before it answers not_confirmed")
 	fs.IntVar(&f.dtmfDigits, "max-dtmf-digits", ops.DefaultMaxDTMFDigits, "most digits one DTMF request may play")
 	fs.DurationVar(&f.dtmfDuration, "dtmf-duration", ops.DefaultDTMFDuration, "length of a DTMF digit when the request does not say")
 	fs.DurationVar(&f.minDTMFDur, "min-dtmf-duration", ops.DefaultMinDTMFDuration, "shortest DTMF digit a request may ask for")
@@ -31,8 +29,8 @@ func (f *callControlFlags) register(fs *pflag.FlagSet) {
 
 func (f callControlFlags) apply(cfg *agent.Config) {
 	cfg.CallControl = ops.CallControl{
-		ConfirmTimeout: f.confirmTimeout, MaxDTMFDigits: f.dtmfDigits,
-		DTMFDuration: f.dtmfDuration, MinDTMFDuration: f.minDTMFDur, MaxDTMFDuration: f.maxDTMFDur,
+		MaxDTMFDigits: f.dtmfDigits,
+		DTMFDuration:  f.dtmfDuration, MinDTMFDuration: f.minDTMFDur, MaxDTMFDuration: f.maxDTMFDur,
 		MaxParkTimeout: f.maxParkTimeout, MaxTransfers: f.maxTransfers,
 	}
 }

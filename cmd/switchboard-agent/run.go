@@ -33,6 +33,7 @@ type flags struct {
 	metricsListen                string
 	maxOriginates, maxRequests   int
 	ops                          string
+	confirmTimeout               time.Duration
 	eventLimits                  eventLimitFlags
 	callCentre                   callCentreFlags
 	callControl                  callControlFlags
@@ -69,6 +70,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxOriginates, "max-concurrent-originates", ops.DefaultMaxConcurrentOriginates, "calls being set up on this PBX at once, until Asterisk answers or fails them; more are refused (429 pbx_busy at the API)")
 	fs.IntVar(&f.maxRequests, "max-concurrent-requests", agent.DefaultMaxRequests, "requests from the control plane running at once; more are refused at once (429 pbx_busy)")
 	fs.StringVar(&f.ops, "ops", "all", "operations this agent runs, comma-separated, or all: "+strings.Join(protocol.Ops, ", ")+"; others are refused with op_disabled")
+	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", ops.DefaultConfirmTimeout, "how long an operation (queue member change, recording, transfer, park, pickup, DTMF digit) waits for the Asterisk events that prove it happened, within its request's deadline; past it it answers not_confirmed")
 	f.eventLimits.register(fs)
 	f.callCentre.register(fs)
 	f.callControl.register(fs)
@@ -132,6 +134,7 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 		Context:                 f.context,
 		MaxConcurrentOriginates: f.maxOriginates,
 		MaxConcurrentRequests:   f.maxRequests,
+		ConfirmTimeout:          f.confirmTimeout,
 		Logger:                  log,
 		Version:                 version,
 	}
