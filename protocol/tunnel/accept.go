@@ -1,8 +1,12 @@
 package tunnel
 
 import (
+	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -93,7 +97,8 @@ func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg Acc
 	mc.fill()
 	mc.logger = mc.logger.With("component", "tunnel", "side", "control", "remote", r.RemoteAddr)
 
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := websocket.Accept(smallBuffers{ResponseWriter: w,
+		read: cmp.Or(cfg.ReadBufferBytes, DefaultAcceptBufferBytes), write: cmp.Or(cfg.WriteBufferBytes, DefaultAcceptBufferBytes)}, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("accept tunnel: %w", err)
 	}
@@ -106,4 +111,26 @@ func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg Acc
 		return nil, fmt.Errorf("accept tunnel: %w", err)
 	}
 	return s, nil
+}
+
+// smallBuffers hands the WebSocket library the hijacked connection with
+// buffers of its own sizes instead of net/http's 4 KiB each, which the
+// library keeps for the connection's life. Bytes net/http had already
+// read past the upgrade request are read first.
+type smallBuffers struct {
+	http.ResponseWriter
+	read, write int
+}
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var r io.Reader = c
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)
+	}
+	return c, bufio.NewReadWriter(bufio.NewReaderSize(r, s.read), bufio.NewWriterSize(c, s.write)), nil
 }
