@@ -116,7 +116,9 @@ func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg Acc
 // smallBuffers hands the WebSocket library the hijacked connection with
 // buffers of its own sizes instead of net/http's 4 KiB each, which the
 // library keeps for the connection's life. Bytes net/http had already
-// read past the upgrade request are read first.
+// read past the upgrade request (its background read may have taken the
+// client's first byte) are in the new reader's buffer: the library reads
+// what is buffered, then resets the reader onto the connection.
 type smallBuffers struct {
 	http.ResponseWriter
 	read, write int
@@ -127,10 +129,15 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var r io.Reader = c
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), c)
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return c, bufio.NewReadWriter(bufio.NewReaderSize(c, s.read), bufio.NewWriterSize(c, s.write)), nil
 	}
-	return c, bufio.NewReadWriter(bufio.NewReaderSize(r, s.read), bufio.NewWriterSize(c, s.write)), nil
+	b, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(s.read, n))
+	if _, err := br.Peek(n); err != nil { // the copy: never the connection
+		_ = c.Close()
+		return nil, nil, err
+	}
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, s.write)), nil
 }

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -21,9 +22,10 @@ type hijackable struct {
 
 func (h hijackable) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn, h.brw, nil }
 
-// TestSmallBuffersKeepBufferedBytes: the connection handed to the
-// WebSocket library reads what net/http had buffered first, then the
-// connection, and its buffers have the configured sizes.
+// TestSmallBuffersKeepBufferedBytes: the reader handed to the WebSocket
+// library holds what net/http had buffered, and the library, which reads
+// what is buffered and then resets the reader onto the connection (as
+// coder/websocket's Accept does), reads everything in order.
 func TestSmallBuffersKeepBufferedBytes(t *testing.T) {
 	server, client := net.Pipe()
 	defer server.Close()
@@ -49,6 +51,11 @@ func TestSmallBuffersKeepBufferedBytes(t *testing.T) {
 	if brw.Reader.Size() != 64 || brw.Writer.Size() != 128 {
 		t.Fatalf("buffer sizes %d/%d, want 64/128", brw.Reader.Size(), brw.Writer.Size())
 	}
+	if n := brw.Reader.Buffered(); n != len("already buffered|") {
+		t.Fatalf("%d bytes buffered, want net/http's %d", n, len("already buffered|"))
+	}
+	b, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	brw.Reader.Reset(io.MultiReader(bytes.NewReader(b), c))
 	got, err := io.ReadAll(brw.Reader)
 	if err != nil {
 		t.Fatal(err)
