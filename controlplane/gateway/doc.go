@@ -9,6 +9,11 @@
 // the upgrade, and the api package, which routes GET /agent/v1/connect,
 // writes it in text for the agent to log.
 //
+// A connected agent costs two goroutines, yamux's send and receive loops:
+// once the hello is done the HTTP handler returns, and the agent's status
+// and events are read by goroutines that run only while it has sent
+// something (session.go).
+//
 // It also bounds what one agent can cost (Limits): its event rate (past it
 // the ack waits, nothing is dropped), the streams it may open and the size
 // of its hello and status, and it keeps a session up while the store

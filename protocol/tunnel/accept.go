@@ -84,7 +84,8 @@ func RefuseVersion(w http.ResponseWriter, err error) {
 //
 // ctx bounds the session's life. http.Server cancels r.Context() when the
 // handler returns, so a handler that passes it must stay in ServeHTTP
-// until the session is Done.
+// until the session is Done; with a context of its own the handler may
+// return at once (the connection is hijacked: net/http lets it be).
 func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg AcceptConfig) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -90,6 +90,26 @@ func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client
 	return s, nil
 }
 
+// Stream is what the net.Conn that Accept and Open return also is: a
+// reader may wait for SetNotify's calls instead of parking a goroutine in
+// Read while the peer sends nothing.
+type Stream interface {
+	net.Conn
+	// SetNotify sets fn, called when data arrives or the stream ends, and
+	// once at once. fn runs on the session's receive loop, possibly with
+	// the stream's locks held: it must return at once and call none of
+	// the stream's methods (it may start a goroutine that does).
+	SetNotify(fn func())
+	// ReadReady reports the bytes a Read returns without waiting, and
+	// whether a Read returns at once anyway (the stream or its session
+	// ended).
+	ReadReady() (buffered int, done bool)
+	// Shrink drops the stream's receive buffer while it is empty.
+	Shrink()
+}
+
+var _ Stream = (*yamux.Stream)(nil)
+
 // Open opens a stream and writes kind as its first byte, so the peer's
 // Accept returns at once. ctx bounds the open and that write, not the
 // stream's life; set deadlines on the returned net.Conn for that.
