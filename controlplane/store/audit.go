@@ -121,7 +121,8 @@ func (e *AuditEntry) normalize(now time.Time) error {
 // an audit row records something that happened, and a deadline only
 // turned a slow store into lost rows (1,869 of 10,000 calls at 1,000/s
 // with PostgreSQL on the same two cores, waiting for the writer). The
-// writer bounds each transaction itself (30 s) and a closing store
+// writer bounds each transaction itself (30 s on PostgreSQL, the busy
+// timeout on SQLite: writerCtx) and a closing store
 // refuses new rows. Concurrent inserts are committed together (group
 // commit): on SQLite every commit is an fsync on the one write
 // connection, so one transaction per API request would cap the request
@@ -342,11 +343,27 @@ func drain[T any](q <-chan T, max int, write func([]T)) {
 	}
 }
 
+// writerTimeout bounds one group commit of the writer goroutines on
+// PostgreSQL, where a statement waits on the network.
+const writerTimeout = 30 * time.Second
+
+// writerCtx is the context of one group commit of the writer goroutines.
+// On SQLite it cannot end: a statement there never waits on a network, a
+// wait for the file's lock is bounded by the busy timeout, and the pure-Go
+// driver starts a goroutine per statement to watch a context that can end
+// (a dozen per event batch; perf of serve showed their scheduling).
+func (s *Store) writerCtx() (context.Context, context.CancelFunc) {
+	if s.d.name == dialectSQLite {
+		return context.Background(), func() {}
+	}
+	return context.WithTimeout(context.Background(), writerTimeout)
+}
+
 // writeAuditBatch commits the batch in one transaction; if that fails, each
 // row is retried alone so one bad row cannot sink the others.
 func (s *Store) writeAuditBatch(batch []auditReq) {
 	// Writes must finish even while the store is closing: Close waits.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := s.writerCtx()
 	defer cancel()
 	if len(batch) > 1 {
 		ids, err := s.insertAuditTx(ctx, batch)

@@ -95,7 +95,7 @@ func (s *Store) startEventWriter() {
 // each is retried alone so one agent's bad batch cannot sink the others.
 func (s *Store) writeEventGroup(group []eventReq) {
 	// Writes must finish even while the store is closing: Close waits.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := s.writerCtx()
 	defer cancel()
 	if len(group) > 1 {
 		if outs, err := s.storeEventsTx(ctx, group); err == nil {
