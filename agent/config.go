@@ -36,6 +36,16 @@ const (
 	// hundreds per second; a resync takes milliseconds to seconds).
 	DefaultSubscriptionBuffer = 8192
 	DefaultVersion            = "dev"
+	// DefaultAMIEvents is the AMI login's event mask: the classes the
+	// agent reads (channels, bridges, dials, hangups, spies and originate
+	// results are "call", Cdr is "cdr", FullyBooted and Shutdown are
+	// "system", queue members are "agent"). A user that may read more, like
+	// the lab's read-all one, would otherwise be sent every "dialplan"
+	// event too: VarSet and Newexten are 27 of the 69 events of one
+	// originated call (capture 03), which the agent read and dropped, and
+	// which Asterisk built for it. The least-privilege user reads
+	// system,call,cdr anyway.
+	DefaultAMIEvents = "system,call,cdr,agent"
 )
 
 // Defaults of the event stream's limits (README "Limits and abuse").
@@ -208,6 +218,9 @@ func (c *Config) fill() {
 	}
 	if c.Context == "" {
 		c.Context = DefaultContext
+	}
+	if c.AMI.Events == "" {
+		c.AMI.Events = DefaultAMIEvents
 	}
 	if c.MaxConcurrentRequests == 0 {
 		c.MaxConcurrentRequests = DefaultMaxRequests
