@@ -168,6 +168,14 @@ func (s *Session) Open() (net.Conn, error) {
 
 // OpenStream is used to create a new stream
 func (s *Session) OpenStream() (*Stream, error) {
+	return s.OpenStreamContext(context.Background())
+}
+
+// OpenStreamContext is OpenStream whose wait for a free in-flight SYN slot
+// (AcceptBacklog streams the peer has not acknowledged) ends with ctx
+// (Switchboard patch: a caller with a deadline needed a goroutine per
+// open to honour it).
+func (s *Session) OpenStreamContext(ctx context.Context) (*Stream, error) {
 	if s.IsClosed() {
 		return nil, ErrSessionShutdown
 	}
@@ -180,6 +188,8 @@ func (s *Session) OpenStream() (*Stream, error) {
 	case s.synCh <- struct{}{}:
 	case <-s.shutdownCh:
 		return nil, ErrSessionShutdown
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 
 GET_ID:
