@@ -147,11 +147,14 @@ func (p *profiler) snapshot() {
 	if err := os.WriteFile(p.path("mem", p.snaps, "txt"), []byte(mem), 0o644); err != nil {
 		p.log.Error("profile", "err", err)
 	}
+	// Each file is renamed into place once complete: the load tool waits
+	// for the goroutine dump, the last, before its next phase.
 	for _, x := range []struct {
 		name, ext string
 		debug     int
 	}{{"heap", "pprof", 0}, {"goroutines", "txt", 1}} {
-		f, err := os.Create(p.path(x.name, p.snaps, x.ext))
+		path := p.path(x.name, p.snaps, x.ext)
+		f, err := os.Create(path + ".tmp")
 		if err != nil {
 			p.log.Error("profile", "err", err)
 			continue
@@ -160,5 +163,8 @@ func (p *profiler) snapshot() {
 			p.log.Error("profile", "err", err)
 		}
 		f.Close()
+		if err := os.Rename(path+".tmp", path); err != nil {
+			p.log.Error("profile", "err", err)
+		}
 	}
 }
