@@ -37,6 +37,17 @@ const (
 	// hundreds per second; a resync takes milliseconds to seconds).
 	DefaultSubscriptionBuffer = 8192
 	DefaultVersion            = "dev"
+	// DefaultAMIEvents is the AMI login's event mask: the classes the
+	// agent reads (channels, bridges, dials, hangups, spies and originate
+	// results are "call", Cdr is "cdr", FullyBooted and Shutdown are
+	// "system", queue members are "agent", the DTMFEnd that confirms a played
+	// digit is "dtmf"). A user that may read more, like
+	// the lab's read-all one, would otherwise be sent every "dialplan"
+	// event too: VarSet and Newexten are 27 of the 69 events of one
+	// originated call (capture 03), which the agent read and dropped, and
+	// which Asterisk built for it. The least-privilege user reads
+	// system,call,cdr,agent,dtmf anyway.
+	DefaultAMIEvents = "system,call,cdr,agent,dtmf"
 )
 
 // Defaults of the event stream's limits (README "Limits and abuse").
@@ -263,6 +274,9 @@ func (c *Config) fill() {
 	}
 	if c.Context == "" {
 		c.Context = DefaultContext
+	}
+	if c.AMI.Events == "" {
+		c.AMI.Events = DefaultAMIEvents
 	}
 	if c.MaxConcurrentRequests == 0 {
 		c.MaxConcurrentRequests = DefaultMaxRequests

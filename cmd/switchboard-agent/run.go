@@ -29,6 +29,7 @@ type flags struct {
 	config, tokenFile, caFile    string
 	servers                      []string
 	ami, amiUser, amiSecretFile  string
+	amiEvents                    string
 	context, logFormat, logLevel string
 	metricsListen                string
 	maxOriginates, maxRequests   int
@@ -63,6 +64,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ami, "ami", "127.0.0.1:5038", "Asterisk Manager Interface address")
 	fs.StringVar(&f.amiUser, "ami-user", "switchboard", "AMI username (manager.conf)")
 	fs.StringVar(&f.amiSecretFile, "ami-secret-file", "", "file holding the AMI user's secret (required)")
+	fs.StringVar(&f.amiEvents, "ami-events", agent.DefaultAMIEvents, "AMI event classes to receive (the login's Events: mask); add dialplan to follow every dialplan step in GET /v1/channels' application, at some 40% more events")
 	fs.StringVar(&f.context, "context", agent.DefaultContext, "dialplan context of Local/<ext>@<context> channels")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -130,7 +132,7 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 		MoreServers:             servers[1:],
 		Token:                   token,
 		CAFile:                  f.caFile,
-		AMI:                     ami.Config{Addr: f.ami, Username: f.amiUser, Secret: secret},
+		AMI:                     ami.Config{Addr: f.ami, Username: f.amiUser, Secret: secret, Events: f.amiEvents},
 		Context:                 f.context,
 		MaxConcurrentOriginates: f.maxOriginates,
 		MaxConcurrentRequests:   f.maxRequests,

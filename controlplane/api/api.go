@@ -30,6 +30,7 @@ type API struct {
 	idem         keyedMutex
 	keys         *keyCache
 	agents       *agentCache
+	fleetRows    fleetRows
 	streams      openStreams
 	routes       []*route
 	mux          *http.ServeMux
@@ -174,6 +175,8 @@ type call struct {
 	// wroteOwn: the handler wrote the response itself (a WebSocket
 	// upgrade, /metrics); flush writes nothing.
 	wroteOwn bool
+	// release, if set, gives body's buffer back once it is written.
+	release func()
 }
 
 func (c *call) ctx() context.Context { return c.r.Context() }
@@ -197,6 +200,10 @@ func (c *call) run() {
 		c.setError(err)
 	}
 	c.flush()
+	if c.release != nil {
+		c.release()
+		c.body = nil
+	}
 	c.finishAudit(err)
 }
 

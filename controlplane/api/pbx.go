@@ -115,11 +115,20 @@ func timePtr(t time.Time) *time.Time {
 }
 
 func viewPBX(ag store.Agent, conn *fleet.Conn) pbxView {
+	var st protocol.Status
+	var at time.Time
+	if conn != nil {
+		st, at = conn.Status()
+	}
+	return viewPBXAt(ag, conn, st, at)
+}
+
+// viewPBXAt is viewPBX with conn's status st received at at, as read.
+func viewPBXAt(ag store.Agent, conn *fleet.Conn, st protocol.Status, at time.Time) pbxView {
 	v := pbxView{ID: ag.ID, Name: ag.Name, Context: ag.Context, AMI: amiUnknown, LastSeen: timePtr(ag.LastSeenAt)}
 	if conn == nil {
 		return v
 	}
-	st, at := conn.Status()
 	v.Connected = true
 	v.Replica = conn.Replica
 	v.ConnectedSince = timePtr(conn.ConnectedAt)
@@ -203,6 +212,8 @@ type fleetTotals struct {
 	LiveCalls    int `json:"live_calls"`
 }
 
+// fleetResponse is GET /v1/fleet's answer (replyFleet writes it from
+// cached rows, in this field order).
 type fleetResponse struct {
 	Totals     fleetTotals  `json:"totals"`
 	Matched    int          `json:"matched"`
@@ -247,8 +258,10 @@ func (a *API) fleet(c *call) error {
 		}
 		return err
 	}
-	out := fleetResponse{Agents: []fleetAgent{}}
-	for _, ag := range all {
+	var out fleetResponse
+	page := make([]fleetPick, 0, min(limit+1, len(all)))
+	for i := range all {
+		ag := all[i]
 		// Totals and filters need only the connection and its status;
 		// the full view is built for the page's agents alone.
 		var conn *fleet.Conn
@@ -281,16 +294,17 @@ func (a *API) fleet(c *call) error {
 			continue
 		}
 		out.Matched++
-		if ag.ID <= cursor || len(out.Agents) > limit {
+		if ag.ID <= cursor || len(page) > limit {
 			continue
 		}
-		out.Agents = append(out.Agents, fleetAgent{Enterprise: ag.EnterpriseNumber, Revoked: ag.Revoked(), pbxView: viewPBX(ag, conn)})
+		page = append(page, fleetPick{ag: &all[i], conn: conn})
 	}
-	if len(out.Agents) > limit {
-		out.Agents = out.Agents[:limit]
-		out.NextCursor = out.Agents[limit-1].ID
+	if len(page) > limit {
+		page = page[:limit]
+		out.NextCursor = page[limit-1].ag.ID
 	}
-	return c.reply(http.StatusOK, out)
+	a.fleetRows.prune(all)
+	return a.replyFleet(c, out.Totals, out.Matched, page, out.NextCursor)
 }
 
 // agentVersion is the version GET /v1/fleet shows for a connected agent

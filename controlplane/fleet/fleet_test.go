@@ -263,13 +263,16 @@ func BenchmarkCall(b *testing.B) {
 	srv.Connect(b, "pbx-1", func(context.Context, protocol.Request) (any, error) {
 		return protocol.PingResult{AMIRoundTripMicros: 1}, nil
 	}, fleettest.AgentOptions{})
-	ctx := context.Background()
 	lat := make([]time.Duration, 0, 1<<16)
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
 		var res protocol.PingResult
-		if err := reg.Call(ctx, "pbx-1", protocol.OpPing, nil, &res); err != nil {
+		// Calls need a deadline (as the API's have: its AMI timeout).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := reg.Call(ctx, "pbx-1", protocol.OpPing, nil, &res)
+		cancel()
+		if err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))

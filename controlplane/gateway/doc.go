@@ -9,6 +9,11 @@
 // the upgrade, and the api package, which routes GET /agent/v1/connect,
 // writes it in text for the agent to log.
 //
+// A connected agent costs two goroutines, yamux's send and receive loops:
+// once the hello is done the HTTP handler returns, and the agent's status
+// and events are read by goroutines that run only while it has sent
+// something (session.go).
+//
 // With several replicas, Config.Ownership records each session cluster-wide
 // once registered (the newest connection wins; a replica told of a newer
 // claim closes its own session) and releases it when it ends.

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,9 +374,9 @@ func refused(status int, code, reason string) *RefusedError {
 	return &RefusedError{Status: status, Code: code, Reason: reason}
 }
 
-// Connect authenticates an agent by its token, upgrades and serves the
-// tunnel until it ends: the handler blocks for the session's life. An
-// error (a *RefusedError) means nothing was written.
+// Connect authenticates an agent by its token, upgrades, reads its hello
+// and returns once the session runs on its own (see session). An error
+// (a *RefusedError) means nothing was written.
 func (g *Gateway) Connect(w http.ResponseWriter, r *http.Request) error {
 	token, ok := bearer(r)
 	if !ok {
@@ -421,144 +419,27 @@ func (g *Gateway) Connect(w http.ResponseWriter, r *http.Request) error {
 		g.mu.Unlock()
 		return refused(http.StatusServiceUnavailable, "shutting_down", "control plane shutting down")
 	}
-	g.wg.Add(1)
+	g.wg.Add(1) // Done when the session ends (session.end)
 	g.mu.Unlock()
-	defer g.wg.Done()
 
-	// The session outlives the request's own deadlines but not the gateway.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	defer cancel()
+	// The session outlives the request: nothing of the request (its
+	// context, headers, net/http's buffers) is kept once the hello is done
+	// and the handler returns.
+	ctx, cancel := context.WithCancel(context.Background())
 	sess, err := tunnel.Accept(ctx, w, r, g.cfg.Tunnel)
 	if err != nil {
+		cancel()
+		g.wg.Done()
 		// The version was checked and the config validated above, so the
 		// WebSocket upgrade failed, and its library answered the agent.
 		g.log.Warn("tunnel accept failed", "agent", agent.ID, "err", err)
 		return nil
 	}
-	defer sess.Close()
-	log := g.log.With("agent", agent.ID, "remote", r.RemoteAddr)
-	if err := g.serve(ctx, cancel, sess, agent, log); err != nil && !errors.Is(err, context.Canceled) {
-		log.Info("agent session ended", "err", err)
-	} else {
-		log.Info("agent session ended")
-	}
+	s := &session{g: g, sess: sess, agent: agent, cancel: cancel, done: make(chan struct{}),
+		log: g.log.With("agent", agent.ID, "remote", r.RemoteAddr)}
+	context.AfterFunc(ctx, s.end)
+	s.run(ctx)
 	return nil
-}
-
-// serve runs one session on the handler's goroutine: hello, then the
-// events stream is read here while a second goroutine reads Status from
-// the control stream. With yamux's send and receive loops that is four
-// goroutines per connected agent, the largest share of its memory
-// (8 KB of stack or more each). cancel ends the session (ctx is the one
-// tunnel.Accept got), which ends both readers.
-func (g *Gateway) serve(ctx context.Context, cancel context.CancelFunc, sess *tunnel.Session, agent store.Agent, log *slog.Logger) error {
-	// Hello arrives on the first stream, which must be the control stream.
-	helloCtx, helloCancel := context.WithTimeout(ctx, g.cfg.HelloTimeout)
-	ctrl, kind, err := sess.Accept(helloCtx)
-	helloCancel()
-	if err != nil {
-		return fmt.Errorf("accept control stream: %w", err)
-	}
-	defer ctrl.Close()
-	if kind != protocol.StreamControl {
-		return fmt.Errorf("first stream is %v, want control", kind)
-	}
-	_ = ctrl.SetReadDeadline(time.Now().Add(g.cfg.HelloTimeout))
-	var hello protocol.Hello
-	if err := protocol.ReadFrame(ctrl, &hello, g.cfg.MaxControlFrameBytes); err != nil {
-		g.countTooLarge(err)
-		return fmt.Errorf("read hello: %w", err)
-	}
-	g.boundHello(&hello, log)
-	// The upgrade request agreed the version (tunnel.CheckVersion); a
-	// hello that says otherwise is a broken agent.
-	if hello.Protocol != sess.Protocol() {
-		return fmt.Errorf("agent hello speaks protocol %d, its upgrade request offered %d", hello.Protocol, sess.Protocol())
-	}
-	acked, err := g.cfg.Store.AgentAckedSeq(ctx, agent.ID)
-	if err != nil {
-		return fmt.Errorf("read acked sequence: %w", err)
-	}
-	welcome := g.welcome(sess.Protocol(), uint64(acked))
-	if err := protocol.WriteFrame(ctrl, welcome); err != nil {
-		return fmt.Errorf("write welcome: %w", err)
-	}
-
-	now := g.cfg.Now()
-	conn := fleet.NewConn(agent.ID, agent.EnterpriseID, sess, hello, now)
-	conn.SessionID = welcome.SessionID
-	done := make(chan struct{})
-	g.mu.Lock()
-	if g.closed {
-		// Close began during the hello and did not see this session.
-		g.mu.Unlock()
-		return errClosing
-	}
-	g.live[conn] = liveSession{cancel: cancel, done: done}
-	g.mu.Unlock()
-	conn.Replica = g.cfg.Replica
-	claimed := false
-	if g.cfg.Ownership != nil {
-		// Recorded before it is registered: once a request can reach the
-		// agent here, every replica can find it here.
-		if err := g.cfg.Ownership.Claim(ctx, conn); err != nil {
-			g.mu.Lock()
-			delete(g.live, conn)
-			g.mu.Unlock()
-			close(done)
-			return fmt.Errorf("record this replica as the agent's holder: %w", err)
-		}
-		claimed = true
-	}
-	g.cfg.Registry.Register(conn) // logs the replacement of an older connection
-	g.cfg.Observer.AgentConnected()
-	defer func() {
-		// The tunnel is torn down before Close counts the session as
-		// ended (its window).
-		_ = sess.Close()
-		defer close(done)
-		g.cfg.Observer.AgentDisconnected()
-		g.cfg.Registry.Unregister(conn)
-		g.mu.Lock()
-		delete(g.live, conn)
-		closing := g.closed
-		g.mu.Unlock()
-		if claimed && !closing {
-			// On Close the replica deregisters, releasing every claim in
-			// one statement.
-			g.cfg.Ownership.Release(conn)
-		}
-		written := g.markSeen(agent.ID, g.cfg.Now()) // the agent was here until now
-		if !closing {
-			waitSeen(written) // Close writes it at its end
-		}
-	}()
-	waitSeen(g.markSeen(agent.ID, now))
-	log.Info("agent connected", "session", welcome.SessionID, "agent_version", hello.AgentVersion, "protocol", conn.Protocol,
-		"hostname", hello.Hostname, "asterisk", hello.AsteriskVersion, "ami", hello.AMI, "last_acked_seq", acked)
-
-	// The first failure says why the session ended; it then ends the
-	// session, which ends the other reader.
-	var (
-		firstMu  sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		firstMu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		firstMu.Unlock()
-		cancel()
-	}
-	statusDone := make(chan struct{})
-	go func() {
-		defer close(statusDone)
-		fail(g.readStatus(ctrl, conn, agent, log))
-	}()
-	fail(g.acceptEvents(ctx, sess, agent, hello, welcome.LastAckedSeq, log))
-	<-statusDone
-	return firstErr
 }
 
 // welcome is the Welcome for a session of protocol version v: v1 agents
@@ -569,55 +450,6 @@ func (g *Gateway) welcome(v int, acked uint64) protocol.Welcome {
 		w.Protocol, w.ControlPlaneVersion = v, g.cfg.Version
 	}
 	return w
-}
-
-// acceptEvents waits for the agent's events stream and ingests it until
-// the session ends. An agent opens one per session; any other stream ends
-// the session: each could hold a stream window (256 KiB) that nobody
-// reads. Streams opened after the events stream wait in yamux's accept
-// backlog (Limits.StreamBacklog; more are reset) until the session ends.
-func (g *Gateway) acceptEvents(ctx context.Context, sess *tunnel.Session, agent store.Agent, hello protocol.Hello, acked uint64, log *slog.Logger) error {
-	st, kind, err := sess.Accept(ctx)
-	if err != nil {
-		return fmt.Errorf("accept stream: %w", err)
-	}
-	defer st.Close()
-	if kind != protocol.StreamEvents {
-		g.cfg.Observer.AgentProtocolError("unexpected_stream")
-		return fmt.Errorf("agent opened a %v stream; agents open only control and events", kind)
-	}
-	return g.newIngestor(st, agent, hello, acked, log).run(ctx)
-}
-
-// readStatus reads the agent's Status frames until the session ends. One
-// must arrive within StatusTimeout of the previous one: the agent sends
-// one every heartbeat, so a longer silence means it vanished (a PBX that
-// lost power behind a NAT sends no FIN). This replaces the control
-// plane's own yamux keepalive.
-func (g *Gateway) readStatus(ctrl net.Conn, conn *fleet.Conn, agent store.Agent, log *slog.Logger) error {
-	lastTouch := g.cfg.Now() // serve marked the connect
-	for {
-		_ = ctrl.SetReadDeadline(time.Now().Add(g.cfg.StatusTimeout))
-		var st protocol.Status
-		if err := protocol.ReadFrame(ctrl, &st, g.cfg.MaxControlFrameBytes); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return fmt.Errorf("no status from the agent for %v: %w", g.cfg.StatusTimeout, ErrAgentSilent)
-			}
-			g.countTooLarge(err)
-			return fmt.Errorf("read status: %w", err)
-		}
-		if g.boundStatus(&st, log) {
-			log = nil // logged once per session; the metric counts every one
-		}
-		now := g.cfg.Now()
-		conn.SetStatus(st, now)
-		// The registry has the live status; the store's copy is for
-		// after a disconnect or a crash (see Config.LastSeenInterval).
-		if now.Sub(lastTouch) >= g.cfg.LastSeenInterval {
-			lastTouch = now
-			g.markSeen(agent.ID, now)
-		}
-	}
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
+	"github.com/switchboard-pbx/switchboard/protocol/tunnel"
 )
 
 // ingestor reads one agent's events stream: it stores each batch, then
@@ -58,47 +59,62 @@ func (g *Gateway) newIngestor(st net.Conn, agent store.Agent, hello protocol.Hel
 	return in
 }
 
-// run ingests until the session ends (ctx), which also ends a blocked
-// read: the stream is closed with the session.
-func (in *ingestor) run(ctx context.Context) error {
-	defer in.releaseBuffer()
+// step ingests what the agent has sent, and returns nil once nothing
+// more is buffered (the session's watch runs it again when more comes).
+// A batch that waits (rate, a failing store) or a frame half arrived
+// keeps it running; the session's end (ctx) ends those waits: the
+// stream is closed with the session.
+func (in *ingestor) step(ctx context.Context) error {
 	for {
-		batch, err := in.next()
-		if err != nil {
-			return fmt.Errorf("read events: %w", err)
-		}
-		if in.tooLarge != nil && len(batch.Events) == 0 {
-			if err := in.refuse(); err != nil {
-				return err
-			}
-			continue
-		}
-		if len(batch.Events) == 0 {
-			continue
-		}
-		if err := in.throttle(ctx, len(batch.Events)); err != nil {
-			return err
-		}
-		stored, err := in.store(ctx, batch.Events)
-		if err != nil {
-			return err
-		}
-		in.g.cfg.Observer.EventsStored(len(stored))
-		for _, se := range stored {
-			if se.Event.Type == protocol.EventGap {
-				in.g.cfg.Observer.EventsLost(se.Event.Lost)
+		if in.tooLarge == nil && (in.br == nil || in.br.Buffered() == 0) {
+			if n, done := in.st.(tunnel.Stream).ReadReady(); n == 0 && !done {
+				in.releaseBuffer()
+				in.st.(tunnel.Stream).Shrink()
+				return nil
 			}
 		}
-		if fn := in.g.cfg.OnEvents; fn != nil && len(stored) > 0 {
-			fn(in.agent, stored)
+		if err := in.one(ctx); err != nil {
+			in.releaseBuffer()
+			return err
 		}
-		last := batch.Events[len(batch.Events)-1].Seq
-		in.acked = max(in.acked, last)
-		if err := protocol.WriteFrame(in.st, protocol.Ack{Seq: last}); err != nil {
-			return fmt.Errorf("write ack: %w", err)
-		}
-		in.log.Debug("events stored", "count", len(batch.Events), "acked", last)
 	}
+}
+
+// one reads, stores and acknowledges one batch.
+func (in *ingestor) one(ctx context.Context) error {
+	batch, err := in.next()
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	if in.tooLarge != nil && len(batch.Events) == 0 {
+		return in.refuse()
+	}
+	if len(batch.Events) == 0 {
+		return nil
+	}
+	if err := in.throttle(ctx, len(batch.Events)); err != nil {
+		return err
+	}
+	stored, err := in.store(ctx, batch.Events)
+	if err != nil {
+		return err
+	}
+	in.g.cfg.Observer.EventsStored(len(stored))
+	for _, se := range stored {
+		if se.Event.Type == protocol.EventGap {
+			in.g.cfg.Observer.EventsLost(se.Event.Lost)
+		}
+	}
+	if fn := in.g.cfg.OnEvents; fn != nil && len(stored) > 0 {
+		fn(in.agent, stored)
+	}
+	last := batch.Events[len(batch.Events)-1].Seq
+	in.acked = max(in.acked, last)
+	if err := protocol.WriteFrame(in.st, protocol.Ack{Seq: last}); err != nil {
+		return fmt.Errorf("write ack: %w", err)
+	}
+	in.log.Debug("events stored", "count", len(batch.Events), "acked", last)
+	return nil
 }
 
 // next reads the next batch. The agent sends each event as soon as it has

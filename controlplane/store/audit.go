@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -120,7 +121,8 @@ func (e *AuditEntry) normalize(now time.Time) error {
 // an audit row records something that happened, and a deadline only
 // turned a slow store into lost rows (1,869 of 10,000 calls at 1,000/s
 // with PostgreSQL on the same two cores, waiting for the writer). The
-// writer bounds each transaction itself (30 s) and a closing store
+// writer bounds each transaction itself (30 s on PostgreSQL, the busy
+// timeout on SQLite: writerCtx) and a closing store
 // refuses new rows. Concurrent inserts are committed together (group
 // commit): on SQLite every commit is an fsync on the one write
 // connection, so one transaction per API request would cap the request
@@ -341,11 +343,27 @@ func drain[T any](q <-chan T, max int, write func([]T)) {
 	}
 }
 
+// writerTimeout bounds one group commit of the writer goroutines on
+// PostgreSQL, where a statement waits on the network.
+const writerTimeout = 30 * time.Second
+
+// writerCtx is the context of one group commit of the writer goroutines.
+// On SQLite it cannot end: a statement there never waits on a network, a
+// wait for the file's lock is bounded by the busy timeout, and the pure-Go
+// driver starts a goroutine per statement to watch a context that can end
+// (a dozen per event batch; perf of serve showed their scheduling).
+func (s *Store) writerCtx() (context.Context, context.CancelFunc) {
+	if s.d.name == dialectSQLite {
+		return context.Background(), func() {}
+	}
+	return context.WithTimeout(context.Background(), writerTimeout)
+}
+
 // writeAuditBatch commits the batch in one transaction; if that fails, each
 // row is retried alone so one bad row cannot sink the others.
 func (s *Store) writeAuditBatch(batch []auditReq) {
 	// Writes must finish even while the store is closing: Close waits.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := s.writerCtx()
 	defer cancel()
 	if len(batch) > 1 {
 		ids, err := s.insertAuditTx(ctx, batch)
@@ -368,6 +386,16 @@ func (s *Store) writeAuditBatch(batch []auditReq) {
 	}
 }
 
+// The audit writer's statements, prepared once (prepareWrites).
+const (
+	insertAuditIntentSQL = `INSERT INTO audit_intents (at, entry) VALUES ($1, $2) RETURNING id`
+	deleteAuditIntentSQL = `DELETE FROM audit_intents WHERE id = $1`
+	insertAuditSQL       = `INSERT INTO audit_log
+		(at, enterprise_id, actor_type, actor_id, action, agent_id, channel, uniqueid, from_ext, to_number,
+		 reason, result, error_code, request_id, client_addr, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`
+)
+
 func (s *Store) insertAuditTx(ctx context.Context, batch []auditReq) ([]int64, error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
@@ -376,43 +404,59 @@ func (s *Store) insertAuditTx(ctx context.Context, batch []auditReq) ([]int64, e
 	defer tx.Rollback()
 	ids := make([]int64, len(batch))
 	for i, r := range batch {
-		e := r.e
-		if r.intent {
-			entry, err := json.Marshal(e)
-			if err != nil {
-				return nil, fmt.Errorf("insert audit intent: %w", err)
-			}
-			if err := tx.QueryRowContext(ctx, `INSERT INTO audit_intents (at, entry) VALUES ($1, $2) RETURNING id`,
-				s.d.timeArg(e.At), string(entry)).Scan(&ids[i]); err != nil {
-				return nil, fmt.Errorf("insert audit intent: %w", err)
-			}
-			continue
-		}
-		if e.IntentID != 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM audit_intents WHERE id = $1`, e.IntentID); err != nil {
-				return nil, fmt.Errorf("insert audit: delete intent: %w", err)
-			}
-		}
-		var details any
-		if len(e.Details) > 0 {
-			details = string(e.Details)
-		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO audit_log
-		(at, enterprise_id, actor_type, actor_id, action, agent_id, channel, uniqueid, from_ext, to_number,
-		 reason, result, error_code, request_id, client_addr, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
-			s.d.timeArg(e.At), nullID(e.EnterpriseID), e.ActorType, e.ActorID, e.Action, nullString(e.AgentID),
-			nullString(e.Channel), nullString(e.UniqueID), nullString(e.FromExt), nullString(e.ToNumber),
-			nullString(e.Reason), e.Result, nullString(e.ErrorCode), nullString(e.RequestID),
-			nullString(e.ClientAddr), details).Scan(&ids[i])
-		if err != nil {
-			return nil, fmt.Errorf("insert audit: %w", err)
+		if ids[i], err = s.insertAuditIn(ctx, tx, r); err != nil {
+			return nil, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("insert audit: commit: %w", err)
 	}
 	return ids, nil
+}
+
+// insertAuditIn stores one intent, or one row (deleting the intent it
+// replaces), in tx.
+func (s *Store) insertAuditIn(ctx context.Context, tx *sql.Tx, r auditReq) (int64, error) {
+	e := r.e
+	var id int64
+	if r.intent {
+		entry, err := json.Marshal(e)
+		if err != nil {
+			return 0, fmt.Errorf("insert audit intent: %w", err)
+		}
+		st, err := s.txStmt(ctx, tx, insertAuditIntentSQL)
+		if err == nil {
+			err = st.QueryRowContext(ctx, s.d.timeArg(e.At), string(entry)).Scan(&id)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("insert audit intent: %w", err)
+		}
+		return id, nil
+	}
+	if e.IntentID != 0 {
+		st, err := s.txStmt(ctx, tx, deleteAuditIntentSQL)
+		if err == nil {
+			_, err = st.ExecContext(ctx, e.IntentID)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("insert audit: delete intent: %w", err)
+		}
+	}
+	var details any
+	if len(e.Details) > 0 {
+		details = string(e.Details)
+	}
+	st, err := s.txStmt(ctx, tx, insertAuditSQL)
+	if err == nil {
+		err = st.QueryRowContext(ctx, s.d.timeArg(e.At), nullID(e.EnterpriseID), e.ActorType, e.ActorID, e.Action, nullString(e.AgentID),
+			nullString(e.Channel), nullString(e.UniqueID), nullString(e.FromExt), nullString(e.ToNumber),
+			nullString(e.Reason), e.Result, nullString(e.ErrorCode), nullString(e.RequestID),
+			nullString(e.ClientAddr), details).Scan(&id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("insert audit: %w", err)
+	}
+	return id, nil
 }
 
 const auditColumns = `id, at, enterprise_id, actor_type, actor_id, action, agent_id, channel, uniqueid,

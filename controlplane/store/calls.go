@@ -178,9 +178,24 @@ ON CONFLICT (enterprise_id, agent_id, call_id) DO UPDATE SET
 // both engines' limits (PostgreSQL 65535, SQLite 32766).
 const maxRowsPerStatement = 200
 
+// rowsPerStatement is how many rows one INSERT of a batch carries. On
+// PostgreSQL each statement is a round trip, so up to
+// maxRowsPerStatement. SQLite runs in-process but the pure-Go build spends
+// longer parsing a statement than running it, and a statement of each row
+// count would be parsed anew: one row per statement, prepared once.
+func (s *Store) rowsPerStatement() int {
+	if s.d.name == dialectSQLite {
+		return 1
+	}
+	return maxRowsPerStatement
+}
+
+// callUpsertOneSQL is the call upsert of one row (prepareWrites).
+var callUpsertOneSQL = callUpsertHead + "(" + placeholders(1, callColumns) + ")" + callUpsertTail
+
 // applyCallEvents folds the batch's call.* events per call, then writes
-// one upsert row per call: a statement per 200 calls, not one per event
-// (on PostgreSQL each statement is a round trip).
+// one upsert row per call: on PostgreSQL a statement per 200 calls, not
+// one per event (each statement is a round trip).
 func (s *Store) applyCallEvents(ctx context.Context, tx *sql.Tx, agentID string, enterpriseID int64, stored []StoredEvent) error {
 	var (
 		rows  []*callRow
@@ -199,27 +214,44 @@ func (s *Store) applyCallEvents(ctx context.Context, tx *sql.Tx, agentID string,
 		}
 	}
 	for len(rows) > 0 {
-		chunk := rows[:min(len(rows), maxRowsPerStatement)]
+		chunk := rows[:min(len(rows), s.rowsPerStatement())]
 		rows = rows[len(chunk):]
-		var q strings.Builder
-		q.WriteString(callUpsertHead)
 		args := make([]any, 0, len(chunk)*callColumns)
-		for i, r := range chunk {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(" + placeholders(len(args)+1, callColumns) + ")")
+		for _, r := range chunk {
 			args = append(args, enterpriseID, agentID, r.callID, r.status, r.direction, r.from, r.to, r.channel,
 				s.d.timeArg(r.startedAt), s.d.timeArg(r.answeredAt), r.answeredBy, r.answeredChannel, s.d.timeArg(r.endedAt),
 				optIntArg(r.cause), r.causeText, r.hungupBy, optIntArg(r.duration), optIntArg(r.billsec), r.monitored,
 				r.firstSeq, r.lastSeq, s.d.timeArg(r.updatedAt))
 		}
-		q.WriteString(callUpsertTail)
-		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if err := s.execRows(ctx, tx, callUpsertHead, callUpsertTail, callColumns, len(chunk), callUpsertOneSQL, args); err != nil {
 			return fmt.Errorf("call history: %w", err)
 		}
 	}
 	return nil
+}
+
+// execRows runs a multi-row statement, head + n rows of cols placeholders
+// + tail, in tx: the prepared statement one when n is 1.
+func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head, tail string, cols, n int, one string, args []any) error {
+	if n == 1 {
+		st, err := s.txStmt(ctx, tx, one)
+		if err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx, args...)
+		return err
+	}
+	var q strings.Builder
+	q.WriteString(head)
+	for i := range n {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(" + placeholders(i*cols+1, cols) + ")")
+	}
+	q.WriteString(tail)
+	_, err := tx.ExecContext(ctx, q.String(), args...)
+	return err
 }
 
 func optIntArg(p *int) any {

@@ -57,7 +57,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c Claim) ([]Delivery, Claim
 	// webhooks or not): say so from the read pool, without the write
 	// transaction (SQLite's one writer, PostgreSQL's claim lock).
 	var due bool
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks w
+	if err := s.queryRow(ctx, s.db, `SELECT EXISTS (SELECT 1 FROM webhooks w
 		WHERE (w.suspended_until IS NULL OR w.suspended_until <= $1) AND EXISTS (SELECT 1 FROM webhook_deliveries d
 			WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= $1
 			AND (d.leased_until IS NULL OR d.leased_until <= $1)))`, s.d.timeArg(now)).Scan(&due); err != nil {

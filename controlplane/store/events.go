@@ -96,7 +96,7 @@ func (s *Store) startEventWriter() {
 // each is retried alone so one agent's bad batch cannot sink the others.
 func (s *Store) writeEventGroup(group []eventReq) {
 	// Writes must finish even while the store is closing: Close waits.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := s.writerCtx()
 	defer cancel()
 	if len(group) > 1 {
 		if outs, err := s.storeEventsTx(ctx, group); err == nil {
@@ -139,8 +139,14 @@ func (s *Store) storeEventsTx(ctx context.Context, group []eventReq) ([][]Stored
 	return outs, nil
 }
 
-const insertEventSQL = `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
+// The statements of the event transaction, prepared once (prepareWrites).
+const (
+	insertEventSQL = `INSERT INTO events (enterprise_id, seq, agent_id, agent_seq, type, call_id, at, received_at, body)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	insertEventSeqSQL  = `INSERT INTO enterprise_event_seqs (enterprise_id, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING`
+	advanceEventSeqSQL = `UPDATE enterprise_event_seqs SET last_seq = last_seq + $2 WHERE enterprise_id = $1 RETURNING last_seq`
+	advanceAckedSQL    = `UPDATE agents SET last_acked_seq = $2 WHERE id = $1`
+)
 
 // selectAckedForUpdate reads an agent's acknowledged sequence and whether
 // it is revoked in the event transaction; on PostgreSQL it locks the row,
@@ -181,12 +187,19 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO enterprise_event_seqs (enterprise_id, last_seq) VALUES ($1, 0) ON CONFLICT DO NOTHING`, enterpriseID); err != nil {
+	seqRow, err := s.txStmt(ctx, tx, insertEventSeqSQL)
+	if err != nil {
+		return nil, fmt.Errorf("store events: %w", err)
+	}
+	if _, err := seqRow.ExecContext(ctx, enterpriseID); err != nil {
 		return nil, fmt.Errorf("store events: sequence row: %w", err)
 	}
+	advance, err := s.txStmt(ctx, tx, advanceEventSeqSQL)
+	if err != nil {
+		return nil, fmt.Errorf("store events: %w", err)
+	}
 	var last int64
-	if err := tx.QueryRowContext(ctx, `UPDATE enterprise_event_seqs SET last_seq = last_seq + $2 WHERE enterprise_id = $1 RETURNING last_seq`,
-		enterpriseID, len(fresh)).Scan(&last); err != nil {
+	if err := advance.QueryRowContext(ctx, enterpriseID, len(fresh)).Scan(&last); err != nil {
 		return nil, fmt.Errorf("store events: advance sequence: %w", err)
 	}
 	first := last - int64(len(fresh)) + 1
@@ -213,7 +226,11 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	if err := s.recordDerived(ctx, tx, agentID, enterpriseID, out); err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_acked_seq = $2 WHERE id = $1`, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
+	ack, err := s.txStmt(ctx, tx, advanceAckedSQL)
+	if err != nil {
+		return nil, fmt.Errorf("store events: %w", err)
+	}
+	if _, err := ack.ExecContext(ctx, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
 		return nil, fmt.Errorf("store events: advance acked seq: %w", err)
 	}
 	return out, nil

@@ -59,10 +59,13 @@ func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt
 	return st, nil
 }
 
-// prepareWrites prepares the statements of the event transaction on the
-// write pool, while no transaction holds its connection (at open).
+// prepareWrites prepares the statements of the event transaction and the
+// audit writer on the write pool, while no transaction holds its
+// connection (at open): each runs for every event batch or API request.
 func (s *Store) prepareWrites(ctx context.Context) error {
-	for _, q := range []string{s.selectAckedForUpdate(), insertEventSQL} {
+	for _, q := range []string{s.selectAckedForUpdate(), insertEventSQL, insertEventSeqSQL, advanceEventSeqSQL,
+		advanceAckedSQL, callUpsertOneSQL, listWebhooksSQL, insertDeliverySQL,
+		insertAuditIntentSQL, deleteAuditIntentSQL, insertAuditSQL} {
 		if _, err := s.stmt(ctx, s.wdb, q); err != nil {
 			return err
 		}

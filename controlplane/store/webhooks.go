@@ -152,13 +152,26 @@ func scanWebhook(row interface{ Scan(...any) error }) (Webhook, error) {
 
 // ListWebhooks returns the enterprise's webhooks, oldest first.
 func (s *Store) ListWebhooks(ctx context.Context, enterpriseID int64) ([]Webhook, error) {
-	return s.listWebhooks(ctx, s.db, enterpriseID)
+	return s.listWebhooks(ctx, nil, enterpriseID)
 }
 
-func (s *Store) listWebhooks(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, enterpriseID int64) ([]Webhook, error) {
-	rows, err := q.QueryContext(ctx, webhookSelect+` WHERE enterprise_id = $1 ORDER BY created_at, id`, enterpriseID)
+// listWebhooksSQL is prepared once (prepareWrites): every event batch
+// runs it.
+const listWebhooksSQL = webhookSelect + ` WHERE enterprise_id = $1 ORDER BY created_at, id`
+
+// listWebhooks reads the enterprise's webhooks in tx, or from the read
+// pool when tx is nil.
+func (s *Store) listWebhooks(ctx context.Context, tx *sql.Tx, enterpriseID int64) ([]Webhook, error) {
+	var rows *sql.Rows
+	var err error
+	if tx == nil {
+		rows, err = s.query(ctx, s.db, listWebhooksSQL, enterpriseID)
+	} else {
+		var st *sql.Stmt
+		if st, err = s.txStmt(ctx, tx, listWebhooksSQL); err == nil {
+			rows, err = st.QueryContext(ctx, enterpriseID)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list webhooks: %w", err)
 	}
@@ -212,15 +225,7 @@ func (s *Store) enqueueDeliveries(ctx context.Context, tx *sql.Tx, agentID strin
 		if len(args) == 0 {
 			return nil
 		}
-		var q strings.Builder
-		q.WriteString(`INSERT INTO webhook_deliveries (webhook_id, enterprise_id, seq, event_type, status, attempts, next_attempt_at, created_at) VALUES `)
-		for i := 0; i < len(args); i += 5 {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, 'pending', 0, $%d, $%d)", i+1, i+2, i+3, i+4, i+5, i+5)
-		}
-		_, err := tx.ExecContext(ctx, q.String(), args...)
+		err := s.execRows(ctx, tx, insertDeliveriesHead, "", deliveryColumns, len(args)/deliveryColumns, insertDeliverySQL, args)
 		args = args[:0]
 		if err != nil {
 			return fmt.Errorf("webhook outbox: %w", err)
@@ -232,8 +237,9 @@ func (s *Store) enqueueDeliveries(ctx context.Context, tx *sql.Tx, agentID strin
 			if !w.Wants(se.Event.Type, agentID) {
 				continue
 			}
-			args = append(args, w.ID, enterpriseID, se.Seq, se.Event.Type, s.d.timeArg(se.ReceivedAt))
-			if len(args) >= 5*maxRowsPerStatement {
+			at := s.d.timeArg(se.ReceivedAt)
+			args = append(args, w.ID, enterpriseID, se.Seq, se.Event.Type, DeliveryPending, 0, at, at)
+			if len(args) >= deliveryColumns*s.rowsPerStatement() {
 				if err := flush(); err != nil {
 					return err
 				}
@@ -242,6 +248,14 @@ func (s *Store) enqueueDeliveries(ctx context.Context, tx *sql.Tx, agentID strin
 	}
 	return flush()
 }
+
+const (
+	insertDeliveriesHead = `INSERT INTO webhook_deliveries (webhook_id, enterprise_id, seq, event_type, status, attempts, next_attempt_at, created_at) VALUES `
+	deliveryColumns      = 8
+)
+
+// insertDeliverySQL is the outbox insert of one row (prepareWrites).
+var insertDeliverySQL = insertDeliveriesHead + "(" + placeholders(1, deliveryColumns) + ")"
 
 // Delivery is one (webhook, event) in the outbox.
 type Delivery struct {

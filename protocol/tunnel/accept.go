@@ -1,8 +1,12 @@
 package tunnel
 
 import (
+	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -80,7 +84,8 @@ func RefuseVersion(w http.ResponseWriter, err error) {
 //
 // ctx bounds the session's life. http.Server cancels r.Context() when the
 // handler returns, so a handler that passes it must stay in ServeHTTP
-// until the session is Done.
+// until the session is Done; with a context of its own the handler may
+// return at once (the connection is hijacked: net/http lets it be).
 func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg AcceptConfig) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -93,7 +98,8 @@ func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg Acc
 	mc.fill()
 	mc.logger = mc.logger.With("component", "tunnel", "side", "control", "remote", r.RemoteAddr)
 
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := websocket.Accept(smallBuffers{ResponseWriter: w,
+		read: cmp.Or(cfg.ReadBufferBytes, DefaultAcceptBufferBytes), write: cmp.Or(cfg.WriteBufferBytes, DefaultAcceptBufferBytes)}, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("accept tunnel: %w", err)
 	}
@@ -106,4 +112,33 @@ func Accept(ctx context.Context, w http.ResponseWriter, r *http.Request, cfg Acc
 		return nil, fmt.Errorf("accept tunnel: %w", err)
 	}
 	return s, nil
+}
+
+// smallBuffers hands the WebSocket library the hijacked connection with
+// buffers of its own sizes instead of net/http's 4 KiB each, which the
+// library keeps for the connection's life. Bytes net/http had already
+// read past the upgrade request (its background read may have taken the
+// client's first byte) are in the new reader's buffer: the library reads
+// what is buffered, then resets the reader onto the connection.
+type smallBuffers struct {
+	http.ResponseWriter
+	read, write int
+}
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return c, bufio.NewReadWriter(bufio.NewReaderSize(c, s.read), bufio.NewWriterSize(c, s.write)), nil
+	}
+	b, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), c), max(s.read, n))
+	if _, err := br.Peek(n); err != nil { // the copy: never the connection
+		_ = c.Close()
+		return nil, nil, err
+	}
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, s.write)), nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +36,6 @@ type Session struct {
 	// means a broken peer.
 	kindTimeout time.Duration
 	stopCtx     func() bool // stops the context.AfterFunc that closes us
-	opens       sync.WaitGroup
 	// closing: this side is ending the session (Close, or its context
 	// ended), so yamux's errors about the link are expected.
 	closing atomic.Bool
@@ -90,6 +88,26 @@ func newSession(ctx context.Context, ws *websocket.Conn, remote net.Addr, client
 	return s, nil
 }
 
+// Stream is what the net.Conn that Accept and Open return also is: a
+// reader may wait for SetNotify's calls instead of parking a goroutine in
+// Read while the peer sends nothing.
+type Stream interface {
+	net.Conn
+	// SetNotify sets fn, called when data arrives or the stream ends, and
+	// once at once. fn runs on the session's receive loop, possibly with
+	// the stream's locks held: it must return at once and call none of
+	// the stream's methods (it may start a goroutine that does).
+	SetNotify(fn func())
+	// ReadReady reports the bytes a Read returns without waiting, and
+	// whether a Read returns at once anyway (the stream or its session
+	// ended).
+	ReadReady() (buffered int, done bool)
+	// Shrink drops the stream's receive buffer while it is empty.
+	Shrink()
+}
+
+var _ Stream = (*yamux.Stream)(nil)
+
 // Open opens a stream and writes kind as its first byte, so the peer's
 // Accept returns at once. ctx bounds the open and that write, not the
 // stream's life; set deadlines on the returned net.Conn for that.
@@ -112,39 +130,12 @@ func (s *Session) Open(ctx context.Context, kind protocol.StreamKind) (net.Conn,
 	return st, nil
 }
 
-// openStream is yamux's OpenStream made to honour ctx: OpenStream blocks
-// while AcceptBacklog streams are waiting for the peer's acknowledgement.
+// openStream opens a yamux stream, waiting while AcceptBacklog streams
+// are waiting for the peer's acknowledgement, at most until ctx ends
+// (OpenStreamContext, third_party/yamux).
 func (s *Session) openStream(ctx context.Context) (*yamux.Stream, error) {
-	if ctx.Done() == nil {
-		st, err := s.mux.OpenStream()
-		return st, s.mapErr(ctx, err)
-	}
-	type result struct {
-		st  *yamux.Stream
-		err error
-	}
-	ch := make(chan result) // unbuffered: a send means Open took the stream
-	s.opens.Add(1)
-	go func() {
-		defer s.opens.Done()
-		st, err := s.mux.OpenStream()
-		select {
-		case ch <- result{st, err}:
-		case <-ctx.Done():
-			// Open gave up; nobody will use this stream. The wait
-			// above ends when the peer acknowledges a pending stream
-			// or the session closes (Close waits for us).
-			if st != nil {
-				_ = st.Close()
-			}
-		}
-	}()
-	select {
-	case r := <-ch:
-		return r.st, s.mapErr(ctx, r.err)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	st, err := s.mux.OpenStreamContext(ctx)
+	return st, s.mapErr(ctx, err)
 }
 
 // Accept waits for the peer to open a stream and returns it with its kind.
@@ -210,9 +201,7 @@ func (s *Session) mapErr(ctx context.Context, err error) error {
 func (s *Session) Close() error {
 	s.closing.Store(true)
 	s.stopCtx()
-	err := s.mux.Close()
-	s.opens.Wait()
-	return err
+	return s.mux.Close()
 }
 
 // Done is closed when the session dies: peer gone, keepalive failed, Close

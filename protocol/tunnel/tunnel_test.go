@@ -277,6 +277,32 @@ func TestAcceptHonoursContext(t *testing.T) {
 	}
 }
 
+// TestOpenHonoursContext: while AcceptBacklog streams wait for the
+// peer's acknowledgement (it accepts none), Open waits, and gives up when
+// its context ends, without ending the session.
+func TestOpenHonoursContext(t *testing.T) {
+	const backlog = 2
+	ts := startServer(t, serverOpts{cfg: AcceptConfig{AcceptBacklog: backlog}})
+	agent, control := dialPair(t, ts, DialConfig{AcceptBacklog: backlog})
+	_ = agent // accepts nothing
+	ctx := context.Background()
+	for i := range backlog {
+		if _, err := control.Open(ctx, protocol.StreamRequest); err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := control.Open(short, protocol.StreamRequest); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open past the backlog: %v, want DeadlineExceeded", err)
+	}
+	select {
+	case <-control.Done():
+		t.Fatal("Open's ctx must not end the session")
+	default:
+	}
+}
+
 func TestHandshakeRefused(t *testing.T) {
 	ts := startServer(t, serverOpts{})
 	tests := []struct {

@@ -51,6 +51,11 @@ type Config struct {
 	// Logger is used to pass in the logger to be used. Either Logger or
 	// LogOutput can be set, not both.
 	Logger Logger
+
+	// ReadBufferSize is the size of the session's read buffer; zero means
+	// bufio's default, 4096 (Switchboard patch: a connection that is
+	// buffered already needs no second 4 KiB per session).
+	ReadBufferSize int
 }
 
 func (c *Config) Clone() *Config {

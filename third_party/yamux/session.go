@@ -89,6 +89,15 @@ type sendReady struct {
 	Err  chan error
 }
 
+// newReadBuffer is the session's buffered reader: size bytes, 4096 when
+// size is zero (Switchboard patch, see Config.ReadBufferSize).
+func newReadBuffer(conn io.Reader, size int) *bufio.Reader {
+	if size <= 0 {
+		return bufio.NewReader(conn)
+	}
+	return bufio.NewReaderSize(conn, size)
+}
+
 // newSession is used to construct a new session
 func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 	logger := config.Logger
@@ -100,7 +109,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		config:     config,
 		logger:     logger,
 		conn:       conn,
-		bufRead:    bufio.NewReader(conn),
+		bufRead:    newReadBuffer(conn, config.ReadBufferSize),
 		pings:      make(map[uint32]chan struct{}),
 		streams:    make(map[uint32]*Stream),
 		inflight:   make(map[uint32]struct{}),
@@ -159,6 +168,14 @@ func (s *Session) Open() (net.Conn, error) {
 
 // OpenStream is used to create a new stream
 func (s *Session) OpenStream() (*Stream, error) {
+	return s.OpenStreamContext(context.Background())
+}
+
+// OpenStreamContext is OpenStream whose wait for a free in-flight SYN slot
+// (AcceptBacklog streams the peer has not acknowledged) ends with ctx
+// (Switchboard patch: a caller with a deadline needed a goroutine per
+// open to honour it).
+func (s *Session) OpenStreamContext(ctx context.Context) (*Stream, error) {
 	if s.IsClosed() {
 		return nil, ErrSessionShutdown
 	}
@@ -171,6 +188,8 @@ func (s *Session) OpenStream() (*Stream, error) {
 	case s.synCh <- struct{}{}:
 	case <-s.shutdownCh:
 		return nil, ErrSessionShutdown
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 
 GET_ID:

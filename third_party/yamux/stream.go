@@ -57,6 +57,9 @@ type Stream struct {
 	// closeTimer is set with stateLock held to honor the StreamCloseTimeout
 	// setting on Session.
 	closeTimer *time.Timer
+
+	// notify is SetNotify's function (Switchboard patch).
+	notify atomic.Pointer[func()]
 }
 
 // newStream is used to construct a new stream within
@@ -501,6 +504,49 @@ func (s *Stream) notifyWaiting() {
 	asyncNotify(s.recvNotifyCh)
 	asyncNotify(s.sendNotifyCh)
 	asyncNotify(s.establishCh)
+	s.callNotify()
+}
+
+// SetNotify sets fn to be called whenever data arrives on the stream or
+// it is closed (by either side, reset, or with its session), and once
+// now (Switchboard patch): a reader can then run only while there is
+// something to read, instead of parking a goroutine in Read for the
+// stream's life. fn runs on yamux's receive loop, sometimes with the
+// stream's locks held: it must return at once and must not call the
+// stream's methods (start a goroutine that does).
+func (s *Stream) SetNotify(fn func()) {
+	s.notify.Store(&fn)
+	fn()
+}
+
+func (s *Stream) callNotify() {
+	if fn := s.notify.Load(); fn != nil {
+		(*fn)()
+	}
+}
+
+// ReadReady reports how many bytes a Read returns without waiting, and
+// whether a Read returns at once anyway: the peer closed the stream (EOF
+// once the buffer is read), it was reset or closed, or its session shut
+// down (Switchboard patch, for SetNotify's readers).
+func (s *Stream) ReadReady() (buffered int, done bool) {
+	s.stateLock.Lock()
+	switch s.state {
+	case streamRemoteClose, streamClosed, streamReset:
+		done = true
+	}
+	s.stateLock.Unlock()
+	s.recvLock.Lock()
+	if s.recvBuf != nil {
+		buffered = s.recvBuf.Len()
+	}
+	s.recvLock.Unlock()
+	select {
+	case <-s.session.shutdownCh:
+		done = true
+	default:
+	}
+	return buffered, done
 }
 
 // incrSendWindow updates the size of our send window
@@ -557,6 +603,7 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 
 	// Unblock any readers
 	asyncNotify(s.recvNotifyCh)
+	s.callNotify()
 	return nil
 }
 

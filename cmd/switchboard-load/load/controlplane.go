@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,10 @@ type cpProcess struct {
 	logFile *os.File
 	done    chan struct{}
 	waitErr error
+	// profile: the profiled copy's snapshot files are <profile>-*-K.*;
+	// snaps is the last K asked for. Empty: not profiled.
+	profile string
+	snaps   atomic.Int32
 }
 
 func newCPLauncher(cfg Config, dir string, plan *fleetPlan) (*cpLauncher, error) {
@@ -94,6 +99,9 @@ func (l *cpLauncher) start(ctx context.Context) (*cpProcess, error) {
 		return nil, fmt.Errorf("start control plane %s: %w", argv[0], err)
 	}
 	p := &cpProcess{cmd: cmd, logFile: lf, done: make(chan struct{})}
+	if l.profile != "" {
+		p.profile = filepath.Join(l.profile, fmt.Sprintf("cp%d", l.started))
+	}
 	go func() { p.waitErr = cmd.Wait(); lf.Close(); close(p.done) }()
 
 	sctx, cancel := context.WithTimeout(ctx, cpStartTimeout)
@@ -256,3 +264,28 @@ func waitConnected(ctx context.Context, client *http.Client, base string, want i
 // signal sends sig to the process (profile toggles); a process that is
 // gone is not an error here.
 func (p *cpProcess) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// snapshotWait is how long snapshot waits for the profiled copy's files.
+const snapshotWait = time.Minute
+
+// snapshot asks the profiled copy for a heap profile and goroutine dump
+// (SIGUSR2) and waits until they are written, so the next phase (which
+// may stop the agents) does not change what they show. The copy renames
+// each file into place once complete.
+func (p *cpProcess) snapshot(ctx context.Context) error {
+	n := p.snaps.Add(1)
+	p.signal(syscall.SIGUSR2)
+	last := fmt.Sprintf("%s-goroutines-%d.txt", p.profile, n)
+	deadline := time.Now().Add(snapshotWait)
+	for {
+		if _, err := os.Stat(last); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("profile snapshot %s not written within %v", last, snapshotWait)
+		}
+		if err := sleep(ctx, pollEvery); err != nil {
+			return err
+		}
+	}
+}

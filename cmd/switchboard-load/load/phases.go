@@ -64,7 +64,9 @@ func (r *runner) idle(ctx context.Context) error {
 		// Idle: the CPU profile (started after the connect) ends; heap
 		// and goroutines with every agent connected.
 		r.cp.signal(syscall.SIGUSR1)
-		r.cp.signal(syscall.SIGUSR2)
+		if err := r.cp.snapshot(ctx); err != nil {
+			r.say("%v", err)
+		}
 	}
 	return nil
 }
@@ -115,7 +117,7 @@ func (r *runner) originate(ctx context.Context) error {
 		// CPU profile of the calls; heap and goroutines halfway.
 		cp := r.cp
 		cp.signal(syscall.SIGUSR1)
-		t := time.AfterFunc(cfg.OriginateDuration/2, func() { cp.signal(syscall.SIGUSR2) })
+		t := time.AfterFunc(cfg.OriginateDuration/2, func() { cp.snaps.Add(1); cp.signal(syscall.SIGUSR2) })
 		defer t.Stop()
 	}
 	res.Originate = originateLoad(ctx, r.client, base, r.plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
@@ -173,7 +175,9 @@ func (r *runner) restart(ctx context.Context) error {
 	res.Reconnect, err = waitConnected(ctx, r.client, r.launcher.base, cfg.Agents, kill, cfg.ReconnectGoal, cfg.ReconnectTimeout)
 	if cfg.Profile != "" {
 		r.cp.signal(syscall.SIGUSR1)
-		r.cp.signal(syscall.SIGUSR2)
+		if err := r.cp.snapshot(ctx); err != nil {
+			r.say("%v", err)
+		}
 	}
 	if err != nil {
 		res.ReconnectErr = err.Error()

@@ -23,7 +23,8 @@ import (
 // `switchboard serve --db --listen --jwt-secret-file` builds it, profiled on signals so each phase of a
 // run gets its own profile: SIGUSR1 starts a CPU profile (the next SIGUSR1
 // stops it), SIGUSR2 writes a heap profile and a goroutine dump. Files are
-// <prefix>-cpu-K.pprof, <prefix>-heap-K.pprof, <prefix>-goroutines-K.txt
+// <prefix>-cpu-K.pprof, <prefix>-heap-K.pprof, <prefix>-goroutines-K.txt,
+// <prefix>-mem-K.txt
 // in --profile-dir. Profiling stays out of the product binary; this is
 // the load tool's own copy of serve's wiring.
 func RunProfiledControlPlane(ctx context.Context, args []string, stderr io.Writer) error {
@@ -131,16 +132,29 @@ func (p *profiler) stopCPU() {
 	p.cpu = nil
 }
 
-// snapshot writes a heap profile (after a GC, so it shows live memory)
-// and a goroutine dump (where every goroutine waits, aggregated).
+// snapshot writes a heap profile (after a GC, so it shows live memory),
+// a goroutine dump (where every goroutine waits, aggregated) and the
+// runtime's memory classes after that GC (<prefix>-mem-K.txt): live heap
+// and goroutine stacks are what each connected agent costs, RSS adds the
+// garbage the next GC would collect.
 func (p *profiler) snapshot() {
 	p.snaps++
 	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	mem := fmt.Sprintf("live heap %d MiB (%d objects), heap in use %d MiB, stacks %d MiB, goroutines %d, next GC at %d MiB, from the OS %d MiB\n",
+		ms.HeapAlloc>>20, ms.HeapObjects, ms.HeapInuse>>20, ms.StackInuse>>20, runtime.NumGoroutine(), ms.NextGC>>20, ms.Sys>>20)
+	if err := os.WriteFile(p.path("mem", p.snaps, "txt"), []byte(mem), 0o644); err != nil {
+		p.log.Error("profile", "err", err)
+	}
+	// Each file is renamed into place once complete: the load tool waits
+	// for the goroutine dump, the last, before its next phase.
 	for _, x := range []struct {
 		name, ext string
 		debug     int
 	}{{"heap", "pprof", 0}, {"goroutines", "txt", 1}} {
-		f, err := os.Create(p.path(x.name, p.snaps, x.ext))
+		path := p.path(x.name, p.snaps, x.ext)
+		f, err := os.Create(path + ".tmp")
 		if err != nil {
 			p.log.Error("profile", "err", err)
 			continue
@@ -149,5 +163,8 @@ func (p *profiler) snapshot() {
 			p.log.Error("profile", "err", err)
 		}
 		f.Close()
+		if err := os.Rename(path+".tmp", path); err != nil {
+			p.log.Error("profile", "err", err)
+		}
 	}
 }
