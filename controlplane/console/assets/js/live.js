@@ -3,15 +3,13 @@
 // then on they appear, change and go from the /v1/events WebSocket alone,
 // opened with a browser ticket and resumed with after=<last seq> whenever
 // it drops, so no event is lost across a control-plane restart and no
-// polling is needed.
+// polling is needed (stream.js).
 import { api, query } from './api.js';
 import { h, add, field, errorBox, badge, fmtDuration, confirmAction, ask } from './ui.js';
+import { eventStream } from './stream.js';
 
 // Statuses a call ends in: its row goes.
 const TERMINAL = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
-// Reconnect backoff: the first retry after RETRY_MIN, doubling to RETRY_MAX.
-const RETRY_MIN = 1000;
-const RETRY_MAX = 10000;
 // At most this many live calls are loaded at first (one page of the API).
 const SNAPSHOT_LIMIT = 500;
 // Where the supervisor's own extension is remembered (this browser only).
@@ -27,30 +25,22 @@ export function mount(main, ctx) {
   const can = a => ctx.can(a);
   const why = a => ctx.why(a);
   const rows = new Map(); // "pbx/call_id" → {c, tr, cells}
-  let ws = null;
   let stopped = false;
-  let lastSeq = null;      // the last event applied (or the stream's start)
   let missed = 0;          // events skipped over: must stay 0
-  let downs = 0;           // how often the stream went down
-  let downSince = null;
-  let retryMs = RETRY_MIN;
-  let retryTimer = null;
   let snapshot = 'none';   // none | loading | done
   let buffered = [];       // events that arrived while the snapshot loaded
   let loads = 0;           // the newest snapshot load wins
 
-  const indicator = h('span', { class: 'stream', id: 'stream', role: 'status', 'aria-live': 'polite' }, 'Connecting…');
-  const setState = (state, text) => {
-    indicator.dataset.state = state;
-    indicator.textContent = text;
-  };
-  const publish = () => {
-    indicator.dataset.lastSeq = lastSeq === null ? '' : String(lastSeq);
-    indicator.dataset.missed = String(missed);
-    indicator.dataset.downs = String(downs);
-  };
-  setState('connecting', 'Connecting…');
-  publish();
+  const stream = eventStream({
+    onLive: () => { if (snapshot === 'none') loadSnapshot(); },
+    onEvent: (ev, prev) => onEvent(ev, prev),
+    onTruncated: () => {
+      notice('Some events are older than the server keeps; the list was reloaded.');
+      reload();
+    },
+  });
+  const indicator = stream.indicator;
+  indicator.dataset.missed = '0';
 
   const notices = h('div', { id: 'live-notices', 'aria-live': 'polite' });
   const status = h('div', { id: 'live-status', role: 'status', 'aria-live': 'polite' });
@@ -198,79 +188,16 @@ export function mount(main, ctx) {
   }
 
   // --- the stream ------------------------------------------------------------
-  function onMessage(data) {
-    let ev;
-    try { ev = JSON.parse(data); } catch { return; }
-    if (ev.type === 'stream.live') {
-      if (lastSeq === null) lastSeq = ev.seq;
-      retryMs = RETRY_MIN;
-      const text = downSince === null ? 'Live' : `Live — resumed after ${Math.max(1, Math.round((Date.now() - downSince) / 1000))} s`;
-      downSince = null;
-      setState('live', text);
-      publish();
-      if (snapshot === 'none') loadSnapshot();
-      return;
-    }
-    if (ev.type === 'stream.truncated') {
-      notice('Some events are older than the server keeps; the list was reloaded.');
-      lastSeq = ev.seq;
-      publish();
-      reload();
-      return;
-    }
-    if (typeof ev.seq !== 'number') return;
-    if (lastSeq !== null && ev.seq <= lastSeq) return; // already applied
-    if (lastSeq !== null && ev.seq !== lastSeq + 1) {
-      missed += ev.seq - lastSeq - 1;
-      notice(`${ev.seq - lastSeq - 1} events were missed; the list was reloaded.`);
+  // Every type, so a skipped sequence is a missed event.
+  function onEvent(ev, prev) {
+    if (prev !== null && ev.seq !== prev + 1) {
+      missed += ev.seq - prev - 1;
+      indicator.dataset.missed = String(missed);
+      notice(`${ev.seq - prev - 1} events were missed; the list was reloaded.`);
       reload();
     }
-    lastSeq = ev.seq;
-    publish();
     if (snapshot !== 'done') buffered.push(ev);
     else apply(ev);
-  }
-
-  function setDown(reason) {
-    if (indicator.dataset.state !== 'down') {
-      downs++;
-      if (downSince === null) downSince = Date.now();
-    }
-    setState('down', 'Stream down — reconnecting…' + (reason ? ` (${reason})` : ''));
-    publish();
-  }
-
-  function schedule() {
-    if (stopped) return;
-    retryTimer = setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, RETRY_MAX);
-  }
-
-  async function connect() {
-    retryTimer = null;
-    if (stopped) return;
-    let t;
-    try {
-      t = await api('POST', '/v1/events/ticket');
-    } catch (e) {
-      if (stopped || e.status === 401) return; // signed out: the sign-in page takes over
-      setDown(e.message);
-      schedule();
-      return;
-    }
-    if (stopped) return;
-    const url = new URL(t.url, location.href);
-    url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (lastSeq !== null) url.searchParams.set('after', String(lastSeq));
-    const sock = new WebSocket(url);
-    ws = sock;
-    sock.onmessage = m => { if (ws === sock) onMessage(m.data); };
-    sock.onclose = e => {
-      if (ws !== sock || stopped) return;
-      ws = null;
-      setDown(e.reason || 'connection closed');
-      schedule();
-    };
   }
 
   // --- actions -----------------------------------------------------------------
@@ -367,16 +294,10 @@ export function mount(main, ctx) {
   renderExt();
 
   const ticker = setInterval(() => { for (const row of rows.values()) tickRow(row); }, 1000);
-  connect();
 
   return () => {
     stopped = true;
     clearInterval(ticker);
-    if (retryTimer) clearTimeout(retryTimer);
-    if (ws) {
-      const s = ws;
-      ws = null;
-      s.close(1000, 'page closed');
-    }
+    stream.stop();
   };
 }
