@@ -34,7 +34,8 @@ type console struct {
 // real control plane, as the issue lists: sign in with an API key and see
 // an originate as a row; hang it up from the row; an operator without the
 // hangup role is not offered it; place a call; the fleet as platform_admin;
-// the history with a call's timeline; webhooks and audit; and the stream
+// the history with a call's timeline; webhooks and audit; the queues
+// (queues_browser_test.go); and the stream
 // indicator recovering after a control-plane restart with no event missed.
 // It writes the README's screenshots with -update.
 func TestConsoleInBrowser(t *testing.T) {
@@ -51,6 +52,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("hang up from the row", func(t *testing.T) { c.testHangup(t, tb) })
 	t.Run("place a call", func(t *testing.T) { c.testPlaceCall(t, tb) })
 	t.Run("operator without the hangup role", func(t *testing.T) { c.testOperator(t) })
+	t.Run("queues: members, pause with a reason, live", func(t *testing.T) { c.testQueues(t, tb) })
+	t.Run("without queues:manage or calls:control", func(t *testing.T) { c.testLeastPrivilege(t) })
 	t.Run("history and a call's timeline", func(t *testing.T) { c.testHistory(t, tb) })
 	t.Run("PBXs, webhooks, audit", func(t *testing.T) { c.testPages(t, tb) })
 	t.Run("fleet as platform_admin", func(t *testing.T) { c.testFleet(t) })
