@@ -32,6 +32,7 @@ type Agent struct {
 	tlog      *slog.Logger // component=tunnel
 
 	ami     *ami.Client
+	dtmf    *ami.Client // the second AMI session, for PlayDTMF only
 	table   *channels.Table
 	outbox  *outbox.Outbox
 	handler *ops.Handler
@@ -72,6 +73,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ami client: %w", err)
 	}
+	dtmf, err := ami.New(dtmfSession(cfg.AMI))
+	if err != nil {
+		return nil, fmt.Errorf("ami client for DTMF: %w", err)
+	}
 	ob, err := outbox.New(outbox.Config{MaxPending: cfg.MaxPendingEvents, MaxEventBytes: cfg.maxEventBytes(), Now: cfg.Now})
 	if err != nil {
 		return nil, err
@@ -82,6 +87,7 @@ func New(cfg Config) (*Agent, error) {
 		log:        cfg.Logger.With("component", "agent"),
 		tlog:       cfg.Logger.With("component", "tunnel"),
 		ami:        client,
+		dtmf:       dtmf,
 		table:      channels.New(channels.Config{Now: cfg.Now}),
 		outbox:     ob,
 		tracker:    calls.NewTracker(calls.Config{PBX: cfg.Hostname, Context: cfg.Context, Now: cfg.Now, MaxFieldBytes: cfg.MaxEventFieldBytes}),
@@ -109,6 +115,23 @@ func New(cfg Config) (*Agent, error) {
 			a.trackMu.Lock()
 			defer a.trackMu.Unlock()
 			a.tracker.ExpectHangup(uniqueid, by)
+		},
+		DTMF:        ops.FromClient(dtmf),
+		CallControl: cfg.CallControl,
+		ExpectTransfer: func(uniqueid, by, mode, to string) {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectTransfer(uniqueid, by, mode, to)
+		},
+		ExpectPark: func(uniqueid, by string) {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectPark(uniqueid, by)
+		},
+		ExpectPickup: func(pickupCallID, parkedCallID, by string) {
+			a.trackMu.Lock()
+			defer a.trackMu.Unlock()
+			a.tracker.ExpectPickup(pickupCallID, parkedCallID, by)
 		},
 		Logger: a.log,
 		Now:    cfg.Now,
@@ -145,12 +168,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error {
+		if err := a.dtmf.Run(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("ami (DTMF session): %w", err)
+		}
+		return nil
+	})
 	g.Go(func() error { return a.consume(gctx, sub) })
 	g.Go(func() error { return a.tunnelLoop(gctx) })
 	err := g.Wait()
 	sub.Close()
 	a.handler.Close()
 	_ = a.ami.Close()
+	_ = a.dtmf.Close()
 	a.log.Info("agent stopped")
 	return err
 }
@@ -172,6 +202,7 @@ func (a *Agent) consume(ctx context.Context, sub *ami.Subscription) error {
 				return nil
 			}
 			a.table.Apply(m)
+			a.handler.Observe(m) // confirms call-control operations
 			a.trackMu.Lock()
 			evs := a.tracker.Handle(m)
 			a.trackMu.Unlock()

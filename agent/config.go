@@ -109,6 +109,10 @@ type Config struct {
 	// MaxActiveRecordings bounds the recordings the agent runs at once
 	// (default ops.DefaultMaxActiveRecordings).
 	MaxActiveRecordings int
+	// CallControl bounds transfer, park, DTMF and mute (ops.CallControl):
+	// how long their confirming events may take, DTMF digits and
+	// durations, park timeouts, attended transfers followed at once.
+	CallControl ops.CallControl
 
 	// HeartbeatInterval is how often Status is sent when the control
 	// plane's Welcome does not say.
@@ -180,6 +184,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.CallControl.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, op := range c.Ops {

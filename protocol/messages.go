@@ -396,4 +396,8 @@ type Event struct {
 	Extension   string `json:"extension,omitempty"`
 	RecordingID string `json:"recording_id,omitempty"`
 	File        string `json:"file,omitempty"` // relative to the agent's recordings directory
+	// Call control (protocol 3, callcontrol.go): set on call.transfer_*
+	// and on call.parked, call.unparked and call.park_timeout.
+	Transfer *TransferInfo `json:"transfer,omitempty"`
+	Park     *ParkInfo     `json:"park,omitempty"`
 }

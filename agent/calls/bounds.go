@@ -43,7 +43,7 @@ func boundFields(e *protocol.Event, max int) bool {
 		e.Truncated = append(e.Truncated, f.name)
 		cut = true
 	}
-	return cut
+	return boundCallControl(e, max) || cut
 }
 
 // truncateUTF8 returns the longest prefix of s of at most max bytes that

@@ -39,6 +39,9 @@
 //	                      running monitors are stopped just before call.ended
 //	call.ended            every leg has hung up, or OriginateResponse Failure
 //	                      arrived and the originated channel has hung up
+//	call.transfer_*,      transfers and parking: see callcontrol.go; the
+//	call.parked/unparked/ leg that transferred or parked the call (or a
+//	call.park_timeout     cancelled consultation) leaves it without ending it
 //
 // The "far end" is every leg but the first, except for originated calls:
 // Originate rings its own channel first. When that channel runs Dial

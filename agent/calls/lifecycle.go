@@ -100,6 +100,8 @@ type call struct {
 	unsynced bool
 	ended    bool
 	dropped  bool
+
+	cc ccCall // transfers and parking (callcontrol.go)
 }
 
 // evidence is the latest fact that says how an unanswered call ended.
@@ -132,6 +134,9 @@ type leg struct {
 	cdrBill   int
 	haveCdr   bool
 	goneAt    time.Time
+	// handedOver: the leg transferred or parked the call and left it to
+	// others; its hangup is not the call's end (callcontrol.go).
+	handedOver bool
 }
 
 func (l *leg) gone() bool {
@@ -412,7 +417,7 @@ func (t *Tracker) hangupStarted(l *leg) {
 	}
 	// Legs that never answered (queue members rung in parallel, cancelled
 	// when another answered) did not hang up the conversation.
-	if c.hangupBy == nil && (l.up || l.first) {
+	if c.hangupBy == nil && (l.up || l.first) && !l.handedOver {
 		c.hangupBy = l
 	}
 	if l.first && c.phase < phaseAnswered && (!c.originate || c.stage == stageTwo) && t.targetAlive(c) {

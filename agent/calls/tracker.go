@@ -153,6 +153,9 @@ type Tracker struct {
 	// recordings.go), by channel uniqueid.
 	waiting map[string]*queueWait
 	recs    map[string]*chanRecordings
+	// pickups are the ExpectPickup hints, by the pickup's call id
+	// (callcontrol.go).
+	pickups map[string]*pickupHint
 }
 
 // NewTracker returns a Tracker. Zero or invalid Config values take their
@@ -233,6 +236,8 @@ func (t *Tracker) Handle(m *ami.Message) []protocol.Event {
 		t.onMixMonitorStart(m)
 	case "MixMonitorStop":
 		t.onMixMonitorStop(m)
+	case "BlindTransfer", "AttendedTransfer", "Hold", "Unhold", "ParkedCall", "UnParkedCall", "ParkedCallTimeOut":
+		t.onCallControl(name, m)
 	case EventDisconnected:
 		t.Reset()
 	case EventConnected:
@@ -278,7 +283,7 @@ func (t *Tracker) onNewchannel(m *ami.Message) {
 	state := atoi(m.Get("ChannelState"))
 	now := t.clockNow
 	if uid == linked {
-		if t.calls[uid] != nil {
+		if t.calls[uid] != nil || t.joinPickup(uid, name, state) {
 			return
 		}
 		c := t.newCall(uid, now)

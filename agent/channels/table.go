@@ -31,7 +31,17 @@ type Table struct {
 	byID   map[string]*protocol.Channel // uniqueid → channel
 	byName map[string]string            // channel name → uniqueid
 	synced bool
+	// gone remembers the uniqueids of the last maxGone channels that hung
+	// up: Asterisk can send a channel's NewCallerid after its Hangup
+	// (the connected line of an attended transfer's target, measured on
+	// 22.10.1), which must not bring it back.
+	gone     map[string]struct{}
+	goneRing []string
+	goneNext int
 }
+
+// maxGone bounds Table.gone.
+const maxGone = 4096
 
 // New returns an empty, unsynced table.
 func New(cfg Config) *Table {
@@ -91,6 +101,9 @@ func (t *Table) Apply(m *ami.Message) bool {
 	defer t.mu.Unlock()
 	ch, ok := t.byID[id]
 	if !ok {
+		if _, hungUp := t.gone[id]; hungUp {
+			return false
+		}
 		ch = &protocol.Channel{UniqueID: id, StartedAt: t.now()}
 		t.byID[id] = ch
 	}
@@ -155,7 +168,23 @@ func (t *Table) remove(id, name string) bool {
 	if t.byName[ch.Channel] == id {
 		delete(t.byName, ch.Channel)
 	}
+	t.rememberGone(id)
 	return true
+}
+
+// rememberGone records a hung-up uniqueid, forgetting the oldest past
+// maxGone. Callers hold t.mu.
+func (t *Table) rememberGone(id string) {
+	if t.gone == nil {
+		t.gone = make(map[string]struct{}, maxGone)
+		t.goneRing = make([]string, maxGone)
+	}
+	if old := t.goneRing[t.goneNext]; old != "" {
+		delete(t.gone, old)
+	}
+	t.goneRing[t.goneNext] = id
+	t.goneNext = (t.goneNext + 1) % maxGone
+	t.gone[id] = struct{}{}
 }
 
 func (t *Table) rename(id, oldName, newName string) bool {

@@ -503,3 +503,32 @@ func FuzzExtensionOf(f *testing.F) {
 		}
 	})
 }
+
+// TestLateNewCalleridAfterHangup: after an attended transfer Asterisk
+// 22.10.1 sends the target's NewCallerid after its Hangup (capture 20,
+// steps 20k-m); the hung-up channel must not come back into the table.
+func TestLateNewCalleridAfterHangup(t *testing.T) {
+	tab := New(Config{})
+	for _, m := range readTranscript(t, "20-call-control") {
+		tab.Apply(m)
+	}
+	if live := tab.List(); len(live) != 0 {
+		t.Fatalf("every channel of capture 20 hung up, the table still has %+v", live)
+	}
+	tab = New(Config{})
+	ev := func(kv ...string) *ami.Message {
+		m := &ami.Message{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m.Add(kv[i], kv[i+1])
+		}
+		return m
+	}
+	tab.Apply(ev("Event", "Newchannel", "Channel", "Local/160@inoffice-00000005;2", "Uniqueid", "9.11", "Linkedid", "9.1"))
+	tab.Apply(ev("Event", "Hangup", "Channel", "Local/160@inoffice-00000005;2", "Uniqueid", "9.11"))
+	if tab.Apply(ev("Event", "NewCallerid", "Channel", "Local/160@inoffice-00000005;2", "Uniqueid", "9.11", "CallerIDNum", "+375296254070")) {
+		t.Fatal("a NewCallerid after the Hangup brought the channel back")
+	}
+	if _, ok := tab.ByUniqueID("9.11"); ok {
+		t.Fatal("hung-up channel in the table")
+	}
+}

@@ -64,6 +64,7 @@ func Handler(src Source) http.Handler {
 			return float64(o.CallCentreStats().Unconfirmed)
 		}))
 	}
+	reg.MustRegister(callControlCollectors(src)...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

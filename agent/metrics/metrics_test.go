@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-pbx/switchboard/agent"
+	"github.com/switchboard-pbx/switchboard/agent/ops"
 	"github.com/switchboard-pbx/switchboard/agent/outbox"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -43,5 +44,29 @@ func TestHandlerReadsAtScrapeTime(t *testing.T) {
 	f.st.AMI = protocol.AMIDown
 	if out := scrape(); !strings.Contains(out, "switchboard_agent_ami_up 0\n") {
 		t.Error("AMI down not reflected at the next scrape")
+	}
+}
+
+type ccFake struct {
+	fake
+	stats  ops.Stats
+	dtmfUp bool
+}
+
+func (f *ccFake) OpsStats() ops.Stats { return f.stats }
+func (f *ccFake) DTMFSessionUp() bool { return f.dtmfUp }
+
+func TestCallControlMetrics(t *testing.T) {
+	f := &ccFake{stats: ops.Stats{Unconfirmed: map[string]uint64{"transfer": 2, "dtmf": 1}, Transfers: 3, TransfersRefused: 4}, dtmfUp: true}
+	rec := httptest.NewRecorder()
+	Handler(f).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	out := rec.Body.String()
+	for _, want := range []string{
+		`switchboard_agent_call_control_unconfirmed_total{op="dtmf"} 1`, `switchboard_agent_call_control_unconfirmed_total{op="transfer"} 2`,
+		"switchboard_agent_ami_dtmf_up 1", "switchboard_agent_attended_transfers 3", "switchboard_agent_attended_transfers_refused_total 4",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

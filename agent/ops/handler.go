@@ -95,6 +95,16 @@ type Config struct {
 	Queues         QueueConfig
 	Recordings     RecordingConfig
 	ConfirmTimeout time.Duration
+	// Call control (callcontrol.go): DTMF is the second AMI session
+	// PlayDTMF runs on, since it holds its session for each digit (nil:
+	// AMI, which each digit then holds); CallControl bounds the
+	// operations; ExpectTransfer, ExpectPark and ExpectPickup, when set,
+	// tell the call tracker who asked, just before the action is sent.
+	DTMF           AMI
+	CallControl    CallControl
+	ExpectTransfer func(uniqueid, by, mode, to string)
+	ExpectPark     func(uniqueid, by string)
+	ExpectPickup   func(pickupCallID, parkedCallID, by string)
 	// NewCallID generates call ids; nil means NewCallID.
 	NewCallID func() string
 	Logger    *slog.Logger // nil discards
@@ -123,6 +133,9 @@ func (c Config) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.CallControl.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MaxConcurrentOriginates < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentOriginates %d is negative", c.MaxConcurrentOriginates))
 	}
@@ -144,6 +157,10 @@ func (c *Config) fill() {
 		c.Context = DefaultContext
 	}
 	c.Limits.fill()
+	c.CallControl.fill()
+	if c.DTMF == nil {
+		c.DTMF = c.AMI
+	}
 	if c.MaxConcurrentOriginates == 0 {
 		c.MaxConcurrentOriginates = DefaultMaxConcurrentOriginates
 	}
@@ -187,6 +204,12 @@ type Handler struct {
 	waits            eventWaits
 	queueUnconfirmed atomic.Uint64
 	recs             recordings
+	// Call control (callcontrol.go).
+	watch       watcher
+	xfers       transfers
+	unconfirmed unconfirmed
+	dtmf        AMI           // Config.DTMF
+	dtmfTurn    chan struct{} // one DTMF request plays at a time
 }
 
 // New validates cfg, fills defaults and returns a Handler.
@@ -197,11 +220,14 @@ func New(cfg Config) (*Handler, error) {
 	cfg.fill()
 	life, cancel := context.WithCancel(context.Background())
 	return &Handler{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		slots:  make(chan struct{}, cfg.MaxConcurrentOriginates),
-		life:   life,
-		cancel: cancel,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		slots:    make(chan struct{}, cfg.MaxConcurrentOriginates),
+		life:     life,
+		cancel:   cancel,
+		xfers:    transfers{max: cfg.CallControl.MaxTransfers},
+		dtmf:     cfg.DTMF,
+		dtmfTurn: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -288,6 +314,9 @@ func (h *Handler) dispatch(ctx context.Context, req protocol.Request) (any, erro
 		return h.dispatchQueues(ctx, req)
 	case protocol.OpRecordingStart, protocol.OpRecordingStop, protocol.OpRecordingMute, protocol.OpRecordingFetch:
 		return h.dispatchRecordings(ctx, req)
+	case protocol.OpTransfer, protocol.OpTransferComplete, protocol.OpTransferCancel, protocol.OpDTMF,
+		protocol.OpPark, protocol.OpParked, protocol.OpParkedPickup, protocol.OpMute:
+		return h.callControl(ctx, req)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnsupported, truncate(req.Op, 40))
 }

@@ -41,7 +41,7 @@ var neededClasses = []string{"originate", "call", "reporting", "agent"}
 // compromised agent) more than call control, and why.
 var dangerousClasses = []struct{ class, why string }{
 	{"command", "the Command action runs any Asterisk CLI command"},
-	{"system", "Originate may then start System()/Exec()/AGI() (a shell on the PBX), and modules, AstDB and recordings can be changed; only recording_start needs it (MixMonitor), so grant it only where this PBX records through switchboard"},
+	{"system", "Originate may then start System()/Exec()/AGI() (a shell on the PBX), and modules, AstDB and recordings can be changed"},
 	{"config", "the configuration files in /etc/asterisk can be read and rewritten (GetConfig, UpdateConfig)"},
 	{"agi", "the AGI action runs AGI commands, EXEC System() included, on any channel"},
 }
@@ -150,10 +150,15 @@ func checkAMI(ctx context.Context, r *checkReport, cfg agent.Config, log *slog.L
 		r.line("ok", "ami permissions", "may run %s", strings.Join(neededActions, ", "))
 	}
 	reportOps(r, p)
+	checkOperations(r, cfg, resp)
 	for _, d := range dangerousClasses {
 		if ev, ok := p.granted[d.class]; ok {
-			r.line("warn", "ami privilege", "write includes %q (it lists %s): %s; the agent does not need it, remove it from write= in manager.conf",
-				d.class, strings.Join(ev, ", "), d.why)
+			advice := "the agent does not need it, remove it from write= in manager.conf"
+			if d.class == "system" {
+				advice = systemAdvice(cfg)
+			}
+			r.line("warn", "ami privilege", "write includes %q (it lists %s): %s; %s",
+				d.class, strings.Join(ev, ", "), d.why, advice)
 		}
 	}
 	if len(p.extra) > 0 {

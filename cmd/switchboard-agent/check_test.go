@@ -70,12 +70,14 @@ func TestCheck(t *testing.T) {
 			name: "all ok",
 			args: args(server, goodTok, secret),
 			code: 0,
-			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami call centre", "warn  ami privilege",
-				"warn  ami privilege", "warn  ami privilege", "ok    control plane", "5 ok, 3 warn, 0 FAIL"},
-			// The fake lists Command, MixMonitor and UserEvent: its user
-			// has every write class, so warnings are the right answer.
-			want: []string{"Asterisk 22.10.1", `write includes "command" (it lists Command)`, `write includes "system" (it lists MixMonitor)`,
-				"only recording_start needs it", "write also grants user",
+			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami call centre", "ok    ami operations", "warn  ami privilege",
+				"warn  ami privilege", "warn  ami privilege", "ok    control plane", "6 ok, 3 warn, 0 FAIL"},
+			// The fake lists Command, MixMonitor, MuteAudio and UserEvent:
+			// its user has every write class, so warnings are the right
+			// answer.
+			want: []string{"Asterisk 22.10.1", `write includes "command" (it lists Command)`, "write also grants user",
+				`write includes "system" (it lists MixMonitor, MuteAudio)`, "only recording_start and mute need it",
+				"may run transfer, transfer_complete, transfer_cancel, dtmf, park, parked, parked_pickup, mute; dtmf is confirmed from DTMF events",
 				"token accepted, protocol " + strconv.Itoa(protocol.Version) + " accepted"},
 		},
 		{

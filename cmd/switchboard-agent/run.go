@@ -34,6 +34,7 @@ type flags struct {
 	ops                               string
 	eventLimits                       eventLimitFlags
 	callCentre                        callCentreFlags
+	callControl                       callControlFlags
 }
 
 // eventLimitFlags bound what the agent sends up the events stream (see
@@ -69,6 +70,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ops, "ops", "all", "operations this agent runs, comma-separated, or all: "+strings.Join(protocol.Ops, ", ")+"; others are refused with op_disabled")
 	f.eventLimits.register(fs)
 	f.callCentre.register(fs)
+	f.callControl.register(fs)
 }
 
 // load parses flags, environment and config file into an agent.Config.
@@ -127,6 +129,7 @@ func loadAll(args []string, stderr io.Writer) (agent.Config, *slog.Logger, flags
 	}
 	f.eventLimits.apply(&cfg)
 	f.callCentre.apply(&cfg)
+	f.callControl.apply(&cfg)
 	if f.ops != "all" {
 		for _, op := range strings.Split(f.ops, ",") {
 			if op = strings.TrimSpace(op); op != "" {

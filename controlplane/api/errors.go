@@ -42,6 +42,9 @@ const (
 	// Call-centre operations.
 	CodeMemberNotDynamic = "member_not_dynamic" // 409: a queues.conf member cannot be removed through AMI
 	CodeNotConfirmed     = "not_confirmed"      // 502: Asterisk said Success but the events that must follow did not come
+	// Call control.
+	CodeCallState      = "call_state"      // 409: the call is not in the state the operation needs (not bridged, no transfer in progress)
+	CodeFeatureMissing = "feature_missing" // 409: the PBX lacks what the operation needs (the message says what to configure)
 )
 
 // Error is a failure as the API reports it: an HTTP status, a stable code
@@ -147,6 +150,10 @@ func agentError(pbx string, timeout string, err error) *Error {
 			return errorf(http.StatusConflict, CodeConflict, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeMemberNotDynamic:
 			return errorf(http.StatusConflict, CodeMemberNotDynamic, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeCallState:
+			return errorf(http.StatusConflict, CodeCallState, "PBX %s: %s", pbx, pe.Message)
+		case protocol.ErrCodeFeatureMissing:
+			return errorf(http.StatusConflict, CodeFeatureMissing, "PBX %s: %s", pbx, pe.Message)
 		case protocol.ErrCodeOpDisabled:
 			// The PBX's owner turned the operation off in its agent's
 			// config: a refusal of policy, like a missing scope.

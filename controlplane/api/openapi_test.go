@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/store/storetest"
 )
@@ -55,5 +57,46 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		if !slices.Contains(routes, op) {
 			t.Errorf("openapi.json documents %s, which no route serves", op)
 		}
+	}
+}
+
+// TestOpenAPIEventTypes: every list of event types in openapi.json (the
+// Event schema's type, GET /v1/events ?types=, a webhook's event_types)
+// names exactly the types a filter accepts (events.EventTypes).
+func TestOpenAPIEventTypes(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(events.EventTypes)
+	slices.Sort(want)
+	lists := 0
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if enum, ok := v["enum"].([]any); ok && slices.Contains(enum, any("call.started")) {
+				lists++
+				var got []string
+				for _, e := range enum {
+					got = append(got, e.(string))
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: enum %v, want %v", path, got, want)
+				}
+			}
+			for k, x := range v {
+				walk(path+"/"+k, x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(fmt.Sprintf("%s/%d", path, i), x)
+			}
+		}
+	}
+	walk("", doc)
+	if lists < 3 {
+		t.Errorf("found %d lists of event types, want at least 3 (Event.type, ?types=, event_types)", lists)
 	}
 }

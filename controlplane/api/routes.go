@@ -41,6 +41,15 @@ func (a *API) table() []*route {
 		{method: "POST", path: "/v1/calls/{id}/recording/stop", action: auth.RecordingControl, audit: AuditRecordingStop, selfAuthorize: true, handle: a.stopRecording},
 		{method: "POST", path: "/v1/calls/{id}/recording/mute", action: auth.RecordingControl, audit: AuditRecordingMute, selfAuthorize: true, handle: a.muteRecording},
 		{method: "GET", path: "/v1/recordings/{id}", action: auth.RecordingRead, audit: AuditRecordingDownload, handle: a.downloadRecording},
+		// v1: call control (callcontrol.go)
+		{method: "POST", path: "/v1/calls/{id}/transfer", action: auth.CallsControl, audit: AuditTransfer, selfAuthorize: true, handle: a.transferCall},
+		{method: "POST", path: "/v1/calls/{id}/transfer/complete", action: auth.CallsControl, audit: AuditTransferComplete, selfAuthorize: true, handle: a.completeTransfer},
+		{method: "POST", path: "/v1/calls/{id}/transfer/cancel", action: auth.CallsControl, audit: AuditTransferCancel, selfAuthorize: true, handle: a.cancelTransfer},
+		{method: "POST", path: "/v1/calls/{id}/dtmf", action: auth.CallsControl, audit: AuditDTMF, selfAuthorize: true, handle: a.sendDTMF},
+		{method: "POST", path: "/v1/calls/{id}/park", action: auth.CallsControl, audit: AuditPark, selfAuthorize: true, handle: a.parkCall},
+		{method: "POST", path: "/v1/calls/{id}/mute", action: auth.CallsControl, audit: AuditMute, selfAuthorize: true, handle: a.muteCall},
+		{method: "GET", path: "/v1/parked", action: auth.QueuesRead, handle: a.listParked},
+		{method: "POST", path: "/v1/parked/{lot}/{space}/pickup", action: auth.CallsControl, audit: AuditPickup, selfAuthorize: true, handle: a.pickupParked},
 		// v1: PBXs, fleet, audit
 		{method: "GET", path: "/v1/pbxs", action: auth.PBXRead, handle: a.listPBXs},
 		{method: "GET", path: "/v1/pbxs/{id}", action: auth.PBXRead, handle: a.getPBX},

@@ -51,6 +51,8 @@ var EventTypes = []string{
 	protocol.EventQueueCallerJoined, protocol.EventQueueCallerLeft, protocol.EventQueueMemberAdded,
 	protocol.EventQueueMemberRemoved, protocol.EventQueueMemberPaused, protocol.EventQueueMemberUnpaused,
 	protocol.EventRecordingStarted, protocol.EventRecordingStopped,
+	protocol.EventCallTransferStarted, protocol.EventCallTransferred, protocol.EventCallTransferCanceled,
+	protocol.EventCallParked, protocol.EventCallUnparked, protocol.EventCallParkTimeout,
 }
 
 func publicEvent(se store.StoredEvent) Event {

@@ -105,14 +105,26 @@ func (r *recorder) step(st Step) error {
 			return err
 		}
 		r.recv.Write(msg)
-		r.note()
-		for _, l := range strings.Split(strings.TrimSuffix(string(msg), "\r\n\r\n"), "\r\n") {
-			if strings.ContainsAny(l, "\r\n") {
-				return fmt.Errorf("received a line with a bare CR or LF: %q", l)
-			}
-			fmt.Fprintf(&r.txt, "<<< %s\n", l)
+		if string(msg) != "\r\n" {
+			// A lone CRLF is no message: the one too many after Park's
+			// answer (README §21), shown as one more "<<< " line.
+			r.note()
 		}
-		r.txt.WriteString("<<< \n")
+		for _, l := range strings.SplitAfter(string(msg), "\n") {
+			if l == "" {
+				continue
+			}
+			body, mark := strings.TrimSuffix(l, "\n"), ""
+			if strings.HasSuffix(body, "\r") {
+				body = strings.TrimSuffix(body, "\r")
+			} else {
+				mark = " [LF-only]" // Park's Message line
+			}
+			if strings.Contains(body, "\r") {
+				return fmt.Errorf("received a line with a bare CR: %q", l)
+			}
+			fmt.Fprintf(&r.txt, "<<< %s%s\n", body, mark)
+		}
 	}
 }
 

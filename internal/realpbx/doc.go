@@ -5,7 +5,10 @@
 // originate, spy/whisper/barge, hangup by channel and by uniqueid, the
 // legacy routes, call events (an originated call, a queue call answered by
 // an operator), resuming the event stream, an Asterisk restart under the
-// agent, and the least-privilege AMI user.
+// agent, and the least-privilege AMI user; call control: a blind transfer
+// moving the customer to 160, an attended transfer completed and one
+// cancelled, a parked call listed and picked up, DTMF played while 50
+// other requests run, and the AMI classes call control needs.
 //
 // It also holds the originate latency benchmark that puts direct AMI, our
 // AMI client, a bare socket and the whole product side by side against the

@@ -28,6 +28,12 @@ func TestRealAsterisk(t *testing.T) {
 		{"events_resume_polling_and_websocket", testResume},
 		{"asterisk_restart_under_the_agent", testAsteriskRestart},
 		{"least_privilege_ami_user", testLeastPrivilege},
+		// Call control (callcontrol_test.go).
+		{"blind_transfer_moves_the_customer_to_160", testBlindTransfer},
+		{"attended_transfer_completes_and_cancels", testAttendedTransfer},
+		{"parked_call_listed_and_picked_up", testParkPickup},
+		{"dtmf_while_50_requests_run", testDTMFUnderLoad},
+		{"call_control_ami_privileges", testCallControlPrivileges},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lt := l.with(t)

@@ -101,6 +101,15 @@ type Reader struct {
 	MaxLineBytes int
 	// MaxMessageBytes bounds one message (DefaultMaxMessageBytes if 0).
 	MaxMessageBytes int
+	// SkipBlankLines makes ReadMessage pass over blank lines between
+	// messages instead of returning each as a message with no headers. A
+	// client sets it: Asterisk never sends an empty message, but its Park
+	// answer ends its Message line with a bare LF and adds one CRLF too
+	// many ("Message: Park successful\n\r\n\r\n", capture 16b, README
+	// §21), which would otherwise read as an empty message after it. A
+	// server leaves it off: a client's stray blank line is answered with
+	// "Missing action in request".
+	SkipBlankLines bool
 
 	line []byte // current line, reused
 	buf  []byte // bytes of the message being read, reused
@@ -133,7 +142,7 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // ReadMessage reads one message, up to and including its blank line.
 //
 // A stray blank line yields a Message with no headers (Asterisk answers it
-// with "Missing action in request"; a client skips it). ErrLineTooLong and
+// with "Missing action in request"), unless SkipBlankLines is set. ErrLineTooLong and
 // ErrMessageTooLarge come back together with the headers that were read,
 // and the Reader stays usable: the offending message was consumed whole.
 // io.EOF is returned only at a clean message boundary.
@@ -155,6 +164,9 @@ func (r *Reader) ReadMessage() (*Message, error) {
 			return nil, err
 		}
 		if len(line) == 0 && !tooLong {
+			if r.SkipBlankLines && size == 0 && len(r.offs) == 0 && flagged == nil {
+				continue // between messages: Park's extra CRLF
+			}
 			break
 		}
 		size += len(line) + 2

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,7 @@ func TestReaderParsesEveryCapture(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := NewReader(bytes.NewReader(raw))
+			r.SkipBlankLines = true // as the client reads: Park's extra CRLF (README §21)
 			ver, err := r.ReadBanner()
 			if err != nil || ver != "11.0.0" {
 				t.Fatalf("banner: %q %v", ver, err)
@@ -63,7 +65,10 @@ func TestReaderParsesEveryCapture(t *testing.T) {
 			for _, m := range msgs {
 				again = append(again, m.String()...)
 			}
-			if !bytes.Contains(raw, []byte("\r\r")) && !bytes.Equal(again, raw) && !strings.Contains(string(raw), "\nResponse: Error\r\nMessage: Missing") {
+			// Park's answers (a bare LF, then one CRLF too many) are the
+			// other exception: TestParkFraming covers them.
+			if !bytes.Contains(raw, []byte("\r\r")) && !bytes.Equal(again, raw) && !strings.Contains(string(raw), "\nResponse: Error\r\nMessage: Missing") &&
+				!bytes.Contains(raw, []byte("Message: Park successful\n\r\n\r\n")) {
 				t.Errorf("round trip differs from capture")
 			}
 		})
@@ -86,6 +91,32 @@ func TestReaderRules(t *testing.T) {
 		{"value with colons", "Data: Local/1@x,bq:y\r\n\r\n", []Header{{"Data", "Local/1@x,bq:y"}}, nil},
 		{"empty value", "AccountCode: \r\n\r\n", []Header{{"AccountCode", ""}}, nil},
 		{"stray blank line", "\r\n", []Header{}, nil},
+	}
+	// A client's Reader skips blank lines between messages: Park's answer
+	// ends "Message: Park successful\n" then CRLF, then one CRLF too many.
+	skip := []struct {
+		name string
+		in   string
+		want []string // each message, as Message.String() without its blank line
+	}{
+		{"park's extra CRLF", "Response: Success\r\nMessage: Park successful\n\r\n\r\nEvent: VarSet\r\n\r\n",
+			[]string{"Response: Success\r\nMessage: Park successful\r\n", "Event: VarSet\r\n"}},
+		{"park action failed", "Response: Error\r\nMessage: Park action failed\n\r\n\r\nResponse: Success\r\n\r\n",
+			[]string{"Response: Error\r\nMessage: Park action failed\r\n", "Response: Success\r\n"}},
+		{"leading blank lines", "\r\n\n\r\nEvent: VarSet\r\n\r\n", []string{"Event: VarSet\r\n"}},
+	}
+	for _, tc := range skip {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(tc.in))
+			r.SkipBlankLines = true
+			var got []string
+			for _, m := range readAll(t, r) {
+				got = append(got, strings.TrimSuffix(m.String(), "\r\n"))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -126,6 +126,7 @@ func (c *Client) dialLogin(ctx context.Context) (*session, error) {
 		pending: make(map[uint64]*call),
 	}
 	s.r.MaxMessageBytes = c.cfg.MaxMessageBytes
+	s.r.SkipBlankLines = true // Park's answer carries an extra CRLF (README §21)
 	err = s.handshake()
 	if stopped := stop(); err != nil || !stopped {
 		conn.Close()

@@ -270,6 +270,10 @@ func (s *Server) legAnswered(l *leg) {
 		s.dial(one, o.data)
 	case "chanspy":
 		s.startSpy(one, o.data)
+	case "parkedcall":
+		s.retrieve(one, o.data)
+	case "":
+		s.enterDialplan(one)
 	}
 	s.spyKick()
 }
@@ -298,7 +302,9 @@ func (s *Server) dial(caller *channel, data string) {
 	l.one.linkedid, l.two.linkedid = caller.linkedid, caller.linkedid
 	s.startLeg(l, func() {
 		num := caller.cidNum
-		if num == "" {
+		if num == "" || caller.context == parkDialContext {
+			// A parked call dialling its parker back shows its exten
+			// (Local_150@inoffice) as caller id (capture 20z2).
 			num = caller.exten
 		}
 		l.one.cidNum, l.one.cidName = num, caller.cidName
@@ -436,6 +442,9 @@ type spy struct {
 // none: Asterisk answers "Channel Hungup" but the supervisor only leaves
 // when the target's call ends (capture 19). Anything else hangs up at once.
 func (s *Server) requestHangup(c *channel, cause int) {
+	if s.completeTransfer(c, cause) {
+		return
+	}
 	if sp := c.spy; sp != nil && sp.target != nil {
 		sp.hangup, sp.hangupCause = true, cause
 		return

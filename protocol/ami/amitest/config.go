@@ -30,6 +30,9 @@ const (
 	// DefaultMaxRecordedActions bounds the history kept for Actions and
 	// WaitAction, so a long demo or load run does not grow without limit.
 	DefaultMaxRecordedActions = 10000
+	// DefaultTransferDigitTimeout is features.conf's transferdigittimeout:
+	// captures 13 and 20i form the consultation ~3.4 s after Atxfer.
+	DefaultTransferDigitTimeout = 3 * time.Second
 )
 
 // Config configures a Server. The zero value is usable: New fills defaults.
@@ -83,6 +86,10 @@ type Config struct {
 	// channels carrying no audio. Off by default: the fake writes no
 	// files unless asked (WithRecordings).
 	WriteRecordings bool
+	// TransferDigitTimeout is how long the attended-transfer feature waits
+	// for more digits before it dials the target (features.conf
+	// transferdigittimeout); default 3s like Asterisk. Negative means none.
+	TransferDigitTimeout time.Duration
 }
 
 // Option changes the Config of NewServer.
@@ -118,6 +125,11 @@ func WithNow(now func() time.Time) Option { return func(c *Config) { c.Now = now
 
 // WithLogger sets Config.Logger.
 func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// WithTransferDigitTimeout sets Config.TransferDigitTimeout.
+func WithTransferDigitTimeout(d time.Duration) Option {
+	return func(c *Config) { c.TransferDigitTimeout = d }
+}
 
 // WithContext sets Config.Context.
 func WithContext(ctx string) Option { return func(c *Config) { c.Context = ctx } }
@@ -173,6 +185,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.MaxRecordedActions == 0 {
 		c.MaxRecordedActions = DefaultMaxRecordedActions
+	}
+	if c.TransferDigitTimeout == 0 {
+		c.TransferDigitTimeout = DefaultTransferDigitTimeout
+	}
+	if c.TransferDigitTimeout < 0 {
+		c.TransferDigitTimeout = 0
 	}
 }
 

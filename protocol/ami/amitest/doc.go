@@ -7,6 +7,15 @@
 // ChanSpy, Hangup by name and by /regex/, CoreShowChannels, Status,
 // Getvar/Setvar, queue "inbound" (its admin actions and its calls) and
 // MixMonitor, and Asterisk's parsing quirks.
+// Getvar/Setvar, and Asterisk's parsing quirks. Call control follows
+// captures 12-17 and 20: BlindTransfer, Redirect, Atxfer (digits, hold,
+// the consultation after the transfer digit timeout, AttendedTransfer when
+// the transferer hangs up) and CancelAtxfer, with the transfer features
+// of Dial t/T (StartDialoutCall places a call that has them); PlayDTMF,
+// which holds its session for each digit's duration; MuteAudio;
+// Parkinglots, Park (with its broken framing), ParkedCalls, pickup through
+// ParkedCall and the call-back on timeout; ShowDialPlan of the lab's
+// inoffice and dialout contexts.
 //
 // It owns a small channel model (uniqueids, linkedids, Local ;1/;2 pairs,
 // bridges, channel variables) and a tiny built-in dialplan (the one of the

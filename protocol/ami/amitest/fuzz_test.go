@@ -45,6 +45,8 @@ func FuzzSession(f *testing.F) {
 		sentinel := "\r\n\r\nAction: Ping\r\nActionID: fuzz-sentinel\r\n\r\n"
 		// Timeouts in the input are capped the same way.
 		in = bytes.ReplaceAll(in, []byte("Timeout:"), []byte("X-Timeout:"))
+		// PlayDTMF holds the session for its Duration, like Asterisk.
+		in = bytes.ReplaceAll(in, []byte("Duration:"), []byte("X-Duration:"))
 		if _, err := conn.Write([]byte(login)); err != nil {
 			t.Fatal(err)
 		}

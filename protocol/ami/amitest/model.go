@@ -20,6 +20,7 @@ type model struct {
 	spies          []*spy
 	processedCalls int
 	queues         []*queue // queues.go
+	parking        parking  // lots, spaces and their holding bridges (park.go)
 }
 
 func (m *model) init(ctx string) { m.context = ctx }
@@ -48,6 +49,9 @@ type channel struct {
 	gone       bool
 
 	mixmons []*mixmon // mixmonitor.go: its running recordings
+	// Call control (callcontrol.go).
+	xfer   *atxfer // the attended transfer this channel started, if any
+	parked *parked // where this channel is parked, if it is
 }
 
 // ChannelInfo is a snapshot of one live channel.
@@ -112,10 +116,11 @@ type leg struct {
 	failDisp       string // the Cdr disposition a failed Dial leg left its caller
 }
 
-// bridge is a basic two-party bridge.
+// bridge is a basic two-party bridge, or a parking lot's holding bridge.
 type bridge struct {
 	id      string
 	members []*channel
+	lot     string // the parking lot whose holding bridge this is; it outlives its members
 }
 
 func newBridgeID() string {
@@ -304,7 +309,7 @@ func (s *Server) leaveBridge(c *channel) {
 	}
 	c.bridge = nil
 	s.emitBridge("BridgeLeave", b, c)
-	if len(b.members) == 0 {
+	if len(b.members) == 0 && b.lot == "" {
 		s.emitBridge("BridgeDestroy", b, nil)
 		s.model.removeBridge(b)
 	}
@@ -438,6 +443,9 @@ func (s *Server) hangupCall(x *channel, cause int) {
 		}
 		s.hangupChannel(c, cause)
 		s.channelCDR(c, now)
+	}
+	if transferredAway(x) {
+		s.emitHangupRequest("SoftHangupRequest", x, cause)
 	}
 	s.hangupChannel(x, cause)
 	s.channelCDR(x, now)

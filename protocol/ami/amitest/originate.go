@@ -47,7 +47,7 @@ func (c *session) actionOriginate(m *ami.Message) bool {
 	exten, ctx, app := m.Get("Exten"), m.Get("Context"), m.Get("Application")
 	if pri != 0 {
 		s.mu.Lock()
-		exists := strings.EqualFold(ctx, s.model.context) && s.outcomeFor(exten).r != resultNoSuchExtension
+		exists := s.extenExists(ctx, exten)
 		s.mu.Unlock()
 		if !exists {
 			c.write(errorResponse(m, "Extension does not exist."))

@@ -92,7 +92,11 @@ func (c *session) actionSetvar(m *ami.Message) bool {
 	}
 	ch.setVar(name, value)
 	c.write(successResponse(m, "Variable Set"))
-	s.emitVarSet(ch, name, value)
+	if !strings.Contains(name, "(") {
+		// Writing a function (FEATUREMAP(atxfer), capture 13e) sets no
+		// variable: no VarSet.
+		s.emitVarSet(ch, name, value)
+	}
 	return false
 }
 

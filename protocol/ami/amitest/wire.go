@@ -147,16 +147,7 @@ func (w *wire) channelBlock(prefix string, c *channel) *wire {
 	return w
 }
 
-func (w *wire) bridgeBlock(b *bridge) *wire {
-	w.h("BridgeUniqueid", b.id)
-	w.h("BridgeType", "basic")
-	w.h("BridgeTechnology", "simple_bridge")
-	w.h("BridgeCreator", "<unknown>")
-	w.h("BridgeName", "<unknown>")
-	w.hi("BridgeNumChannels", len(b.members))
-	w.h("BridgeVideoSourceMode", "none")
-	return w
-}
+func (w *wire) bridgeBlock(b *bridge) *wire { return w.bridgeBlockPrefix("", b) }
 
 func orUnknown(s string) string {
 	if s == "" {
