@@ -114,7 +114,9 @@ func (c *console) testQueues(t *testing.T, tb *tab) {
 	}
 
 	// Elsewhere: 102 paused through the API. The page learns it from
-	// queue.member_paused.
+	// queue.member_paused (first, the read that 101's own event causes is
+	// let pass, so it cannot be what shows 102).
+	time.Sleep(time.Second)
 	if r := c.s.Do(t, "POST", "/v1/queues/inbound/members/102/pause", c.key, map[string]any{"paused": true, "reason": "training"}); r.Status != 200 {
 		t.Fatalf("pause 102: %d %s", r.Status, r.Body)
 	}
@@ -229,4 +231,28 @@ func (c *console) testLeastPrivilege(t *testing.T) {
 	if note := eval[string](tb, `document.getElementById('queue-denied').innerText`); !strings.Contains(note, manage.Reason) {
 		t.Errorf("the page's note says %q", note)
 	}
+
+	// Live calls: no Transfer.
+	callsControl := me.Actions["calls:control"]
+	if callsControl.Allowed || callsControl.Reason == "" {
+		t.Fatalf("the key's calls:control: %+v", callsControl)
+	}
+	tb.goTo("#/live")
+	tb.waitJS(10*time.Second, `document.getElementById('stream').dataset.state === 'live'`)
+	id := c.originate(t, "107", "+375296254078")
+	tb.doWithin(rowWithin, chromedp.WaitVisible(chromedp.CSS(row(id))))
+	transfer := eval[control](tb, `(() => { const b = document.querySelector(`+jsString(transferButton(id, "transfer"))+`); return {disabled: b.disabled, title: b.title}; })()`)
+	if !transfer.Disabled || transfer.Title != callsControl.Reason {
+		t.Errorf("Transfer: %+v, want disabled with %q", transfer, callsControl.Reason)
+	}
+	if n := eval[int](tb, `[...document.querySelectorAll('button')].filter(b => b.textContent.includes('transfer') && !b.disabled).length`); n != 0 {
+		t.Errorf("%d transfer controls offered", n)
+	}
+	if note := eval[string](tb, `document.getElementById('live-denied').innerText`); !strings.Contains(note, "Transfer ("+callsControl.Reason+")") {
+		t.Errorf("the live page's note says %q", note)
+	}
+	if err := c.pbx.AMI.Hangup(id, 16); err != nil {
+		t.Fatal(err)
+	}
+	tb.do(chromedp.WaitNotPresent(chromedp.CSS(row(id))))
 }
