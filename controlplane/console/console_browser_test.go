@@ -112,8 +112,8 @@ func (c *console) testHangup(t *testing.T, tb *tab) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	before := len(c.pbx.AMI.Actions())
+	tb.press(row(liveCall) + ` button[data-action="hangup"]`)
 	tb.do(
-		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="hangup"]`)),
 		chromedp.WaitVisible(`//dialog//h2[normalize-space()="Hang up this call?"]`),
 	)
 	// Nothing is sent before the confirmation.
@@ -147,16 +147,16 @@ func (c *console) testMonitor(t *testing.T, tb *tab) {
 		return n
 	}
 	before := spies()
+	tb.press(row(liveCall) + ` button[data-action="spy"]`)
 	tb.do(
-		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="spy"]`)),
 		chromedp.WaitVisible(byLabel("Your extension")),
 		chromedp.SendKeys(byLabel("Your extension"), "151"),
 		chromedp.Click(button("//dialog", "Spy")),
 		chromedp.WaitVisible(`//*[@id="live-status"]//*[starts-with(normalize-space(), "Spy: your extension 151 rings")]`),
 	)
 	// Remembered: Whisper asks nothing.
+	tb.press(row(liveCall) + ` button[data-action="whisper"]`)
 	tb.do(
-		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="whisper"]`)),
 		chromedp.WaitVisible(`//*[@id="live-status"]//*[starts-with(normalize-space(), "Whisper: your extension 151 rings")]`),
 	)
 	if n := eval[int](tb, `document.querySelectorAll('dialog').length`); n != 0 {

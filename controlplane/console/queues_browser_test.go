@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
@@ -95,12 +96,15 @@ func (c *console) testQueues(t *testing.T, tb *tab) {
 		t.Errorf("member 101's row says %q", got)
 	}
 
-	// Pause 101 from the page, with a reason.
+	// Pause 101 from the page, with a reason, from the keyboard: the
+	// dialog's field has the focus and Enter sends it.
 	tb.do(
 		chromedp.Click(chromedp.CSS(member("101")+` button[data-action="pause"]`)),
 		chromedp.WaitVisible(byLabel("Reason (optional)")),
-		chromedp.SendKeys(byLabel("Reason (optional)"), "lunch"),
-		chromedp.Click(button("//dialog", "Pause")),
+	)
+	tb.waitJS(2*time.Second, `document.activeElement && document.activeElement.name === 'reason'`)
+	tb.do(
+		chromedp.KeyEvent("lunch"+kb.Enter),
 		chromedp.WaitVisible(chromedp.CSS(member("101")+`[data-paused="true"]`)),
 	)
 	if got := eval[string](tb, `document.querySelector(`+jsString(member("101")+` td[data-label="Paused"]`)+`).innerText`); !contains(got, "paused", "lunch") {
@@ -117,10 +121,17 @@ func (c *console) testQueues(t *testing.T, tb *tab) {
 	// queue.member_paused (first, the read that 101's own event causes is
 	// let pass, so it cannot be what shows 102).
 	time.Sleep(time.Second)
+	// Whoever was on 101's toggle from the keyboard stays there when the
+	// page redraws.
+	unpause101 := member("101") + ` button[data-action="pause"]`
+	tb.do(chromedp.Focus(chromedp.CSS(unpause101)))
 	if r := c.s.Do(t, "POST", "/v1/queues/inbound/members/102/pause", c.key, map[string]any{"paused": true, "reason": "training"}); r.Status != 200 {
 		t.Fatalf("pause 102: %d %s", r.Status, r.Body)
 	}
 	tb.do(chromedp.WaitVisible(chromedp.CSS(member("102") + `[data-paused="true"]`)))
+	if !eval[bool](tb, `document.activeElement === document.querySelector(`+jsString(unpause101)+`)`) {
+		t.Errorf("the focus moved to %q when the page redrew", eval[string](tb, `document.activeElement.tagName + ' ' + (document.activeElement.getAttribute('aria-label') || '')`))
+	}
 
 	// Nobody takes calls: a caller waits, and the wait ticks.
 	caller := c.callQueue(t, "q-console-1")
@@ -134,12 +145,10 @@ func (c *console) testQueues(t *testing.T, tb *tab) {
 	tb.screenshot("queues")
 	tb.phone(func() { tb.fits(); tb.labelled() })
 
-	// Unpause 101 from the page: no question; the queue rings 101, which
+	// Unpause 101 from the page (Enter on its toggle): no question; the queue rings 101, which
 	// answers, and the caller leaves the waiting list.
-	tb.do(
-		chromedp.Click(chromedp.CSS(member("101")+` button[data-action="pause"]`)),
-		chromedp.WaitVisible(chromedp.CSS(member("101")+`[data-paused="false"]`)),
-	)
+	tb.press(unpause101)
+	tb.do(chromedp.WaitVisible(chromedp.CSS(member("101") + `[data-paused="false"]`)))
 	if n := c.queuePauses("101", false, ""); n != 1 {
 		t.Errorf("%d QueuePause actions unpausing 101 reached the fake Asterisk, want 1", n)
 	}

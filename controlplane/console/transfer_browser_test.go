@@ -96,10 +96,8 @@ func (c *console) testTransfer(t *testing.T, tb *tab) {
 	tb.doWithin(rowWithin, chromedp.WaitVisible(chromedp.CSS(row(id))))
 	tb.waitJS(5*time.Second, `document.querySelector(`+jsString(row(id))+`).dataset.status === 'in-progress'`)
 
-	tb.do(
-		chromedp.Click(chromedp.CSS(transferButton(id, "transfer"))),
-		chromedp.WaitVisible(`//dialog//input[@name="to"]`),
-	)
+	tb.press(transferButton(id, "transfer"))
+	tb.do(chromedp.WaitVisible(`//dialog//input[@name="to"]`))
 	// The transferer is the call's from by default.
 	if got := eval[string](tb, `document.querySelector('dialog input[name="transferer"]').value`); got != "106" {
 		t.Errorf("the dialog's Transferer is %q, want the call's from 106", got)
@@ -149,8 +147,8 @@ func (c *console) testAttendedTransfer(t *testing.T, tb *tab) {
 		chromedp.WaitNotVisible(chromedp.CSS(transferButton(id, "transfer"))))
 	c.waitFakeChannel(t, "Local/161@")
 	tb.phone(func() { tb.fits() })
-	tb.do(chromedp.Click(chromedp.CSS(transferButton(id, "transfer-cancel"))),
-		chromedp.WaitVisible(chromedp.CSS(transferButton(id, "transfer"))))
+	tb.press(transferButton(id, "transfer-cancel"))
+	tb.do(chromedp.WaitVisible(chromedp.CSS(transferButton(id, "transfer"))))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.pbx.AMI.WaitAction(ctx, "CancelAtxfer"); err != nil {
@@ -159,8 +157,8 @@ func (c *console) testAttendedTransfer(t *testing.T, tb *tab) {
 	c.waitCallEvent(t, id, protocol.EventCallTransferCanceled)
 
 	// Again from the row, attended, then Complete.
+	tb.press(transferButton(id, "transfer"))
 	tb.do(
-		chromedp.Click(chromedp.CSS(transferButton(id, "transfer"))),
 		chromedp.WaitVisible(`//dialog//input[@name="to"]`),
 		chromedp.SendKeys(`//dialog//input[@name="to"]`, "162"),
 		chromedp.SetValue(`//dialog//select[@name="mode"]`, "attended"),
@@ -168,8 +166,8 @@ func (c *console) testAttendedTransfer(t *testing.T, tb *tab) {
 		chromedp.WaitVisible(chromedp.CSS(transferButton(id, "transfer-complete"))),
 	)
 	c.waitFakeChannel(t, "Local/162@")
-	tb.do(chromedp.Click(chromedp.CSS(transferButton(id, "transfer-complete"))),
-		chromedp.WaitVisible(`//tr[@data-call-id="`+id+`" and @data-transfer="transferred"]//span[normalize-space()="transferred to 162"]`))
+	tb.press(transferButton(id, "transfer-complete"))
+	tb.do(chromedp.WaitVisible(`//tr[@data-call-id="` + id + `" and @data-transfer="transferred"]//span[normalize-space()="transferred to 162"]`))
 	if x := c.waitCallEvent(t, id, protocol.EventCallTransferred).Transfer; x == nil || x.To != "162" || x.Mode != "attended" {
 		t.Errorf("call.transferred says %+v", x)
 	}

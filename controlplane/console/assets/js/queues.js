@@ -148,6 +148,21 @@ export function mountList(main, ctx) {
   };
 }
 
+// keepFocus redraws a region without taking the keyboard's place away: a
+// member's button that had the focus has it again afterwards (the same
+// button of the same member), as a read the events cause may come at any
+// time.
+function keepFocus(region, draw) {
+  const a = document.activeElement;
+  const tr = a && region.contains(a) && a.dataset.action ? a.closest('tr') : null;
+  const was = tr ? { member: tr.dataset.member, action: a.dataset.action } : null;
+  draw();
+  if (!was) return;
+  const again = [...region.querySelectorAll('tr[data-member]')].find(r => r.dataset.member === was.member);
+  const b = again && again.querySelector(`button[data-action="${was.action}"]`);
+  if (b && !b.disabled) b.focus();
+}
+
 // --- one queue ----------------------------------------------------------------
 
 function memberState(m) {
@@ -274,6 +289,10 @@ export function mountQueue(main, ctx, rest, params) {
   ];
 
   function render(q) {
+    keepFocus(region, () => draw(q));
+  }
+
+  function draw(q) {
     showIn(head, h('h1', {}, `Queue ${q.name}`, stream.indicator),
       h('p', { class: 'note' }, `On ${ctx.pbxName(q.pbx)}. Strategy ${q.strategy}.`));
     showIn(region,
