@@ -17,6 +17,7 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 var update = flag.Bool("update", false, "rewrite the screenshots in testdata/screenshots (the README shows them)")
@@ -204,6 +205,15 @@ func byLabel(label string) string {
 // XPath, "" for the whole page).
 func button(scope, text string) string {
 	return fmt.Sprintf(`%s//button[normalize-space()=%q]`, scope, text)
+}
+
+// press activates a button from the keyboard: focus, then Enter. Rows of
+// the live calls move as calls come and go, and a mouse click goes to
+// where the button was when it was found, which may by then be another
+// row's; the focus stays on the button itself.
+func (tb *tab) press(css string) {
+	tb.t.Helper()
+	tb.do(chromedp.Focus(chromedp.CSS(css)), chromedp.KeyEvent(kb.Enter))
 }
 
 // signIn signs in with a token the way a person does: the field labelled

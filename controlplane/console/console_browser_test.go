@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
+	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
 
 // rowWithin is how soon an originate through the API must show as a row.
@@ -34,14 +35,18 @@ type console struct {
 // real control plane, as the issue lists: sign in with an API key and see
 // an originate as a row; hang it up from the row; an operator without the
 // hangup role is not offered it; place a call; the fleet as platform_admin;
-// the history with a call's timeline; webhooks and audit; and the stream
+// the history with a call's timeline; webhooks and audit; the queues
+// (queues_browser_test.go); transfers (transfer_browser_test.go); and the stream
 // indicator recovering after a control-plane restart with no event missed.
 // It writes the README's screenshots with -update.
 func TestConsoleInBrowser(t *testing.T) {
 	s := systemtest.New(t, systemtest.Options{Level: slog.LevelWarn})
 	ent := s.Enterprise(t, "0367", "june")
 	c := &console{s: s, entID: ent.ID}
-	c.pbx = s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "pbx-june", Hostname: "pbx-june.example"})
+	// An attended transfer's consultation starts at once, not after
+	// Asterisk's 3 s transfer digit timeout.
+	c.pbx = s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "pbx-june", Hostname: "pbx-june.example",
+		AMI: []amitest.Option{amitest.WithTransferDigitTimeout(30 * time.Millisecond)}})
 	c.key = s.APIKey(t, "0367")
 	c.browser = newBrowser(t)
 
@@ -51,6 +56,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("hang up from the row", func(t *testing.T) { c.testHangup(t, tb) })
 	t.Run("place a call", func(t *testing.T) { c.testPlaceCall(t, tb) })
 	t.Run("operator without the hangup role", func(t *testing.T) { c.testOperator(t) })
+	t.Run("queues: members, pause with a reason, live", func(t *testing.T) { c.testQueues(t, tb) })
+	t.Run("transfer from a live row: blind, attended", func(t *testing.T) { c.testTransfer(t, tb) })
+	t.Run("without queues:manage or calls:control", func(t *testing.T) { c.testLeastPrivilege(t) })
 	t.Run("history and a call's timeline", func(t *testing.T) { c.testHistory(t, tb) })
 	t.Run("PBXs, webhooks, audit", func(t *testing.T) { c.testPages(t, tb) })
 	t.Run("fleet as platform_admin", func(t *testing.T) { c.testFleet(t) })
@@ -104,8 +112,8 @@ func (c *console) testHangup(t *testing.T, tb *tab) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	before := len(c.pbx.AMI.Actions())
+	tb.press(row(liveCall) + ` button[data-action="hangup"]`)
 	tb.do(
-		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="hangup"]`)),
 		chromedp.WaitVisible(`//dialog//h2[normalize-space()="Hang up this call?"]`),
 	)
 	// Nothing is sent before the confirmation.
@@ -139,16 +147,16 @@ func (c *console) testMonitor(t *testing.T, tb *tab) {
 		return n
 	}
 	before := spies()
+	tb.press(row(liveCall) + ` button[data-action="spy"]`)
 	tb.do(
-		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="spy"]`)),
 		chromedp.WaitVisible(byLabel("Your extension")),
 		chromedp.SendKeys(byLabel("Your extension"), "151"),
 		chromedp.Click(button("//dialog", "Spy")),
 		chromedp.WaitVisible(`//*[@id="live-status"]//*[starts-with(normalize-space(), "Spy: your extension 151 rings")]`),
 	)
 	// Remembered: Whisper asks nothing.
+	tb.press(row(liveCall) + ` button[data-action="whisper"]`)
 	tb.do(
-		chromedp.Click(chromedp.CSS(row(liveCall)+` button[data-action="whisper"]`)),
 		chromedp.WaitVisible(`//*[@id="live-status"]//*[starts-with(normalize-space(), "Whisper: your extension 151 rings")]`),
 	)
 	if n := eval[int](tb, `document.querySelectorAll('dialog').length`); n != 0 {

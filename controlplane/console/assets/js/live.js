@@ -3,19 +3,24 @@
 // then on they appear, change and go from the /v1/events WebSocket alone,
 // opened with a browser ticket and resumed with after=<last seq> whenever
 // it drops, so no event is lost across a control-plane restart and no
-// polling is needed.
+// polling is needed (stream.js).
 import { api, query } from './api.js';
-import { h, add, field, errorBox, badge, fmtDuration, confirmAction, ask } from './ui.js';
+import { h, add, field, errorBox, badge, fmtDuration, confirmAction, ask, askForm } from './ui.js';
+import { eventStream } from './stream.js';
 
 // Statuses a call ends in: its row goes.
 const TERMINAL = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
-// Reconnect backoff: the first retry after RETRY_MIN, doubling to RETRY_MAX.
-const RETRY_MIN = 1000;
-const RETRY_MAX = 10000;
 // At most this many live calls are loaded at first (one page of the API).
 const SNAPSHOT_LIMIT = 500;
 // Where the supervisor's own extension is remembered (this browser only).
 const EXT_KEY = 'switchboard.supervisorExtension';
+
+// What a row says of a transfer (row.c.transfer.state).
+const TRANSFER_STATES = {
+  transferring: { text: 'transferring to', cls: 'ringing' },
+  consulting: { text: 'consulting', cls: 'ringing' },
+  transferred: { text: 'transferred to', cls: 'ok' },
+};
 
 const MONITOR_MODES = [
   { mode: 'spy', label: 'Spy' },
@@ -23,34 +28,52 @@ const MONITOR_MODES = [
   { mode: 'barge', label: 'Barge' },
 ];
 
+// transferState is a row's transfer after a call.transfer_* event.
+function transferState(type, x) {
+  switch (type) {
+    case 'call.transfer_started': return { ...x, state: x.mode === 'attended' ? 'consulting' : 'transferring' };
+    case 'call.transferred': return { ...x, state: 'transferred' };
+    default: return null; // call.transfer_canceled
+  }
+}
+
+function transferBadge(t) {
+  if (!t) return '';
+  const s = TRANSFER_STATES[t.state];
+  return s ? [' ', h('span', { class: 'badge ' + s.cls, title: t.transferer ? `by ${t.transferer}, ${t.mode}` : t.mode }, `${s.text} ${t.to || '?'}`)] : '';
+}
+
+// handsOver is who hands a call over by default: the extension that
+// answered an inbound call, the caller of any other (the from of a call
+// placed through the API, as the API defaults it).
+function handsOver(c) {
+  return c.direction === 'inbound' ? (c.answered_by || '') : (c.from || '');
+}
+
+function callPath(c, suffix) {
+  return '/v1/calls/' + encodeURIComponent(c.call_id) + suffix;
+}
+
 export function mount(main, ctx) {
   const can = a => ctx.can(a);
   const why = a => ctx.why(a);
   const rows = new Map(); // "pbx/call_id" → {c, tr, cells}
-  let ws = null;
   let stopped = false;
-  let lastSeq = null;      // the last event applied (or the stream's start)
   let missed = 0;          // events skipped over: must stay 0
-  let downs = 0;           // how often the stream went down
-  let downSince = null;
-  let retryMs = RETRY_MIN;
-  let retryTimer = null;
   let snapshot = 'none';   // none | loading | done
   let buffered = [];       // events that arrived while the snapshot loaded
   let loads = 0;           // the newest snapshot load wins
 
-  const indicator = h('span', { class: 'stream', id: 'stream', role: 'status', 'aria-live': 'polite' }, 'Connecting…');
-  const setState = (state, text) => {
-    indicator.dataset.state = state;
-    indicator.textContent = text;
-  };
-  const publish = () => {
-    indicator.dataset.lastSeq = lastSeq === null ? '' : String(lastSeq);
-    indicator.dataset.missed = String(missed);
-    indicator.dataset.downs = String(downs);
-  };
-  setState('connecting', 'Connecting…');
-  publish();
+  const stream = eventStream({
+    onLive: () => { if (snapshot === 'none') loadSnapshot(); },
+    onEvent: (ev, prev) => onEvent(ev, prev),
+    onTruncated: () => {
+      notice('Some events are older than the server keeps; the list was reloaded.');
+      reload();
+    },
+  });
+  const indicator = stream.indicator;
+  indicator.dataset.missed = '0';
 
   const notices = h('div', { id: 'live-notices', 'aria-live': 'polite' });
   const status = h('div', { id: 'live-status', role: 'status', 'aria-live': 'polite' });
@@ -88,9 +111,17 @@ export function mount(main, ctx) {
     }
     cells.duration.classList.add('num');
     const what = () => `${row.c.from || '?'} to ${row.c.to || '?'}`;
+    // An attended transfer in progress offers Complete and Cancel instead
+    // of Transfer (fill shows one or the other).
+    row.transferButtons = {
+      start: actionButton('Transfer', 'calls:control', () => transfer(row), { name: 'transfer', what: what() }),
+      complete: actionButton('Complete transfer', 'calls:control', () => finishTransfer(row, 'complete'), { name: 'transfer-complete', cls: 'primary', what: what() }),
+      cancel: actionButton('Cancel transfer', 'calls:control', () => finishTransfer(row, 'cancel'), { name: 'transfer-cancel', what: what() }),
+    };
     const actions = h('td', { class: 'actions', 'data-label': 'Actions' },
       actionButton('Hang up', 'hangup', () => hangup(row), { name: 'hangup', cls: 'danger', what: what() }),
-      MONITOR_MODES.map(m => actionButton(m.label, 'monitor', () => monitor(row, m), { name: m.mode, what: what() })));
+      MONITOR_MODES.map(m => actionButton(m.label, 'monitor', () => monitor(row, m), { name: m.mode, what: what() })),
+      row.transferButtons.start, row.transferButtons.complete, row.transferButtons.cancel);
     row.cells = cells;
     row.tr = h('tr', { dataset: { callId: row.c.call_id, pbx: row.c.pbx } },
       cells.from, cells.to, cells.direction, cells.status, cells.answered_by, cells.pbx, cells.duration, actions);
@@ -101,7 +132,14 @@ export function mount(main, ctx) {
     row.cells.from.textContent = c.from || '';
     row.cells.to.textContent = c.to || '';
     row.cells.direction.textContent = c.direction || '';
-    row.cells.status.replaceChildren(badge(c.status), c.monitored ? h('span', { class: 'badge', title: 'A supervisor is listening' }, 'monitored') : '');
+    row.cells.status.replaceChildren(h('span', {}, badge(c.status),
+      c.monitored ? [' ', h('span', { class: 'badge', title: 'A supervisor is listening' }, 'monitored')] : '',
+      transferBadge(c.transfer)));
+    const consulting = !!c.transfer && c.transfer.state === 'consulting';
+    row.transferButtons.start.hidden = consulting;
+    row.transferButtons.complete.hidden = !consulting;
+    row.transferButtons.cancel.hidden = !consulting;
+    row.tr.dataset.transfer = c.transfer ? c.transfer.state : '';
     row.cells.answered_by.textContent = c.answered_by || '';
     row.cells.pbx.textContent = ctx.pbxName(c.pbx);
     row.tr.dataset.status = c.status || '';
@@ -162,6 +200,7 @@ export function mount(main, ctx) {
     if (ev.answered_at) c.answered_at = ev.answered_at;
     if (ev.type === 'call.monitor_started') c.monitored = true;
     if (ev.type === 'call.monitor_stopped') c.monitored = false;
+    if (ev.transfer) c.transfer = transferState(ev.type, ev.transfer);
     upsert(c);
     renderEmpty();
   }
@@ -198,79 +237,16 @@ export function mount(main, ctx) {
   }
 
   // --- the stream ------------------------------------------------------------
-  function onMessage(data) {
-    let ev;
-    try { ev = JSON.parse(data); } catch { return; }
-    if (ev.type === 'stream.live') {
-      if (lastSeq === null) lastSeq = ev.seq;
-      retryMs = RETRY_MIN;
-      const text = downSince === null ? 'Live' : `Live — resumed after ${Math.max(1, Math.round((Date.now() - downSince) / 1000))} s`;
-      downSince = null;
-      setState('live', text);
-      publish();
-      if (snapshot === 'none') loadSnapshot();
-      return;
-    }
-    if (ev.type === 'stream.truncated') {
-      notice('Some events are older than the server keeps; the list was reloaded.');
-      lastSeq = ev.seq;
-      publish();
-      reload();
-      return;
-    }
-    if (typeof ev.seq !== 'number') return;
-    if (lastSeq !== null && ev.seq <= lastSeq) return; // already applied
-    if (lastSeq !== null && ev.seq !== lastSeq + 1) {
-      missed += ev.seq - lastSeq - 1;
-      notice(`${ev.seq - lastSeq - 1} events were missed; the list was reloaded.`);
+  // Every type, so a skipped sequence is a missed event.
+  function onEvent(ev, prev) {
+    if (prev !== null && ev.seq !== prev + 1) {
+      missed += ev.seq - prev - 1;
+      indicator.dataset.missed = String(missed);
+      notice(`${ev.seq - prev - 1} events were missed; the list was reloaded.`);
       reload();
     }
-    lastSeq = ev.seq;
-    publish();
     if (snapshot !== 'done') buffered.push(ev);
     else apply(ev);
-  }
-
-  function setDown(reason) {
-    if (indicator.dataset.state !== 'down') {
-      downs++;
-      if (downSince === null) downSince = Date.now();
-    }
-    setState('down', 'Stream down — reconnecting…' + (reason ? ` (${reason})` : ''));
-    publish();
-  }
-
-  function schedule() {
-    if (stopped) return;
-    retryTimer = setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, RETRY_MAX);
-  }
-
-  async function connect() {
-    retryTimer = null;
-    if (stopped) return;
-    let t;
-    try {
-      t = await api('POST', '/v1/events/ticket');
-    } catch (e) {
-      if (stopped || e.status === 401) return; // signed out: the sign-in page takes over
-      setDown(e.message);
-      schedule();
-      return;
-    }
-    if (stopped) return;
-    const url = new URL(t.url, location.href);
-    url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (lastSeq !== null) url.searchParams.set('after', String(lastSeq));
-    const sock = new WebSocket(url);
-    ws = sock;
-    sock.onmessage = m => { if (ws === sock) onMessage(m.data); };
-    sock.onclose = e => {
-      if (ws !== sock || stopped) return;
-      ws = null;
-      setDown(e.reason || 'connection closed');
-      schedule();
-    };
   }
 
   // --- actions -----------------------------------------------------------------
@@ -322,6 +298,53 @@ export function mount(main, ctx) {
     }
   }
 
+  // --- transfer ------------------------------------------------------------------
+  async function transfer(row) {
+    const c = row.c;
+    const to = h('input', { type: 'text', name: 'to', autocomplete: 'off', inputmode: 'tel', required: true });
+    const mode = h('select', { name: 'mode' },
+      h('option', { value: 'blind' }, 'Blind: the call goes to To at once'),
+      h('option', { value: 'attended' }, 'Attended: consult To first'));
+    const transferer = h('input', { type: 'text', name: 'transferer', autocomplete: 'off', inputmode: 'tel', value: handsOver(c) });
+    const v = await askForm('Transfer this call', [
+      { name: 'to', label: 'To', control: to },
+      { name: 'mode', label: 'Mode', control: mode },
+      { name: 'transferer', label: 'Transferer', control: transferer },
+    ], 'Transfer', `The call from ${c.from || '?'} to ${c.to || '?'} on ${ctx.pbxName(c.pbx)}. The transferer is the party in it that hands it over; its peer goes to To.`);
+    if (!v) return;
+    try {
+      const r = await api('POST', callPath(c, '/transfer'), { body: { to: v.to, mode: v.mode, transferer: v.transferer || undefined, pbx: c.pbx } });
+      const state = r.status === 'consulting' ? 'consulting' : 'transferred';
+      setTransfer(row, { mode: r.mode, to: r.to, transferer: r.transferer, state });
+      flash(state === 'consulting'
+        ? `${r.transferer} is consulting ${r.to}; the other party is on hold. Complete or cancel the transfer on the row.`
+        : `Transferred: ${r.transferer} handed the call to ${r.to}.`);
+    } catch (e) {
+      status.replaceChildren(errorBox(e));
+    }
+  }
+
+  async function finishTransfer(row, how) {
+    const c = row.c;
+    const x = c.transfer || {};
+    try {
+      const r = await api('POST', callPath(c, '/transfer/' + how), { body: { transferer: x.transferer || undefined, pbx: c.pbx } });
+      setTransfer(row, how === 'complete' ? { ...x, to: r.to || x.to, state: 'transferred' } : null);
+      flash(how === 'complete' ? `Transferred to ${r.to || x.to}.` : `Transfer cancelled: ${r.transferer} is back with the call.`);
+    } catch (e) {
+      status.replaceChildren(errorBox(e));
+    }
+  }
+
+  // setTransfer records what the API answered; the events say the same
+  // and may come first.
+  function setTransfer(row, t) {
+    const cur = rows.get(key(row.c.pbx, row.c.call_id));
+    if (cur !== row) return; // the call ended meanwhile
+    row.c = { ...row.c, transfer: t };
+    fill(row);
+  }
+
   // --- place a call ----------------------------------------------------------
   function placeCallForm() {
     const from = h('input', { type: 'text', name: 'from', autocomplete: 'off', inputmode: 'tel', required: true, size: 12 });
@@ -355,6 +378,7 @@ export function mount(main, ctx) {
   const denied = [];
   if (!can('hangup')) denied.push(`Hang up (${why('hangup')})`);
   if (!can('monitor')) denied.push(`Spy, Whisper and Barge (${why('monitor')})`);
+  if (!can('calls:control')) denied.push(`Transfer (${why('calls:control')})`);
 
   add(main,
     h('h1', {}, 'Live calls', indicator),
@@ -367,16 +391,10 @@ export function mount(main, ctx) {
   renderExt();
 
   const ticker = setInterval(() => { for (const row of rows.values()) tickRow(row); }, 1000);
-  connect();
 
   return () => {
     stopped = true;
     clearInterval(ticker);
-    if (retryTimer) clearTimeout(retryTimer);
-    if (ws) {
-      const s = ws;
-      ws = null;
-      s.close(1000, 'page closed');
-    }
+    stream.stop();
   };
 }

@@ -4,6 +4,7 @@
 import { api, setCSRF, whenSignedOut } from './api.js';
 import { h, field, errorBox, timeZone, fmtClock, showIn } from './ui.js';
 import * as live from './live.js';
+import * as queues from './queues.js';
 import * as pbxs from './pbxs.js';
 import * as calls from './history.js';
 import * as webhooks from './webhooks.js';
@@ -20,18 +21,18 @@ const foot = document.getElementById('foot');
 // server's reason as its tooltip. hideDenied: not shown at all then.
 const pages = [
   { path: 'live', label: 'Live calls', need: 'events:read', mount: live.mount },
+  { path: 'queues', label: 'Queues', need: 'queues:read', mount: queues.mountList },
   { path: 'pbxs', label: 'PBXs', need: 'pbx:read', mount: pbxs.mountPBXs },
   { path: 'fleet', label: 'Fleet', need: 'fleet:read', mount: pbxs.mountFleet, hideDenied: true },
   { path: 'history', label: 'History', need: 'calls:read', mount: calls.mountList },
   { path: 'webhooks', label: 'Webhooks', need: 'events:read', mount: webhooks.mountList },
   { path: 'audit', label: 'Audit', need: 'audit:read', mount: audit.mount },
-  // Queues (call-centre operations): its entry goes here, shown once the
-  // API answers GET /v1/queues.
 ];
 
 // Pages reached from another page, not from the navigation.
 const subpages = {
   calls: { parent: 'history', mount: calls.mountCall },
+  queues: { parent: 'queues', mount: queues.mountQueue },
   webhooks: { parent: 'webhooks', mount: webhooks.mountDeliveries },
 };
 

@@ -162,6 +162,28 @@ export function ask(title, label, value, okLabel, hint) {
   });
 }
 
+// askForm asks for several values: controls are [{name, label, control}]
+// (inputs and selects, built by the caller with their own constraints).
+// It resolves with {name: trimmed value} when the form is valid, or null.
+export function askForm(title, controls, okLabel, hint) {
+  return modal(done => {
+    const form = h('form', {
+      method: 'dialog',
+      onsubmit: e => {
+        e.preventDefault();
+        if (!form.reportValidity()) return;
+        done(Object.fromEntries(controls.map(c => [c.name, String(c.control.value).trim()])));
+      },
+    },
+    h('h2', {}, title), hint ? h('p', { class: 'note' }, hint) : null,
+    controls.map(c => field(c.label, c.control)),
+    h('div', { class: 'buttons' }, h('button', { type: 'button', onclick: () => done(null) }, 'Cancel'),
+      h('button', { type: 'submit', class: 'primary' }, okLabel)));
+    queueMicrotask(() => controls[0].control.focus());
+    return form;
+  });
+}
+
 // toLocalInput and fromLocalInput convert between RFC 3339 and the value
 // of <input type=datetime-local>, which is in the browser's zone.
 export function fromLocalInput(v) {

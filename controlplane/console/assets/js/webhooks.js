@@ -3,8 +3,12 @@
 import { api, query } from './api.js';
 import { h, field, errorBox, badge, table, pager, timeEl, showIn, confirmAction } from './ui.js';
 
+// The types a webhook may ask for (events.EventTypes).
 const EVENT_TYPES = ['call.started', 'call.ringing', 'call.answered', 'call.bridged', 'call.monitor_started',
-  'call.monitor_stopped', 'call.ended', 'gap'];
+  'call.monitor_stopped', 'call.ended', 'gap',
+  'queue.caller_joined', 'queue.caller_left', 'queue.member_added', 'queue.member_removed', 'queue.member_paused',
+  'queue.member_unpaused', 'recording.started', 'recording.stopped',
+  'call.transfer_started', 'call.transferred', 'call.transfer_canceled', 'call.parked', 'call.unparked', 'call.park_timeout'];
 // Deliveries per page.
 const DELIVERY_PAGE = 25;
 
