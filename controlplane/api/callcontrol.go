@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -430,43 +429,18 @@ func (a *API) listParked(c *call) error {
 	if len(args.Lot) > maxLotBytes {
 		return invalidf("query \"lot\" must be at most %d bytes", maxLotBytes)
 	}
-	var agents []store.Agent
-	if id := q.Get("pbx"); id != "" {
-		ag, err := c.selectPBX(id)
-		if err != nil {
-			return err
-		}
-		agents = []store.Agent{ag}
-	} else {
-		var err error
-		if agents, err = c.enterpriseAgents(false); err != nil {
-			return err
-		}
-	}
-	results := make([]protocol.ParkedResult, len(agents))
-	errs := make([]error, len(agents))
-	sem := make(chan struct{}, DefaultChannelsConcurrency)
-	var wg sync.WaitGroup
-	for i, ag := range agents {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = c.agentCall(ag.ID, protocol.OpParked, args, &results[i])
-		})
-	}
-	wg.Wait()
-	if q.Get("pbx") != "" && errs[0] != nil {
-		return errs[0]
+	answers, err := askPBXs[protocol.ParkedResult](c, q.Get("pbx"), protocol.OpParked, args)
+	if err != nil {
+		return err
 	}
 	out := parkedResponse{Parked: []parkedCall{}, Unavailable: []pbxUnavailable{}}
-	for i, ag := range agents {
-		if errs[i] != nil {
-			e, _ := asAPIError(errs[i])
-			out.Unavailable = append(out.Unavailable, pbxUnavailable{PBX: ag.ID, Code: e.Code, Message: e.Message})
+	for _, an := range answers {
+		if an.Err != nil {
+			out.Unavailable = append(out.Unavailable, unavailable(an.Agent, an.Err))
 			continue
 		}
-		for _, p := range results[i].Parked {
-			out.Parked = append(out.Parked, parkedCall{PBX: ag.ID, ParkedCall: p})
+		for _, p := range an.Result.Parked {
+			out.Parked = append(out.Parked, parkedCall{PBX: an.Agent.ID, ParkedCall: p})
 		}
 	}
 	return c.reply(http.StatusOK, out)

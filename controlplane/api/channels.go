@@ -2,9 +2,7 @@ package api
 
 import (
 	"net/http"
-	"sync"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
@@ -31,49 +29,18 @@ type channelsResponse struct {
 // response's; without, PBXs that could not answer are listed under
 // "unavailable" next to the channels of those that did.
 func (a *API) listChannels(c *call) error {
-	var agents []store.Agent
-	if id := c.r.URL.Query().Get("pbx"); id != "" {
-		ag, err := c.selectPBX(id)
-		if err != nil {
-			return err
-		}
-		var res protocol.ChannelsResult
-		if err := c.agentCall(ag.ID, protocol.OpChannels, nil, &res); err != nil {
-			return err
-		}
-		out := channelsResponse{Channels: make([]pbxChannel, 0, len(res.Channels)), Unavailable: []pbxUnavailable{}}
-		for _, ch := range res.Channels {
-			out.Channels = append(out.Channels, pbxChannel{PBX: ag.ID, Channel: ch})
-		}
-		return c.reply(http.StatusOK, out)
-	}
-	agents, err := c.enterpriseAgents(false)
+	answers, err := askPBXs[protocol.ChannelsResult](c, c.r.URL.Query().Get("pbx"), protocol.OpChannels, nil)
 	if err != nil {
 		return err
 	}
-	results := make([]protocol.ChannelsResult, len(agents))
-	errs := make([]error, len(agents))
-	sem := make(chan struct{}, DefaultChannelsConcurrency)
-	var wg sync.WaitGroup
-	for i, ag := range agents {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs[i] = c.agentCall(ag.ID, protocol.OpChannels, nil, &results[i])
-		}()
-	}
-	wg.Wait()
 	out := channelsResponse{Channels: []pbxChannel{}, Unavailable: []pbxUnavailable{}}
-	for i, ag := range agents {
-		if errs[i] != nil {
-			e, _ := asAPIError(errs[i])
-			out.Unavailable = append(out.Unavailable, pbxUnavailable{PBX: ag.ID, Code: e.Code, Message: e.Message})
+	for _, an := range answers {
+		if an.Err != nil {
+			out.Unavailable = append(out.Unavailable, unavailable(an.Agent, an.Err))
 			continue
 		}
-		for _, ch := range results[i].Channels {
-			out.Channels = append(out.Channels, pbxChannel{PBX: ag.ID, Channel: ch})
+		for _, ch := range an.Result.Channels {
+			out.Channels = append(out.Channels, pbxChannel{PBX: an.Agent.ID, Channel: ch})
 		}
 	}
 	return c.reply(http.StatusOK, out)

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
@@ -63,40 +61,15 @@ type queuesResponse struct {
 // flight), each PBX's list or why it has none. With ?pbx= only that PBX,
 // and its failure is the response's.
 func (a *API) listQueues(c *call) error {
-	var agents []store.Agent
-	ref := c.r.URL.Query().Get("pbx")
-	if ref != "" {
-		ag, err := c.selectPBX(ref)
-		if err != nil {
-			return err
-		}
-		agents = []store.Agent{ag}
-	} else {
-		var err error
-		if agents, err = c.enterpriseAgents(false); err != nil {
-			return err
-		}
+	answers, err := askPBXs[protocol.QueuesResult](c, c.r.URL.Query().Get("pbx"), protocol.OpQueues, protocol.QueuesArgs{})
+	if err != nil {
+		return err
 	}
-	results := make([]protocol.QueuesResult, len(agents))
-	errs := make([]error, len(agents))
-	sem := make(chan struct{}, DefaultChannelsConcurrency)
-	var wg sync.WaitGroup
-	for i, ag := range agents {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			errs[i] = c.agentCall(ag.ID, protocol.OpQueues, protocol.QueuesArgs{}, &results[i])
-		})
-	}
-	wg.Wait()
-	if ref != "" && errs[0] != nil {
-		return errs[0]
-	}
-	out := queuesResponse{PBXs: make([]pbxQueues, 0, len(agents))}
-	for i, ag := range agents {
-		p := pbxQueues{PBX: ag.ID, Name: ag.Name, Queues: results[i].Queues}
-		if errs[i] != nil {
-			e, _ := asAPIError(errs[i])
+	out := queuesResponse{PBXs: make([]pbxQueues, 0, len(answers))}
+	for _, an := range answers {
+		p := pbxQueues{PBX: an.Agent.ID, Name: an.Agent.Name, Queues: an.Result.Queues}
+		if an.Err != nil {
+			e, _ := asAPIError(an.Err)
 			p.Error, p.Queues = &v1ErrorBody{Code: e.Code, Message: e.Message}, nil
 		} else if p.Queues == nil {
 			p.Queues = []protocol.Queue{}
