@@ -106,14 +106,8 @@ next page is printed on stderr.`,
 						q.Set(name, t)
 					}
 				}
-				api, err := cf.connect(fs, missingCredential(operatorCredential))
+				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), apiRequest{method: http.MethodGet, path: "/v1/calls", query: q})
 				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-				defer cancel()
-				var raw json.RawMessage
-				if err := api.do(ctx, apiRequest{method: http.MethodGet, path: "/v1/calls", query: q}, &raw); err != nil {
 					return err
 				}
 				if *asJSON {
@@ -226,14 +220,8 @@ the enterprise has one PBX.`,
 				if *idem != "" {
 					header = http.Header{"Idempotency-Key": {*idem}}
 				}
-				api, err := cf.connect(fs, missingCredential(operatorCredential))
+				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), apiRequest{method: http.MethodPost, path: "/v1/calls", body: body, header: header})
 				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-				defer cancel()
-				var raw json.RawMessage
-				if err := api.do(ctx, apiRequest{method: http.MethodPost, path: "/v1/calls", body: body, header: header}, &raw); err != nil {
 					return err
 				}
 				if *asJSON {
@@ -308,14 +296,8 @@ log.`,
 					}
 					req.body = body
 				}
-				api, err := cf.connect(fs, missingCredential(operatorCredential))
+				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), req)
 				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-				defer cancel()
-				var raw json.RawMessage
-				if err := api.do(ctx, req, &raw); err != nil {
 					return err
 				}
 				if *asJSON {

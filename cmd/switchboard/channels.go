@@ -147,14 +147,8 @@ silent ring. Needs the monitor scope or a supervisor role.`,
 					}
 					body["timeout_s"] = int(*ring / time.Second)
 				}
-				api, err := cf.connect(fs, missingCredential(operatorCredential))
+				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), apiRequest{method: http.MethodPost, path: "/v1/monitor", body: body})
 				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-				defer cancel()
-				var raw json.RawMessage
-				if err := api.do(ctx, apiRequest{method: http.MethodPost, path: "/v1/monitor", body: body}, &raw); err != nil {
 					return err
 				}
 				if *asJSON {

@@ -126,6 +126,22 @@ func (c *clientFlags) connect(fs *pflag.FlagSet, missing string) (*apiClient, er
 	return &apiClient{http: hc, base: strings.TrimRight(c.server, "/"), token: tok}, nil
 }
 
+// call connects (see connect) and makes one request within --timeout,
+// answering the response's JSON as it came.
+func (c *clientFlags) call(ctx context.Context, fs *pflag.FlagSet, missing string, req apiRequest) (json.RawMessage, error) {
+	api, err := c.connect(fs, missing)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var raw json.RawMessage
+	if err := api.do(ctx, req, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
 // apiClient calls the control plane's v1 API.
 type apiClient struct {
 	http  *http.Client
