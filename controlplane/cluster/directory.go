@@ -24,6 +24,16 @@ type remoteAgent struct {
 	replica string
 	gen     int64
 	view    *fleet.Conn
+	row     store.Owner // what view shows (zero when it came from a NOTIFY)
+}
+
+// sameRow reports whether two reads of an agent's row show the same
+// session and status.
+func sameRow(a, b store.Owner) bool {
+	return a.AgentID == b.AgentID && a.ReplicaID == b.ReplicaID && a.Generation == b.Generation && a.SessionID == b.SessionID &&
+		a.Since.Equal(b.Since) && a.Hostname == b.Hostname && a.AgentVersion == b.AgentVersion && a.Protocol == b.Protocol &&
+		a.AsteriskVersion == b.AsteriskVersion && a.AMI == b.AMI && a.LiveChannels == b.LiveChannels && a.LiveCalls == b.LiveCalls &&
+		a.StatusAt.Equal(b.StatusAt)
 }
 
 func (v *remoteView) init() { v.agents = map[string]remoteAgent{} }
@@ -128,9 +138,21 @@ func (c *Cluster) refresh(ctx context.Context) {
 		}
 		return
 	}
+	c.remote.mu.RLock()
+	prev := c.remote.agents
+	c.remote.mu.RUnlock()
 	agents := make(map[string]remoteAgent, len(rows))
 	for _, o := range rows {
-		agents[o.AgentID] = remoteAgent{replica: o.ReplicaID, gen: o.Generation, view: viewOf(o, names[o.ReplicaID])}
+		ra := remoteAgent{replica: o.ReplicaID, gen: o.Generation, row: o}
+		// An unchanged row keeps its view: the fleet view's encoded rows
+		// are cached per view (and 10,000 new views every Refresh are
+		// garbage).
+		if p, ok := prev[o.AgentID]; ok && p.view != nil && sameRow(p.row, o) {
+			ra.view = p.view
+		} else {
+			ra.view = viewOf(o, names[o.ReplicaID])
+		}
+		agents[o.AgentID] = ra
 	}
 	c.remote.mu.Lock()
 	c.remote.agents = agents
@@ -195,7 +217,7 @@ func (c *Cluster) owner(ctx context.Context, agentID string, fresh bool) (store.
 	if o.ReplicaID != "" && o.ReplicaID != c.cfg.ID {
 		c.remote.mu.Lock()
 		if cur, ok := c.remote.agents[agentID]; !ok || cur.gen < o.Generation {
-			c.remote.agents[agentID] = remoteAgent{replica: o.ReplicaID, gen: o.Generation, view: viewOf(o, c.nameOf(o.ReplicaID))}
+			c.remote.agents[agentID] = remoteAgent{replica: o.ReplicaID, gen: o.Generation, view: viewOf(o, c.nameOf(o.ReplicaID)), row: o}
 		}
 		c.remote.mu.Unlock()
 	}
