@@ -80,6 +80,7 @@ func (c *Cluster) receive(ctx context.Context, l *store.Listener) error {
 		for _, m := range msgs {
 			switch m.kind {
 			case kindEvents:
+				trace(c.cfg.ID, "heard", m.ranges)
 				c.broker.remote(m.ranges)
 			case kindOwner:
 				c.onOwner(m)
@@ -145,6 +146,7 @@ func (c *Cluster) flushNotify(ctx context.Context) {
 		return
 	}
 	payloads := eventPayloads(ranges)
+	trace(c.cfg.ID, "notified", ranges)
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
 	if err := c.st.Notify(nctx, Channel, payloads); err != nil {
