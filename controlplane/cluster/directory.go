@@ -138,22 +138,23 @@ func (c *Cluster) refresh(ctx context.Context) {
 		}
 		return
 	}
-	c.remote.mu.RLock()
-	prev := c.remote.agents
-	c.remote.mu.RUnlock()
 	agents := make(map[string]remoteAgent, len(rows))
+	// The current map is read under the lock: claims announced meanwhile
+	// (onOwner, owner) write to it.
+	c.remote.mu.RLock()
 	for _, o := range rows {
 		ra := remoteAgent{replica: o.ReplicaID, gen: o.Generation, row: o}
 		// An unchanged row keeps its view: the fleet view's encoded rows
 		// are cached per view (and 10,000 new views every Refresh are
 		// garbage).
-		if p, ok := prev[o.AgentID]; ok && p.view != nil && sameRow(p.row, o) {
+		if p, ok := c.remote.agents[o.AgentID]; ok && p.view != nil && sameRow(p.row, o) {
 			ra.view = p.view
 		} else {
 			ra.view = viewOf(o, names[o.ReplicaID])
 		}
 		agents[o.AgentID] = ra
 	}
+	c.remote.mu.RUnlock()
 	c.remote.mu.Lock()
 	c.remote.agents = agents
 	c.remote.mu.Unlock()

@@ -1,9 +1,11 @@
 package cluster_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/cluster"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
 )
@@ -38,4 +40,31 @@ func TestRemoteViewKeptWhileUnchanged(t *testing.T) {
 		st, _ := v.Status()
 		return ok && v != first && st.LiveChannels > 0
 	})
+}
+
+// TestRefreshWhileClaimsArrive: the refresh reads the remote view while
+// announced claims write to it (run with -race; a concurrent map read and
+// write also stops the process).
+func TestRefreshWhileClaimsArrive(t *testing.T) {
+	t.Parallel()
+	c := systemtest.NewCluster(t, 2, systemtest.Options{})
+	r0, r1 := c.Replicas[0], c.Replicas[1]
+	r0.Enterprise(t, "0367", "Acme")
+	pbx := r0.AddPBX(t, "0367")
+	cl := r1.CP().Cluster()
+	waitFor(t, "replica 1 to read the PBX's row", 10*time.Second, func() bool {
+		v, ok := cl.Get(pbx.ID)
+		return ok && v.SessionID != ""
+	})
+	// Refreshes run every 200 ms here: a second of claims spans several.
+	end := time.Now().Add(time.Second)
+	for i := 0; time.Now().Before(end); i++ {
+		cluster.SetRemoteOwner(cl, fmt.Sprintf("agt_claim%d", i%1000), r0.CP().Cluster().ID(), int64(i))
+		if i%1000 == 999 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if _, ok := cl.Get(pbx.ID); !ok {
+		t.Fatal("the PBX is gone from replica 1's view")
+	}
 }
