@@ -25,6 +25,9 @@ type remoteAgent struct {
 	gen     int64
 	view    *fleet.Conn
 	row     store.Owner // what view shows (zero when it came from a NOTIFY)
+	// gone is when a refresh first found replica no longer live: the
+	// entry is kept until DeadAfter past it (see keepGone).
+	gone time.Time
 }
 
 // sameRow reports whether two reads of an agent's row show the same
@@ -154,12 +157,40 @@ func (c *Cluster) refresh(ctx context.Context) {
 		}
 		agents[o.AgentID] = ra
 	}
+	c.keepGone(agents)
 	c.remote.mu.RUnlock()
 	c.remote.mu.Lock()
 	c.remote.agents = agents
 	c.remote.mu.Unlock()
 	for _, o := range rows {
 		c.supersede(o.AgentID, o.Generation, o.ReplicaID)
+	}
+}
+
+// keepGone carries into agents (the new view, built from the live
+// replicas' rows) the entries of agents whose holder is no longer live
+// and that have not connected anywhere since, for DeadAfter after the
+// refresh that first saw the holder gone. Requests for them are then
+// refused at once (the holder is not live: 503 with Retry-After) instead
+// of asking the store who holds them, which is what every request for a
+// stopped replica's PBXs did while thousands of them reconnected and the
+// store was slowest. Afterwards the store is asked again (a PBX that
+// stays away is "not connected"). Call it with remote.mu read-locked.
+func (c *Cluster) keepGone(agents map[string]remoteAgent) {
+	now := c.cfg.Now()
+	for id, ra := range c.remote.agents {
+		if _, held := agents[id]; held {
+			continue
+		}
+		if _, live := c.replica(ra.replica); live {
+			continue // released by a live replica: not kept
+		}
+		if ra.gone.IsZero() {
+			ra.gone = now
+		}
+		if now.Sub(ra.gone) < c.cfg.DeadAfter() {
+			agents[id] = ra
+		}
 	}
 }
 
