@@ -28,7 +28,7 @@ func (f *clusterFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.heartbeat, "cluster-heartbeat", cluster.DefaultHeartbeat, "how often this replica beats its row in the store")
 	fs.IntVar(&f.missedBeats, "cluster-missed-beats", cluster.DefaultMissedBeats, "a replica that missed this many beats is dead: its PBXs stop counting as connected and requests for them fail at once with 503 until they reconnect elsewhere")
 	fs.DurationVar(&f.peerDialTimeout, "cluster-peer-dial-timeout", cluster.DefaultPeerDialTimeout, "longest wait to connect to the replica holding a PBX; past it the request fails with 503, nothing sent")
-	fs.DurationVar(&f.notifyDelay, "cluster-notify-delay", cluster.DefaultNotifyDelay, "how long stored event batches are gathered before one NOTIFY tells the other replicas (fewer NOTIFYs, that much more latency)")
+	fs.DurationVar(&f.notifyDelay, "cluster-notify-delay", cluster.DefaultNotifyDelay, "least time between two NOTIFYs telling the other replicas of stored event batches (a batch after a quiet spell goes at once; the ones within it of the last NOTIFY wait for the next)")
 	fs.DurationVar(&f.refresh, "cluster-refresh", cluster.DefaultRefresh, "how often the other replicas' PBXs are read for the fleet view, and subscribers checked for events whose NOTIFY was missed")
 	fs.DurationVar(&f.signatureWindow, "cluster-signature-window", cluster.DefaultSignatureWindow, "how far apart the replicas' clocks may be: a signed call between replicas older or newer than this is refused")
 }

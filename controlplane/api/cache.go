@@ -86,6 +86,8 @@ type agentCache struct {
 	mu      sync.Mutex
 	entries map[int64]agentEntry
 	all     agentEntry // every agent, revoked included (GET /v1/fleet)
+	// refreshing: a background read of all is running.
+	refreshing bool
 }
 
 type agentEntry struct {
@@ -124,16 +126,51 @@ func (a *agentCache) get(ctx context.Context, enterpriseID int64, fresh bool) ([
 
 // fleet returns every agent of every enterprise, revoked ones included,
 // sorted by id. The slice is shared: callers must not modify it.
+//
+// Within a TTL after the list expired, the expired list is returned and
+// one read of the store refreshes it in the background: reading 10,000
+// agents took a request every TTL tens of milliseconds longer, which was
+// the p99 of GET /v1/fleet. A list is thus at most twice the TTL old; an
+// older one is read again before the request goes on.
 func (a *agentCache) fleet(ctx context.Context) ([]store.Agent, error) {
-	now := a.now()
-	if a.ttl > 0 {
-		a.mu.Lock()
-		e := a.all
-		a.mu.Unlock()
-		if e.agents != nil && now.Before(e.expires) {
-			return e.agents, nil
-		}
+	if a.ttl <= 0 {
+		return a.readFleet(ctx)
 	}
+	now := a.now()
+	a.mu.Lock()
+	e := a.all
+	stale := e.agents != nil && !now.Before(e.expires) && now.Before(e.expires.Add(a.ttl))
+	refresh := stale && !a.refreshing
+	if refresh {
+		a.refreshing = true
+	}
+	a.mu.Unlock()
+	switch {
+	case e.agents != nil && now.Before(e.expires):
+		return e.agents, nil
+	case stale:
+		if refresh {
+			dl, ok := ctx.Deadline()
+			if !ok {
+				dl = now.Add(a.ttl)
+			}
+			go func() {
+				rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), dl)
+				defer cancel()
+				_, _ = a.readFleet(rctx) // a failure is retried by the next request
+				a.mu.Lock()
+				a.refreshing = false
+				a.mu.Unlock()
+			}()
+		}
+		return e.agents, nil
+	}
+	return a.readFleet(ctx)
+}
+
+// readFleet reads every agent and, when caching, keeps the list.
+func (a *agentCache) readFleet(ctx context.Context) ([]store.Agent, error) {
+	now := a.now()
 	all, err := a.st.ListAgents(ctx, 0)
 	if err != nil {
 		return nil, err

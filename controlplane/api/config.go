@@ -167,6 +167,8 @@ type Config struct {
 	MaxSessionsPerCredential int
 	// KeyCacheTTL and PBXCacheTTL bound how long a verified API key and
 	// an enterprise's PBX list are reused; negative turns a cache off.
+	// GET /v1/fleet's list of every agent may be up to 2×PBXCacheTTL old
+	// (refreshed in the background).
 	KeyCacheTTL time.Duration
 	PBXCacheTTL time.Duration
 	// HideChannelNames replaces real channel names in the legacy hangup

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
+	"github.com/switchboard-pbx/switchboard/controlplane/cluster"
 	"github.com/switchboard-pbx/switchboard/controlplane/ratelimit"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol/ami/amitest"
@@ -110,6 +111,9 @@ var eventRate = flag.Int("event-rate", 1000, "events per second of BenchmarkCros
 //
 //	go test -run '^$' -bench BenchmarkCrossReplicaEvents -benchtime 20000x ./controlplane/cluster/
 func BenchmarkCrossReplicaEvents(b *testing.B) {
+	rec := &stageRec{}
+	cluster.TraceStages(rec.note)
+	defer cluster.TraceStages(nil)
 	c, key := benchCluster(b, 3)
 	var pbxs []*systemtest.PBX
 	for i := range 10 {
@@ -123,7 +127,8 @@ func BenchmarkCrossReplicaEvents(b *testing.B) {
 	}{{"same", c.Replicas[0]}, {"other", c.Replicas[1]}} {
 		b.Run(tc.name, func(b *testing.B) {
 			n0 := c.Replicas[0].Metric(b, "switchboard_cluster_notify_statements_total")
-			elapsed := streamLatency(b, tc.sub, key, pbxs)
+			rec.start(c.Replicas[0].CP().Cluster().ID(), tc.sub.CP().Cluster().ID())
+			elapsed := streamLatency(b, tc.sub, key, pbxs, rec)
 			n1 := c.Replicas[0].Metric(b, "switchboard_cluster_notify_statements_total")
 			b.ReportMetric((n1-n0)/elapsed.Seconds(), "notify/s")
 		})
@@ -133,7 +138,7 @@ func BenchmarkCrossReplicaEvents(b *testing.B) {
 // streamLatency subscribes on sub, makes calls on pbxs at -event-rate
 // events per second, reports the latency of b.N events and returns how
 // long they took.
-func streamLatency(b *testing.B, sub *systemtest.Server, key string, pbxs []*systemtest.PBX) time.Duration {
+func streamLatency(b *testing.B, sub *systemtest.Server, key string, pbxs []*systemtest.PBX, rec *stageRec) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, wsURL(sub, "/v1/events"), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
@@ -194,12 +199,111 @@ func streamLatency(b *testing.B, sub *systemtest.Server, key string, pbxs []*sys
 		next++
 		lat = append(lat, now.Sub(e.Time))
 		fromStored = append(fromStored, now.Sub(e.ReceivedAt))
+		rec.received(e.Seq, e.Time, e.ReceivedAt, now)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
 	slices.Sort(fromStored)
-	b.Logf("from stored to the subscriber: p50 %v p99 %v", fromStored[len(fromStored)/2], fromStored[len(fromStored)*99/100])
+	if b.N >= 100 {
+		b.Logf("from stored to the subscriber: p50 %v p99 %v", fromStored[len(fromStored)/2], fromStored[len(fromStored)*99/100])
+	}
 	reportLatency(b, lat)
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "events/s")
+	rec.report(b)
 	return elapsed
+}
+
+// stageRec times each event through the stages of the cross-replica
+// path (cluster.TraceStages): when the holder committed and announced
+// it, when the subscriber's replica heard of it and read it back.
+type stageRec struct {
+	mu         sync.Mutex
+	owner, sub string
+	at         map[string]map[int64]time.Time
+	spans      map[string][]time.Duration
+}
+
+// stages in path order; the first two and the last are measured from the
+// event itself (its time, received_at) and the subscriber.
+var stages = []string{"stored", "notified", "heard", "read"}
+
+func (r *stageRec) start(owner, sub string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.owner, r.sub = owner, sub
+	r.at, r.spans = map[string]map[int64]time.Time{}, map[string][]time.Duration{}
+	for _, s := range stages {
+		r.at[s] = map[int64]time.Time{}
+	}
+}
+
+func (r *stageRec) note(replica, stage string, rs []cluster.Range) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.at[stage]
+	if !ok || (stage == "stored" || stage == "notified") != (replica == r.owner) || (stage == "heard" || stage == "read") && replica != r.sub {
+		return
+	}
+	for _, x := range rs {
+		for s := x.First; s <= x.Last; s++ {
+			if _, seen := m[s]; !seen {
+				m[s] = now
+			}
+		}
+	}
+}
+
+// received records the spans of an event the subscriber got at now.
+func (r *stageRec) received(seq int64, agentTime, receivedAt, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.owner == r.sub {
+		return // the holder's own subscriber: no NOTIFY, no read
+	}
+	prev, prevName := agentTime, "agent"
+	add := func(name string, t time.Time) {
+		r.spans[prevName+"→"+name] = append(r.spans[prevName+"→"+name], t.Sub(prev))
+		prev, prevName = t, name
+	}
+	add("received", receivedAt)
+	for _, s := range stages {
+		t, ok := r.at[s][seq]
+		if !ok {
+			return // resynced or read before it was heard: not a whole path
+		}
+		add(s, t)
+	}
+	add("subscriber", now)
+}
+
+// report logs each span's p50 / p99 and share of the time, on one line
+// (a benchmark's log is cut at 10 lines).
+func (r *stageRec) report(b *testing.B) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var total time.Duration
+	for _, d := range r.spans {
+		for _, x := range d {
+			total += x
+		}
+	}
+	if total == 0 || b.N < 100 {
+		return // the holder's subscriber, or the 1-event probe run
+	}
+	line := "stages, p50 / p99 ms (share of the time):"
+	for _, name := range []string{"agent→received", "received→stored", "stored→notified", "notified→heard", "heard→read", "read→subscriber"} {
+		d := r.spans[name]
+		if len(d) == 0 {
+			continue
+		}
+		var sum time.Duration
+		for _, x := range d {
+			sum += x
+		}
+		slices.Sort(d)
+		line += fmt.Sprintf(" %s %.2f / %.2f (%.0f%%);", name, float64(d[len(d)/2].Microseconds())/1000,
+			float64(d[len(d)*99/100].Microseconds())/1000, 100*float64(sum)/float64(total))
+	}
+	b.Log(line)
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
@@ -42,6 +43,19 @@ type Broker struct {
 
 var _ events.Broker = (*Broker)(nil)
 
+// traceStage, set by benchmarks (export_test.go), is told when a replica
+// moves an event range through a stage of the cross-replica path:
+// "stored" (the holder committed it), "notified" (its NOTIFY is sent),
+// "heard" (a replica's LISTEN got it), "read" (a subscriber's replica
+// read it back and published it).
+var traceStage atomic.Pointer[func(replica, stage string, rs []eventRange)]
+
+func trace(replica, stage string, rs []eventRange) {
+	if f := traceStage.Load(); f != nil {
+		(*f)(replica, stage, rs)
+	}
+}
+
 func newBroker(c *Cluster, hub *events.Hub) *Broker {
 	return &Broker{c: c, hub: hub, high: map[int64]int64{}, fetch: make(chan []eventRange, fetchQueue)}
 }
@@ -55,7 +69,9 @@ func (c *Cluster) Broker() *Broker { return c.broker }
 func (b *Broker) Publish(batch events.Batch) {
 	b.hub.Publish(batch)
 	b.noteHigh(batch.EnterpriseID, batch.Last)
-	b.c.pending.add(eventRange{enterprise: batch.EnterpriseID, first: batch.First, last: batch.Last})
+	r := eventRange{enterprise: batch.EnterpriseID, first: batch.First, last: batch.Last}
+	trace(b.c.cfg.ID, "stored", []eventRange{r})
+	b.c.pending.add(r)
 }
 
 // Subscribe subscribes on this replica's hub.
@@ -163,6 +179,7 @@ func (b *Broker) publishRange(ctx context.Context, r eventRange) {
 		}
 		b.hub.Publish(batch)
 		b.noteHigh(r.enterprise, last)
+		trace(b.c.cfg.ID, "read", []eventRange{{enterprise: r.enterprise, first: first, last: last}})
 		first = last + 1
 	}
 }

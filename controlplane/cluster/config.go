@@ -24,9 +24,11 @@ const (
 	// DefaultPeerDialTimeout bounds connecting to another replica: past
 	// it the owner is unreachable (503), nothing having been sent.
 	DefaultPeerDialTimeout = time.Second
-	// DefaultNotifyDelay is how long a replica gathers event batches
-	// before one NOTIFY announces them all: at 1,000 events/s, at most
-	// 1/DefaultNotifyDelay NOTIFYs/s, whatever the batches.
+	// DefaultNotifyDelay is the least time between two NOTIFYs of stored
+	// event batches: a batch stored after a quiet spell is announced at
+	// once, the ones stored within it of the last NOTIFY go together in
+	// the next. At most 1/DefaultNotifyDelay NOTIFYs/s, whatever the
+	// batches.
 	DefaultNotifyDelay = 5 * time.Millisecond
 	// DefaultRefresh is how often the other replicas' agents are read for
 	// the fleet view, and each enterprise's latest event compared with

@@ -24,6 +24,19 @@ type remoteAgent struct {
 	replica string
 	gen     int64
 	view    *fleet.Conn
+	row     store.Owner // what view shows (zero when it came from a NOTIFY)
+	// gone is when a refresh first found replica no longer live: the
+	// entry is kept until DeadAfter past it (see keepGone).
+	gone time.Time
+}
+
+// sameRow reports whether two reads of an agent's row show the same
+// session and status.
+func sameRow(a, b store.Owner) bool {
+	return a.AgentID == b.AgentID && a.ReplicaID == b.ReplicaID && a.Generation == b.Generation && a.SessionID == b.SessionID &&
+		a.Since.Equal(b.Since) && a.Hostname == b.Hostname && a.AgentVersion == b.AgentVersion && a.Protocol == b.Protocol &&
+		a.AsteriskVersion == b.AsteriskVersion && a.AMI == b.AMI && a.LiveChannels == b.LiveChannels && a.LiveCalls == b.LiveCalls &&
+		a.StatusAt.Equal(b.StatusAt)
 }
 
 func (v *remoteView) init() { v.agents = map[string]remoteAgent{} }
@@ -129,14 +142,55 @@ func (c *Cluster) refresh(ctx context.Context) {
 		return
 	}
 	agents := make(map[string]remoteAgent, len(rows))
+	// The current map is read under the lock: claims announced meanwhile
+	// (onOwner, owner) write to it.
+	c.remote.mu.RLock()
 	for _, o := range rows {
-		agents[o.AgentID] = remoteAgent{replica: o.ReplicaID, gen: o.Generation, view: viewOf(o, names[o.ReplicaID])}
+		ra := remoteAgent{replica: o.ReplicaID, gen: o.Generation, row: o}
+		// An unchanged row keeps its view: the fleet view's encoded rows
+		// are cached per view (and 10,000 new views every Refresh are
+		// garbage).
+		if p, ok := c.remote.agents[o.AgentID]; ok && p.view != nil && sameRow(p.row, o) {
+			ra.view = p.view
+		} else {
+			ra.view = viewOf(o, names[o.ReplicaID])
+		}
+		agents[o.AgentID] = ra
 	}
+	c.keepGone(agents)
+	c.remote.mu.RUnlock()
 	c.remote.mu.Lock()
 	c.remote.agents = agents
 	c.remote.mu.Unlock()
 	for _, o := range rows {
 		c.supersede(o.AgentID, o.Generation, o.ReplicaID)
+	}
+}
+
+// keepGone carries into agents (the new view, built from the live
+// replicas' rows) the entries of agents whose holder is no longer live
+// and that have not connected anywhere since, for DeadAfter after the
+// refresh that first saw the holder gone. Requests for them are then
+// refused at once (the holder is not live: 503 with Retry-After) instead
+// of asking the store who holds them, which is what every request for a
+// stopped replica's PBXs did while thousands of them reconnected and the
+// store was slowest. Afterwards the store is asked again (a PBX that
+// stays away is "not connected"). Call it with remote.mu read-locked.
+func (c *Cluster) keepGone(agents map[string]remoteAgent) {
+	now := c.cfg.Now()
+	for id, ra := range c.remote.agents {
+		if _, held := agents[id]; held {
+			continue
+		}
+		if _, live := c.replica(ra.replica); live {
+			continue // released by a live replica: not kept
+		}
+		if ra.gone.IsZero() {
+			ra.gone = now
+		}
+		if now.Sub(ra.gone) < c.cfg.DeadAfter() {
+			agents[id] = ra
+		}
 	}
 }
 
@@ -195,7 +249,7 @@ func (c *Cluster) owner(ctx context.Context, agentID string, fresh bool) (store.
 	if o.ReplicaID != "" && o.ReplicaID != c.cfg.ID {
 		c.remote.mu.Lock()
 		if cur, ok := c.remote.agents[agentID]; !ok || cur.gen < o.Generation {
-			c.remote.agents[agentID] = remoteAgent{replica: o.ReplicaID, gen: o.Generation, view: viewOf(o, c.nameOf(o.ReplicaID))}
+			c.remote.agents[agentID] = remoteAgent{replica: o.ReplicaID, gen: o.Generation, view: viewOf(o, c.nameOf(o.ReplicaID)), row: o}
 		}
 		c.remote.mu.Unlock()
 	}

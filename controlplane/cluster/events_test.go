@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -213,5 +214,36 @@ func TestWebhooksOneDeliverer(t *testing.T) {
 		if bySeq[s] != 1 {
 			t.Fatalf("seq %d delivered %d times, want once (deliveries: %v)", s, bySeq[s], bySeq)
 		}
+	}
+}
+
+// TestNotifyAtOnceThenRateBound: a batch stored after a quiet spell is
+// announced at once, not after NotifyDelay; batches stored within
+// NotifyDelay of the last NOTIFY go together in the next one.
+func TestNotifyAtOnceThenRateBound(t *testing.T) {
+	t.Parallel()
+	var o systemtest.Options
+	o.Config.Cluster.NotifyDelay = 2 * time.Second
+	c := systemtest.NewCluster(t, 2, o)
+	r0 := c.Replicas[0]
+	ent := r0.Enterprise(t, "0367", "Acme")
+	b := r0.CP().Cluster().Broker()
+	notifies := func() float64 { return r0.Metric(t, "switchboard_cluster_notify_statements_total") }
+	start := time.Now()
+	b.Publish(events.Batch{EnterpriseID: ent.ID, First: 1, Last: 1})
+	waitFor(t, "the first batch's NOTIFY", time.Second, func() bool { return notifies() == 1 })
+	if took := time.Since(start); took >= o.Config.Cluster.NotifyDelay {
+		t.Fatalf("the first batch was announced after %v, the whole NotifyDelay", took)
+	}
+	for i := range int64(20) {
+		b.Publish(events.Batch{EnterpriseID: ent.ID, First: 2 + i, Last: 2 + i})
+	}
+	if n := notifies(); n != 1 {
+		t.Fatalf("%v NOTIFYs right after 20 more batches, want 1 (they wait for NotifyDelay after the first)", n)
+	}
+	waitFor(t, "the 20 batches' one NOTIFY", 5*time.Second, func() bool { return notifies() >= 2 })
+	time.Sleep(500 * time.Millisecond)
+	if n := notifies(); n != 2 {
+		t.Fatalf("%v NOTIFYs for 21 batches, want 2", n)
 	}
 }

@@ -14,3 +14,23 @@ func RemoteOwner(c *Cluster, agentID string) string {
 	defer c.remote.mu.RUnlock()
 	return c.remote.agents[agentID].replica
 }
+
+// Range is an announced event range: its enterprise and sequences.
+type Range struct{ Enterprise, First, Last int64 }
+
+// TraceStages has f told when a replica moves event ranges through a
+// stage of the cross-replica path (see traceStage); nil stops it.
+func TraceStages(f func(replica, stage string, rs []Range)) {
+	if f == nil {
+		traceStage.Store(nil)
+		return
+	}
+	g := func(replica, stage string, rs []eventRange) {
+		out := make([]Range, len(rs))
+		for i, r := range rs {
+			out[i] = Range{r.enterprise, r.first, r.last}
+		}
+		f(replica, stage, out)
+	}
+	traceStage.Store(&g)
+}

@@ -80,6 +80,7 @@ func (c *Cluster) receive(ctx context.Context, l *store.Listener) error {
 		for _, m := range msgs {
 			switch m.kind {
 			case kindEvents:
+				trace(c.cfg.ID, "heard", m.ranges)
 				c.broker.remote(m.ranges)
 			case kindOwner:
 				c.onOwner(m)
@@ -123,10 +124,13 @@ func (p *pendingEvents) take() []eventRange {
 	return r
 }
 
-// notifyLoop sends what was gathered NotifyDelay after the first range
-// arrived: a burst of batches costs one NOTIFY. A failed NOTIFY is not
-// retried: the other replicas' next resync finds the batches.
+// notifyLoop announces stored batches, at most one NOTIFY per
+// NotifyDelay: the first batch after a quiet spell goes at once (a fixed
+// gather delay was on every event's path), the ones stored meanwhile wait
+// for the next, so a burst of batches costs one NOTIFY. A failed NOTIFY
+// is not retried: the other replicas' next resync finds the batches.
 func (c *Cluster) notifyLoop(ctx context.Context) {
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -134,7 +138,10 @@ func (c *Cluster) notifyLoop(ctx context.Context) {
 			return
 		case <-c.pending.kick:
 		}
-		sleep(ctx, c.cfg.NotifyDelay)
+		if wait := c.cfg.NotifyDelay - time.Since(last); wait > 0 {
+			sleep(ctx, wait)
+		}
+		last = time.Now()
 		c.flushNotify(ctx)
 	}
 }
@@ -145,6 +152,7 @@ func (c *Cluster) flushNotify(ctx context.Context) {
 		return
 	}
 	payloads := eventPayloads(ranges)
+	trace(c.cfg.ID, "notified", ranges)
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
 	if err := c.st.Notify(nctx, Channel, payloads); err != nil {

@@ -46,9 +46,11 @@ const (
 	DefaultAgentLogLevel = "warn"
 	// MaxAgents bounds one run.
 	MaxAgents = 50000
-	// fdsPerAgent: the fake's listener, its accepted AMI connection, the
-	// agent's AMI connection and its tunnel connection.
-	fdsPerAgent = 4
+	// fdsPerAgent: the fake's listener, the agent's two AMI sessions (the
+	// second one plays DTMF) at both ends, and its tunnel connection. At 4
+	// (one AMI session), three workers of 3,333 agents sat exactly at a
+	// limit of 20,000 and the agents of a stopped replica could not redial.
+	fdsPerAgent = 6
 	// fdReserve is kept for everything else a process opens.
 	fdReserve = 512
 )
