@@ -16,7 +16,7 @@ func TestParse(t *testing.T) {
 		err   string
 	}{
 		{name: "defaults", check: func(t *testing.T, rate, fleet int, settle time.Duration, workers int) {
-			if rate != 1000 || fleet != 20 || settle != 20*time.Second || workers != -1 {
+			if rate != 1000 || fleet != 100 || settle != 20*time.Second || workers != -1 {
 				t.Fatalf("rate %d fleet %d settle %v workers %d", rate, fleet, settle, workers)
 			}
 		}},

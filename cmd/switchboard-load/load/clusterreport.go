@@ -40,7 +40,7 @@ func (r *Result) writeCluster(w io.Writer, row func(what, result, goal string), 
 			continue
 		}
 		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` from replica %d (%d KiB, %d sequential)", min(r.Agents, 10000), i, r.FleetBytes>>10, rp.Fleet.Count),
-			fmt.Sprintf("p50 %s, p99 %s", ms(rp.Fleet.P50), ms(rp.Fleet.P99)), "< 200 ms: "+mark(rp.Fleet.P99 < goalFleet))
+			fleetCell(rp.Fleet, ms), "< 200 ms: "+mark(rp.Fleet.P99 < goalFleet))
 	}
 	if o := r.Originate; o.Target > 0 {
 		row(fmt.Sprintf("`POST /v1/calls` at %s/s for %s, each to a random replica", thousands(c.OriginateRate), sec(c.OriginateDuration)),

@@ -15,7 +15,7 @@ const (
 	DefaultOriginateRate     = 1000
 	DefaultOriginateDuration = 10 * time.Second
 	DefaultMaxInFlight       = 4000
-	DefaultFleetQueries      = 20
+	DefaultFleetQueries      = 100
 	DefaultSettle            = 20 * time.Second
 	DefaultCallRate          = 20
 	DefaultCallHold          = 10 * time.Second

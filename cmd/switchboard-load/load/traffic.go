@@ -19,6 +19,10 @@ import (
 type Latencies struct {
 	Count         int
 	P50, P99, Max time.Duration
+	// First is the first sample as taken: for GET /v1/fleet the one that
+	// encodes every agent's row for the first time (later ones reuse the
+	// rows that did not change).
+	First time.Duration
 	// Codes counts HTTP statuses; 0 counts transport errors.
 	Codes map[int]int
 }
@@ -93,7 +97,7 @@ func fleetLatency(ctx context.Context, client *http.Client, base, jwt, query str
 			// the same JWT): wait as told; the sample is taken again.
 			done--
 			if err := sleep(ctx, retryAfter(resp)); err != nil {
-				return summarize(d, codes), size, err
+				return fleetSummary(d, codes), size, err
 			}
 			continue
 		}
@@ -105,10 +109,21 @@ func fleetLatency(ctx context.Context, client *http.Client, base, jwt, query str
 		codes[resp.StatusCode]++
 		size = len(b)
 		if resp.StatusCode != http.StatusOK {
-			return summarize(d, codes), size, fmt.Errorf("GET /v1/fleet?%s: %s: %s", query, resp.Status, bytes.TrimSpace(b))
+			return fleetSummary(d, codes), size, fmt.Errorf("GET /v1/fleet?%s: %s: %s", query, resp.Status, bytes.TrimSpace(b))
 		}
 	}
-	return summarize(d, codes), size, nil
+	return fleetSummary(d, codes), size, nil
+}
+
+// fleetSummary is summarize, with the first sample kept as taken.
+func fleetSummary(d []time.Duration, codes map[int]int) Latencies {
+	var first time.Duration
+	if len(d) > 0 {
+		first = d[0]
+	}
+	l := summarize(d, codes)
+	l.First = first
+	return l
 }
 
 // OriginateResult is the outcome of the POST /v1/calls phase.
