@@ -72,7 +72,13 @@ func testResume(l *lab, tn *tenant) {
 	ws = l.dialEvents(tn, last)
 	defer ws.close()
 	replayed, _ = ws.untilLive(l)
-	more := ws.until(l, func(e Event) bool { return e.CallID == next && e.Type == protocol.EventCallAnswered })
+	answered := func(e Event) bool { return e.CallID == next && e.Type == protocol.EventCallAnswered }
+	var more []Event
+	// Asterisk may answer before the stream is dialled: then the answer
+	// is among the replayed events and nothing more is to come.
+	if !slices.ContainsFunc(replayed, answered) {
+		more = ws.until(l, answered)
+	}
 	for i, e := range append(replayed, more...) {
 		if e.Seq != last+1+int64(i) || e.CallID != next {
 			l.t.Fatalf("resume after=%d: got %v", last, append(replayed, more...))
