@@ -256,6 +256,19 @@ func (c *Cluster) owner(ctx context.Context, agentID string, fresh bool) (store.
 	return o, nil
 }
 
+// goneName names a replica that is no longer live for an error about
+// agentID: the URL its view of the agent was made with, when it has one
+// (the live list no longer has it), else its id.
+func (c *Cluster) goneName(agentID, replicaID string) string {
+	c.remote.mu.RLock()
+	ra, ok := c.remote.agents[agentID]
+	c.remote.mu.RUnlock()
+	if ok && ra.replica == replicaID && ra.view != nil && ra.view.Replica != "" {
+		return ra.view.Replica
+	}
+	return c.nameOf(replicaID)
+}
+
 func (c *Cluster) nameOf(replicaID string) string {
 	if r, ok := c.replica(replicaID); ok && r.URL != "" {
 		return r.URL

@@ -113,8 +113,8 @@ func (c *Cluster) Call(ctx context.Context, agentID, op string, args, result any
 		}
 		holder, live := c.replica(o.ReplicaID)
 		if !live {
-			return &fleet.ReplicaError{AgentID: agentID, Replica: o.ReplicaID,
-				Reason: "stopped answering its heartbeat (its agents reconnect to a live replica)"}
+			return &fleet.ReplicaError{AgentID: agentID, Replica: c.goneName(agentID, o.ReplicaID),
+				Reason: "has left the cluster (it stopped, or missed its heartbeats); its agents reconnect to a live replica"}
 		}
 		start := time.Now()
 		rep, err := c.forward(ctx, holder, req)

@@ -93,6 +93,11 @@ func TestStoppedHolderRefusedWithoutStore(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("the refusal waited for the request's deadline")
 	}
+	// The on-call engineer reads which replica left, by the URL it
+	// served on, not its internal id.
+	if msg := re.Error(); !strings.Contains(msg, r0.URL) || !strings.Contains(msg, "left the cluster") {
+		t.Errorf("refusal says %q, want it to name %s and say it left the cluster", msg, r0.URL)
+	}
 	// Past DeadAfter the store is asked again: the PBX is not connected.
 	_ = tx.Rollback()
 	waitFor(t, "the stopped replica's entry to expire", 10*time.Second, func() bool {
