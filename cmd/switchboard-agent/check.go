@@ -149,8 +149,7 @@ func checkAMI(ctx context.Context, r *checkReport, cfg agent.Config, log *slog.L
 	} else {
 		r.line("ok", "ami permissions", "may run %s", strings.Join(neededActions, ", "))
 	}
-	reportOps(r, p)
-	checkOperations(r, cfg, resp)
+	checkOperations(r, cfg, p)
 	for _, d := range dangerousClasses {
 		if ev, ok := p.granted[d.class]; ok {
 			advice := "the agent does not need it, remove it from write= in manager.conf"

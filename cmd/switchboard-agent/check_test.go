@@ -70,14 +70,14 @@ func TestCheck(t *testing.T) {
 			name: "all ok",
 			args: args(server, goodTok, secret),
 			code: 0,
-			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami call centre", "ok    ami operations", "warn  ami privilege",
-				"warn  ami privilege", "warn  ami privilege", "ok    control plane", "6 ok, 3 warn, 0 FAIL"},
+			lines: []string{"ok    config", "ok    ami login", "ok    ami permissions", "ok    ami operations", "warn  ami privilege",
+				"warn  ami privilege", "warn  ami privilege", "ok    control plane", "5 ok, 3 warn, 0 FAIL"},
 			// The fake lists Command, MixMonitor, MuteAudio and UserEvent:
 			// its user has every write class, so warnings are the right
 			// answer.
 			want: []string{"Asterisk 22.10.1", `write includes "command" (it lists Command)`, "write also grants user",
 				`write includes "system" (it lists MixMonitor, MuteAudio)`, "only recording_start and mute need it",
-				"may run transfer, transfer_complete, transfer_cancel, dtmf, park, parked, parked_pickup, mute; dtmf is confirmed from DTMF events",
+				"may run originate, hangup, monitor, channels, status, transfer, transfer_complete, transfer_cancel, dtmf, park, parked, parked_pickup, mute, queues, queue_member_add, queue_member_remove, queue_member_pause, queue_member_penalty, recording_start, recording_stop, recording_mute; they also need read = system,call,cdr,agent,dtmf",
 				"token accepted, protocol " + strconv.Itoa(protocol.Version) + " accepted"},
 		},
 		{

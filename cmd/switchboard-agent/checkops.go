@@ -7,16 +7,22 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/agent"
 	"github.com/switchboard-pbx/switchboard/protocol"
-	"github.com/switchboard-pbx/switchboard/protocol/ami"
 )
 
-// callControlActions are the AMI actions each call-control operation
-// sends, and the write class that lets the user run it (measured against
-// Asterisk 22.10.1 with internal/realpbx's least-privilege test).
-var callControlActions = []struct {
+// opActions are the AMI actions each operation sends, for `check` to say
+// which operations the AMI user's write classes allow (ping and
+// recording_fetch send none). The classes were measured on Asterisk
+// 22.10.1 (internal/realpbx's least-privilege cases, and capture 11's
+// ListCommands).
+var opActions = []struct {
 	op      string
 	actions []string
 }{
+	{protocol.OpOriginate, []string{"Originate"}},
+	{protocol.OpHangup, []string{"Hangup"}},
+	{protocol.OpMonitor, []string{"Originate"}},
+	{protocol.OpChannels, []string{"CoreShowChannels"}},
+	{protocol.OpStatus, []string{"CoreShowChannels"}},
 	{protocol.OpTransfer, []string{"ShowDialPlan", "Status", "BlindTransfer", "Atxfer"}},
 	{protocol.OpTransferComplete, []string{"Hangup"}},
 	{protocol.OpTransferCancel, []string{"CancelAtxfer"}},
@@ -25,52 +31,86 @@ var callControlActions = []struct {
 	{protocol.OpParked, []string{"ParkedCalls"}},
 	{protocol.OpParkedPickup, []string{"ParkedCalls", "ShowDialPlan", "Originate"}},
 	{protocol.OpMute, []string{"MuteAudio"}},
+	{protocol.OpQueues, []string{"QueueStatus", "QueueSummary"}},
+	{protocol.OpQueueMemberAdd, []string{"QueueAdd"}},
+	{protocol.OpQueueMemberDel, []string{"QueueRemove"}},
+	{protocol.OpQueueMemberPause, []string{"QueuePause", "QueueStatus"}},
+	{protocol.OpQueuePenalty, []string{"QueuePenalty", "QueueStatus"}},
+	{protocol.OpRecordingStart, []string{"MixMonitor"}},
+	{protocol.OpRecordingStop, []string{"StopMixMonitor"}},
+	{protocol.OpRecordingMute, []string{"MixMonitorMute"}},
 }
 
-// actionClass names the write class an AMI action needs, for the advice.
+// actionClass names the write class that lets a user run an AMI action,
+// for the advice (QueueStatus and QueueSummary need none).
 var actionClass = map[string]string{
-	"ShowDialPlan": "reporting", "Status": "call", "BlindTransfer": "call", "Atxfer": "call", "CancelAtxfer": "call",
-	"Hangup": "call", "PlayDTMF": "call", "Parkinglots": "call", "Park": "call", "ParkedCalls": "call",
-	"Originate": "originate", "MuteAudio": "system",
+	"Originate": "originate", "Hangup": "call", "CoreShowChannels": "reporting", "ShowDialPlan": "reporting",
+	"Status": "call", "BlindTransfer": "call", "Atxfer": "call", "CancelAtxfer": "call", "PlayDTMF": "call",
+	"Parkinglots": "call", "Park": "call", "ParkedCalls": "call", "MuteAudio": "system",
+	"QueueAdd": "agent", "QueueRemove": "agent", "QueuePause": "agent", "QueuePenalty": "agent",
+	"MixMonitor": "system", "StopMixMonitor": "call", "MixMonitorMute": "call",
 }
 
-// checkOperations reports which call-control operations the AMI user may
-// run (its ListCommands), among those the agent's ops allow.
-func checkOperations(r *checkReport, cfg agent.Config, resp *ami.Message) {
-	listed := map[string]bool{}
-	for _, h := range resp.Headers {
-		listed[strings.ToLower(h.Key)] = true
-	}
+// checkOperations reports which of the operations the agent's ops allow
+// the AMI user may run (p.listed: its ListCommands), and the read classes
+// their events need, which AMI does not list.
+func checkOperations(r *checkReport, cfg agent.Config, p permissions) {
 	var may, mayNot []string
-	for _, cc := range callControlActions {
-		if len(cfg.Ops) > 0 && !slices.Contains(cfg.Ops, cc.op) {
+	for _, oa := range opActions {
+		if len(cfg.Ops) > 0 && !slices.Contains(cfg.Ops, oa.op) {
 			continue
 		}
 		var missing []string
-		for _, a := range cc.actions {
-			if !listed[strings.ToLower(a)] {
+		for _, a := range oa.actions {
+			if !p.listed[strings.ToLower(a)] {
 				missing = append(missing, fmt.Sprintf("%s needs write=%s", a, actionClass[a]))
 			}
 		}
 		if len(missing) > 0 {
-			mayNot = append(mayNot, cc.op+" ("+strings.Join(missing, ", ")+")")
+			mayNot = append(mayNot, oa.op+" ("+strings.Join(missing, ", ")+")")
 		} else {
-			may = append(may, cc.op)
+			may = append(may, oa.op)
 		}
 	}
-	dtmf := ""
-	if slices.Contains(may, protocol.OpDTMF) {
-		dtmf = "; dtmf is confirmed from DTMF events: read= must include dtmf"
+	read := readAdvice(append(slices.Clone(may), opsOf(mayNot)...))
+	if len(mayNot) == 0 {
+		r.line("ok", "ami operations", "may run %s; %s", orNone(may), read)
+		return
 	}
-	switch {
-	case len(may) == 0 && len(mayNot) == 0:
-		r.line("ok", "ami operations", "no call-control operation is enabled (ops)")
-	case len(mayNot) == 0:
-		r.line("ok", "ami operations", "may run %s%s", strings.Join(may, ", "), dtmf)
-	default:
-		r.line("warn", "ami operations", "may not run %s: grant the class in manager.conf, or leave the operation out of ops so its requests are refused as op_disabled; may run %s%s",
-			strings.Join(mayNot, "; "), orNone(may), dtmf)
+	r.line("warn", "ami operations", "may not run %s: grant the class in manager.conf, or leave the operation out of ops so its requests are refused as op_disabled; may run %s; %s",
+		strings.Join(mayNot, "; "), orNone(may), read)
+}
+
+// opsOf strips checkOperations' reasons ("op (why)") off a list.
+func opsOf(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i], _, _ = strings.Cut(s, " ")
 	}
+	return out
+}
+
+// readAdvice names the read= classes the enabled operations need: the
+// agent reads system, call and cdr events for every call; queue member
+// changes are confirmed by agent events (and make queue.*), DTMF digits by
+// dtmf events. Without them an operation that did happen answers
+// not_confirmed.
+func readAdvice(ops []string) string {
+	classes := []string{"system", "call", "cdr"}
+	var why []string
+	if slices.ContainsFunc(ops, func(op string) bool { return strings.HasPrefix(op, "queue_member_") }) {
+		classes = append(classes, "agent")
+		why = append(why, "agent: queue member changes are confirmed by its events")
+	}
+	if slices.Contains(ops, protocol.OpDTMF) {
+		classes = append(classes, "dtmf")
+		why = append(why, "dtmf: each DTMF digit is confirmed by its event")
+	}
+	s := "they also need read = " + strings.Join(classes, ",")
+	if len(why) > 0 {
+		s += " (" + strings.Join(why, "; ") + ")"
+	}
+	return s + ", which AMI does not list"
 }
 
 func orNone(s []string) string {
@@ -80,8 +120,8 @@ func orNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-// systemAdvice is the warning for a user granted write=system: the mute
-// operation (MuteAudio) needs it.
+// systemAdvice is the warning for a user granted write=system: only
+// recording_start (MixMonitor) and mute (MuteAudio) need it.
 func systemAdvice(cfg agent.Config) string {
 	var need []string
 	for _, op := range []string{protocol.OpRecordingStart, protocol.OpMute} {
