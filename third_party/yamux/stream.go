@@ -94,7 +94,6 @@ func (s *Stream) StreamID() uint32 {
 	return s.id
 }
 
-// Read is used to read from the stream
 // buffered reports whether received bytes wait to be read (Switchboard
 // patch: a reader woken by the session's shutdown still gets them, as
 // upstream's reader does once forceClose marks the stream closed).
@@ -104,6 +103,7 @@ func (s *Stream) buffered() bool {
 	return s.recvBuf != nil && s.recvBuf.Len() > 0
 }
 
+// Read is used to read from the stream
 func (s *Stream) Read(b []byte) (n int, err error) {
 	defer asyncNotify(s.recvNotifyCh)
 START:
