@@ -217,6 +217,6 @@ func (c *session) actionMixMonitorMute(m *ami.Message) bool {
 		return false
 	}
 	c.write(response("Success", m).done())
-	s.emitChan("MixMonitorMute", ch, "Direction", dir, "State", fmt.Sprint(boolInt(isTrue(state))))
+	s.emitChan("MixMonitorMute", ch, "Direction", dir, "State", fmt.Sprint(boolInt(astTrue(state))))
 	return false
 }

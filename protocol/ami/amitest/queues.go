@@ -144,15 +144,6 @@ func (s *Server) emitMember(event string, q *queue, m *member) {
 	s.emit(classAgent, newEvent(event, "agent,all").memberFields(q, m).done())
 }
 
-// isTrue is Asterisk's ast_true.
-func isTrue(v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "yes", "true", "y", "t", "1", "on":
-		return true
-	}
-	return false
-}
-
 func (c *session) actionQueueStatus(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
@@ -262,7 +253,7 @@ func (c *session) actionQueueAdd(m *ami.Message) bool {
 	if p, err := strconv.Atoi(m.Get("Penalty")); err == nil && p > 0 {
 		mb.penalty = p
 	}
-	if isTrue(m.Get("Paused")) {
+	if astTrue(m.Get("Paused")) {
 		mb.paused, mb.reason, mb.lastPause = true, m.Get("Reason"), now
 	}
 	q.members = append(q.members, mb)
@@ -300,7 +291,7 @@ func (c *session) actionQueuePause(m *ami.Message) bool {
 		c.write(errorResponse(m, "Interface not found"))
 		return false
 	}
-	paused := isTrue(pausedS)
+	paused := astTrue(pausedS)
 	if paused {
 		c.write(successResponse(m, "Interface paused successfully"))
 	} else {

@@ -66,14 +66,9 @@ func (s *Server) sendToDialplan(c *channel, ctx, exten string) {
 	if c.bridge != nil {
 		s.leaveBridge(c)
 	}
-	if l := c.leg; l != nil && l.caller != nil && c == l.one {
-		// No longer the leg of its caller's Dial: a hangup of one is no
-		// longer a hangup of the other.
-		if l.caller.dialed == l {
-			l.caller.dialed = nil
-		}
-		l.caller = nil
-	}
+	// No longer the leg of its caller's Dial: a hangup of one is no
+	// longer a hangup of the other.
+	s.detachDial(c)
 	if !s.extenExists(ctx, exten) {
 		s.emitHangupRequest("SoftHangupRequest", c, causeNormal)
 		s.hangupCall(c, causeNormal)
