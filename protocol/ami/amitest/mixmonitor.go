@@ -21,20 +21,11 @@ import (
 const DefaultMonitorDir = "/var/spool/asterisk/monitor"
 
 func init() {
-	// actions.go's init (an earlier file) made the table.
-	for _, a := range []struct {
-		name, desc string
-		fn         handlerFunc
-	}{
+	addActions([]action{
 		{"MixMonitor", "Record a call and mix the audio during the recording.  Use of StopMixMonitor is required to guarantee the audio file is available for processing during dialplan execution.  (Priv: system,all)", (*session).actionMixMonitor},
 		{"StopMixMonitor", "Stop recording a call through MixMonitor, and free the recording's file handle.  (Priv: system,call,all)", (*session).actionStopMixMonitor},
 		{"MixMonitorMute", "Mute / unMute a Mixmonitor recording.  (Priv: system,call,all)", (*session).actionMixMonitorMute},
-	} {
-		actions[strings.ToLower(a.name)] = struct {
-			name, desc string
-			fn         handlerFunc
-		}{a.name, a.desc, a.fn}
-	}
+	})
 }
 
 // WithRecordings makes MixMonitor write its files, relative names under

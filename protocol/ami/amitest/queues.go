@@ -14,23 +14,14 @@ import (
 // like capture 14-queue-admin (README §26).
 
 func init() {
-	// actions.go's init (an earlier file) made the table.
-	for _, a := range []struct {
-		name, desc string
-		fn         handlerFunc
-	}{
+	addActions([]action{
 		{"QueueStatus", "Show queue status.  (Priv: <none>)", (*session).actionQueueStatus},
 		{"QueueSummary", "Show queue summary.  (Priv: <none>)", (*session).actionQueueSummary},
 		{"QueueAdd", "Add interface to queue.  (Priv: agent,all)", (*session).actionQueueAdd},
 		{"QueuePause", "Makes a queue member temporarily unavailable.  (Priv: agent,all)", (*session).actionQueuePause},
 		{"QueuePenalty", "Set the penalty for a queue member.  (Priv: agent,all)", (*session).actionQueuePenalty},
 		{"QueueRemove", "Remove interface from queue.  (Priv: agent,all)", (*session).actionQueueRemove},
-	} {
-		actions[strings.ToLower(a.name)] = struct {
-			name, desc string
-			fn         handlerFunc
-		}{a.name, a.desc, a.fn}
-	}
+	})
 }
 
 // Member device states (QueueMember Status).
