@@ -104,6 +104,20 @@ func (c *session) handle(m *ami.Message) bool {
 	return a.fn(c, m)
 }
 
+// require checks headers an action cannot do without, given as pairs of
+// header and the Error message Asterisk answers when it is missing or
+// empty, in the order the action checks them. It answers m with the first
+// that fails and reports whether all were there.
+func (c *session) require(m *ami.Message, headerMessage ...string) bool {
+	for i := 0; i+1 < len(headerMessage); i += 2 {
+		if m.Get(headerMessage[i]) == "" {
+			c.write(errorResponse(m, headerMessage[i+1]))
+			return false
+		}
+	}
+	return true
+}
+
 // actionName is the first non-empty Action header, untrimmed: Asterisk
 // skips empty ones and keeps trailing blanks ("Ping  " is unknown, 09i).
 func actionName(m *ami.Message) string {

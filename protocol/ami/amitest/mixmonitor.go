@@ -183,18 +183,12 @@ func (c *session) actionMixMonitorMute(m *ami.Message) bool {
 	name, dir, state := m.Get("Channel"), m.Get("Direction"), m.Get("State")
 	// Asterisk checks the headers (channel, direction, state), then the
 	// direction's word, and only then looks the channel up (15b).
+	if !c.require(m, "Channel", "No channel specified",
+		"Direction", "No direction specified. Must be read, write or both", "State", "No state specified") {
+		return false
+	}
 	dir = strings.ToLower(dir)
-	switch {
-	case name == "":
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	case dir == "":
-		c.write(errorResponse(m, "No direction specified. Must be read, write or both"))
-		return false
-	case state == "":
-		c.write(errorResponse(m, "No state specified"))
-		return false
-	case dir != "read" && dir != "write" && dir != "both":
+	if dir != "read" && dir != "write" && dir != "both" {
 		c.write(errorResponse(m, "Invalid direction specified. Must be read, write or both"))
 		return false
 	}

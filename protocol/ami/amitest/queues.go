@@ -218,15 +218,10 @@ func (c *session) actionQueueAdd(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	qname, iface := m.Get("Queue"), m.Get("Interface")
-	switch {
-	case qname == "":
-		c.write(errorResponse(m, "'Queue' not specified."))
-		return false
-	case iface == "":
-		c.write(errorResponse(m, "'Interface' not specified."))
+	if !c.require(m, "Queue", "'Queue' not specified.", "Interface", "'Interface' not specified.") {
 		return false
 	}
+	qname, iface := m.Get("Queue"), m.Get("Interface")
 	q := s.findQueue(qname)
 	if q == nil {
 		c.write(errorResponse(m, "Unable to add interface to queue: No such queue"))
