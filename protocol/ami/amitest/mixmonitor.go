@@ -99,18 +99,26 @@ func (s *Server) writeRecording(path string) {
 	}
 }
 
+// recordedChannel checks the Channel header of the MixMonitor actions and
+// finds the channel; when either fails it has answered m and returns nil.
+// Callers hold s.mu.
+func (c *session) recordedChannel(m *ami.Message) *channel {
+	if !c.require(m, "Channel", "No channel specified") {
+		return nil
+	}
+	ch := c.srv.model.find(m.Get("Channel"))
+	if ch == nil {
+		c.write(errorResponse(m, "No such channel"))
+	}
+	return ch
+}
+
 func (c *session) actionMixMonitor(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name := m.Get("Channel")
-	if name == "" {
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	}
-	ch := s.model.find(name)
+	ch := c.recordedChannel(m)
 	if ch == nil {
-		c.write(errorResponse(m, "No such channel"))
 		return false
 	}
 	file := m.Get("File")
@@ -155,14 +163,8 @@ func (c *session) actionStopMixMonitor(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name := m.Get("Channel")
-	if name == "" {
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	}
-	ch := s.model.find(name)
+	ch := c.recordedChannel(m)
 	if ch == nil {
-		c.write(errorResponse(m, "No such channel"))
 		return false
 	}
 	i := findMixMon(ch, m.Get("MixMonitorID"))
@@ -180,7 +182,7 @@ func (c *session) actionMixMonitorMute(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name, dir, state := m.Get("Channel"), m.Get("Direction"), m.Get("State")
+	dir, state := m.Get("Direction"), m.Get("State")
 	// Asterisk checks the headers (channel, direction, state), then the
 	// direction's word, and only then looks the channel up (15b).
 	if !c.require(m, "Channel", "No channel specified",
@@ -192,9 +194,8 @@ func (c *session) actionMixMonitorMute(m *ami.Message) bool {
 		c.write(errorResponse(m, "Invalid direction specified. Must be read, write or both"))
 		return false
 	}
-	ch := s.model.find(name)
+	ch := c.recordedChannel(m)
 	if ch == nil {
-		c.write(errorResponse(m, "No such channel"))
 		return false
 	}
 	if findMixMon(ch, m.Get("MixMonitorID")) < 0 {
