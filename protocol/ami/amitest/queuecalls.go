@@ -259,9 +259,7 @@ func (s *Server) memberAnswered(qc *queueCall, r *ringing) {
 	m.callsTaken, m.lastCall = m.callsTaken+1, now.Unix()
 	q.completed++
 	q.holdtime = (q.holdtime*(q.completed-1) + hold) / q.completed
-	b := &bridge{id: newBridgeID()}
-	s.model.bridges = append(s.model.bridges, b)
-	s.emitBridge("BridgeCreate", b, nil)
+	b := s.createBridge("")
 	s.enterBridge(b, l.one)
 	s.enterBridge(b, qc.ch)
 }

@@ -231,10 +231,8 @@ func (s *Server) consult(x *atxfer, ctx, exten string) {
 	x.target = l
 	s.emitChan("Newchannel", l.one)
 	s.emitChan("Newchannel", l.two)
-	b := &bridge{id: newBridgeID()}
-	s.model.bridges = append(s.model.bridges, b)
+	b := s.createBridge("")
 	x.consult = b
-	s.emitBridge("BridgeCreate", b, nil)
 	s.emitLocalBridge(l)
 	now := s.cfg.Now()
 	two := l.two
