@@ -160,9 +160,7 @@ func (s *Server) ringMember(qc *queueCall, m *member) {
 	qc.rings = append(qc.rings, r)
 	s.emitChan("Newchannel", l.one)
 	s.emitChan("Newchannel", l.two)
-	w := newEvent("AgentCalled", "agent,all").channelBlock("", qc.ch).channelBlock("Dest", l.one)
-	w.h("Queue", qc.q.name).h("Interface", m.iface).h("MemberName", m.name)
-	s.emit(classAgent, w.done())
+	s.emit(classAgent, agentEvent("AgentCalled", qc, l.one, m).done())
 	s.emitLocalBridge(l)
 	s.emitDial("DialBegin", qc.ch, l.one, "DialString", data)
 	l.two.priority, l.two.app, l.two.appData = 2, "Ringing", ""
@@ -178,15 +176,16 @@ func (s *Server) ringMember(qc *queueCall, m *member) {
 	case set || exten == neverAnswers:
 		answerAfter = -1
 	}
+	stillRinging := func() bool { return !r.done && !l.one.gone && qc.member == nil && !qc.completed }
 	if answerAfter >= 0 {
 		s.sched.after(answerAfter, func() {
-			if !r.done && !l.one.gone && qc.member == nil && !qc.completed {
+			if stillRinging() {
 				s.memberAnswered(qc, r)
 			}
 		})
 	}
 	s.sched.after(qc.q.ringTimeout(), func() {
-		if !r.done && !l.one.gone && qc.member == nil && !qc.completed {
+		if stillRinging() {
 			s.ringNoAnswer(qc, r)
 		}
 	})
@@ -203,8 +202,7 @@ func (q *queue) ringTimeout() time.Duration {
 // rings again after its retry.
 func (s *Server) ringNoAnswer(qc *queueCall, r *ringing) {
 	r.done = true
-	w := newEvent("AgentRingNoAnswer", "agent,all").channelBlock("", qc.ch).channelBlock("Dest", r.l.one)
-	w.h("Queue", qc.q.name).h("Interface", r.m.iface).h("MemberName", r.m.name)
+	w := agentEvent("AgentRingNoAnswer", qc, r.l.one, r.m)
 	w.h("RingTime", strconv.FormatInt(s.cfg.Now().Sub(r.at).Milliseconds(), 10))
 	s.emit(classAgent, w.done())
 	s.dropRing(qc, r, causeUnknown, "NOANSWER")
@@ -248,11 +246,9 @@ func (s *Server) memberAnswered(qc *queueCall, r *ringing) {
 	qc.member, qc.leg, qc.connectedAt = m, l, now
 	qc.ch.dialed = l
 	pos := s.leaveQueue(qc)
-	w := newEvent("QueueCallerLeave", "agent,all").channelBlock("", qc.ch)
-	s.emit(classAgent, w.h("Queue", q.name).hi("Position", pos).hi("Count", len(q.callers)).done())
+	s.emitCallerLeave(qc, pos)
 	hold := int(now.Sub(qc.joined).Seconds())
-	w = newEvent("AgentConnect", "agent,all").channelBlock("", qc.ch).channelBlock("Dest", l.one)
-	w.h("Queue", q.name).h("Interface", m.iface).h("MemberName", m.name).hi("HoldTime", hold)
+	w := agentEvent("AgentConnect", qc, l.one, m).hi("HoldTime", hold)
 	w.hi("RingTime", int(now.Sub(r.at).Seconds()))
 	s.emit(classAgent, w.done())
 	m.inCall, m.status = true, memberInUse
@@ -262,6 +258,21 @@ func (s *Server) memberAnswered(qc *queueCall, r *ringing) {
 	b := s.createBridge("")
 	s.enterBridge(b, l.one)
 	s.enterBridge(b, qc.ch)
+}
+
+// agentEvent starts the events about a member rung for or connected to a
+// caller: the caller, the member's Local channel (Dest), the queue and
+// the member.
+func agentEvent(name string, qc *queueCall, dest *channel, m *member) *wire {
+	w := newEvent(name, "agent,all").channelBlock("", qc.ch).channelBlock("Dest", dest)
+	return w.h("Queue", qc.q.name).h("Interface", m.iface).h("MemberName", m.name)
+}
+
+// emitCallerLeave is QueueCallerLeave: qc, which had position pos, left
+// the waiting callers.
+func (s *Server) emitCallerLeave(qc *queueCall, pos int) {
+	w := newEvent("QueueCallerLeave", "agent,all").channelBlock("", qc.ch)
+	s.emit(classAgent, w.h("Queue", qc.q.name).hi("Position", pos).hi("Count", len(qc.q.callers)).done())
 }
 
 // leaveQueue takes qc off the list of waiting callers and returns the
@@ -308,8 +319,7 @@ func (s *Server) abandon(qc *queueCall) {
 	hold := int(s.cfg.Now().Sub(qc.joined).Seconds())
 	w := newEvent("QueueCallerAbandon", "agent,all").channelBlock("", qc.ch)
 	s.emit(classAgent, w.h("Queue", q.name).hi("Position", pos).hi("OriginalPosition", qc.position).hi("HoldTime", hold).done())
-	w = newEvent("QueueCallerLeave", "agent,all").channelBlock("", qc.ch)
-	s.emit(classAgent, w.h("Queue", q.name).hi("Position", pos).hi("Count", len(q.callers)).done())
+	s.emitCallerLeave(qc, pos)
 	q.abandoned++
 }
 
