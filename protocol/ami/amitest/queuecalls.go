@@ -91,16 +91,16 @@ func (s *Server) enterQueue(l *leg) bool {
 	q.prune()
 	qc := &queueCall{q: q, ch: two, joined: now}
 	q.calls = append(q.calls, qc)
-	q.callers = append(q.callers, &queueCaller{ch: two, joined: now.Unix()})
-	qc.position = len(q.callers)
+	qc.position = len(q.waiting()) // the newest caller: its position is the count
 	w := newEvent("QueueCallerJoin", "agent,all").channelBlock("", two)
-	w.h("Queue", q.name).hi("Position", qc.position).hi("Count", len(q.callers))
+	w.h("Queue", q.name).hi("Position", qc.position).hi("Count", qc.position)
 	s.emit(classAgent, w.done())
 	s.ringQueue(q)
 	return true
 }
 
-// waiting is the callers not connected yet, in queue order.
+// waiting is the callers not connected yet, in queue order: the
+// queue's callers of QueueStatus and QueueSummary.
 func (q *queue) waiting() []*queueCall {
 	var out []*queueCall
 	for _, qc := range q.calls {
@@ -228,6 +228,7 @@ func (s *Server) dropRing(qc *queueCall, r *ringing, cause int, status string) {
 // memberAnswered connects caller qc to the member whose phone answered.
 func (s *Server) memberAnswered(qc *queueCall, r *ringing) {
 	now := s.cfg.Now()
+	pos := qc.q.position(qc)
 	l := r.l
 	r.done = true
 	l.decided = true
@@ -245,7 +246,6 @@ func (s *Server) memberAnswered(qc *queueCall, r *ringing) {
 	q, m := qc.q, r.m
 	qc.member, qc.leg, qc.connectedAt = m, l, now
 	qc.ch.dialed = l
-	pos := s.leaveQueue(qc)
 	s.emitCallerLeave(qc, pos)
 	hold := int(now.Sub(qc.joined).Seconds())
 	w := agentEvent("AgentConnect", qc, l.one, m).hi("HoldTime", hold)
@@ -268,20 +268,18 @@ func agentEvent(name string, qc *queueCall, dest *channel, m *member) *wire {
 	return w.h("Queue", qc.q.name).h("Interface", m.iface).h("MemberName", m.name)
 }
 
-// emitCallerLeave is QueueCallerLeave: qc, which had position pos, left
-// the waiting callers.
+// emitCallerLeave is QueueCallerLeave: qc, which had position pos, is
+// no longer waiting (connected or completed).
 func (s *Server) emitCallerLeave(qc *queueCall, pos int) {
 	w := newEvent("QueueCallerLeave", "agent,all").channelBlock("", qc.ch)
-	s.emit(classAgent, w.h("Queue", qc.q.name).hi("Position", pos).hi("Count", len(qc.q.callers)).done())
+	s.emit(classAgent, w.h("Queue", qc.q.name).hi("Position", pos).hi("Count", len(qc.q.waiting())).done())
 }
 
-// leaveQueue takes qc off the list of waiting callers and returns the
-// position it had.
-func (s *Server) leaveQueue(qc *queueCall) int {
-	q := qc.q
-	for i, c := range q.callers {
-		if c.ch == qc.ch {
-			q.callers = append(q.callers[:i], q.callers[i+1:]...)
+// position is qc's place among the waiting callers, from 1; it must be
+// read before qc stops waiting.
+func (q *queue) position(qc *queueCall) int {
+	for i, c := range q.waiting() {
+		if c == qc {
 			return i + 1
 		}
 	}
@@ -308,14 +306,14 @@ func (s *Server) queueChannelGone(c *channel) {
 
 // abandon: the caller hung up while waiting.
 func (s *Server) abandon(qc *queueCall) {
-	qc.completed = true
 	q := qc.q
+	pos := q.position(qc)
+	qc.completed = true
 	for _, r := range qc.rings {
 		if !r.done {
 			s.dropRing(qc, r, causeUnknown, "CANCEL")
 		}
 	}
-	pos := s.leaveQueue(qc)
 	hold := int(s.cfg.Now().Sub(qc.joined).Seconds())
 	w := newEvent("QueueCallerAbandon", "agent,all").channelBlock("", qc.ch)
 	s.emit(classAgent, w.h("Queue", q.name).hi("Position", pos).hi("OriginalPosition", qc.position).hi("HoldTime", hold).done())

@@ -34,10 +34,9 @@ const (
 type queue struct {
 	name, strategy       string
 	members              []*member // Asterisk lists them in its hash order; ours is insertion order
-	callers              []*queueCaller
 	completed, abandoned int
 	holdtime, talktime   int
-	calls                []*queueCall  // queuecalls.go
+	calls                []*queueCall  // queuecalls.go; waiting() are its callers
 	timeout              time.Duration // a member's ring; 0: queueRingTimeout
 }
 
@@ -52,12 +51,6 @@ type member struct {
 	loginTime           int64
 	inCall              bool
 	status              int
-}
-
-// queueCaller is a channel waiting in a queue.
-type queueCaller struct {
-	ch     *channel
-	joined int64 // unix seconds
 }
 
 // queueModel lazily sets up the captured queue: its static members logged
@@ -148,7 +141,8 @@ func (c *session) actionQueueStatus(m *ami.Message) bool {
 			continue
 		}
 		w := newEvent("QueueParams", "").h("Queue", q.name).h("Max", "0").h("Strategy", q.strategy)
-		w.hi("Calls", len(q.callers)).hi("Holdtime", q.holdtime).hi("TalkTime", q.talktime)
+		callers := q.waiting()
+		w.hi("Calls", len(callers)).hi("Holdtime", q.holdtime).hi("TalkTime", q.talktime)
 		w.hi("Completed", q.completed).hi("Abandoned", q.abandoned).h("ServiceLevel", "0")
 		w.h("ServicelevelPerf", "0.0").h("ServicelevelPerf2", "0.0").h("Weight", "0")
 		c.write(w.actionID(m).done())
@@ -166,11 +160,11 @@ func (c *session) actionQueueStatus(m *ami.Message) bool {
 			c.write(w.actionID(m).done())
 			items++
 		}
-		for i, qc := range q.callers {
+		for i, qc := range callers {
 			w := newEvent("QueueEntry", "").h("Queue", q.name).hi("Position", i+1).h("Channel", qc.ch.name)
 			w.h("Uniqueid", qc.ch.uniqueid).h("CallerIDNum", orUnknown(qc.ch.cidNum)).h("CallerIDName", orUnknown(qc.ch.cidName))
 			w.h("ConnectedLineNum", orUnknown(qc.ch.connNum)).h("ConnectedLineName", orUnknown(qc.ch.connName))
-			w.h("Wait", strconv.FormatInt(now-qc.joined, 10)).h("Priority", "0")
+			w.h("Wait", strconv.FormatInt(now-qc.joined.Unix(), 10)).h("Priority", "0")
 			c.write(w.actionID(m).done())
 			items++
 		}
@@ -201,11 +195,12 @@ func (c *session) actionQueueSummary(m *ami.Message) bool {
 			}
 		}
 		var longest int64
-		for _, qc := range q.callers {
-			longest = max(longest, now-qc.joined)
+		callers := q.waiting()
+		for _, qc := range callers {
+			longest = max(longest, now-qc.joined.Unix())
 		}
 		w := newEvent("QueueSummary", "").h("Queue", q.name).hi("LoggedIn", loggedIn).hi("Available", available)
-		w.hi("Callers", len(q.callers)).hi("HoldTime", q.holdtime).hi("TalkTime", q.talktime)
+		w.hi("Callers", len(callers)).hi("HoldTime", q.holdtime).hi("TalkTime", q.talktime)
 		w.h("LongestHoldTime", strconv.FormatInt(longest, 10))
 		c.write(w.actionID(m).done())
 		items++
