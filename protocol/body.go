@@ -29,6 +29,8 @@ const MaxChunkBytes = 64 << 10
 // ErrChunkTooLarge: a body chunk announced more than MaxChunkBytes.
 var ErrChunkTooLarge = errors.New("protocol: body chunk exceeds MaxChunkBytes")
 
+var errBodyClosed = errors.New("protocol: write to a closed body")
+
 // BodyWriter writes a body as chunks: each Write of up to MaxChunkBytes is
 // one chunk (longer ones are split), and Close writes the final empty
 // chunk. It buffers nothing.
@@ -45,17 +47,13 @@ func NewBodyWriter(w io.Writer) *BodyWriter { return &BodyWriter{w: w} }
 // chunk would end the body).
 func (b *BodyWriter) Write(p []byte) (int, error) {
 	if b.closed {
-		return 0, errors.New("protocol: write to a closed body")
+		return 0, errBodyClosed
 	}
 	n := 0
 	for len(p) > 0 {
-		c := min(len(p), MaxChunkBytes)
-		// One Write per chunk, header and bytes together, so a yamux
-		// stream sends it as one data frame when its window allows.
-		binary.BigEndian.PutUint32(b.hdr[:frameHeaderBytes], uint32(c))
-		copy(b.hdr[frameHeaderBytes:], p[:c])
-		if _, err := b.w.Write(b.hdr[:frameHeaderBytes+c]); err != nil {
-			return n, fmt.Errorf("write body chunk: %w", err)
+		c := copy(b.hdr[frameHeaderBytes:], p)
+		if err := b.writeChunk(c); err != nil {
+			return n, err
 		}
 		n += c
 		p = p[c:]
@@ -63,15 +61,28 @@ func (b *BodyWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// writeChunk sends the n bytes after b.hdr's length as one chunk: one
+// Write, header and bytes together, so a yamux stream sends it as one data
+// frame when its window allows.
+func (b *BodyWriter) writeChunk(n int) error {
+	binary.BigEndian.PutUint32(b.hdr[:frameHeaderBytes], uint32(n))
+	if _, err := b.w.Write(b.hdr[:frameHeaderBytes+n]); err != nil {
+		return fmt.Errorf("write body chunk: %w", err)
+	}
+	return nil
+}
+
 // ReadFrom copies r to the body, one chunk per read of r.
 func (b *BodyWriter) ReadFrom(r io.Reader) (int64, error) {
+	if b.closed {
+		return 0, errBodyClosed
+	}
 	var total int64
 	for {
 		n, err := r.Read(b.hdr[frameHeaderBytes:])
 		if n > 0 {
-			binary.BigEndian.PutUint32(b.hdr[:frameHeaderBytes], uint32(n))
-			if _, werr := b.w.Write(b.hdr[:frameHeaderBytes+n]); werr != nil {
-				return total, fmt.Errorf("write body chunk: %w", werr)
+			if werr := b.writeChunk(n); werr != nil {
+				return total, werr
 			}
 			total += int64(n)
 		}

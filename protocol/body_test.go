@@ -109,3 +109,23 @@ func FuzzBodyReader(f *testing.F) {
 		}
 	})
 }
+
+// After Close the body has ended on the wire: neither Write nor ReadFrom
+// (io.Copy's path from a reader without WriteTo) may put a chunk after
+// the final empty one.
+func TestBodyWriterClosed(t *testing.T) {
+	var wire bytes.Buffer
+	bw := NewBodyWriter(&wire)
+	if err := bw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bw.Write([]byte("late")); err == nil {
+		t.Error("Write after Close succeeded")
+	}
+	if _, err := bw.ReadFrom(bytes.NewReader([]byte("late"))); err == nil {
+		t.Error("ReadFrom after Close succeeded")
+	}
+	if got := wire.Bytes(); !bytes.Equal(got, []byte{0, 0, 0, 0}) {
+		t.Fatalf("wire after Close and late writes: %q, want only the final empty chunk", got)
+	}
+}

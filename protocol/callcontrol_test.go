@@ -3,8 +3,6 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"reflect"
 	"testing"
 	"time"
 )
@@ -44,34 +42,7 @@ func callControlFrames(t *testing.T) []golden {
 
 func TestGoldenCallControlFrames(t *testing.T) {
 	for _, g := range callControlFrames(t) {
-		t.Run(g.path(), func(t *testing.T) {
-			if !Supported(g.version) {
-				t.Fatalf("version %d is no longer supported: delete %s", g.version, g.path())
-			}
-			var buf bytes.Buffer
-			if err := WriteFrame(&buf, g.msg); err != nil {
-				t.Fatal(err)
-			}
-			if *update && g.version == Version {
-				if err := os.WriteFile(g.path(), buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(g.path())
-			if err != nil {
-				t.Fatalf("read golden (run with -update to create it): %v", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Fatalf("a version %d %s encodes differently; messages are only ever added to.\ngot:  %q\nwant: %q", g.version, g.name, buf.Bytes(), want)
-			}
-			got := reflect.New(reflect.TypeOf(g.msg))
-			if err := ReadFrame(bytes.NewReader(want), got.Interface(), 0); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got.Elem().Interface(), g.msg) {
-				t.Fatalf("decoded %+v, want %+v", got.Elem().Interface(), g.msg)
-			}
-		})
+		t.Run(g.path(), func(t *testing.T) { checkGolden(t, g) })
 	}
 }
 

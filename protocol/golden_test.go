@@ -48,37 +48,54 @@ func (g golden) path() string {
 
 func TestGoldenFrames(t *testing.T) {
 	for _, g := range goldenFrames() {
-		t.Run(g.path(), func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := WriteFrame(&buf, g.msg); err != nil {
-				t.Fatal(err)
-			}
-			if *update && g.version == Version {
-				if err := os.MkdirAll(filepath.Dir(g.path()), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(g.path(), buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(g.path())
-			if err != nil {
-				t.Fatalf("read golden (run with -update to create the current version's): %v", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Fatalf("a version %d %s encodes differently; messages are only ever added to, and a wire change needs a Version bump.\ngot:  %q\nwant: %q",
-					g.version, g.name, buf.Bytes(), want)
-			}
-			// What that version's peers send decodes to the same message.
-			got := reflect.New(reflect.TypeOf(g.msg))
-			if err := ReadFrame(bytes.NewReader(want), got.Interface(), 0); err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got.Elem().Interface(), g.msg) {
-				t.Fatalf("decoded %+v, want %+v", got.Elem().Interface(), g.msg)
-			}
-		})
+		t.Run(g.path(), func(t *testing.T) { checkGolden(t, g) })
 	}
+}
+
+// checkGolden encodes g.msg and compares the bytes with g's golden file
+// (written first under -update when g is of the current version), then
+// decodes the file back to g.msg.
+func checkGolden(t *testing.T, g golden) {
+	t.Helper()
+	if !Supported(g.version) {
+		t.Fatalf("version %d is no longer supported: delete %s", g.version, g.path())
+	}
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, g.msg); err != nil {
+		t.Fatal(err)
+	}
+	want := goldenBytes(t, g.path(), buf.Bytes(), g.version)
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("a version %d %s encodes differently; messages are only ever added to, and a wire change needs a Version bump.\ngot:  %q\nwant: %q",
+			g.version, g.name, buf.Bytes(), want)
+	}
+	// What that version's peers send decodes to the same message.
+	got := reflect.New(reflect.TypeOf(g.msg))
+	if err := ReadFrame(bytes.NewReader(want), got.Interface(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Elem().Interface(), g.msg) {
+		t.Fatalf("decoded %+v, want %+v", got.Elem().Interface(), g.msg)
+	}
+}
+
+// goldenBytes returns the golden file at path, first writing got there
+// under -update when version is the current one.
+func goldenBytes(t *testing.T, path string, got []byte, version int) []byte {
+	t.Helper()
+	if *update && version == Version {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create the current version's): %v", err)
+	}
+	return want
 }
 
 // TestGoldenFramesEverySupportedVersion makes a Version bump come with its

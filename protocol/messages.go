@@ -88,7 +88,7 @@ const (
 )
 
 // Call-centre operations (protocol 3). Their arguments and results are in
-// callcentre.go; those of queues and recordings in queues.go.
+// callcontrol.go; those of queues and recordings in queues.go.
 const (
 	OpTransfer         = "transfer"          // blind (BlindTransfer/Redirect) or attended (Atxfer)
 	OpTransferComplete = "transfer_complete" // finish an attended transfer

@@ -14,25 +14,26 @@ import (
 
 type handlerFunc func(c *session, m *ami.Message) (stop bool)
 
-// actions are the AMI actions the fake implements, keyed by lower-case
-// name (Asterisk matches action names case-insensitively), with the
-// one-line description ListCommands prints (copied from transcript 11).
-var actions map[string]struct {
+// action is one AMI action the fake implements, with the one-line
+// description ListCommands prints (copied from transcript 11).
+type action struct {
 	name, desc string
 	fn         handlerFunc
 }
 
-func init() {
-	actions = map[string]struct {
-		name, desc string
-		fn         handlerFunc
-	}{}
-	add := func(name, desc string, fn handlerFunc) {
-		actions[strings.ToLower(name)] = struct {
-			name, desc string
-			fn         handlerFunc
-		}{name, desc, fn}
+// actions are the AMI actions the fake implements, keyed by lower-case
+// name (Asterisk matches action names case-insensitively). Each file's
+// init adds its own with addActions.
+var actions = map[string]action{}
+
+func addActions(list []action) {
+	for _, a := range list {
+		actions[strings.ToLower(a.name)] = a
 	}
+}
+
+func init() {
+	add := func(name, desc string, fn handlerFunc) { addActions([]action{{name, desc, fn}}) }
 	add("BridgeInfo", "Get information about a bridge.  (Priv: <none>)", (*session).actionBridgeInfo)
 	add("BridgeList", "Get a list of bridges in the system.  (Priv: <none>)", (*session).actionBridgeList)
 	add("Challenge", "Generate Challenge for MD5 Auth.  (Priv: <none>)", (*session).actionChallenge)
@@ -101,6 +102,20 @@ func (c *session) handle(m *ami.Message) bool {
 		return false
 	}
 	return a.fn(c, m)
+}
+
+// require checks headers an action cannot do without, given as pairs of
+// header and the Error message Asterisk answers when it is missing or
+// empty, in the order the action checks them. It answers m with the first
+// that fails and reports whether all were there.
+func (c *session) require(m *ami.Message, headerMessage ...string) bool {
+	for i := 0; i+1 < len(headerMessage); i += 2 {
+		if m.Get(headerMessage[i]) == "" {
+			c.write(errorResponse(m, headerMessage[i+1]))
+			return false
+		}
+	}
+	return true
 }
 
 // actionName is the first non-empty Action header, untrimmed: Asterisk

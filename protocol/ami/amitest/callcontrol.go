@@ -12,13 +12,8 @@ import (
 // look targets up in. Transfers are in transfer.go, parking in park.go,
 // PlayDTMF and MuteAudio in dtmf.go.
 
-// This init runs after actions.go's (Go initialises a package's files in
-// name order), which creates the table.
 func init() {
-	for _, a := range []struct {
-		name, desc string
-		fn         handlerFunc
-	}{
+	addActions([]action{
 		{"Atxfer", "Attended transfer.  (Priv: call,all)", (*session).actionAtxfer},
 		{"BlindTransfer", "Blind transfer channel(s) to the given destination  (Priv: call,all)", (*session).actionBlindTransfer},
 		{"CancelAtxfer", "Cancel an attended transfer.  (Priv: call,all)", (*session).actionCancelAtxfer},
@@ -29,12 +24,7 @@ func init() {
 		{"PlayDTMF", "Play DTMF signal on a specific channel.  (Priv: call,all)", (*session).actionPlayDTMF},
 		{"Redirect", "Redirect (transfer) a call.  (Priv: call,all)", (*session).actionRedirect},
 		{"ShowDialPlan", "Show dialplan contexts and extensions  (Priv: config,reporting,all)", (*session).actionShowDialPlan},
-	} {
-		actions[strings.ToLower(a.name)] = struct {
-			name, desc string
-			fn         handlerFunc
-		}{a.name, a.desc, a.fn}
-	}
+	})
 }
 
 // DialoutContext is the lab's context whose Dial has the transfer features

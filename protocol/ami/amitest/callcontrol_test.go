@@ -40,15 +40,7 @@ var ccOwnerKeys = []string{"Channel", "TransfererChannel", "OrigTransfererChanne
 // one record per channel; Asterisk's records of a transferred call are
 // split in ways the model does not follow).
 func ccView(norm string) (name, view, owner string) {
-	fields := map[string]string{}
-	var order []string
-	for _, l := range strings.Split(strings.TrimSuffix(norm, "\r\n\r\n"), "\r\n") {
-		k, v, _ := strings.Cut(l, ": ")
-		if _, seen := fields[k]; !seen {
-			fields[k] = v
-			order = append(order, k)
-		}
-	}
+	fields, _ := messageFields(norm)
 	name = fields["Event"]
 	var parts []string
 	for _, k := range append(slices.Clone(callKeys), ccKeys...) {

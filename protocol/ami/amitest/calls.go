@@ -246,9 +246,7 @@ func (s *Server) legAnswered(l *leg) {
 		caller.setVar("DIALSTATUS", "ANSWER")
 		caller.setVar("BRIDGEPEER", one.name)
 		one.setVar("BRIDGEPEER", caller.name)
-		b := &bridge{id: newBridgeID()}
-		s.model.bridges = append(s.model.bridges, b)
-		s.emitBridge("BridgeCreate", b, nil)
+		b := s.createBridge("")
 		s.enterBridge(b, one)
 		s.enterBridge(b, caller)
 		s.spyKick()

@@ -81,16 +81,8 @@ func (c *session) actionPlayDTMF(m *ami.Message) bool {
 // word. Success carries no Message and no event follows.
 func (c *session) actionMuteAudio(m *ami.Message) bool {
 	s := c.srv
-	name, dir, state := m.Get("Channel"), m.Get("Direction"), m.Get("State")
-	switch {
-	case name == "":
-		c.write(errorResponse(m, "Channel not specified"))
-		return false
-	case dir == "":
-		c.write(errorResponse(m, "Direction not specified"))
-		return false
-	case state == "":
-		c.write(errorResponse(m, "State not specified"))
+	name, dir := m.Get("Channel"), m.Get("Direction")
+	if !c.require(m, "Channel", "Channel not specified", "Direction", "Direction not specified", "State", "State not specified") {
 		return false
 	}
 	s.mu.Lock()

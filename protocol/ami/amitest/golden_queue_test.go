@@ -36,15 +36,7 @@ var reMixID = regexp.MustCompile(`0x[0-9a-f]{6,16}`)
 // project reduces one normalised message to the compared headers, or ""
 // when the message is not compared.
 func (sel selective) project(norm string) string {
-	fields := map[string]string{}
-	var order []string
-	for _, l := range strings.Split(strings.TrimSuffix(norm, "\r\n\r\n"), "\r\n") {
-		k, v, _ := strings.Cut(l, ": ")
-		if _, seen := fields[k]; !seen {
-			fields[k] = v
-			order = append(order, k)
-		}
-	}
+	fields, order := messageFields(norm)
 	ev, isEvent := fields["Event"]
 	switch {
 	case !isEvent && fields["Response"] == "":

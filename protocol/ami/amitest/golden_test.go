@@ -279,16 +279,24 @@ var (
 	}
 )
 
-// callView reduces a normalised message to its compared headers.
-func callView(norm string) (name, view, owner string) {
-	var parts []string
-	fields := map[string]string{}
+// messageFields splits a normalised message into its headers (the first
+// of each name) and their names in order.
+func messageFields(norm string) (fields map[string]string, order []string) {
+	fields = map[string]string{}
 	for _, l := range strings.Split(strings.TrimSuffix(norm, "\r\n\r\n"), "\r\n") {
 		k, v, _ := strings.Cut(l, ": ")
 		if _, seen := fields[k]; !seen {
 			fields[k] = v
+			order = append(order, k)
 		}
 	}
+	return fields, order
+}
+
+// callView reduces a normalised message to its compared headers.
+func callView(norm string) (name, view, owner string) {
+	var parts []string
+	fields, _ := messageFields(norm)
 	for _, k := range callKeys {
 		if v, ok := fields[k]; ok {
 			parts = append(parts, k+"="+v)

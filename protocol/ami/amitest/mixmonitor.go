@@ -21,20 +21,11 @@ import (
 const DefaultMonitorDir = "/var/spool/asterisk/monitor"
 
 func init() {
-	// actions.go's init (an earlier file) made the table.
-	for _, a := range []struct {
-		name, desc string
-		fn         handlerFunc
-	}{
+	addActions([]action{
 		{"MixMonitor", "Record a call and mix the audio during the recording.  Use of StopMixMonitor is required to guarantee the audio file is available for processing during dialplan execution.  (Priv: system,all)", (*session).actionMixMonitor},
 		{"StopMixMonitor", "Stop recording a call through MixMonitor, and free the recording's file handle.  (Priv: system,call,all)", (*session).actionStopMixMonitor},
 		{"MixMonitorMute", "Mute / unMute a Mixmonitor recording.  (Priv: system,call,all)", (*session).actionMixMonitorMute},
-	} {
-		actions[strings.ToLower(a.name)] = struct {
-			name, desc string
-			fn         handlerFunc
-		}{a.name, a.desc, a.fn}
-	}
+	})
 }
 
 // WithRecordings makes MixMonitor write its files, relative names under
@@ -108,18 +99,26 @@ func (s *Server) writeRecording(path string) {
 	}
 }
 
+// recordedChannel checks the Channel header of the MixMonitor actions and
+// finds the channel; when either fails it has answered m and returns nil.
+// Callers hold s.mu.
+func (c *session) recordedChannel(m *ami.Message) *channel {
+	if !c.require(m, "Channel", "No channel specified") {
+		return nil
+	}
+	ch := c.srv.model.find(m.Get("Channel"))
+	if ch == nil {
+		c.write(errorResponse(m, "No such channel"))
+	}
+	return ch
+}
+
 func (c *session) actionMixMonitor(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name := m.Get("Channel")
-	if name == "" {
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	}
-	ch := s.model.find(name)
+	ch := c.recordedChannel(m)
 	if ch == nil {
-		c.write(errorResponse(m, "No such channel"))
 		return false
 	}
 	file := m.Get("File")
@@ -164,14 +163,8 @@ func (c *session) actionStopMixMonitor(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name := m.Get("Channel")
-	if name == "" {
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	}
-	ch := s.model.find(name)
+	ch := c.recordedChannel(m)
 	if ch == nil {
-		c.write(errorResponse(m, "No such channel"))
 		return false
 	}
 	i := findMixMon(ch, m.Get("MixMonitorID"))
@@ -189,27 +182,20 @@ func (c *session) actionMixMonitorMute(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	name, dir, state := m.Get("Channel"), m.Get("Direction"), m.Get("State")
+	dir, state := m.Get("Direction"), m.Get("State")
 	// Asterisk checks the headers (channel, direction, state), then the
 	// direction's word, and only then looks the channel up (15b).
+	if !c.require(m, "Channel", "No channel specified",
+		"Direction", "No direction specified. Must be read, write or both", "State", "No state specified") {
+		return false
+	}
 	dir = strings.ToLower(dir)
-	switch {
-	case name == "":
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	case dir == "":
-		c.write(errorResponse(m, "No direction specified. Must be read, write or both"))
-		return false
-	case state == "":
-		c.write(errorResponse(m, "No state specified"))
-		return false
-	case dir != "read" && dir != "write" && dir != "both":
+	if dir != "read" && dir != "write" && dir != "both" {
 		c.write(errorResponse(m, "Invalid direction specified. Must be read, write or both"))
 		return false
 	}
-	ch := s.model.find(name)
+	ch := c.recordedChannel(m)
 	if ch == nil {
-		c.write(errorResponse(m, "No such channel"))
 		return false
 	}
 	if findMixMon(ch, m.Get("MixMonitorID")) < 0 {
@@ -217,6 +203,6 @@ func (c *session) actionMixMonitorMute(m *ami.Message) bool {
 		return false
 	}
 	c.write(response("Success", m).done())
-	s.emitChan("MixMonitorMute", ch, "Direction", dir, "State", fmt.Sprint(boolInt(isTrue(state))))
+	s.emitChan("MixMonitorMute", ch, "Direction", dir, "State", fmt.Sprint(boolInt(astTrue(state))))
 	return false
 }

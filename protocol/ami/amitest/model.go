@@ -123,6 +123,15 @@ type bridge struct {
 	lot     string // the parking lot whose holding bridge this is; it outlives its members
 }
 
+// createBridge makes a bridge (a parking lot's holding bridge when lot is
+// set) and announces it with BridgeCreate. Callers hold s.mu.
+func (s *Server) createBridge(lot string) *bridge {
+	b := &bridge{id: newBridgeID(), lot: lot}
+	s.model.bridges = append(s.model.bridges, b)
+	s.emitBridge("BridgeCreate", b, nil)
+	return b
+}
+
 func newBridgeID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])

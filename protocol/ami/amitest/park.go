@@ -220,9 +220,7 @@ func (s *Server) park(ch *channel, l *lot, want int, override time.Duration, bri
 		return // the lot is full; Asterisk plays "all spaces taken"
 	}
 	if l.holding == nil {
-		l.holding = &bridge{id: newBridgeID(), lot: l.name}
-		s.model.bridges = append(s.model.bridges, l.holding)
-		s.emitBridge("BridgeCreate", l.holding, nil)
+		l.holding = s.createBridge(l.name)
 	}
 	timeout := l.timeout
 	if override > 0 {
@@ -297,9 +295,7 @@ func (s *Server) retrieve(one *channel, data string) {
 	}
 	s.emit(classCall, s.parkedEvent("UnParkedCall", "call,all", x, one).done())
 	s.model.parking.remove(x)
-	b := &bridge{id: newBridgeID()}
-	s.model.bridges = append(s.model.bridges, b)
-	s.emitBridge("BridgeCreate", b, nil)
+	b := s.createBridge("")
 	s.leaveBridge(x.ch)
 	s.enterBridge(b, x.ch)
 	one.linkedid = x.ch.linkedid

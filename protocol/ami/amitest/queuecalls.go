@@ -91,16 +91,16 @@ func (s *Server) enterQueue(l *leg) bool {
 	q.prune()
 	qc := &queueCall{q: q, ch: two, joined: now}
 	q.calls = append(q.calls, qc)
-	q.callers = append(q.callers, &queueCaller{ch: two, joined: now.Unix()})
-	qc.position = len(q.callers)
+	qc.position = len(q.waiting()) // the newest caller: its position is the count
 	w := newEvent("QueueCallerJoin", "agent,all").channelBlock("", two)
-	w.h("Queue", q.name).hi("Position", qc.position).hi("Count", len(q.callers))
+	w.h("Queue", q.name).hi("Position", qc.position).hi("Count", qc.position)
 	s.emit(classAgent, w.done())
 	s.ringQueue(q)
 	return true
 }
 
-// waiting is the callers not connected yet, in queue order.
+// waiting is the callers not connected yet, in queue order: the
+// queue's callers of QueueStatus and QueueSummary.
 func (q *queue) waiting() []*queueCall {
 	var out []*queueCall
 	for _, qc := range q.calls {
@@ -160,9 +160,7 @@ func (s *Server) ringMember(qc *queueCall, m *member) {
 	qc.rings = append(qc.rings, r)
 	s.emitChan("Newchannel", l.one)
 	s.emitChan("Newchannel", l.two)
-	w := newEvent("AgentCalled", "agent,all").channelBlock("", qc.ch).channelBlock("Dest", l.one)
-	w.h("Queue", qc.q.name).h("Interface", m.iface).h("MemberName", m.name)
-	s.emit(classAgent, w.done())
+	s.emit(classAgent, agentEvent("AgentCalled", qc, l.one, m).done())
 	s.emitLocalBridge(l)
 	s.emitDial("DialBegin", qc.ch, l.one, "DialString", data)
 	l.two.priority, l.two.app, l.two.appData = 2, "Ringing", ""
@@ -178,15 +176,16 @@ func (s *Server) ringMember(qc *queueCall, m *member) {
 	case set || exten == neverAnswers:
 		answerAfter = -1
 	}
+	stillRinging := func() bool { return !r.done && !l.one.gone && qc.member == nil && !qc.completed }
 	if answerAfter >= 0 {
 		s.sched.after(answerAfter, func() {
-			if !r.done && !l.one.gone && qc.member == nil && !qc.completed {
+			if stillRinging() {
 				s.memberAnswered(qc, r)
 			}
 		})
 	}
 	s.sched.after(qc.q.ringTimeout(), func() {
-		if !r.done && !l.one.gone && qc.member == nil && !qc.completed {
+		if stillRinging() {
 			s.ringNoAnswer(qc, r)
 		}
 	})
@@ -203,8 +202,7 @@ func (q *queue) ringTimeout() time.Duration {
 // rings again after its retry.
 func (s *Server) ringNoAnswer(qc *queueCall, r *ringing) {
 	r.done = true
-	w := newEvent("AgentRingNoAnswer", "agent,all").channelBlock("", qc.ch).channelBlock("Dest", r.l.one)
-	w.h("Queue", qc.q.name).h("Interface", r.m.iface).h("MemberName", r.m.name)
+	w := agentEvent("AgentRingNoAnswer", qc, r.l.one, r.m)
 	w.h("RingTime", strconv.FormatInt(s.cfg.Now().Sub(r.at).Milliseconds(), 10))
 	s.emit(classAgent, w.done())
 	s.dropRing(qc, r, causeUnknown, "NOANSWER")
@@ -230,6 +228,7 @@ func (s *Server) dropRing(qc *queueCall, r *ringing, cause int, status string) {
 // memberAnswered connects caller qc to the member whose phone answered.
 func (s *Server) memberAnswered(qc *queueCall, r *ringing) {
 	now := s.cfg.Now()
+	pos := qc.q.position(qc)
 	l := r.l
 	r.done = true
 	l.decided = true
@@ -247,32 +246,40 @@ func (s *Server) memberAnswered(qc *queueCall, r *ringing) {
 	q, m := qc.q, r.m
 	qc.member, qc.leg, qc.connectedAt = m, l, now
 	qc.ch.dialed = l
-	pos := s.leaveQueue(qc)
-	w := newEvent("QueueCallerLeave", "agent,all").channelBlock("", qc.ch)
-	s.emit(classAgent, w.h("Queue", q.name).hi("Position", pos).hi("Count", len(q.callers)).done())
+	s.emitCallerLeave(qc, pos)
 	hold := int(now.Sub(qc.joined).Seconds())
-	w = newEvent("AgentConnect", "agent,all").channelBlock("", qc.ch).channelBlock("Dest", l.one)
-	w.h("Queue", q.name).h("Interface", m.iface).h("MemberName", m.name).hi("HoldTime", hold)
+	w := agentEvent("AgentConnect", qc, l.one, m).hi("HoldTime", hold)
 	w.hi("RingTime", int(now.Sub(r.at).Seconds()))
 	s.emit(classAgent, w.done())
 	m.inCall, m.status = true, memberInUse
 	m.callsTaken, m.lastCall = m.callsTaken+1, now.Unix()
 	q.completed++
 	q.holdtime = (q.holdtime*(q.completed-1) + hold) / q.completed
-	b := &bridge{id: newBridgeID()}
-	s.model.bridges = append(s.model.bridges, b)
-	s.emitBridge("BridgeCreate", b, nil)
+	b := s.createBridge("")
 	s.enterBridge(b, l.one)
 	s.enterBridge(b, qc.ch)
 }
 
-// leaveQueue takes qc off the list of waiting callers and returns the
-// position it had.
-func (s *Server) leaveQueue(qc *queueCall) int {
-	q := qc.q
-	for i, c := range q.callers {
-		if c.ch == qc.ch {
-			q.callers = append(q.callers[:i], q.callers[i+1:]...)
+// agentEvent starts the events about a member rung for or connected to a
+// caller: the caller, the member's Local channel (Dest), the queue and
+// the member.
+func agentEvent(name string, qc *queueCall, dest *channel, m *member) *wire {
+	w := newEvent(name, "agent,all").channelBlock("", qc.ch).channelBlock("Dest", dest)
+	return w.h("Queue", qc.q.name).h("Interface", m.iface).h("MemberName", m.name)
+}
+
+// emitCallerLeave is QueueCallerLeave: qc, which had position pos, is
+// no longer waiting (connected or completed).
+func (s *Server) emitCallerLeave(qc *queueCall, pos int) {
+	w := newEvent("QueueCallerLeave", "agent,all").channelBlock("", qc.ch)
+	s.emit(classAgent, w.h("Queue", qc.q.name).hi("Position", pos).hi("Count", len(qc.q.waiting())).done())
+}
+
+// position is qc's place among the waiting callers, from 1; it must be
+// read before qc stops waiting.
+func (q *queue) position(qc *queueCall) int {
+	for i, c := range q.waiting() {
+		if c == qc {
 			return i + 1
 		}
 	}
@@ -299,19 +306,18 @@ func (s *Server) queueChannelGone(c *channel) {
 
 // abandon: the caller hung up while waiting.
 func (s *Server) abandon(qc *queueCall) {
-	qc.completed = true
 	q := qc.q
+	pos := q.position(qc)
+	qc.completed = true
 	for _, r := range qc.rings {
 		if !r.done {
 			s.dropRing(qc, r, causeUnknown, "CANCEL")
 		}
 	}
-	pos := s.leaveQueue(qc)
 	hold := int(s.cfg.Now().Sub(qc.joined).Seconds())
 	w := newEvent("QueueCallerAbandon", "agent,all").channelBlock("", qc.ch)
 	s.emit(classAgent, w.h("Queue", q.name).hi("Position", pos).hi("OriginalPosition", qc.position).hi("HoldTime", hold).done())
-	w = newEvent("QueueCallerLeave", "agent,all").channelBlock("", qc.ch)
-	s.emit(classAgent, w.h("Queue", q.name).hi("Position", pos).hi("Count", len(q.callers)).done())
+	s.emitCallerLeave(qc, pos)
 	q.abandoned++
 }
 

@@ -59,6 +59,18 @@ func TestQueueCallNoAnswerAndAbandon(t *testing.T) {
 			}
 		}
 	}
+	// queueCaller is the ;1 half of the Local pair calling the queue.
+	queueCaller := func() string {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		var caller string
+		for _, c := range srv.model.chans {
+			if strings.HasPrefix(c.name, "Local/inbound@queues-") && c.half == 1 {
+				caller = c.name
+			}
+		}
+		return caller
+	}
 	send("Action: Login\nUsername: switchboard\nSecret: switchboard-secret\n")
 	until("Response: Success")
 	for _, ext := range []string{"101", "102"} {
@@ -80,15 +92,7 @@ func TestQueueCallNoAnswerAndAbandon(t *testing.T) {
 	if m := until("Event: AgentConnect"); !strings.Contains(m, "Interface: Local/101@from-queue/n") {
 		t.Fatalf("AgentConnect: %s", m)
 	}
-	srv.mu.Lock()
-	var caller string
-	for _, c := range srv.model.chans {
-		if strings.HasPrefix(c.name, "Local/inbound@queues-") && c.half == 1 {
-			caller = c.name
-		}
-	}
-	srv.mu.Unlock()
-	send("Action: Hangup\nChannel: " + caller + "\n")
+	send("Action: Hangup\nChannel: " + queueCaller() + "\n")
 	if m := until("Event: AgentComplete"); !strings.Contains(m, "Reason: caller") {
 		t.Fatalf("AgentComplete: %s", m)
 	}
@@ -102,14 +106,7 @@ func TestQueueCallNoAnswerAndAbandon(t *testing.T) {
 	if m := until("Event: QueueEntry"); !strings.Contains(m, "CallerIDNum: +375296254070") || !strings.Contains(m, "Position: 1") {
 		t.Fatalf("QueueEntry: %s", m)
 	}
-	srv.mu.Lock()
-	for _, c := range srv.model.chans {
-		if strings.HasPrefix(c.name, "Local/inbound@queues-") && c.half == 1 {
-			caller = c.name
-		}
-	}
-	srv.mu.Unlock()
-	send("Action: Hangup\nChannel: " + caller + "\n")
+	send("Action: Hangup\nChannel: " + queueCaller() + "\n")
 	if m := until("Event: QueueCallerAbandon"); !strings.Contains(m, "OriginalPosition: 1") {
 		t.Fatalf("QueueCallerAbandon: %s", m)
 	}

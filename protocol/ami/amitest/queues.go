@@ -14,23 +14,14 @@ import (
 // like capture 14-queue-admin (README §26).
 
 func init() {
-	// actions.go's init (an earlier file) made the table.
-	for _, a := range []struct {
-		name, desc string
-		fn         handlerFunc
-	}{
+	addActions([]action{
 		{"QueueStatus", "Show queue status.  (Priv: <none>)", (*session).actionQueueStatus},
 		{"QueueSummary", "Show queue summary.  (Priv: <none>)", (*session).actionQueueSummary},
 		{"QueueAdd", "Add interface to queue.  (Priv: agent,all)", (*session).actionQueueAdd},
 		{"QueuePause", "Makes a queue member temporarily unavailable.  (Priv: agent,all)", (*session).actionQueuePause},
 		{"QueuePenalty", "Set the penalty for a queue member.  (Priv: agent,all)", (*session).actionQueuePenalty},
 		{"QueueRemove", "Remove interface from queue.  (Priv: agent,all)", (*session).actionQueueRemove},
-	} {
-		actions[strings.ToLower(a.name)] = struct {
-			name, desc string
-			fn         handlerFunc
-		}{a.name, a.desc, a.fn}
-	}
+	})
 }
 
 // Member device states (QueueMember Status).
@@ -43,10 +34,9 @@ const (
 type queue struct {
 	name, strategy       string
 	members              []*member // Asterisk lists them in its hash order; ours is insertion order
-	callers              []*queueCaller
 	completed, abandoned int
 	holdtime, talktime   int
-	calls                []*queueCall  // queuecalls.go
+	calls                []*queueCall  // queuecalls.go; waiting() are its callers
 	timeout              time.Duration // a member's ring; 0: queueRingTimeout
 }
 
@@ -61,12 +51,6 @@ type member struct {
 	loginTime           int64
 	inCall              bool
 	status              int
-}
-
-// queueCaller is a channel waiting in a queue.
-type queueCaller struct {
-	ch     *channel
-	joined int64 // unix seconds
 }
 
 // queueModel lazily sets up the captured queue: its static members logged
@@ -144,15 +128,6 @@ func (s *Server) emitMember(event string, q *queue, m *member) {
 	s.emit(classAgent, newEvent(event, "agent,all").memberFields(q, m).done())
 }
 
-// isTrue is Asterisk's ast_true.
-func isTrue(v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "yes", "true", "y", "t", "1", "on":
-		return true
-	}
-	return false
-}
-
 func (c *session) actionQueueStatus(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
@@ -166,7 +141,8 @@ func (c *session) actionQueueStatus(m *ami.Message) bool {
 			continue
 		}
 		w := newEvent("QueueParams", "").h("Queue", q.name).h("Max", "0").h("Strategy", q.strategy)
-		w.hi("Calls", len(q.callers)).hi("Holdtime", q.holdtime).hi("TalkTime", q.talktime)
+		callers := q.waiting()
+		w.hi("Calls", len(callers)).hi("Holdtime", q.holdtime).hi("TalkTime", q.talktime)
 		w.hi("Completed", q.completed).hi("Abandoned", q.abandoned).h("ServiceLevel", "0")
 		w.h("ServicelevelPerf", "0.0").h("ServicelevelPerf2", "0.0").h("Weight", "0")
 		c.write(w.actionID(m).done())
@@ -184,11 +160,11 @@ func (c *session) actionQueueStatus(m *ami.Message) bool {
 			c.write(w.actionID(m).done())
 			items++
 		}
-		for i, qc := range q.callers {
+		for i, qc := range callers {
 			w := newEvent("QueueEntry", "").h("Queue", q.name).hi("Position", i+1).h("Channel", qc.ch.name)
 			w.h("Uniqueid", qc.ch.uniqueid).h("CallerIDNum", orUnknown(qc.ch.cidNum)).h("CallerIDName", orUnknown(qc.ch.cidName))
 			w.h("ConnectedLineNum", orUnknown(qc.ch.connNum)).h("ConnectedLineName", orUnknown(qc.ch.connName))
-			w.h("Wait", strconv.FormatInt(now-qc.joined, 10)).h("Priority", "0")
+			w.h("Wait", strconv.FormatInt(now-qc.joined.Unix(), 10)).h("Priority", "0")
 			c.write(w.actionID(m).done())
 			items++
 		}
@@ -219,11 +195,12 @@ func (c *session) actionQueueSummary(m *ami.Message) bool {
 			}
 		}
 		var longest int64
-		for _, qc := range q.callers {
-			longest = max(longest, now-qc.joined)
+		callers := q.waiting()
+		for _, qc := range callers {
+			longest = max(longest, now-qc.joined.Unix())
 		}
 		w := newEvent("QueueSummary", "").h("Queue", q.name).hi("LoggedIn", loggedIn).hi("Available", available)
-		w.hi("Callers", len(q.callers)).hi("HoldTime", q.holdtime).hi("TalkTime", q.talktime)
+		w.hi("Callers", len(callers)).hi("HoldTime", q.holdtime).hi("TalkTime", q.talktime)
 		w.h("LongestHoldTime", strconv.FormatInt(longest, 10))
 		c.write(w.actionID(m).done())
 		items++
@@ -236,15 +213,10 @@ func (c *session) actionQueueAdd(m *ami.Message) bool {
 	s := c.srv
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	qname, iface := m.Get("Queue"), m.Get("Interface")
-	switch {
-	case qname == "":
-		c.write(errorResponse(m, "'Queue' not specified."))
-		return false
-	case iface == "":
-		c.write(errorResponse(m, "'Interface' not specified."))
+	if !c.require(m, "Queue", "'Queue' not specified.", "Interface", "'Interface' not specified.") {
 		return false
 	}
+	qname, iface := m.Get("Queue"), m.Get("Interface")
 	q := s.findQueue(qname)
 	if q == nil {
 		c.write(errorResponse(m, "Unable to add interface to queue: No such queue"))
@@ -262,7 +234,7 @@ func (c *session) actionQueueAdd(m *ami.Message) bool {
 	if p, err := strconv.Atoi(m.Get("Penalty")); err == nil && p > 0 {
 		mb.penalty = p
 	}
-	if isTrue(m.Get("Paused")) {
+	if astTrue(m.Get("Paused")) {
 		mb.paused, mb.reason, mb.lastPause = true, m.Get("Reason"), now
 	}
 	q.members = append(q.members, mb)
@@ -300,7 +272,7 @@ func (c *session) actionQueuePause(m *ami.Message) bool {
 		c.write(errorResponse(m, "Interface not found"))
 		return false
 	}
-	paused := isTrue(pausedS)
+	paused := astTrue(pausedS)
 	if paused {
 		c.write(successResponse(m, "Interface paused successfully"))
 	} else {

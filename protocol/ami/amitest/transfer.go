@@ -22,24 +22,11 @@ type atxfer struct {
 
 func (c *session) actionBlindTransfer(m *ami.Message) bool {
 	s := c.srv
-	name, exten, ctx := m.Get("Channel"), m.Get("Exten"), m.Get("Context")
-	switch {
-	case name == "":
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	case exten == "":
-		c.write(errorResponse(m, "No extension specified"))
-		return false
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.model.find(name)
+	ch, exten, ctx := c.transferer(m)
 	if ch == nil {
-		c.write(errorResponse(m, "Channel specified does not exist"))
 		return false
-	}
-	if ctx == "" {
-		ctx = ch.context // the transferer's own (capture 12b2)
 	}
 	peer := peerOf(ch)
 	if peer == nil {
@@ -58,6 +45,25 @@ func (c *session) actionBlindTransfer(m *ami.Message) bool {
 	return false
 }
 
+// transferer checks the headers of BlindTransfer and Atxfer in Asterisk's
+// order and finds the channel that transfers, and the target's exten and
+// context (by default the transferer's own, capture 12b2). When a check
+// fails it has answered m and returns a nil channel. Callers hold s.mu.
+func (c *session) transferer(m *ami.Message) (ch *channel, exten, ctx string) {
+	if !c.require(m, "Channel", "No channel specified", "Exten", "No extension specified") {
+		return nil, "", ""
+	}
+	if ch = c.srv.model.find(m.Get("Channel")); ch == nil {
+		c.write(errorResponse(m, "Channel specified does not exist"))
+		return nil, "", ""
+	}
+	exten, ctx = m.Get("Exten"), m.Get("Context")
+	if ctx == "" {
+		ctx = ch.context
+	}
+	return ch, exten, ctx
+}
+
 // sendToDialplan moves c out of its bridge to exten@ctx: it runs the
 // extension's dialplan (Wait(600), the channel is up already) or, when
 // there is no such extension, hangs up (README item 22).
@@ -66,14 +72,9 @@ func (s *Server) sendToDialplan(c *channel, ctx, exten string) {
 	if c.bridge != nil {
 		s.leaveBridge(c)
 	}
-	if l := c.leg; l != nil && l.caller != nil && c == l.one {
-		// No longer the leg of its caller's Dial: a hangup of one is no
-		// longer a hangup of the other.
-		if l.caller.dialed == l {
-			l.caller.dialed = nil
-		}
-		l.caller = nil
-	}
+	// No longer the leg of its caller's Dial: a hangup of one is no
+	// longer a hangup of the other.
+	s.detachDial(c)
 	if !s.extenExists(ctx, exten) {
 		s.emitHangupRequest("SoftHangupRequest", c, causeNormal)
 		s.hangupCall(c, causeNormal)
@@ -113,18 +114,8 @@ func (c *session) actionRedirect(m *ami.Message) bool {
 	s := c.srv
 	name, ctx, exten, prio := m.Get("Channel"), m.Get("Context"), m.Get("Exten"), m.Get("Priority")
 	extra := m.Get("ExtraChannel")
-	switch {
-	case name == "":
-		c.write(errorResponse(m, "Channel not specified"))
-		return false
-	case ctx == "":
-		c.write(errorResponse(m, "Context not specified"))
-		return false
-	case exten == "":
-		c.write(errorResponse(m, "Exten not specified"))
-		return false
-	case prio == "":
-		c.write(errorResponse(m, "Priority not specified"))
+	if !c.require(m, "Channel", "Channel not specified", "Context", "Context not specified",
+		"Exten", "Exten not specified", "Priority", "Priority not specified") {
 		return false
 	}
 	if n, err := strconv.Atoi(strings.TrimSpace(prio)); err != nil || n < 1 {
@@ -190,28 +181,15 @@ func transferFeatures(c *channel) bool {
 
 func (c *session) actionAtxfer(m *ami.Message) bool {
 	s := c.srv
-	name, exten, ctx := m.Get("Channel"), m.Get("Exten"), m.Get("Context")
-	switch {
-	case name == "":
-		c.write(errorResponse(m, "No channel specified"))
-		return false
-	case exten == "":
-		c.write(errorResponse(m, "No extension specified"))
-		return false
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.model.find(name)
+	ch, exten, ctx := c.transferer(m)
 	if ch == nil {
-		c.write(errorResponse(m, "Channel specified does not exist"))
 		return false
 	}
 	if v, ok := ch.getVar("FEATUREMAP(atxfer)"); ok && v == "" {
 		c.write(errorResponse(m, "No attended transfer feature code found"))
 		return false
-	}
-	if ctx == "" {
-		ctx = ch.context
 	}
 	c.write(successResponse(m, "Atxfer successfully queued"))
 	digits := "*2" + exten
@@ -253,10 +231,8 @@ func (s *Server) consult(x *atxfer, ctx, exten string) {
 	x.target = l
 	s.emitChan("Newchannel", l.one)
 	s.emitChan("Newchannel", l.two)
-	b := &bridge{id: newBridgeID()}
-	s.model.bridges = append(s.model.bridges, b)
+	b := s.createBridge("")
 	x.consult = b
-	s.emitBridge("BridgeCreate", b, nil)
 	s.emitLocalBridge(l)
 	now := s.cfg.Now()
 	two := l.two
