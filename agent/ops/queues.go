@@ -303,18 +303,13 @@ func memberEvent(event, queue, iface string, also func(*ami.Message) bool) func(
 }
 
 // memberAction sends a member action and waits for the events that
-// confirm it (c, with its action and class filled in here); the result
-// is the members they describe.
+// confirm it (c, with its class filled in here); the result is the
+// members they describe.
 func (h *Handler) memberAction(ctx context.Context, act *ami.Message, c confirmation) (protocol.QueueMemberResult, error) {
-	c.action, c.class = act.Action(), "agent"
-	w := h.expect(c)
-	if _, err := h.cfg.AMI.Action(ctx, act); err != nil {
-		h.forget(w)
-		return protocol.QueueMemberResult{}, queueError(err)
-	}
-	evs, err := h.confirm(ctx, w)
+	c.class = "agent"
+	evs, err := h.sendConfirmed(ctx, h.cfg.AMI, act, c)
 	if err != nil {
-		return protocol.QueueMemberResult{}, err
+		return protocol.QueueMemberResult{}, queueError(err)
 	}
 	out := protocol.QueueMemberResult{Members: make([]protocol.QueueMember, 0, len(evs))}
 	for _, m := range evs {

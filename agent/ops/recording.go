@@ -346,13 +346,9 @@ func (h *Handler) RecordingStop(ctx context.Context, a protocol.RecordingStopArg
 		if h.cfg.Recordings.ExpectStop != nil {
 			h.cfg.Recordings.ExpectStop(r.uniqueid, r.ID)
 		}
-		w := h.expect(confirmation{op: protocol.OpRecordingStop, action: "StopMixMonitor", events: "MixMonitorStop", class: "call",
-			match: func(m *ami.Message) bool { return m.Event() == "MixMonitorStop" && m.Get("Uniqueid") == r.uniqueid }})
-		_, err = h.cfg.AMI.Action(ctx, ami.NewAction("StopMixMonitor", "Channel", channel, "MixMonitorID", r.mixID))
-		if err == nil {
-			_, err = h.confirm(ctx, w)
-		}
-		h.forget(w)
+		_, err = h.sendConfirmed(ctx, h.cfg.AMI, ami.NewAction("StopMixMonitor", "Channel", channel, "MixMonitorID", r.mixID),
+			confirmation{op: protocol.OpRecordingStop, events: "MixMonitorStop", class: "call",
+				match: func(m *ami.Message) bool { return m.Event() == "MixMonitorStop" && m.Get("Uniqueid") == r.uniqueid }})
 		if err != nil {
 			return out, recordingError(err, r.ID)
 		}
@@ -406,15 +402,11 @@ func (h *Handler) RecordingMute(ctx context.Context, a protocol.RecordingMuteArg
 		if err != nil {
 			return out, err
 		}
-		w := h.expect(confirmation{op: protocol.OpRecordingMute, action: "MixMonitorMute", events: "MixMonitorMute", class: "call",
+		act := ami.NewAction("MixMonitorMute", "Channel", channel, "Direction", dir, "State", state, "MixMonitorID", r.mixID)
+		_, err = h.sendConfirmed(ctx, h.cfg.AMI, act, confirmation{op: protocol.OpRecordingMute, events: "MixMonitorMute", class: "call",
 			match: func(m *ami.Message) bool {
 				return m.Event() == "MixMonitorMute" && m.Get("Uniqueid") == r.uniqueid && is(m, "Direction", dir) && m.Get("State") == state
 			}})
-		_, err = h.cfg.AMI.Action(ctx, ami.NewAction("MixMonitorMute", "Channel", channel, "Direction", dir, "State", state, "MixMonitorID", r.mixID))
-		if err == nil {
-			_, err = h.confirm(ctx, w)
-		}
-		h.forget(w)
 		if err != nil {
 			return out, recordingError(err, r.ID)
 		}
