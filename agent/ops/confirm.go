@@ -286,10 +286,6 @@ func (u *unconfirmedCounts) snapshot() map[string]uint64 {
 	return out
 }
 
-// is reports whether header k of m equals v, as Asterisk compares names:
-// without regard to case.
-func is(m *ami.Message, k, v string) bool { return strings.EqualFold(m.Get(k), v) }
-
 // CheckConfirmTimeout refuses a confirmation timeout outside 100ms..1m
 // (zero is DefaultConfirmTimeout).
 func CheckConfirmTimeout(d time.Duration) error {

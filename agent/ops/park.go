@@ -245,20 +245,3 @@ func (h *Handler) awaitPickup(ctx context.Context, w *waiter, p Pending, a proto
 		return protocol.PickupRinging, nil
 	}
 }
-
-// known drops Asterisk's placeholder for an unset caller id.
-func known(s string) string {
-	if s == "<unknown>" {
-		return ""
-	}
-	return s
-}
-
-// atoi reads a small decimal header; anything else is 0.
-func atoi(s string) int {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return 0
-	}
-	return n
-}

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -211,8 +210,8 @@ func (h *Handler) Queues(ctx context.Context, a protocol.QueuesArgs) (protocol.Q
 	for _, m := range sum.Items {
 		if i, ok := index[strings.ToLower(m.Get("Queue"))]; ok && m.Event() == "QueueSummary" {
 			q := &out.Queues[i]
-			q.Available, q.LoggedIn = toInt(m.Get("Available")), toInt(m.Get("LoggedIn"))
-			q.Callers, q.LongestWaitS = toInt(m.Get("Callers")), toInt(m.Get("LongestHoldTime"))
+			q.Available, q.LoggedIn = atoi(m.Get("Available")), atoi(m.Get("LoggedIn"))
+			q.Callers, q.LongestWaitS = atoi(m.Get("Callers")), atoi(m.Get("LongestHoldTime"))
 		}
 	}
 	if a.Queue == "" {
@@ -238,10 +237,10 @@ func (h *Handler) Queues(ctx context.Context, a protocol.QueuesArgs) (protocol.Q
 func queueParams(m *ami.Message) protocol.Queue {
 	perf, _ := strconv.ParseFloat(m.Get("ServicelevelPerf"), 64)
 	return protocol.Queue{
-		Name: m.Get("Queue"), Strategy: m.Get("Strategy"), Callers: toInt(m.Get("Calls")),
-		Completed: toInt(m.Get("Completed")), Abandoned: toInt(m.Get("Abandoned")),
-		HoldTimeS: toInt(m.Get("Holdtime")), TalkTimeS: toInt(m.Get("TalkTime")), MaxCallers: toInt(m.Get("Max")),
-		ServiceLevelS: toInt(m.Get("ServiceLevel")), ServiceLevelPerf: perf, Weight: toInt(m.Get("Weight")),
+		Name: m.Get("Queue"), Strategy: m.Get("Strategy"), Callers: atoi(m.Get("Calls")),
+		Completed: atoi(m.Get("Completed")), Abandoned: atoi(m.Get("Abandoned")),
+		HoldTimeS: atoi(m.Get("Holdtime")), TalkTimeS: atoi(m.Get("TalkTime")), MaxCallers: atoi(m.Get("Max")),
+		ServiceLevelS: atoi(m.Get("ServiceLevel")), ServiceLevelPerf: perf, Weight: atoi(m.Get("Weight")),
 	}
 }
 
@@ -251,46 +250,24 @@ func (h *Handler) queueMember(m *ami.Message, nameKey, ifaceKey string) protocol
 	iface := m.Get(ifaceKey)
 	return protocol.QueueMember{
 		Queue: m.Get("Queue"), Name: m.Get(nameKey), Extension: h.cfg.Queues.extensionOf(iface), Interface: iface,
-		StateInterface: m.Get("StateInterface"), Status: protocol.MemberStatus(toInt(m.Get("Status"))),
+		StateInterface: m.Get("StateInterface"), Status: protocol.MemberStatus(atoi(m.Get("Status"))),
 		Paused: m.Get("Paused") == "1", PausedReason: m.Get("PausedReason"), InCall: m.Get("InCall") == "1",
-		CallsTaken: toInt(m.Get("CallsTaken")), LastCall: unixTime(m.Get("LastCall")), LastPause: unixTime(m.Get("LastPause")),
-		LoginTime: unixTime(m.Get("LoginTime")), Penalty: toInt(m.Get("Penalty")), Membership: m.Get("Membership"),
-		WrapupS: toInt(m.Get("Wrapuptime")),
+		CallsTaken: atoi(m.Get("CallsTaken")), LastCall: unixTime(m.Get("LastCall")), LastPause: unixTime(m.Get("LastPause")),
+		LoginTime: unixTime(m.Get("LoginTime")), Penalty: atoi(m.Get("Penalty")), Membership: m.Get("Membership"),
+		WrapupS: atoi(m.Get("Wrapuptime")),
 	}
 }
 
 func (h *Handler) queueCaller(m *ami.Message) protocol.QueueCaller {
 	c := protocol.QueueCaller{
-		Position: toInt(m.Get("Position")), WaitS: toInt(m.Get("Wait")), CallerIDNum: notUnknown(m.Get("CallerIDNum")),
-		CallerIDName: notUnknown(m.Get("CallerIDName")), Channel: m.Get("Channel"), UniqueID: m.Get("Uniqueid"),
-		Priority: toInt(m.Get("Priority")),
+		Position: atoi(m.Get("Position")), WaitS: atoi(m.Get("Wait")), CallerIDNum: known(m.Get("CallerIDNum")),
+		CallerIDName: known(m.Get("CallerIDName")), Channel: m.Get("Channel"), UniqueID: m.Get("Uniqueid"),
+		Priority: atoi(m.Get("Priority")),
 	}
 	if ch, ok := h.cfg.Channels.ByUniqueID(c.UniqueID); ok {
 		c.CallID = ch.LinkedID
 	}
 	return c
-}
-
-func toInt(s string) int {
-	n, _ := strconv.Atoi(strings.TrimSpace(s))
-	return n
-}
-
-// unixTime reads Asterisk's epoch seconds; 0 means never.
-func unixTime(s string) *time.Time {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 {
-		return nil
-	}
-	t := time.Unix(n, 0).UTC()
-	return &t
-}
-
-func notUnknown(s string) string {
-	if s == "<unknown>" {
-		return ""
-	}
-	return s
 }
 
 // memberEvent matches the QueueMember* event of iface in queue (any queue
