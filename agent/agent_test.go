@@ -339,6 +339,37 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// TestConfigDerivedDefaults: the defaults that depend on another setting
+// follow it, and what Validate accepts is what fill produces.
+func TestConfigDerivedDefaults(t *testing.T) {
+	good := agent.Config{Server: "wss://cp.example.com", Token: "t", AMI: ami.Config{Username: "u"}}
+	cases := []struct {
+		name                    string
+		mod                     func(*agent.Config)
+		batch, inFlight         int
+		reconnectMin, reconnect time.Duration
+	}{
+		{"zero", func(*agent.Config) {}, agent.DefaultMaxBatchBytes, agent.DefaultMaxInFlightBytes, agent.DefaultReconnectMin, agent.DefaultReconnectMax},
+		{"batch above the in-flight default", func(c *agent.Config) { c.MaxBatchBytes = 200 << 10 }, 200 << 10, 200 << 10, agent.DefaultReconnectMin, agent.DefaultReconnectMax},
+		{"in flight set", func(c *agent.Config) { c.MaxInFlightBytes = 100 << 10 }, agent.DefaultMaxBatchBytes, 100 << 10, agent.DefaultReconnectMin, agent.DefaultReconnectMax},
+		{"backoff floor above the ceiling's default", func(c *agent.Config) { c.ReconnectMin = time.Hour }, agent.DefaultMaxBatchBytes, agent.DefaultMaxInFlightBytes, time.Hour, time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.mod(&c)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			f := agent.Filled(c)
+			if f.MaxBatchBytes != tc.batch || f.MaxInFlightBytes != tc.inFlight || f.ReconnectMin != tc.reconnectMin || f.ReconnectMax != tc.reconnect {
+				t.Errorf("filled batch %d in flight %d backoff %v..%v; want %d %d %v..%v", f.MaxBatchBytes, f.MaxInFlightBytes,
+					f.ReconnectMin, f.ReconnectMax, tc.batch, tc.inFlight, tc.reconnectMin, tc.reconnect)
+			}
+		})
+	}
+}
+
 func TestRunTwice(t *testing.T) {
 	a, err := agent.New(agent.Config{Server: "ws://127.0.0.1:1", Token: "t", AMI: ami.Config{Addr: "127.0.0.1:1", Username: "u"}})
 	if err != nil {
