@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,21 +46,12 @@ const (
 )
 
 func (c *CallControl) fill() {
-	def := func(p *time.Duration, v time.Duration) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&c.DTMFDuration, DefaultDTMFDuration)
-	def(&c.MinDTMFDuration, DefaultMinDTMFDuration)
-	def(&c.MaxDTMFDuration, DefaultMaxDTMFDuration)
-	def(&c.MaxParkTimeout, DefaultMaxParkTimeout)
-	if c.MaxDTMFDigits == 0 {
-		c.MaxDTMFDigits = DefaultMaxDTMFDigits
-	}
-	if c.MaxTransfers == 0 {
-		c.MaxTransfers = DefaultMaxTransfers
-	}
+	c.DTMFDuration = cmp.Or(c.DTMFDuration, DefaultDTMFDuration)
+	c.MinDTMFDuration = cmp.Or(c.MinDTMFDuration, DefaultMinDTMFDuration)
+	c.MaxDTMFDuration = cmp.Or(c.MaxDTMFDuration, DefaultMaxDTMFDuration)
+	c.MaxParkTimeout = cmp.Or(c.MaxParkTimeout, DefaultMaxParkTimeout)
+	c.MaxDTMFDigits = cmp.Or(c.MaxDTMFDigits, DefaultMaxDTMFDigits)
+	c.MaxTransfers = cmp.Or(c.MaxTransfers, DefaultMaxTransfers)
 }
 
 // Validate says exactly what is wrong. Zero fields are fine (defaults).

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -151,25 +152,17 @@ func (c Config) Validate() error {
 }
 
 func (c *Config) fill() {
-	if c.Context == "" {
-		c.Context = DefaultContext
-	}
+	c.Context = cmp.Or(c.Context, DefaultContext)
 	c.Limits.fill()
 	c.CallControl.fill()
 	if c.DTMF == nil {
 		c.DTMF = c.AMI
 	}
-	if c.MaxConcurrentOriginates == 0 {
-		c.MaxConcurrentOriginates = DefaultMaxConcurrentOriginates
-	}
-	if c.OriginateResultGrace == 0 {
-		c.OriginateResultGrace = DefaultOriginateResultGrace
-	}
+	c.MaxConcurrentOriginates = cmp.Or(c.MaxConcurrentOriginates, DefaultMaxConcurrentOriginates)
+	c.OriginateResultGrace = cmp.Or(c.OriginateResultGrace, DefaultOriginateResultGrace)
 	c.Queues.fill()
 	c.Recordings.fill()
-	if c.ConfirmTimeout == 0 {
-		c.ConfirmTimeout = DefaultConfirmTimeout
-	}
+	c.ConfirmTimeout = cmp.Or(c.ConfirmTimeout, DefaultConfirmTimeout)
 	if c.NewCallID == nil {
 		c.NewCallID = NewCallID
 	}

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,12 +70,8 @@ func (c QueueConfig) Validate() error {
 }
 
 func (c *QueueConfig) fill() {
-	if c.MemberInterface == "" {
-		c.MemberInterface = DefaultQueueMemberInterface
-	}
-	if c.MaxPenalty == 0 {
-		c.MaxPenalty = DefaultMaxPenalty
-	}
+	c.MemberInterface = cmp.Or(c.MemberInterface, DefaultQueueMemberInterface)
+	c.MaxPenalty = cmp.Or(c.MaxPenalty, DefaultMaxPenalty)
 }
 
 // memberInterface is the interface of extension ext.

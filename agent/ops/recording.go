@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -77,12 +78,8 @@ func (c RecordingConfig) Validate() error {
 }
 
 func (c *RecordingConfig) fill() {
-	if c.Dir == "" {
-		c.Dir = DefaultRecordingsDir
-	}
-	if c.MaxActive == 0 {
-		c.MaxActive = DefaultMaxActiveRecordings
-	}
+	c.Dir = cmp.Or(c.Dir, DefaultRecordingsDir)
+	c.MaxActive = cmp.Or(c.MaxActive, DefaultMaxActiveRecordings)
 }
 
 // recordingIDRe is the only shape of id recording_fetch accepts: rec-,
