@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -214,11 +213,7 @@ func (c Config) Validate() error {
 	if err := c.CallControl.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, op := range c.Ops {
-		if !slices.Contains(protocol.Ops, op) {
-			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
-		}
-	}
+	errs = append(errs, ops.CheckOps(c.Ops))
 	if err := (ops.QueueConfig{MemberInterface: c.QueueMemberInterface}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("QueueMemberInterface: %w", err))
 	}

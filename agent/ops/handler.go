@@ -127,11 +127,7 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, op := range c.Ops {
-		if !slices.Contains(protocol.Ops, op) {
-			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
-		}
-	}
+	errs = append(errs, CheckOps(c.Ops))
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -149,6 +145,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("invalid ops config: %w", err)
 	}
 	return nil
+}
+
+// CheckOps refuses an allow-list of operations naming one that is not in
+// protocol.Ops (agent configuration).
+func CheckOps(ops []string) error {
+	var errs []error
+	for _, op := range ops {
+		if !slices.Contains(protocol.Ops, op) {
+			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) fill() {
