@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
@@ -116,7 +115,7 @@ func (h *Handler) blindTransfer(ctx context.Context, tr protocol.Channel, to str
 // transfer feature took them, or the digits reaching the peer as DTMF
 // when it has none (capture 13d).
 func (h *Handler) attendedTransfer(ctx context.Context, c transferCall, tr, peer protocol.Channel) error {
-	x := &xfer{callID: c.callID, transferer: tr.UniqueID, transfererName: tr.Channel, origBridge: tr.BridgeID, to: c.to, by: c.by, started: h.cfg.Now()}
+	x := &xfer{callID: c.callID, transferer: tr.UniqueID, origBridge: tr.BridgeID, to: c.to}
 	if !h.xfers.add(x) {
 		return fmt.Errorf("%w: %d attended transfers are in progress on this PBX", ErrBusy, h.cfg.CallControl.MaxTransfers)
 	}
@@ -282,12 +281,10 @@ func (h *Handler) pendingTransfer(a protocol.TransferControlArgs) (protocol.Chan
 // xfer is an attended transfer the agent started, followed until it is
 // completed, canceled or its transferer is gone.
 type xfer struct {
-	callID         string
-	transferer     string // uniqueid
-	transfererName string
-	origBridge     string // the bridge with the transferee the transferer left to consult
-	to, by         string
-	started        time.Time
+	callID     string
+	transferer string // uniqueid
+	origBridge string // the bridge with the transferee the transferer left to consult
+	to         string
 }
 
 // transfers is the attended transfers in progress, by transferer
