@@ -213,6 +213,11 @@ func (h *Handler) RecordingStart(ctx context.Context, a protocol.RecordingStartA
 	}
 	rec.mixID = resp.Get("MixMonitorID")
 	if _, err := h.confirm(ctx, w); err != nil {
+		if errors.Is(err, ErrNotConfirmed) {
+			// Answered not_confirmed, it must not be running either: it
+			// would count against no limit, and no request could stop it.
+			h.stopQuietly(ch.Channel, rec.mixID)
+		}
 		return none, err
 	}
 	if err := h.waitFile(ctx, full); err != nil {
