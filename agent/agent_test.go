@@ -323,6 +323,7 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny field limit", func(c *agent.Config) { c.MaxEventFieldBytes = 10 }, "MaxEventFieldBytes"},
 		{"confirmation too short", func(c *agent.Config) { c.ConfirmTimeout = 10 * time.Millisecond }, "ConfirmTimeout 10ms is outside 100ms..1m"},
 		{"negative confirmation", func(c *agent.Config) { c.ConfirmTimeout = -time.Second }, "ConfirmTimeout -1s is outside"},
+		{"negative recordings limit", func(c *agent.Config) { c.MaxActiveRecordings = -1 }, "MaxActiveRecordings -1 is negative"},
 		{"unknown op", func(c *agent.Config) { c.Ops = []string{"originate", "recordng_start"} }, `Ops: unknown operation "recordng_start"`},
 	}
 	for _, tc := range cases {

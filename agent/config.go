@@ -217,7 +217,7 @@ func (c Config) Validate() error {
 	if err := (ops.QueueConfig{MemberInterface: c.QueueMemberInterface}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("QueueMemberInterface: %w", err))
 	}
-	if err := (ops.RecordingConfig{Dir: c.RecordingsDir, MaxActive: c.MaxActiveRecordings}).Validate(); err != nil {
+	if err := (ops.RecordingConfig{Dir: c.RecordingsDir}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("RecordingsDir: %w", err))
 	}
 	if err := ops.CheckConfirmTimeout(c.ConfirmTimeout); err != nil {
@@ -233,6 +233,7 @@ func (c Config) Validate() error {
 	}{
 		{"MaxConcurrentOriginates", c.MaxConcurrentOriginates}, {"MaxConcurrentRequests", c.MaxConcurrentRequests},
 		{"MaxEventsPerBatch", c.MaxEventsPerBatch}, {"SubscriptionBuffer", c.SubscriptionBuffer},
+		{"MaxActiveRecordings", c.MaxActiveRecordings},
 	}
 	for _, i := range ints {
 		if i.n < 0 {
