@@ -134,43 +134,6 @@ func (h *Handler) checkPenalty(p int) error {
 	return nil
 }
 
-func (h *Handler) dispatchQueues(ctx context.Context, req protocol.Request) (any, error) {
-	switch req.Op {
-	case protocol.OpQueues:
-		var a protocol.QueuesArgs
-		if len(req.Args) > 0 {
-			if err := decodeArgs(req.Args, &a); err != nil {
-				return nil, err
-			}
-		}
-		return h.Queues(ctx, a)
-	case protocol.OpQueueMemberAdd:
-		var a protocol.QueueMemberAddArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueueMemberAdd(ctx, a)
-	case protocol.OpQueueMemberDel:
-		var a protocol.QueueMemberRemoveArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueueMemberRemove(ctx, a)
-	case protocol.OpQueueMemberPause:
-		var a protocol.QueueMemberPauseArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueueMemberPause(ctx, a)
-	default: // protocol.OpQueuePenalty
-		var a protocol.QueuePenaltyArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueuePenalty(ctx, a)
-	}
-}
-
 // Queues lists the PBX's queues, or one queue with its members and the
 // callers waiting in it. QueueSummary alone lacks the strategy and the
 // completed and abandoned counts, QueueStatus alone the available and

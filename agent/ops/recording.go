@@ -143,35 +143,6 @@ func (h *Handler) recordingChannelGone(uniqueid string) {
 	}
 }
 
-func (h *Handler) dispatchRecordings(ctx context.Context, req protocol.Request) (any, error) {
-	switch req.Op {
-	case protocol.OpRecordingStart:
-		var a protocol.RecordingStartArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingStart(ctx, a)
-	case protocol.OpRecordingStop:
-		var a protocol.RecordingStopArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingStop(ctx, a)
-	case protocol.OpRecordingMute:
-		var a protocol.RecordingMuteArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingMute(ctx, a)
-	default: // protocol.OpRecordingFetch
-		var a protocol.RecordingFetchArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingFetch(ctx, a)
-	}
-}
-
 // RecordingStart records a call: MixMonitor on its first channel, which
 // must be answered (MixMonitor starts at the answer), into a file the
 // agent names. It is confirmed by MixMonitorStart and by the file being
