@@ -308,6 +308,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"no server", func(c *agent.Config) { c.Server = "" }, "Server is empty"},
 		{"bad scheme", func(c *agent.Config) { c.Server = "ftp://x" }, "scheme"},
+		{"empty replica", func(c *agent.Config) { c.MoreServers = []string{"wss://cp2.example.com", ""} }, "MoreServers[1] is empty"},
+		{"bad replica", func(c *agent.Config) { c.MoreServers = []string{"ftp://cp2"} }, "scheme"},
 		{"credentials in url", func(c *agent.Config) { c.Server = "wss://u:p@x" }, "credentials"},
 		{"no token", func(c *agent.Config) { c.Token = "" }, "Token is empty"},
 		{"token newline", func(c *agent.Config) { c.Token = "t\n" }, "line breaks"},

@@ -178,14 +178,14 @@ type Config struct {
 // Validate says exactly what is wrong with the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Server == "" {
-		errs = append(errs, errors.New("Server is empty"))
-	}
-	for _, u := range append([]string{c.Server}, c.MoreServers...) {
-		if u == "" {
-			continue
-		}
-		if _, err := connectURL(u); err != nil {
+	for i, u := range append([]string{c.Server}, c.MoreServers...) {
+		switch _, err := connectURL(u); {
+		case u == "" && i == 0:
+			errs = append(errs, errors.New("Server is empty"))
+		case u == "":
+			// New would dial it, and fail, once a round.
+			errs = append(errs, fmt.Errorf("MoreServers[%d] is empty", i-1))
+		case err != nil:
 			errs = append(errs, err)
 		}
 	}
