@@ -105,38 +105,18 @@ func New(cfg Config) (*Agent, error) {
 		MaxConcurrentOriginates: cfg.MaxConcurrentOriginates,
 		Ops:                     cfg.Ops,
 		Status:                  a.Status,
-		ExpectOriginate: func(callID, from, to string) {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectOriginate(callID, from, to)
-		},
-		ExpectMonitor: func(spyCallID, target string) {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectMonitor(spyCallID, target)
-		},
-		ExpectHangup: func(uniqueid, by string) {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectHangup(uniqueid, by)
-		},
-		ConfirmTimeout: cfg.ConfirmTimeout,
-		DTMF:           ops.FromClient(dtmf),
-		CallControl:    cfg.CallControl,
+		ExpectOriginate:         func(callID, from, to string) { a.track(func(t *calls.Tracker) { t.ExpectOriginate(callID, from, to) }) },
+		ExpectMonitor:           func(spyCallID, target string) { a.track(func(t *calls.Tracker) { t.ExpectMonitor(spyCallID, target) }) },
+		ExpectHangup:            func(uniqueid, by string) { a.track(func(t *calls.Tracker) { t.ExpectHangup(uniqueid, by) }) },
+		ConfirmTimeout:          cfg.ConfirmTimeout,
+		DTMF:                    ops.FromClient(dtmf),
+		CallControl:             cfg.CallControl,
 		ExpectTransfer: func(uniqueid, by, mode, to string) {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectTransfer(uniqueid, by, mode, to)
+			a.track(func(t *calls.Tracker) { t.ExpectTransfer(uniqueid, by, mode, to) })
 		},
-		ExpectPark: func(uniqueid, by string) {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectPark(uniqueid, by)
-		},
+		ExpectPark: func(uniqueid, by string) { a.track(func(t *calls.Tracker) { t.ExpectPark(uniqueid, by) }) },
 		ExpectPickup: func(pickupCallID, parkedCallID, by string) {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectPickup(pickupCallID, parkedCallID, by)
+			a.track(func(t *calls.Tracker) { t.ExpectPickup(pickupCallID, parkedCallID, by) })
 		},
 		Logger: a.log,
 		Now:    cfg.Now,
@@ -148,6 +128,14 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// track runs f on the tracker under trackMu: the operations' hints come
+// from request handlers, concurrently with the AMI consumer.
+func (a *Agent) track(f func(*calls.Tracker)) {
+	a.trackMu.Lock()
+	defer a.trackMu.Unlock()
+	f(a.tracker)
 }
 
 // ErrAlreadyRunning is returned by a second Run.

@@ -308,6 +308,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"no server", func(c *agent.Config) { c.Server = "" }, "Server is empty"},
 		{"bad scheme", func(c *agent.Config) { c.Server = "ftp://x" }, "scheme"},
+		{"empty replica", func(c *agent.Config) { c.MoreServers = []string{"wss://cp2.example.com", ""} }, "MoreServers[1] is empty"},
+		{"bad replica", func(c *agent.Config) { c.MoreServers = []string{"ftp://cp2"} }, "scheme"},
 		{"credentials in url", func(c *agent.Config) { c.Server = "wss://u:p@x" }, "credentials"},
 		{"no token", func(c *agent.Config) { c.Token = "" }, "Token is empty"},
 		{"token newline", func(c *agent.Config) { c.Token = "t\n" }, "line breaks"},
@@ -323,6 +325,8 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny field limit", func(c *agent.Config) { c.MaxEventFieldBytes = 10 }, "MaxEventFieldBytes"},
 		{"confirmation too short", func(c *agent.Config) { c.ConfirmTimeout = 10 * time.Millisecond }, "ConfirmTimeout 10ms is outside 100ms..1m"},
 		{"negative confirmation", func(c *agent.Config) { c.ConfirmTimeout = -time.Second }, "ConfirmTimeout -1s is outside"},
+		{"negative recordings limit", func(c *agent.Config) { c.MaxActiveRecordings = -1 }, "MaxActiveRecordings -1 is negative"},
+		{"unknown op", func(c *agent.Config) { c.Ops = []string{"originate", "recordng_start"} }, `Ops: unknown operation "recordng_start"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -334,6 +338,37 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if _, err := agent.New(c); err == nil {
 				t.Fatal("New accepted an invalid config")
+			}
+		})
+	}
+}
+
+// TestConfigDerivedDefaults: the defaults that depend on another setting
+// follow it, and what Validate accepts is what fill produces.
+func TestConfigDerivedDefaults(t *testing.T) {
+	good := agent.Config{Server: "wss://cp.example.com", Token: "t", AMI: ami.Config{Username: "u"}}
+	cases := []struct {
+		name                    string
+		mod                     func(*agent.Config)
+		batch, inFlight         int
+		reconnectMin, reconnect time.Duration
+	}{
+		{"zero", func(*agent.Config) {}, agent.DefaultMaxBatchBytes, agent.DefaultMaxInFlightBytes, agent.DefaultReconnectMin, agent.DefaultReconnectMax},
+		{"batch above the in-flight default", func(c *agent.Config) { c.MaxBatchBytes = 200 << 10 }, 200 << 10, 200 << 10, agent.DefaultReconnectMin, agent.DefaultReconnectMax},
+		{"in flight set", func(c *agent.Config) { c.MaxInFlightBytes = 100 << 10 }, agent.DefaultMaxBatchBytes, 100 << 10, agent.DefaultReconnectMin, agent.DefaultReconnectMax},
+		{"backoff floor above the ceiling's default", func(c *agent.Config) { c.ReconnectMin = time.Hour }, agent.DefaultMaxBatchBytes, agent.DefaultMaxInFlightBytes, time.Hour, time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.mod(&c)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			f := agent.Filled(c)
+			if f.MaxBatchBytes != tc.batch || f.MaxInFlightBytes != tc.inFlight || f.ReconnectMin != tc.reconnectMin || f.ReconnectMax != tc.reconnect {
+				t.Errorf("filled batch %d in flight %d backoff %v..%v; want %d %d %v..%v", f.MaxBatchBytes, f.MaxInFlightBytes,
+					f.ReconnectMin, f.ReconnectMax, tc.batch, tc.inFlight, tc.reconnectMin, tc.reconnect)
 			}
 		})
 	}

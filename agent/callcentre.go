@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/switchboard-pbx/switchboard/agent/calls"
 	"github.com/switchboard-pbx/switchboard/agent/ops"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -12,19 +13,11 @@ func (a *Agent) recordingConfig() ops.RecordingConfig {
 		Dir:       a.cfg.RecordingsDir,
 		MaxActive: a.cfg.MaxActiveRecordings,
 		Expect: func(uniqueid string, r protocol.Recording) func() {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectRecording(uniqueid, r)
-			return func() {
-				a.trackMu.Lock()
-				defer a.trackMu.Unlock()
-				a.tracker.CancelRecording(uniqueid, r.ID)
-			}
+			a.track(func(t *calls.Tracker) { t.ExpectRecording(uniqueid, r) })
+			return func() { a.track(func(t *calls.Tracker) { t.CancelRecording(uniqueid, r.ID) }) }
 		},
 		ExpectStop: func(uniqueid, id string) {
-			a.trackMu.Lock()
-			defer a.trackMu.Unlock()
-			a.tracker.ExpectRecordingStop(uniqueid, id)
+			a.track(func(t *calls.Tracker) { t.ExpectRecordingStop(uniqueid, id) })
 		},
 	}
 }

@@ -1,13 +1,13 @@
 package agent
 
 import (
+	"cmp"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -178,14 +178,14 @@ type Config struct {
 // Validate says exactly what is wrong with the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Server == "" {
-		errs = append(errs, errors.New("Server is empty"))
-	}
-	for _, u := range append([]string{c.Server}, c.MoreServers...) {
-		if u == "" {
-			continue
-		}
-		if _, err := connectURL(u); err != nil {
+	for i, u := range append([]string{c.Server}, c.MoreServers...) {
+		switch _, err := connectURL(u); {
+		case u == "" && i == 0:
+			errs = append(errs, errors.New("Server is empty"))
+		case u == "":
+			// New would dial it, and fail, once a round.
+			errs = append(errs, fmt.Errorf("MoreServers[%d] is empty", i-1))
+		case err != nil:
 			errs = append(errs, err)
 		}
 	}
@@ -213,15 +213,11 @@ func (c Config) Validate() error {
 	if err := c.CallControl.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, op := range c.Ops {
-		if !slices.Contains(protocol.Ops, op) {
-			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
-		}
-	}
+	errs = append(errs, ops.CheckOps(c.Ops))
 	if err := (ops.QueueConfig{MemberInterface: c.QueueMemberInterface}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("QueueMemberInterface: %w", err))
 	}
-	if err := (ops.RecordingConfig{Dir: c.RecordingsDir, MaxActive: c.MaxActiveRecordings}).Validate(); err != nil {
+	if err := (ops.RecordingConfig{Dir: c.RecordingsDir}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("RecordingsDir: %w", err))
 	}
 	if err := ops.CheckConfirmTimeout(c.ConfirmTimeout); err != nil {
@@ -231,15 +227,17 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateEventLimits()...)
-	nonNeg := map[string]int{
-		"MaxConcurrentOriginates": c.MaxConcurrentOriginates,
-		"MaxConcurrentRequests":   c.MaxConcurrentRequests,
-		"MaxEventsPerBatch":       c.MaxEventsPerBatch,
-		"SubscriptionBuffer":      c.SubscriptionBuffer,
+	ints := []struct {
+		name string
+		n    int
+	}{
+		{"MaxConcurrentOriginates", c.MaxConcurrentOriginates}, {"MaxConcurrentRequests", c.MaxConcurrentRequests},
+		{"MaxEventsPerBatch", c.MaxEventsPerBatch}, {"SubscriptionBuffer", c.SubscriptionBuffer},
+		{"MaxActiveRecordings", c.MaxActiveRecordings},
 	}
-	for _, name := range []string{"MaxConcurrentOriginates", "MaxConcurrentRequests", "MaxEventsPerBatch", "SubscriptionBuffer"} {
-		if nonNeg[name] < 0 {
-			errs = append(errs, fmt.Errorf("%s %d is negative", name, nonNeg[name]))
+	for _, i := range ints {
+		if i.n < 0 {
+			errs = append(errs, fmt.Errorf("%s %d is negative", i.name, i.n))
 		}
 	}
 	durs := []struct {
@@ -272,54 +270,21 @@ func (c *Config) fill() {
 		// The client scopes its logger with component=ami itself.
 		c.AMI.Logger = c.Logger
 	}
-	if c.Context == "" {
-		c.Context = DefaultContext
-	}
-	if c.AMI.Events == "" {
-		c.AMI.Events = DefaultAMIEvents
-	}
-	if c.MaxConcurrentRequests == 0 {
-		c.MaxConcurrentRequests = DefaultMaxRequests
-	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.MaxPendingEvents == 0 {
-		c.MaxPendingEvents = outbox.DefaultMaxPending
-	}
-	if c.MaxEventsPerBatch == 0 {
-		c.MaxEventsPerBatch = DefaultMaxEventsPerBatch
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if c.MaxInFlightBytes == 0 {
-		c.MaxInFlightBytes = max(DefaultMaxInFlightBytes, c.MaxBatchBytes)
-	}
-	if c.MaxEventFieldBytes == 0 {
-		c.MaxEventFieldBytes = DefaultMaxEventFieldBytes
-	}
-	if c.SubscriptionBuffer == 0 {
-		c.SubscriptionBuffer = DefaultSubscriptionBuffer
-	}
-	if c.ReconnectMin == 0 {
-		c.ReconnectMin = DefaultReconnectMin
-	}
-	if c.ReconnectMax == 0 {
-		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
-	}
-	if c.HealthyAfter == 0 {
-		c.HealthyAfter = DefaultHealthyAfter
-	}
-	if c.HelloTimeout == 0 {
-		c.HelloTimeout = DefaultHelloTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.Version == "" {
-		c.Version = DefaultVersion
-	}
+	c.Context = cmp.Or(c.Context, DefaultContext)
+	c.AMI.Events = cmp.Or(c.AMI.Events, DefaultAMIEvents)
+	c.MaxConcurrentRequests = cmp.Or(c.MaxConcurrentRequests, DefaultMaxRequests)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.MaxPendingEvents = cmp.Or(c.MaxPendingEvents, outbox.DefaultMaxPending)
+	c.MaxEventsPerBatch = cmp.Or(c.MaxEventsPerBatch, DefaultMaxEventsPerBatch)
+	c.MaxBatchBytes, c.MaxInFlightBytes = c.eventByteLimits()
+	c.MaxEventFieldBytes = cmp.Or(c.MaxEventFieldBytes, DefaultMaxEventFieldBytes)
+	c.SubscriptionBuffer = cmp.Or(c.SubscriptionBuffer, DefaultSubscriptionBuffer)
+	c.ReconnectMin = cmp.Or(c.ReconnectMin, DefaultReconnectMin)
+	c.ReconnectMax = cmp.Or(c.ReconnectMax, max(DefaultReconnectMax, c.ReconnectMin))
+	c.HealthyAfter = cmp.Or(c.HealthyAfter, DefaultHealthyAfter)
+	c.HelloTimeout = cmp.Or(c.HelloTimeout, DefaultHelloTimeout)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.Version = cmp.Or(c.Version, DefaultVersion)
 	if c.Hostname == "" {
 		c.Hostname, _ = os.Hostname()
 	}
@@ -335,13 +300,7 @@ const minBatchBytes = 4 * outbox.MinMaxEventBytes
 // other and against the protocol's frame limit and the tunnel's window.
 func (c Config) validateEventLimits() []error {
 	var errs []error
-	batch, inFlight := c.MaxBatchBytes, c.MaxInFlightBytes
-	if batch == 0 {
-		batch = DefaultMaxBatchBytes
-	}
-	if inFlight == 0 {
-		inFlight = max(DefaultMaxInFlightBytes, batch)
-	}
+	batch, inFlight := c.eventByteLimits()
 	if batch < minBatchBytes || batch > protocol.DefaultMaxFrameBytes {
 		errs = append(errs, fmt.Errorf("MaxBatchBytes %d must be %d to %d (the control plane's frame limit)", batch, minBatchBytes, protocol.DefaultMaxFrameBytes))
 	}
@@ -354,6 +313,13 @@ func (c Config) validateEventLimits() []error {
 		}
 	}
 	return errs
+}
+
+// eventByteLimits is MaxBatchBytes and MaxInFlightBytes, zero ones
+// replaced by their defaults.
+func (c Config) eventByteLimits() (batch, inFlight int) {
+	batch = cmp.Or(c.MaxBatchBytes, DefaultMaxBatchBytes)
+	return batch, cmp.Or(c.MaxInFlightBytes, max(DefaultMaxInFlightBytes, batch))
 }
 
 // maxEventBytes is the largest event the agent sends: a quarter of a batch.

@@ -1,16 +1,12 @@
 package agent
 
-import (
-	"math/rand/v2"
-	"sync"
-)
+import "math/rand/v2"
 
 // servers hands out the control-plane URLs to dial, each in turn in a
 // random order that is drawn again once all were tried: agents of one site
 // spread over the replicas, and a dead replica costs one attempt per
-// round. Only the tunnel loop calls next; the lock is for tests.
+// round. Only the tunnel loop calls next, one dial at a time.
 type servers struct {
-	mu      sync.Mutex
 	urls    []string
 	order   []int
 	shuffle func(n int, swap func(i, j int))
@@ -25,8 +21,6 @@ func newServers(urls []string, shuffle func(n int, swap func(i, j int))) *server
 
 // next is the URL of the next attempt.
 func (s *servers) next() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if len(s.urls) == 1 {
 		return s.urls[0]
 	}

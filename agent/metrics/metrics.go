@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard-pbx/switchboard/agent"
+	"github.com/switchboard-pbx/switchboard/agent/ops"
 	"github.com/switchboard-pbx/switchboard/agent/outbox"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -17,6 +18,8 @@ type Source interface {
 	Status() protocol.Status
 	OutboxStats() outbox.Stats
 	StreamStats() agent.StreamStats
+	OpsStats() ops.Stats
+	DTMFSessionUp() bool
 }
 
 // Handler serves the agent's metrics in the Prometheus text format.

@@ -12,14 +12,18 @@ import (
 )
 
 type fake struct {
-	st protocol.Status
-	ob outbox.Stats
-	ss agent.StreamStats
+	st     protocol.Status
+	ob     outbox.Stats
+	ss     agent.StreamStats
+	stats  ops.Stats
+	dtmfUp bool
 }
 
 func (f *fake) Status() protocol.Status        { return f.st }
 func (f *fake) OutboxStats() outbox.Stats      { return f.ob }
 func (f *fake) StreamStats() agent.StreamStats { return f.ss }
+func (f *fake) OpsStats() ops.Stats            { return f.stats }
+func (f *fake) DTMFSessionUp() bool            { return f.dtmfUp }
 
 func TestHandlerReadsAtScrapeTime(t *testing.T) {
 	f := &fake{st: protocol.Status{AMI: protocol.AMIUp, LiveChannels: 4, LiveCalls: 2}, ob: outbox.Stats{Pending: 7, NextSeq: 101, Lost: 3, Truncated: 5, TooLarge: 1},
@@ -47,17 +51,8 @@ func TestHandlerReadsAtScrapeTime(t *testing.T) {
 	}
 }
 
-type ccFake struct {
-	fake
-	stats  ops.Stats
-	dtmfUp bool
-}
-
-func (f *ccFake) OpsStats() ops.Stats { return f.stats }
-func (f *ccFake) DTMFSessionUp() bool { return f.dtmfUp }
-
 func TestOpsMetrics(t *testing.T) {
-	f := &ccFake{stats: ops.Stats{Unconfirmed: map[string]uint64{"transfer": 2, "dtmf": 1, "queue_member_pause": 3, "park": 0},
+	f := &fake{stats: ops.Stats{Unconfirmed: map[string]uint64{"transfer": 2, "dtmf": 1, "queue_member_pause": 3, "park": 0},
 		Transfers: 3, TransfersRefused: 4}, dtmfUp: true}
 	rec := httptest.NewRecorder()
 	Handler(f).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

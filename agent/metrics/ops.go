@@ -4,23 +4,14 @@ import (
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/switchboard-pbx/switchboard/agent/ops"
 )
-
-// OpsSource is what the operations' metrics read; *agent.Agent provides
-// it. A Source without it gets none of them.
-type OpsSource interface {
-	OpsStats() ops.Stats
-	DTMFSessionUp() bool
-}
 
 var unconfirmedDesc = prometheus.NewDesc("switchboard_agent_operations_unconfirmed_total",
 	"Operations Asterisk accepted whose confirming events did not come within --confirm-timeout, or said they failed (answered not_confirmed), by op.",
 	[]string{"op"}, nil)
 
 // unconfirmedCollector reports the per-op counts at scrape time.
-type unconfirmedCollector struct{ src OpsSource }
+type unconfirmedCollector struct{ src Source }
 
 func (c unconfirmedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- unconfirmedDesc }
 
@@ -36,11 +27,8 @@ func (c unconfirmedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func opsCollectors(src Source) []prometheus.Collector {
-	o, ok := src.(OpsSource)
-	if !ok {
-		return nil
-	}
+// opsCollectors are the operations' metrics.
+func opsCollectors(o Source) []prometheus.Collector {
 	return []prometheus.Collector{
 		unconfirmedCollector{o},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchboard_agent_ami_dtmf_up",

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,21 +46,12 @@ const (
 )
 
 func (c *CallControl) fill() {
-	def := func(p *time.Duration, v time.Duration) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&c.DTMFDuration, DefaultDTMFDuration)
-	def(&c.MinDTMFDuration, DefaultMinDTMFDuration)
-	def(&c.MaxDTMFDuration, DefaultMaxDTMFDuration)
-	def(&c.MaxParkTimeout, DefaultMaxParkTimeout)
-	if c.MaxDTMFDigits == 0 {
-		c.MaxDTMFDigits = DefaultMaxDTMFDigits
-	}
-	if c.MaxTransfers == 0 {
-		c.MaxTransfers = DefaultMaxTransfers
-	}
+	c.DTMFDuration = cmp.Or(c.DTMFDuration, DefaultDTMFDuration)
+	c.MinDTMFDuration = cmp.Or(c.MinDTMFDuration, DefaultMinDTMFDuration)
+	c.MaxDTMFDuration = cmp.Or(c.MaxDTMFDuration, DefaultMaxDTMFDuration)
+	c.MaxParkTimeout = cmp.Or(c.MaxParkTimeout, DefaultMaxParkTimeout)
+	c.MaxDTMFDigits = cmp.Or(c.MaxDTMFDigits, DefaultMaxDTMFDigits)
+	c.MaxTransfers = cmp.Or(c.MaxTransfers, DefaultMaxTransfers)
 }
 
 // Validate says exactly what is wrong. Zero fields are fine (defaults).
@@ -261,58 +253,4 @@ func (h *Handler) checkTarget(ctx context.Context, field, exten string) error {
 		return invalid(field, "%s does not exist in the PBX's dialplan context %s; nothing was sent", exten, h.cfg.Context)
 	}
 	return nil
-}
-
-// callControl decodes and runs a call-control request.
-func (h *Handler) callControl(ctx context.Context, req protocol.Request) (any, error) {
-	switch req.Op {
-	case protocol.OpTransfer:
-		var a protocol.TransferArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.Transfer(ctx, a)
-	case protocol.OpTransferComplete, protocol.OpTransferCancel:
-		var a protocol.TransferControlArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		if req.Op == protocol.OpTransferCancel {
-			return h.TransferCancel(ctx, a)
-		}
-		return h.TransferComplete(ctx, a)
-	case protocol.OpDTMF:
-		var a protocol.DTMFArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.DTMF(ctx, a)
-	case protocol.OpPark:
-		var a protocol.ParkArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.Park(ctx, a)
-	case protocol.OpParked:
-		var a protocol.ParkedArgs
-		if len(req.Args) > 0 {
-			if err := decodeArgs(req.Args, &a); err != nil {
-				return nil, err
-			}
-		}
-		return h.Parked(ctx, a)
-	case protocol.OpParkedPickup:
-		var a protocol.ParkedPickupArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.ParkedPickup(ctx, a)
-	case protocol.OpMute:
-		var a protocol.MuteArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.Mute(ctx, a)
-	}
-	return nil, fmt.Errorf("%w %q", ErrUnsupported, truncate(req.Op, 40))
 }

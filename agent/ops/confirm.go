@@ -142,6 +142,24 @@ func (h *Handler) expect(c confirmation) *waiter {
 	return w
 }
 
+// sendConfirmed sends act on a and waits for the events c describes: it
+// registers them first (expect), since they may arrive before the
+// Response, and stops waiting when the action fails. It is the order
+// every operation confirmed by one action follows. c.action defaults to
+// act's name. The error is the action's (an *ami.ResponseError for a
+// refusal) or confirm's.
+func (h *Handler) sendConfirmed(ctx context.Context, a AMI, act *ami.Message, c confirmation) ([]*ami.Message, error) {
+	if c.action == "" {
+		c.action = act.Action()
+	}
+	w := h.expect(c)
+	if _, err := a.Action(ctx, act); err != nil {
+		h.forget(w)
+		return nil, err
+	}
+	return h.confirm(ctx, w)
+}
+
 // forget stops w waiting; it may be called more than once.
 func (h *Handler) forget(w *waiter) {
 	h.waits.mu.Lock()
@@ -267,10 +285,6 @@ func (u *unconfirmedCounts) snapshot() map[string]uint64 {
 	}
 	return out
 }
-
-// is reports whether header k of m equals v, as Asterisk compares names:
-// without regard to case.
-func is(m *ami.Message, k, v string) bool { return strings.EqualFold(m.Get(k), v) }
 
 // CheckConfirmTimeout refuses a confirmation timeout outside 100ms..1m
 // (zero is DefaultConfirmTimeout).

@@ -87,16 +87,11 @@ func (h *Handler) playDigit(ctx context.Context, ch protocol.Channel, digit stri
 	if strings.HasSuffix(ch.Channel, ";1") {
 		half = strings.TrimSuffix(ch.Channel, ";1") + ";2"
 	}
-	w := h.expect(confirmation{op: protocol.OpDTMF, action: "PlayDTMF", events: "DTMFEnd of digit " + digit, class: "dtmf",
+	act := ami.NewAction("PlayDTMF", "Channel", ch.Channel, "Digit", digit, "Duration", strconv.FormatInt(dur.Milliseconds(), 10))
+	_, err := h.sendConfirmed(ctx, h.dtmf, act, confirmation{op: protocol.OpDTMF, events: "DTMFEnd of digit " + digit, class: "dtmf",
 		match: func(m *ami.Message) bool {
 			return m.Event() == "DTMFEnd" && m.Get("Digit") == digit &&
 				(m.Get("Uniqueid") == ch.UniqueID || (half != "" && m.Get("Channel") == half))
 		}})
-	act := ami.NewAction("PlayDTMF", "Channel", ch.Channel, "Digit", digit, "Duration", strconv.FormatInt(dur.Milliseconds(), 10))
-	if _, err := h.dtmf.Action(ctx, act); err != nil {
-		h.forget(w)
-		return err
-	}
-	_, err := h.confirm(ctx, w)
 	return err
 }

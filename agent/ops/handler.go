@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -126,11 +127,7 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, op := range c.Ops {
-		if !slices.Contains(protocol.Ops, op) {
-			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
-		}
-	}
+	errs = append(errs, CheckOps(c.Ops))
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -150,26 +147,30 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func (c *Config) fill() {
-	if c.Context == "" {
-		c.Context = DefaultContext
+// CheckOps refuses an allow-list of operations naming one that is not in
+// protocol.Ops (agent configuration).
+func CheckOps(ops []string) error {
+	var errs []error
+	for _, op := range ops {
+		if !slices.Contains(protocol.Ops, op) {
+			errs = append(errs, fmt.Errorf("Ops: unknown operation %q (known: %s)", op, strings.Join(protocol.Ops, ", ")))
+		}
 	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) fill() {
+	c.Context = cmp.Or(c.Context, DefaultContext)
 	c.Limits.fill()
 	c.CallControl.fill()
 	if c.DTMF == nil {
 		c.DTMF = c.AMI
 	}
-	if c.MaxConcurrentOriginates == 0 {
-		c.MaxConcurrentOriginates = DefaultMaxConcurrentOriginates
-	}
-	if c.OriginateResultGrace == 0 {
-		c.OriginateResultGrace = DefaultOriginateResultGrace
-	}
+	c.MaxConcurrentOriginates = cmp.Or(c.MaxConcurrentOriginates, DefaultMaxConcurrentOriginates)
+	c.OriginateResultGrace = cmp.Or(c.OriginateResultGrace, DefaultOriginateResultGrace)
 	c.Queues.fill()
 	c.Recordings.fill()
-	if c.ConfirmTimeout == 0 {
-		c.ConfirmTimeout = DefaultConfirmTimeout
-	}
+	c.ConfirmTimeout = cmp.Or(c.ConfirmTimeout, DefaultConfirmTimeout)
 	if c.NewCallID == nil {
 		c.NewCallID = NewCallID
 	}
@@ -283,39 +284,72 @@ func (h *Handler) Serve(ctx context.Context, req protocol.Request) (any, error) 
 func (h *Handler) dispatch(ctx context.Context, req protocol.Request) (any, error) {
 	switch req.Op {
 	case protocol.OpOriginate:
-		var a protocol.OriginateArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.Originate(ctx, a)
+		return withArgs(ctx, req.Args, h.Originate)
 	case protocol.OpHangup:
-		var a protocol.HangupArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.Hangup(ctx, a)
+		return withArgs(ctx, req.Args, h.Hangup)
 	case protocol.OpMonitor:
-		var a protocol.MonitorArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.Monitor(ctx, a)
+		return withArgs(ctx, req.Args, h.Monitor)
 	case protocol.OpChannels:
 		return h.Channels(ctx)
 	case protocol.OpStatus:
 		return h.Status(), nil
 	case protocol.OpPing:
 		return h.Ping(ctx)
-	case protocol.OpQueues, protocol.OpQueueMemberAdd, protocol.OpQueueMemberDel, protocol.OpQueueMemberPause,
-		protocol.OpQueuePenalty:
-		return h.dispatchQueues(ctx, req)
-	case protocol.OpRecordingStart, protocol.OpRecordingStop, protocol.OpRecordingMute, protocol.OpRecordingFetch:
-		return h.dispatchRecordings(ctx, req)
-	case protocol.OpTransfer, protocol.OpTransferComplete, protocol.OpTransferCancel, protocol.OpDTMF,
-		protocol.OpPark, protocol.OpParked, protocol.OpParkedPickup, protocol.OpMute:
-		return h.callControl(ctx, req)
+	case protocol.OpQueues:
+		return withOptionalArgs(ctx, req.Args, h.Queues)
+	case protocol.OpQueueMemberAdd:
+		return withArgs(ctx, req.Args, h.QueueMemberAdd)
+	case protocol.OpQueueMemberDel:
+		return withArgs(ctx, req.Args, h.QueueMemberRemove)
+	case protocol.OpQueueMemberPause:
+		return withArgs(ctx, req.Args, h.QueueMemberPause)
+	case protocol.OpQueuePenalty:
+		return withArgs(ctx, req.Args, h.QueuePenalty)
+	case protocol.OpRecordingStart:
+		return withArgs(ctx, req.Args, h.RecordingStart)
+	case protocol.OpRecordingStop:
+		return withArgs(ctx, req.Args, h.RecordingStop)
+	case protocol.OpRecordingMute:
+		return withArgs(ctx, req.Args, h.RecordingMute)
+	case protocol.OpRecordingFetch:
+		return withArgs(ctx, req.Args, h.RecordingFetch)
+	case protocol.OpTransfer:
+		return withArgs(ctx, req.Args, h.Transfer)
+	case protocol.OpTransferComplete:
+		return withArgs(ctx, req.Args, h.TransferComplete)
+	case protocol.OpTransferCancel:
+		return withArgs(ctx, req.Args, h.TransferCancel)
+	case protocol.OpDTMF:
+		return withArgs(ctx, req.Args, h.DTMF)
+	case protocol.OpPark:
+		return withArgs(ctx, req.Args, h.Park)
+	case protocol.OpParked:
+		return withOptionalArgs(ctx, req.Args, h.Parked)
+	case protocol.OpParkedPickup:
+		return withArgs(ctx, req.Args, h.ParkedPickup)
+	case protocol.OpMute:
+		return withArgs(ctx, req.Args, h.Mute)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnsupported, truncate(req.Op, 40))
+}
+
+// withArgs decodes a request's arguments and runs op with them.
+func withArgs[A, R any](ctx context.Context, raw json.RawMessage, op func(context.Context, A) (R, error)) (any, error) {
+	var a A
+	if err := decodeArgs(raw, &a); err != nil {
+		return nil, err
+	}
+	return op(ctx, a)
+}
+
+// withOptionalArgs is withArgs for an operation whose arguments may be
+// left out (all of them optional).
+func withOptionalArgs[A, R any](ctx context.Context, raw json.RawMessage, op func(context.Context, A) (R, error)) (any, error) {
+	if len(raw) == 0 {
+		var a A
+		return op(ctx, a)
+	}
+	return withArgs(ctx, raw, op)
 }
 
 // decodeArgs unmarshals a request's arguments. Unknown fields are ignored

@@ -194,6 +194,30 @@ func TestHandleErrors(t *testing.T) {
 	}
 }
 
+// TestEveryOpDispatched: every operation of the protocol reaches its
+// handler, which refuses it without arguments unless all of its
+// arguments are optional.
+func TestEveryOpDispatched(t *testing.T) {
+	optional := map[string]bool{protocol.OpChannels: true, protocol.OpStatus: true, protocol.OpPing: true,
+		protocol.OpQueues: true, protocol.OpParked: true}
+	f := newFakeAMI()
+	f.connected = false // nothing an operation might send reaches the fake
+	h := newTestHandler(t, f, nil)
+	for _, op := range protocol.Ops {
+		resp := call(h, request(op, nil))
+		switch {
+		case resp.Error != nil && resp.Error.Code == protocol.ErrCodeUnsupported:
+			t.Errorf("%s: not dispatched: %s", op, resp.Error.Message)
+		case optional[op]:
+			if resp.Error != nil && resp.Error.Code == protocol.ErrCodeInvalid {
+				t.Errorf("%s without arguments: %s", op, resp.Error.Message)
+			}
+		case resp.Error == nil || resp.Error.Code != protocol.ErrCodeInvalid || resp.Error.Message != "args: are required":
+			t.Errorf("%s without arguments: %+v, want invalid args: are required", op, resp.Error)
+		}
+	}
+}
+
 func TestOriginateBusyAndRelease(t *testing.T) {
 	f := newFakeAMI()
 	h := newTestHandler(t, f, func(c *Config) { c.MaxConcurrentOriginates = 2 })

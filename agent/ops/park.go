@@ -68,10 +68,6 @@ func (h *Handler) Park(ctx context.Context, a protocol.ParkArgs) (protocol.ParkR
 	if h.cfg.ExpectPark != nil {
 		h.cfg.ExpectPark(parkee.UniqueID, a.By)
 	}
-	w := h.expect(confirmation{op: protocol.OpPark, action: "Park", events: "ParkedCall", class: "call",
-		match: func(m *ami.Message) bool {
-			return m.Event() == "ParkedCall" && m.Get("ParkeeUniqueid") == parkee.UniqueID
-		}})
 	act := ami.NewAction("Park", "Channel", parkee.Channel, "TimeoutChannel", parker.Channel)
 	if a.Lot != "" {
 		act.Add("Parkinglot", a.Lot)
@@ -79,11 +75,10 @@ func (h *Handler) Park(ctx context.Context, a protocol.ParkArgs) (protocol.ParkR
 	if a.TimeoutS > 0 {
 		act.Add("Timeout", strconv.Itoa(a.TimeoutS*1000))
 	}
-	if _, err := h.cfg.AMI.Action(ctx, act); err != nil {
-		h.forget(w)
-		return protocol.ParkResult{}, err
-	}
-	evs, err := h.confirm(ctx, w)
+	evs, err := h.sendConfirmed(ctx, h.cfg.AMI, act, confirmation{op: protocol.OpPark, events: "ParkedCall", class: "call",
+		match: func(m *ami.Message) bool {
+			return m.Event() == "ParkedCall" && m.Get("ParkeeUniqueid") == parkee.UniqueID
+		}})
 	if err != nil {
 		return protocol.ParkResult{}, err
 	}
@@ -249,21 +244,4 @@ func (h *Handler) awaitPickup(ctx context.Context, w *waiter, p Pending, a proto
 	case <-wctx.Done():
 		return protocol.PickupRinging, nil
 	}
-}
-
-// known drops Asterisk's placeholder for an unset caller id.
-func known(s string) string {
-	if s == "<unknown>" {
-		return ""
-	}
-	return s
-}
-
-// atoi reads a small decimal header; anything else is 0.
-func atoi(s string) int {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return 0
-	}
-	return n
 }

@@ -1,13 +1,13 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -70,12 +70,8 @@ func (c QueueConfig) Validate() error {
 }
 
 func (c *QueueConfig) fill() {
-	if c.MemberInterface == "" {
-		c.MemberInterface = DefaultQueueMemberInterface
-	}
-	if c.MaxPenalty == 0 {
-		c.MaxPenalty = DefaultMaxPenalty
-	}
+	c.MemberInterface = cmp.Or(c.MemberInterface, DefaultQueueMemberInterface)
+	c.MaxPenalty = cmp.Or(c.MaxPenalty, DefaultMaxPenalty)
 }
 
 // memberInterface is the interface of extension ext.
@@ -138,43 +134,6 @@ func (h *Handler) checkPenalty(p int) error {
 	return nil
 }
 
-func (h *Handler) dispatchQueues(ctx context.Context, req protocol.Request) (any, error) {
-	switch req.Op {
-	case protocol.OpQueues:
-		var a protocol.QueuesArgs
-		if len(req.Args) > 0 {
-			if err := decodeArgs(req.Args, &a); err != nil {
-				return nil, err
-			}
-		}
-		return h.Queues(ctx, a)
-	case protocol.OpQueueMemberAdd:
-		var a protocol.QueueMemberAddArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueueMemberAdd(ctx, a)
-	case protocol.OpQueueMemberDel:
-		var a protocol.QueueMemberRemoveArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueueMemberRemove(ctx, a)
-	case protocol.OpQueueMemberPause:
-		var a protocol.QueueMemberPauseArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueueMemberPause(ctx, a)
-	default: // protocol.OpQueuePenalty
-		var a protocol.QueuePenaltyArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.QueuePenalty(ctx, a)
-	}
-}
-
 // Queues lists the PBX's queues, or one queue with its members and the
 // callers waiting in it. QueueSummary alone lacks the strategy and the
 // completed and abandoned counts, QueueStatus alone the available and
@@ -211,8 +170,8 @@ func (h *Handler) Queues(ctx context.Context, a protocol.QueuesArgs) (protocol.Q
 	for _, m := range sum.Items {
 		if i, ok := index[strings.ToLower(m.Get("Queue"))]; ok && m.Event() == "QueueSummary" {
 			q := &out.Queues[i]
-			q.Available, q.LoggedIn = toInt(m.Get("Available")), toInt(m.Get("LoggedIn"))
-			q.Callers, q.LongestWaitS = toInt(m.Get("Callers")), toInt(m.Get("LongestHoldTime"))
+			q.Available, q.LoggedIn = atoi(m.Get("Available")), atoi(m.Get("LoggedIn"))
+			q.Callers, q.LongestWaitS = atoi(m.Get("Callers")), atoi(m.Get("LongestHoldTime"))
 		}
 	}
 	if a.Queue == "" {
@@ -238,10 +197,10 @@ func (h *Handler) Queues(ctx context.Context, a protocol.QueuesArgs) (protocol.Q
 func queueParams(m *ami.Message) protocol.Queue {
 	perf, _ := strconv.ParseFloat(m.Get("ServicelevelPerf"), 64)
 	return protocol.Queue{
-		Name: m.Get("Queue"), Strategy: m.Get("Strategy"), Callers: toInt(m.Get("Calls")),
-		Completed: toInt(m.Get("Completed")), Abandoned: toInt(m.Get("Abandoned")),
-		HoldTimeS: toInt(m.Get("Holdtime")), TalkTimeS: toInt(m.Get("TalkTime")), MaxCallers: toInt(m.Get("Max")),
-		ServiceLevelS: toInt(m.Get("ServiceLevel")), ServiceLevelPerf: perf, Weight: toInt(m.Get("Weight")),
+		Name: m.Get("Queue"), Strategy: m.Get("Strategy"), Callers: atoi(m.Get("Calls")),
+		Completed: atoi(m.Get("Completed")), Abandoned: atoi(m.Get("Abandoned")),
+		HoldTimeS: atoi(m.Get("Holdtime")), TalkTimeS: atoi(m.Get("TalkTime")), MaxCallers: atoi(m.Get("Max")),
+		ServiceLevelS: atoi(m.Get("ServiceLevel")), ServiceLevelPerf: perf, Weight: atoi(m.Get("Weight")),
 	}
 }
 
@@ -251,46 +210,24 @@ func (h *Handler) queueMember(m *ami.Message, nameKey, ifaceKey string) protocol
 	iface := m.Get(ifaceKey)
 	return protocol.QueueMember{
 		Queue: m.Get("Queue"), Name: m.Get(nameKey), Extension: h.cfg.Queues.extensionOf(iface), Interface: iface,
-		StateInterface: m.Get("StateInterface"), Status: protocol.MemberStatus(toInt(m.Get("Status"))),
+		StateInterface: m.Get("StateInterface"), Status: protocol.MemberStatus(atoi(m.Get("Status"))),
 		Paused: m.Get("Paused") == "1", PausedReason: m.Get("PausedReason"), InCall: m.Get("InCall") == "1",
-		CallsTaken: toInt(m.Get("CallsTaken")), LastCall: unixTime(m.Get("LastCall")), LastPause: unixTime(m.Get("LastPause")),
-		LoginTime: unixTime(m.Get("LoginTime")), Penalty: toInt(m.Get("Penalty")), Membership: m.Get("Membership"),
-		WrapupS: toInt(m.Get("Wrapuptime")),
+		CallsTaken: atoi(m.Get("CallsTaken")), LastCall: unixTime(m.Get("LastCall")), LastPause: unixTime(m.Get("LastPause")),
+		LoginTime: unixTime(m.Get("LoginTime")), Penalty: atoi(m.Get("Penalty")), Membership: m.Get("Membership"),
+		WrapupS: atoi(m.Get("Wrapuptime")),
 	}
 }
 
 func (h *Handler) queueCaller(m *ami.Message) protocol.QueueCaller {
 	c := protocol.QueueCaller{
-		Position: toInt(m.Get("Position")), WaitS: toInt(m.Get("Wait")), CallerIDNum: notUnknown(m.Get("CallerIDNum")),
-		CallerIDName: notUnknown(m.Get("CallerIDName")), Channel: m.Get("Channel"), UniqueID: m.Get("Uniqueid"),
-		Priority: toInt(m.Get("Priority")),
+		Position: atoi(m.Get("Position")), WaitS: atoi(m.Get("Wait")), CallerIDNum: known(m.Get("CallerIDNum")),
+		CallerIDName: known(m.Get("CallerIDName")), Channel: m.Get("Channel"), UniqueID: m.Get("Uniqueid"),
+		Priority: atoi(m.Get("Priority")),
 	}
 	if ch, ok := h.cfg.Channels.ByUniqueID(c.UniqueID); ok {
 		c.CallID = ch.LinkedID
 	}
 	return c
-}
-
-func toInt(s string) int {
-	n, _ := strconv.Atoi(strings.TrimSpace(s))
-	return n
-}
-
-// unixTime reads Asterisk's epoch seconds; 0 means never.
-func unixTime(s string) *time.Time {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 {
-		return nil
-	}
-	t := time.Unix(n, 0).UTC()
-	return &t
-}
-
-func notUnknown(s string) string {
-	if s == "<unknown>" {
-		return ""
-	}
-	return s
 }
 
 // memberEvent matches the QueueMember* event of iface in queue (any queue
@@ -303,18 +240,13 @@ func memberEvent(event, queue, iface string, also func(*ami.Message) bool) func(
 }
 
 // memberAction sends a member action and waits for the events that
-// confirm it (c, with its action and class filled in here); the result
-// is the members they describe.
+// confirm it (c, with its class filled in here); the result is the
+// members they describe.
 func (h *Handler) memberAction(ctx context.Context, act *ami.Message, c confirmation) (protocol.QueueMemberResult, error) {
-	c.action, c.class = act.Action(), "agent"
-	w := h.expect(c)
-	if _, err := h.cfg.AMI.Action(ctx, act); err != nil {
-		h.forget(w)
-		return protocol.QueueMemberResult{}, queueError(err)
-	}
-	evs, err := h.confirm(ctx, w)
+	c.class = "agent"
+	evs, err := h.sendConfirmed(ctx, h.cfg.AMI, act, c)
 	if err != nil {
-		return protocol.QueueMemberResult{}, err
+		return protocol.QueueMemberResult{}, queueError(err)
 	}
 	out := protocol.QueueMemberResult{Members: make([]protocol.QueueMember, 0, len(evs))}
 	for _, m := range evs {

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -77,12 +78,8 @@ func (c RecordingConfig) Validate() error {
 }
 
 func (c *RecordingConfig) fill() {
-	if c.Dir == "" {
-		c.Dir = DefaultRecordingsDir
-	}
-	if c.MaxActive == 0 {
-		c.MaxActive = DefaultMaxActiveRecordings
-	}
+	c.Dir = cmp.Or(c.Dir, DefaultRecordingsDir)
+	c.MaxActive = cmp.Or(c.MaxActive, DefaultMaxActiveRecordings)
 }
 
 // recordingIDRe is the only shape of id recording_fetch accepts: rec-,
@@ -146,35 +143,6 @@ func (h *Handler) recordingChannelGone(uniqueid string) {
 	}
 }
 
-func (h *Handler) dispatchRecordings(ctx context.Context, req protocol.Request) (any, error) {
-	switch req.Op {
-	case protocol.OpRecordingStart:
-		var a protocol.RecordingStartArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingStart(ctx, a)
-	case protocol.OpRecordingStop:
-		var a protocol.RecordingStopArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingStop(ctx, a)
-	case protocol.OpRecordingMute:
-		var a protocol.RecordingMuteArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingMute(ctx, a)
-	default: // protocol.OpRecordingFetch
-		var a protocol.RecordingFetchArgs
-		if err := decodeArgs(req.Args, &a); err != nil {
-			return nil, err
-		}
-		return h.RecordingFetch(ctx, a)
-	}
-}
-
 // RecordingStart records a call: MixMonitor on its first channel, which
 // must be answered (MixMonitor starts at the answer), into a file the
 // agent names. It is confirmed by MixMonitorStart and by the file being
@@ -216,6 +184,11 @@ func (h *Handler) RecordingStart(ctx context.Context, a protocol.RecordingStartA
 	}
 	rec.mixID = resp.Get("MixMonitorID")
 	if _, err := h.confirm(ctx, w); err != nil {
+		if errors.Is(err, ErrNotConfirmed) {
+			// Answered not_confirmed, it must not be running either: it
+			// would count against no limit, and no request could stop it.
+			h.stopQuietly(ch.Channel, rec.mixID)
+		}
 		return none, err
 	}
 	if err := h.waitFile(ctx, full); err != nil {
@@ -346,13 +319,9 @@ func (h *Handler) RecordingStop(ctx context.Context, a protocol.RecordingStopArg
 		if h.cfg.Recordings.ExpectStop != nil {
 			h.cfg.Recordings.ExpectStop(r.uniqueid, r.ID)
 		}
-		w := h.expect(confirmation{op: protocol.OpRecordingStop, action: "StopMixMonitor", events: "MixMonitorStop", class: "call",
-			match: func(m *ami.Message) bool { return m.Event() == "MixMonitorStop" && m.Get("Uniqueid") == r.uniqueid }})
-		_, err = h.cfg.AMI.Action(ctx, ami.NewAction("StopMixMonitor", "Channel", channel, "MixMonitorID", r.mixID))
-		if err == nil {
-			_, err = h.confirm(ctx, w)
-		}
-		h.forget(w)
+		_, err = h.sendConfirmed(ctx, h.cfg.AMI, ami.NewAction("StopMixMonitor", "Channel", channel, "MixMonitorID", r.mixID),
+			confirmation{op: protocol.OpRecordingStop, events: "MixMonitorStop", class: "call",
+				match: func(m *ami.Message) bool { return m.Event() == "MixMonitorStop" && m.Get("Uniqueid") == r.uniqueid }})
 		if err != nil {
 			return out, recordingError(err, r.ID)
 		}
@@ -406,15 +375,11 @@ func (h *Handler) RecordingMute(ctx context.Context, a protocol.RecordingMuteArg
 		if err != nil {
 			return out, err
 		}
-		w := h.expect(confirmation{op: protocol.OpRecordingMute, action: "MixMonitorMute", events: "MixMonitorMute", class: "call",
+		act := ami.NewAction("MixMonitorMute", "Channel", channel, "Direction", dir, "State", state, "MixMonitorID", r.mixID)
+		_, err = h.sendConfirmed(ctx, h.cfg.AMI, act, confirmation{op: protocol.OpRecordingMute, events: "MixMonitorMute", class: "call",
 			match: func(m *ami.Message) bool {
 				return m.Event() == "MixMonitorMute" && m.Get("Uniqueid") == r.uniqueid && is(m, "Direction", dir) && m.Get("State") == state
 			}})
-		_, err = h.cfg.AMI.Action(ctx, ami.NewAction("MixMonitorMute", "Channel", channel, "Direction", dir, "State", state, "MixMonitorID", r.mixID))
-		if err == nil {
-			_, err = h.confirm(ctx, w)
-		}
-		h.forget(w)
 		if err != nil {
 			return out, recordingError(err, r.ID)
 		}

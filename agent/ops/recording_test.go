@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,27 @@ func TestRecordingFileMissingIsNotConfirmed(t *testing.T) {
 	defer cancel()
 	if _, err := p.srv.WaitAction(ctx, "StopMixMonitor"); err != nil {
 		t.Errorf("the unconfirmed recording was not stopped: %v", err)
+	}
+}
+
+// A MixMonitor Asterisk accepted without its MixMonitorStart is answered
+// not_confirmed and stopped: running on, it would count against no limit
+// and no request could stop it.
+func TestRecordingUnconfirmedIsStopped(t *testing.T) {
+	h, f := silentPBX(t, 100*time.Millisecond)
+	_, err := h.RecordingStart(context.Background(), protocol.RecordingStartArgs{CallID: "9.1"})
+	if code(err) != protocol.ErrCodeNotConfirmed || !strings.Contains(err.Error(), "no MixMonitorStart event") {
+		t.Fatalf("err = %v", err)
+	}
+	var names []string
+	for _, m := range f.actions() {
+		names = append(names, m.Action())
+		if m.Action() == "StopMixMonitor" && m.Get("Channel") != "Local/150@inoffice-00000001;1" {
+			t.Errorf("stopped %s", m)
+		}
+	}
+	if !slices.Equal(names, []string{"MixMonitor", "StopMixMonitor"}) {
+		t.Errorf("sent %v, want MixMonitor then StopMixMonitor", names)
 	}
 }
 

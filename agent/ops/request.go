@@ -138,10 +138,8 @@ func checkBy(by string) error {
 	if len(by) > maxByBytes {
 		return invalid("by", "must be at most %d bytes", maxByBytes)
 	}
-	for _, r := range by {
-		if r < 0x20 || r == 0x7f {
-			return invalid("by", "must not contain control characters")
-		}
+	if hasControl(by) {
+		return invalid("by", "must not contain control characters")
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
@@ -91,21 +90,16 @@ func (h *Handler) Transfer(ctx context.Context, a protocol.TransferArgs) (protoc
 
 // blindTransfer sends BlindTransfer and waits for its event (12b, 20f).
 func (h *Handler) blindTransfer(ctx context.Context, tr protocol.Channel, to string) error {
-	w := h.expect(confirmation{op: protocol.OpTransfer, action: "BlindTransfer", events: "BlindTransfer", class: "call",
+	act := ami.NewAction("BlindTransfer", "Channel", tr.Channel, "Exten", to, "Context", h.cfg.Context)
+	evs, err := h.sendConfirmed(ctx, h.cfg.AMI, act, confirmation{op: protocol.OpTransfer, events: "BlindTransfer", class: "call",
 		match: func(m *ami.Message) bool {
 			return m.Event() == "BlindTransfer" && m.Get("TransfererUniqueid") == tr.UniqueID
 		}})
-	_, err := h.cfg.AMI.Action(ctx, ami.NewAction("BlindTransfer", "Channel", tr.Channel, "Exten", to, "Context", h.cfg.Context))
 	if err != nil {
-		h.forget(w)
 		var re *ami.ResponseError
 		if errors.As(err, &re) && re.Message == "Transfer invalid" {
 			return errCallState("asterisk: Transfer invalid: %s left its bridge", tr.Channel)
 		}
-		return err
-	}
-	evs, err := h.confirm(ctx, w)
-	if err != nil {
 		return err
 	}
 	if r := evs[0].Get("Result"); r != "Success" {
@@ -121,11 +115,12 @@ func (h *Handler) blindTransfer(ctx context.Context, tr protocol.Channel, to str
 // transfer feature took them, or the digits reaching the peer as DTMF
 // when it has none (capture 13d).
 func (h *Handler) attendedTransfer(ctx context.Context, c transferCall, tr, peer protocol.Channel) error {
-	x := &xfer{callID: c.callID, transferer: tr.UniqueID, transfererName: tr.Channel, origBridge: tr.BridgeID, to: c.to, by: c.by, started: h.cfg.Now()}
+	x := &xfer{callID: c.callID, transferer: tr.UniqueID, origBridge: tr.BridgeID, to: c.to}
 	if !h.xfers.add(x) {
 		return fmt.Errorf("%w: %d attended transfers are in progress on this PBX", ErrBusy, h.cfg.CallControl.MaxTransfers)
 	}
-	w := h.expect(confirmation{op: protocol.OpTransfer, action: "Atxfer", events: "Hold of " + tr.Channel, class: "call",
+	act := ami.NewAction("Atxfer", "Channel", tr.Channel, "Exten", c.to, "Context", h.cfg.Context)
+	evs, err := h.sendConfirmed(ctx, h.cfg.AMI, act, confirmation{op: protocol.OpTransfer, events: "Hold of " + tr.Channel, class: "call",
 		cause: fmt.Sprintf("the bridge may have no transfer features (Dial option t/T), in which case the digits *2%s reached the other party as DTMF", c.to),
 		match: func(m *ami.Message) bool {
 			switch m.Event() {
@@ -136,19 +131,12 @@ func (h *Handler) attendedTransfer(ctx context.Context, c transferCall, tr, peer
 			}
 			return false
 		}})
-	_, err := h.cfg.AMI.Action(ctx, ami.NewAction("Atxfer", "Channel", tr.Channel, "Exten", c.to, "Context", h.cfg.Context))
 	if err != nil {
-		h.forget(w)
 		h.xfers.remove(tr.UniqueID)
 		var re *ami.ResponseError
 		if errors.As(err, &re) && strings.Contains(re.Message, "feature code") {
 			return errFeature("asterisk: %s: the attended transfer feature (features.conf [featuremap] atxfer, or the channel's FEATUREMAP(atxfer)) is not set; nothing happened", re.Message)
 		}
-		return err
-	}
-	evs, err := h.confirm(ctx, w)
-	if err != nil {
-		h.xfers.remove(tr.UniqueID)
 		return err
 	}
 	if evs[0].Event() != "Hold" {
@@ -226,6 +214,8 @@ func (h *Handler) TransferComplete(ctx context.Context, a protocol.TransferContr
 		match: func(m *ami.Message) bool {
 			return m.Event() == "AttendedTransfer" && m.Get("OrigTransfererUniqueid") == tr.UniqueID
 		}})
+	// Not sendConfirmed: a hangup Asterisk refused leaves the transfer in
+	// progress, while one it accepted ends it, confirmed or not.
 	if _, err := h.cfg.AMI.Action(ctx, hangupAction(tr.Channel, DefaultCause)); err != nil {
 		h.forget(w)
 		return protocol.TransferControlResult{}, err
@@ -254,13 +244,10 @@ func (h *Handler) TransferCancel(ctx context.Context, a protocol.TransferControl
 		return protocol.TransferControlResult{}, err
 	}
 	target, _ := h.peer(tr)
-	w := h.expect(confirmation{op: protocol.OpTransferCancel, action: "CancelAtxfer", events: "Unhold of " + tr.Channel, class: "call",
-		match: func(m *ami.Message) bool { return m.Event() == "Unhold" && m.Get("Uniqueid") == tr.UniqueID }})
-	if _, err := h.cfg.AMI.Action(ctx, ami.NewAction("CancelAtxfer", "Channel", tr.Channel)); err != nil {
-		h.forget(w)
-		return protocol.TransferControlResult{}, err
-	}
-	if _, err := h.confirm(ctx, w); err != nil {
+	_, err = h.sendConfirmed(ctx, h.cfg.AMI, ami.NewAction("CancelAtxfer", "Channel", tr.Channel),
+		confirmation{op: protocol.OpTransferCancel, events: "Unhold of " + tr.Channel, class: "call",
+			match: func(m *ami.Message) bool { return m.Event() == "Unhold" && m.Get("Uniqueid") == tr.UniqueID }})
+	if err != nil {
 		return protocol.TransferControlResult{}, err
 	}
 	h.xfers.remove(tr.UniqueID)
@@ -294,12 +281,10 @@ func (h *Handler) pendingTransfer(a protocol.TransferControlArgs) (protocol.Chan
 // xfer is an attended transfer the agent started, followed until it is
 // completed, canceled or its transferer is gone.
 type xfer struct {
-	callID         string
-	transferer     string // uniqueid
-	transfererName string
-	origBridge     string // the bridge with the transferee the transferer left to consult
-	to, by         string
-	started        time.Time
+	callID     string
+	transferer string // uniqueid
+	origBridge string // the bridge with the transferee the transferer left to consult
+	to         string
 }
 
 // transfers is the attended transfers in progress, by transferer

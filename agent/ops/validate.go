@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -62,25 +63,15 @@ const (
 )
 
 func (l *Limits) fill() {
-	def := func(p *int, v int) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	defDur := func(p *time.Duration, v time.Duration) {
-		if *p == 0 {
-			*p = v
-		}
-	}
-	def(&l.MaxNumberLen, DefaultMaxNumberLen)
-	def(&l.MaxCallerIDNameBytes, DefaultMaxCallerIDNameBytes)
-	def(&l.MaxVariables, DefaultMaxVariables)
-	def(&l.MaxVariableValueBytes, DefaultMaxVariableValueBytes)
-	defDur(&l.DefaultTimeout, DefaultOriginateTimeout)
-	defDur(&l.MinTimeout, DefaultMinOriginateTimeout)
-	defDur(&l.MaxTimeout, DefaultMaxOriginateTimeout)
-	def(&l.MaxChannelNameBytes, DefaultMaxChannelNameBytes)
-	def(&l.MaxCallIDBytes, DefaultMaxCallIDBytes)
+	l.MaxNumberLen = cmp.Or(l.MaxNumberLen, DefaultMaxNumberLen)
+	l.MaxCallerIDNameBytes = cmp.Or(l.MaxCallerIDNameBytes, DefaultMaxCallerIDNameBytes)
+	l.MaxVariables = cmp.Or(l.MaxVariables, DefaultMaxVariables)
+	l.MaxVariableValueBytes = cmp.Or(l.MaxVariableValueBytes, DefaultMaxVariableValueBytes)
+	l.DefaultTimeout = cmp.Or(l.DefaultTimeout, DefaultOriginateTimeout)
+	l.MinTimeout = cmp.Or(l.MinTimeout, DefaultMinOriginateTimeout)
+	l.MaxTimeout = cmp.Or(l.MaxTimeout, DefaultMaxOriginateTimeout)
+	l.MaxChannelNameBytes = cmp.Or(l.MaxChannelNameBytes, DefaultMaxChannelNameBytes)
+	l.MaxCallIDBytes = cmp.Or(l.MaxCallIDBytes, DefaultMaxCallIDBytes)
 }
 
 // Validate says exactly what is wrong. Zero fields are fine (defaults).

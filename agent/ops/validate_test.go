@@ -139,6 +139,10 @@ func TestParseHangup(t *testing.T) {
 		{name: "all with channel", args: protocol.HangupArgs{All: true, Channel: "PJSIP/1-1"}, field: "all"},
 		{name: "all with force", args: protocol.HangupArgs{All: true, Force: true}, field: "force"},
 		{name: "uniqueid control", args: protocol.HangupArgs{UniqueID: "1\n"}, field: "uniqueid"},
+		{name: "by", args: protocol.HangupArgs{Channel: "PJSIP/1-1", By: "Zoë <ops@example.com>"}, cause: 16},
+		{name: "by control", args: protocol.HangupArgs{Channel: "PJSIP/1-1", By: "ops\r\nAction: Hangup"}, field: "by"},
+		{name: "by DEL", args: protocol.HangupArgs{Channel: "PJSIP/1-1", By: "ops\x7f"}, field: "by"},
+		{name: "by long", args: protocol.HangupArgs{Channel: "PJSIP/1-1", By: strings.Repeat("a", 129)}, field: "by"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

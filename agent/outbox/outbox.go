@@ -210,7 +210,7 @@ func (o *Outbox) signal() {
 }
 
 // Changed returns a channel closed when events are appended after the
-// call. Take it BEFORE calling Pending so an append in between is not
+// call. Take it BEFORE calling Batch so an append in between is not
 // missed.
 func (o *Outbox) Changed() <-chan struct{} {
 	o.mu.Lock()
@@ -239,23 +239,6 @@ func (o *Outbox) ack(seq uint64) int {
 	o.acked = seq
 	o.flushGap()
 	return n
-}
-
-// Pending returns copies of up to max events with a sequence after
-// `after`, in order. max <= 0 means all.
-func (o *Outbox) Pending(after uint64, max int) []protocol.Event {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	after = maxU(after, o.acked)
-	start := int(after - o.acked)
-	if start >= len(o.buf) {
-		return nil
-	}
-	end := len(o.buf)
-	if max > 0 {
-		end = min(end, start+max)
-	}
-	return append([]protocol.Event(nil), o.buf[start:end]...)
 }
 
 // BatchOverhead is the bytes of an EventBatch frame besides its events:

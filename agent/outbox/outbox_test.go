@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -156,7 +157,7 @@ func TestOutbox(t *testing.T) {
 					o.Rebase(*s.rebase)
 				}
 			}
-			got := summary(o.Pending(0, 0))
+			got := summary(pending(o, 0, 0))
 			if !slices.Equal(got, tc.pending) {
 				t.Errorf("pending %v, want %v", got, tc.pending)
 			}
@@ -186,8 +187,8 @@ func TestPendingWindow(t *testing.T) {
 		{9, 0, []string{}},
 	}
 	for _, tc := range cases {
-		if got := summary(o.Pending(tc.after, tc.max)); !slices.Equal(got, tc.want) {
-			t.Errorf("Pending(%d, %d) = %v, want %v", tc.after, tc.max, got, tc.want)
+		if got := summary(pending(o, tc.after, tc.max)); !slices.Equal(got, tc.want) {
+			t.Errorf("Batch(%d, %d) = %v, want %v", tc.after, tc.max, got, tc.want)
 		}
 	}
 }
@@ -255,7 +256,7 @@ func TestConcurrentAppendAck(t *testing.T) {
 	deadline := time.After(20 * time.Second)
 	for {
 		ch := o.Changed()
-		batch := o.Pending(last, 50)
+		batch := pending(o, last, 50)
 		for _, e := range batch {
 			if e.Seq != last+1 {
 				t.Fatalf("sequence hole: got %d after %d", e.Seq, last)
@@ -304,4 +305,11 @@ func BenchmarkAppendAck(b *testing.B) {
 			o.Ack(seq)
 		}
 	}
+}
+
+// pending is Batch without a byte limit: the events after `after`, at
+// most max of them (<= 0: all).
+func pending(o *Outbox, after uint64, max int) []protocol.Event {
+	b, _ := o.Batch(after, max, math.MaxInt)
+	return b
 }

@@ -55,11 +55,12 @@ var actionClass = map[string]string{
 // the AMI user may run (p.listed: its ListCommands), and the read classes
 // their events need, which AMI does not list.
 func checkOperations(r *checkReport, cfg agent.Config, p permissions) {
-	var may, mayNot []string
+	var enabled, may, mayNot []string
 	for _, oa := range opActions {
 		if len(cfg.Ops) > 0 && !slices.Contains(cfg.Ops, oa.op) {
 			continue
 		}
+		enabled = append(enabled, oa.op)
 		var missing []string
 		for _, a := range oa.actions {
 			if !p.listed[strings.ToLower(a)] {
@@ -72,22 +73,13 @@ func checkOperations(r *checkReport, cfg agent.Config, p permissions) {
 			may = append(may, oa.op)
 		}
 	}
-	read := readAdvice(append(slices.Clone(may), opsOf(mayNot)...))
+	read := readAdvice(enabled)
 	if len(mayNot) == 0 {
 		r.line("ok", "ami operations", "may run %s; %s", orNone(may), read)
 		return
 	}
 	r.line("warn", "ami operations", "may not run %s: grant the class in manager.conf, or leave the operation out of ops so its requests are refused as op_disabled; may run %s; %s",
 		strings.Join(mayNot, "; "), orNone(may), read)
-}
-
-// opsOf strips checkOperations' reasons ("op (why)") off a list.
-func opsOf(list []string) []string {
-	out := make([]string, len(list))
-	for i, s := range list {
-		out[i], _, _ = strings.Cut(s, " ")
-	}
-	return out
 }
 
 // readAdvice names the read= classes the enabled operations need: the
