@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -46,25 +45,6 @@ func checkParty(field, v string) error {
 		if v[i] < 0x20 || v[i] == 0x7f {
 			return invalidf("field %q must not contain control characters", field)
 		}
-	}
-	return nil
-}
-
-// decodeOptionalJSON is decodeJSON for a body that may be absent or empty.
-func (c *call) decodeOptionalJSON(v any) error {
-	if c.reqBody == nil {
-		return nil
-	}
-	dec := json.NewDecoder(c.r.Body)
-	dec.DisallowUnknownFields()
-	switch err := dec.Decode(v); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalidf("request body must hold exactly one JSON object")
 	}
 	return nil
 }
@@ -159,7 +139,7 @@ func orParty(party, channel string) string {
 }
 
 // agentCallWithin is agentCall with a deadline of its own, for operations
-// that take longer than an AMI round trip (DTMF digits, a ringing pickup).
+// that take longer than an AMI round trip (DTMF digits).
 func (c *call) agentCallWithin(d time.Duration, agentID, op string, args, result any) error {
 	if err := c.writeIntent(); err != nil {
 		return err

@@ -151,6 +151,9 @@ func TestCallControlAPI(t *testing.T) {
 			{"mute upper case", "/mute", e.key, map[string]any{"party": "150", "direction": "IN", "muted": true}, 400, "invalid_request"},
 			{"mute without muted", "/mute", e.key, map[string]any{"party": "150", "direction": "in"}, 400, "invalid_request"},
 			{"unknown lot", "/park", e.key, map[string]any{"lot": "nosuchlot"}, 400, "invalid_request"},
+			// An optional body is still exactly one object, within MaxBodyBytes.
+			{"park two objects", "/park", e.key, `{}{}`, 400, "invalid_request"},
+			{"park padded past the body limit", "/park", e.key, `{}` + strings.Repeat(" ", api.DefaultMaxBodyBytes), 413, "body_too_large"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				want(t, e.s.Do(t, "POST", "/v1/calls/"+id+tc.path, tc.token, tc.body), tc.status, tc.code)

@@ -151,7 +151,7 @@ func (c *call) recordingOp(req recordingRequest, op string, args func(call, rec 
 // startRecording is POST /v1/calls/{id}/recording/start [{"pbx"}].
 func (a *API) startRecording(c *call) error {
 	var req recordingRequest
-	if err := c.decodeBodyIfAny(&req); err != nil {
+	if err := c.decodeOptionalJSON(&req); err != nil {
 		return err
 	}
 	if req.RecordingID != "" || req.Direction != "" || req.Muted != nil {
@@ -166,7 +166,7 @@ func (a *API) startRecording(c *call) error {
 // "pbx"}]: one recording, or every one the agent started on the call.
 func (a *API) stopRecording(c *call) error {
 	var req recordingRequest
-	if err := c.decodeBodyIfAny(&req); err != nil {
+	if err := c.decodeOptionalJSON(&req); err != nil {
 		return err
 	}
 	if req.Direction != "" || req.Muted != nil {
