@@ -1,14 +1,12 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -136,24 +134,6 @@ func orParty(party, channel string) string {
 		return party
 	}
 	return extensionOf(channel)
-}
-
-// agentCallWithin is agentCall with a deadline of its own, for operations
-// that take longer than an AMI round trip (DTMF digits).
-func (c *call) agentCallWithin(d time.Duration, agentID, op string, args, result any) error {
-	if err := c.writeIntent(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(fleet.WithRequestID(context.WithoutCancel(c.ctx()), c.id), d)
-	defer cancel()
-	if err := c.api.cfg.Caller.Call(ctx, agentID, op, args, result); err != nil {
-		e := agentError(agentID, d.String(), err)
-		if e == errInternal {
-			c.log.Error("agent call failed", "pbx", agentID, "op", op, "err", err)
-		}
-		return e
-	}
-	return nil
 }
 
 type transferRequest struct {
