@@ -47,38 +47,31 @@ func checkParty(field, v string) error {
 	return nil
 }
 
-// callTarget finds the PBX call id is on: the one named (pbx), else the
-// one the stored history places the call on, else the enterprise's only
-// PBX. rec is the call's stored record, nil when the history does not
-// have it (yet).
-func (c *call) callTarget(id, pbx string) (store.Agent, *store.Call, error) {
+// callPBX authorizes the request and finds the PBX call id is on: the one
+// named (ref), else the one the stored history places the call on, else
+// the enterprise's only PBX; the audit row names it. rec is the call's
+// stored record when finding the PBX read it, else nil.
+func (c *call) callPBX(id, ref string) (store.Agent, *store.Call, error) {
+	if err := c.authorize(); err != nil {
+		return store.Agent{}, nil, err
+	}
+	ag, rec, err := c.locateCall(id, ref)
+	if err != nil {
+		return store.Agent{}, nil, err
+	}
+	c.audit.AgentID = ag.ID
+	return ag, rec, nil
+}
+
+func (c *call) locateCall(id, ref string) (store.Agent, *store.Call, error) {
 	if id == "" || len(id) > maxIDBytes {
 		return store.Agent{}, nil, invalidf("call id must be 1-%d bytes", maxIDBytes)
 	}
-	lookup := func(agentID string) (*store.Call, error) {
-		ctx, cancel := c.storeCtx()
-		defer cancel()
-		rec, err := c.api.cfg.Store.CallByID(ctx, c.principal.EnterpriseID, agentID, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return nil, nil
-		case err != nil:
-			if e := storeError(err); e != nil {
-				return nil, e
-			}
-			return nil, err
-		}
-		return &rec, nil
+	if ref != "" {
+		ag, err := c.selectPBX(ref)
+		return ag, nil, err
 	}
-	if pbx != "" {
-		ag, err := c.selectPBX(pbx)
-		if err != nil {
-			return ag, nil, err
-		}
-		rec, err := lookup(ag.ID)
-		return ag, rec, err
-	}
-	rec, err := lookup("")
+	rec, err := c.storedCall("", id)
 	if err != nil {
 		return store.Agent{}, nil, err
 	}
@@ -94,6 +87,42 @@ func (c *call) callTarget(id, pbx string) (store.Agent, *store.Call, error) {
 		return ag, rec, nil
 	}
 	return store.Agent{}, nil, notFound("call", id)
+}
+
+// storedCall is call id's record in the history (on agentID, or on any
+// PBX of the enterprise when empty); nil when the history does not have
+// it (yet).
+func (c *call) storedCall(agentID, id string) (*store.Call, error) {
+	ctx, cancel := c.storeCtx()
+	defer cancel()
+	rec, err := c.api.cfg.Store.CallByID(ctx, c.principal.EnterpriseID, agentID, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		if e := storeError(err); e != nil {
+			return nil, e
+		}
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// callParty is callPBX for a route whose party (field) defaults to the
+// extension that placed the call (defaultParty); it reads the call's
+// record only when it needs it and callPBX did not.
+func (c *call) callParty(id, ref, field, party string) (store.Agent, string, error) {
+	ag, rec, err := c.callPBX(id, ref)
+	if err != nil {
+		return store.Agent{}, "", err
+	}
+	if party == "" && ref != "" {
+		if rec, err = c.storedCall(ag.ID, id); err != nil {
+			return store.Agent{}, "", err
+		}
+	}
+	party, err = defaultParty(field, party, id, rec)
+	return ag, party, err
 }
 
 // defaultParty is v, or the from of a call placed through the API (an
@@ -174,17 +203,11 @@ func (a *API) transferCall(c *call) error {
 	default:
 		return invalidf("field \"mode\" must be blind or attended, got %q", req.Mode)
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, rec, err := c.callTarget(id, req.PBX)
+	ag, transferer, err := c.callParty(id, req.PBX, "transferer", req.Transferer)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
-	if req.Transferer, err = defaultParty("transferer", req.Transferer, id, rec); err != nil {
-		return err
-	}
+	req.Transferer = transferer
 	c.audit.FromExt, c.audit.ToNumber = req.Transferer, req.To
 	var res protocol.TransferResult
 	args := protocol.TransferArgs{CallID: id, Transferer: req.Transferer, To: req.To, Mode: req.Mode, By: c.principal.ID}
@@ -226,17 +249,11 @@ func (a *API) controlTransfer(c *call, op string) error {
 		return err
 	}
 	c.audit.UniqueID, c.audit.FromExt, c.audit.AgentID = id, req.Transferer, req.PBX
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, rec, err := c.callTarget(id, req.PBX)
+	ag, transferer, err := c.callParty(id, req.PBX, "transferer", req.Transferer)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
-	if req.Transferer, err = defaultParty("transferer", req.Transferer, id, rec); err != nil {
-		return err
-	}
+	req.Transferer = transferer
 	c.audit.FromExt = req.Transferer
 	var res protocol.TransferControlResult
 	if err := c.agentCall(ag.ID, op, protocol.TransferControlArgs{CallID: id, Transferer: req.Transferer, By: c.principal.ID}, &res); err != nil {
@@ -290,14 +307,10 @@ func (a *API) sendDTMF(c *call) error {
 	if err := checkParty("party", req.Party); err != nil {
 		return err
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, _, err := c.callTarget(id, req.PBX)
+	ag, _, err := c.callPBX(id, req.PBX)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
 	per := time.Duration(req.DurationMS) * time.Millisecond
 	if per == 0 {
 		per = 100 * time.Millisecond
@@ -345,17 +358,11 @@ func (a *API) parkCall(c *call) error {
 	if err := checkTimeout(req.TimeoutS); err != nil {
 		return err
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, rec, err := c.callTarget(id, req.PBX)
+	ag, parker, err := c.callParty(id, req.PBX, "parker", req.Parker)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
-	if req.Parker, err = defaultParty("parker", req.Parker, id, rec); err != nil {
-		return err
-	}
+	req.Parker = parker
 	c.audit.FromExt = req.Parker
 	var res protocol.ParkResult
 	args := protocol.ParkArgs{CallID: id, Parker: req.Parker, Lot: req.Lot, TimeoutS: req.TimeoutS, By: c.principal.ID}
@@ -501,14 +508,10 @@ func (a *API) muteCall(c *call) error {
 	if err := checkParty("party", req.Party); err != nil {
 		return err
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, _, err := c.callTarget(id, req.PBX)
+	ag, _, err := c.callPBX(id, req.PBX)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
 	var res protocol.MuteResult
 	args := protocol.MuteArgs{CallID: id, Party: req.Party, Direction: req.Direction, Muted: *req.Muted, By: c.principal.ID}
 	if err := c.agentCall(ag.ID, protocol.OpMute, args, &res); err != nil {

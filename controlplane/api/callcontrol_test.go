@@ -163,6 +163,7 @@ func TestCallControlAPI(t *testing.T) {
 		// A call the history does not know and the API did not place has
 		// no default transferer.
 		want(t, e.s.Do(t, "POST", "/v1/calls/1.999/transfer/cancel", e.key, nil), 400, "invalid_request")
+		want(t, e.s.Do(t, "POST", "/v1/calls/1.999/transfer/cancel", e.key, map[string]any{"pbx": e.pbx.ID}), 400, "invalid_request")
 		for _, a := range []string{"BlindTransfer", "Atxfer", "CancelAtxfer", "Park", "MuteAudio", "PlayDTMF"} {
 			for _, m := range e.pbx.AMI.Actions() {
 				if m.Action() == a && strings.Contains(m.Get("Channel"), id) {

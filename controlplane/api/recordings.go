@@ -14,7 +14,6 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
-	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
@@ -71,32 +70,6 @@ func splitRecordingID(id string) (pbx, rec string) {
 	return "", id
 }
 
-// callPBX finds the PBX of call id: the one named, else the one the call
-// history knows it on, else the enterprise's only PBX.
-func (c *call) callPBX(id, ref string) (store.Agent, error) {
-	if ref != "" {
-		return c.selectPBX(ref)
-	}
-	ctx, cancel := c.storeCtx()
-	rec, err := c.api.cfg.Store.CallByID(ctx, c.principal.EnterpriseID, "", id)
-	cancel()
-	if err == nil {
-		agents, aerr := c.enterpriseAgents(false)
-		if aerr != nil {
-			return store.Agent{}, aerr
-		}
-		if ag, ok := findPBX(agents, rec.AgentID); ok {
-			return ag, nil
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		if e := storeError(err); e != nil {
-			return store.Agent{}, e
-		}
-		return store.Agent{}, err
-	}
-	return c.selectPBX("")
-}
-
 type recordingRequest struct {
 	PBX         string `json:"pbx,omitempty"`
 	RecordingID string `json:"recording_id,omitempty"`
@@ -119,20 +92,16 @@ func (c *call) recordingOp(req recordingRequest, op string, args func(call, rec 
 		return invalidf("call id must be at most %d bytes", maxIDBytes)
 	}
 	pbx, rec := splitRecordingID(req.RecordingID)
-	if err := c.authorize(); err != nil {
-		return err
-	}
 	if pbx != "" && req.PBX == "" {
 		req.PBX = pbx
 	}
-	ag, err := c.callPBX(id, req.PBX)
+	ag, _, err := c.callPBX(id, req.PBX)
 	if err != nil {
 		return err
 	}
 	if pbx != "" && pbx != ag.ID {
 		return invalidf("recording %q is not on PBX %s", req.RecordingID, ag.ID)
 	}
-	c.audit.AgentID = ag.ID
 	var res protocol.RecordingsResult
 	if err := c.agentCall(ag.ID, op, args(id, rec), &res); err != nil {
 		return err
