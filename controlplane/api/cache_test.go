@@ -18,7 +18,7 @@ func TestCaches(t *testing.T) {
 	const ttl = 300 * time.Millisecond
 	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{KeyCacheTTL: ttl, PBXCacheTTL: time.Hour}}})
 	s.Enterprise(t, "0367", "june")
-	first := s.AddPBX(t, "0367")
+	s.AddPBX(t, "0367")
 	key := s.APIKey(t, "0367")
 	wantStatus(t, s.Do(t, "GET", "/v1/pbxs", key, nil), 200, "")
 
@@ -27,7 +27,6 @@ func TestCaches(t *testing.T) {
 	wantStatus(t, r, 201, "")
 	// Naming it refreshed the cached list, so "pbx" is now required.
 	wantStatus(t, s.Do(t, "POST", "/v1/calls", key, map[string]any{"from": "150", "to": "151"}), 400, api.CodePBXRequired)
-	_ = first
 
 	id, _ := auth.ParseAPIKeyID(key)
 	must(t, s.Store().RevokeAPIKey(context.Background(), id))
