@@ -263,10 +263,11 @@ func (c *call) authenticate() (auth.Principal, error) {
 		}
 		return c.redeemLink(link)
 	}
-	if cookie := sessionCookie(c.r); cookie != "" && c.rt.style == styleV1 && c.r.URL.Query().Get("ticket") == "" {
+	ticket := c.r.URL.Query().Get("ticket")
+	if cookie := sessionCookie(c.r); cookie != "" && c.rt.style == styleV1 && ticket == "" {
 		return c.authenticateSession(cookie)
 	}
-	if ticket := c.r.URL.Query().Get("ticket"); ticket != "" {
+	if ticket != "" {
 		if !c.rt.ticket {
 			return auth.Principal{}, invalidf("?ticket= is accepted on GET /v1/events only")
 		}
@@ -366,7 +367,7 @@ func (c *call) setError(err error) {
 		}
 		v = laravelError{Status: false, Message: msg}
 	case c.rt.style == stylePlain:
-		c.errCode, c.status, c.body = e.Code, e.Status, []byte(e.Message+"\n")
+		c.status, c.body = e.Status, []byte(e.Message+"\n")
 		return
 	default:
 		v = v1Error{Error: v1ErrorBody{Code: e.Code, Message: e.Message}}
