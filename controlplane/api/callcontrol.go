@@ -100,10 +100,7 @@ func (c *call) storedCall(agentID, id string) (*store.Call, error) {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil
 	case err != nil:
-		if e := storeError(err); e != nil {
-			return nil, e
-		}
-		return nil, err
+		return nil, storeError(err)
 	}
 	return &rec, nil
 }

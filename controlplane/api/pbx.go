@@ -25,10 +25,7 @@ func (c *call) enterpriseAgents(fresh bool) ([]store.Agent, error) {
 	defer cancel()
 	agents, err := c.api.agents.get(ctx, c.principal.EnterpriseID, fresh)
 	if err != nil {
-		if e := storeError(err); e != nil {
-			return nil, e
-		}
-		return nil, err
+		return nil, storeError(err)
 	}
 	return agents, nil
 }
@@ -253,10 +250,7 @@ func (a *API) fleet(c *call) error {
 	defer cancel()
 	all, err := a.agents.fleet(ctx)
 	if err != nil {
-		if e := storeError(err); e != nil {
-			return e
-		}
-		return err
+		return storeError(err)
 	}
 	var out fleetResponse
 	page := make([]fleetPick, 0, min(limit+1, len(all)))
