@@ -307,12 +307,18 @@ func (c *call) authorize() error {
 	return nil
 }
 
-// reply sets the success response (v is encoded in the route's style).
-func (c *call) reply(status int, v any) error {
+// mustBeAuthorized is checked before any success reply: answering a
+// route that needs credentials without authorizing is a handler bug, not
+// the caller's, and never answers.
+func (c *call) mustBeAuthorized() {
 	if (c.rt.action != "" || c.rt.authOnly) && !c.authorized {
-		// A handler bug, not the caller's: never answer unauthorised.
 		panic("api: route " + c.rt.pattern() + " replied without authorizing")
 	}
+}
+
+// reply sets the success response (v is encoded in the route's style).
+func (c *call) reply(status int, v any) error {
+	c.mustBeAuthorized()
 	if status == http.StatusNoContent {
 		c.status, c.body = status, nil
 		return nil
