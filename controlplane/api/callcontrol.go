@@ -83,10 +83,15 @@ func (c *call) locateCall(id, ref string) (store.Agent, *store.Call, error) {
 	if err != nil {
 		return store.Agent{}, nil, err
 	}
-	if ag, ok := findPBX(agents, rec.AgentID); ok {
-		return ag, rec, nil
+	// The call's PBX may have registered after the cached list was read.
+	ag, ok, err := c.findAgent(agents, rec.AgentID)
+	switch {
+	case err != nil:
+		return store.Agent{}, nil, err
+	case !ok:
+		return store.Agent{}, nil, notFound("call", id)
 	}
-	return store.Agent{}, nil, notFound("call", id)
+	return ag, rec, nil
 }
 
 // storedCall is call id's record in the history (on agentID, or on any

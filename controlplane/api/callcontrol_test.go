@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -367,5 +368,41 @@ func TestCallControlAgentTooOld(t *testing.T) {
 	defer mu.Unlock()
 	if got := fmt.Sprint(received); got != "[channels]" {
 		t.Fatalf("the old agent received %s", got)
+	}
+}
+
+// TestCallControlNewPBX: a call on a PBX registered after the enterprise's
+// PBX list was cached (TTL an hour here) is found from its stored record
+// without naming the PBX, not reported as an unknown call.
+func TestCallControlNewPBX(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{PBXCacheTTL: time.Hour}}})
+	s.Enterprise(t, "0367", "june")
+	s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "june-main"})
+	key := s.APIKey(t, "0367")
+	want(t, s.Do(t, "GET", "/v1/pbxs", key, nil), http.StatusOK, "") // caches the list of one
+	second := s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "june-branch"})
+	id, err := second.AMI.StartDialoutCall("150", "+375296254070")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var v struct {
+			AnsweredAt *time.Time `json:"answered_at"`
+		}
+		if r := s.Do(t, "GET", "/v1/calls/"+id, key, nil); r.Status == http.StatusOK {
+			if r.JSON(t, &v); v.AnsweredAt != nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s never answered in the history", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := s.Do(t, "POST", "/v1/calls/"+id+"/mute", key, map[string]any{"party": "150", "direction": "in", "muted": true})
+	want(t, r, http.StatusOK, "")
+	if !strings.Contains(string(r.Body), `"pbx":"`+second.ID+`"`) {
+		t.Fatalf("mute answered %s, want PBX %s", r.Body, second.ID)
 	}
 }
