@@ -240,7 +240,10 @@ func (a *API) downloadRecording(c *call) error {
 	if err != nil {
 		return err
 	}
-	ag, ok := findPBX(agents, pbx)
+	ag, ok, err := c.findAgent(agents, pbx)
+	if err != nil {
+		return err
+	}
 	if !ok || ag.ID != pbx {
 		return notFound("recording", id)
 	}
