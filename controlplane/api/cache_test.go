@@ -42,3 +42,16 @@ func TestCaches(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFilterNamesNewPBX: a filter may name a PBX registered after the
+// enterprise's PBX list was cached (TTL an hour here) by its name.
+func TestFilterNamesNewPBX(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{PBXCacheTTL: time.Hour}}})
+	s.Enterprise(t, "0367", "june")
+	s.AddPBX(t, "0367")
+	key := s.APIKey(t, "0367")
+	wantStatus(t, s.Do(t, "GET", "/v1/pbxs", key, nil), 200, "") // caches the list of one
+	s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "june-branch"})
+	wantStatus(t, s.Do(t, "GET", "/v1/calls?pbx=june-branch", key, nil), 200, "")
+	wantStatus(t, s.Do(t, "GET", "/v1/calls?pbx=june-nosuch", key, nil), 404, api.CodeNotFound)
+}

@@ -354,8 +354,8 @@ func (c *call) resolvePBX(ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if ag, ok := findPBX(agents, ref); ok {
-		return ag.ID, nil
+	if ag, ok, err := c.findAgent(agents, ref); err != nil || ok {
+		return ag.ID, err
 	}
 	ctx, cancel := c.storeCtx()
 	defer cancel()
