@@ -263,10 +263,11 @@ func (c *call) authenticate() (auth.Principal, error) {
 		}
 		return c.redeemLink(link)
 	}
-	if cookie := sessionCookie(c.r); cookie != "" && c.rt.style == styleV1 && c.r.URL.Query().Get("ticket") == "" {
+	ticket := c.r.URL.Query().Get("ticket")
+	if cookie := sessionCookie(c.r); cookie != "" && c.rt.style == styleV1 && ticket == "" {
 		return c.authenticateSession(cookie)
 	}
-	if ticket := c.r.URL.Query().Get("ticket"); ticket != "" {
+	if ticket != "" {
 		if !c.rt.ticket {
 			return auth.Principal{}, invalidf("?ticket= is accepted on GET /v1/events only")
 		}
@@ -306,12 +307,18 @@ func (c *call) authorize() error {
 	return nil
 }
 
-// reply sets the success response (v is encoded in the route's style).
-func (c *call) reply(status int, v any) error {
+// mustBeAuthorized is checked before any success reply: answering a
+// route that needs credentials without authorizing is a handler bug, not
+// the caller's, and never answers.
+func (c *call) mustBeAuthorized() {
 	if (c.rt.action != "" || c.rt.authOnly) && !c.authorized {
-		// A handler bug, not the caller's: never answer unauthorised.
 		panic("api: route " + c.rt.pattern() + " replied without authorizing")
 	}
+}
+
+// reply sets the success response (v is encoded in the route's style).
+func (c *call) reply(status int, v any) error {
+	c.mustBeAuthorized()
 	if status == http.StatusNoContent {
 		c.status, c.body = status, nil
 		return nil
@@ -366,7 +373,7 @@ func (c *call) setError(err error) {
 		}
 		v = laravelError{Status: false, Message: msg}
 	case c.rt.style == stylePlain:
-		c.errCode, c.status, c.body = e.Code, e.Status, []byte(e.Message+"\n")
+		c.status, c.body = e.Status, []byte(e.Message+"\n")
 		return
 	default:
 		v = v1Error{Error: v1ErrorBody{Code: e.Code, Message: e.Message}}

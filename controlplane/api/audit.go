@@ -107,10 +107,7 @@ func (a *API) listAudit(c *call) error {
 	defer cancel()
 	rows, next, err := a.cfg.Store.ListAudit(ctx, c.principal.EnterpriseID, cursor, limit)
 	if err != nil {
-		if e := storeError(err); e != nil {
-			return e
-		}
-		return err
+		return storeError(err)
 	}
 	out := auditPage{Entries: make([]auditView, 0, len(rows)), NextCursor: next}
 	for _, r := range rows {

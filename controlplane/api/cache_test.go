@@ -18,7 +18,7 @@ func TestCaches(t *testing.T) {
 	const ttl = 300 * time.Millisecond
 	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{KeyCacheTTL: ttl, PBXCacheTTL: time.Hour}}})
 	s.Enterprise(t, "0367", "june")
-	first := s.AddPBX(t, "0367")
+	s.AddPBX(t, "0367")
 	key := s.APIKey(t, "0367")
 	wantStatus(t, s.Do(t, "GET", "/v1/pbxs", key, nil), 200, "")
 
@@ -27,7 +27,6 @@ func TestCaches(t *testing.T) {
 	wantStatus(t, r, 201, "")
 	// Naming it refreshed the cached list, so "pbx" is now required.
 	wantStatus(t, s.Do(t, "POST", "/v1/calls", key, map[string]any{"from": "150", "to": "151"}), 400, api.CodePBXRequired)
-	_ = first
 
 	id, _ := auth.ParseAPIKeyID(key)
 	must(t, s.Store().RevokeAPIKey(context.Background(), id))
@@ -42,4 +41,17 @@ func TestCaches(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestFilterNamesNewPBX: a filter may name a PBX registered after the
+// enterprise's PBX list was cached (TTL an hour here) by its name.
+func TestFilterNamesNewPBX(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{PBXCacheTTL: time.Hour}}})
+	s.Enterprise(t, "0367", "june")
+	s.AddPBX(t, "0367")
+	key := s.APIKey(t, "0367")
+	wantStatus(t, s.Do(t, "GET", "/v1/pbxs", key, nil), 200, "") // caches the list of one
+	s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "june-branch"})
+	wantStatus(t, s.Do(t, "GET", "/v1/calls?pbx=june-branch", key, nil), 200, "")
+	wantStatus(t, s.Do(t, "GET", "/v1/calls?pbx=june-nosuch", key, nil), 404, api.CodeNotFound)
 }

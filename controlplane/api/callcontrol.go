@@ -1,15 +1,12 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
 	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
@@ -50,57 +47,31 @@ func checkParty(field, v string) error {
 	return nil
 }
 
-// decodeOptionalJSON is decodeJSON for a body that may be absent or empty.
-func (c *call) decodeOptionalJSON(v any) error {
-	if c.reqBody == nil {
-		return nil
+// callPBX authorizes the request and finds the PBX call id is on: the one
+// named (ref), else the one the stored history places the call on, else
+// the enterprise's only PBX; the audit row names it. rec is the call's
+// stored record when finding the PBX read it, else nil.
+func (c *call) callPBX(id, ref string) (store.Agent, *store.Call, error) {
+	if err := c.authorize(); err != nil {
+		return store.Agent{}, nil, err
 	}
-	dec := json.NewDecoder(c.r.Body)
-	dec.DisallowUnknownFields()
-	switch err := dec.Decode(v); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		return decodeError(err)
+	ag, rec, err := c.locateCall(id, ref)
+	if err != nil {
+		return store.Agent{}, nil, err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalidf("request body must hold exactly one JSON object")
-	}
-	return nil
+	c.audit.AgentID = ag.ID
+	return ag, rec, nil
 }
 
-// callTarget finds the PBX call id is on: the one named (pbx), else the
-// one the stored history places the call on, else the enterprise's only
-// PBX. rec is the call's stored record, nil when the history does not
-// have it (yet).
-func (c *call) callTarget(id, pbx string) (store.Agent, *store.Call, error) {
+func (c *call) locateCall(id, ref string) (store.Agent, *store.Call, error) {
 	if id == "" || len(id) > maxIDBytes {
 		return store.Agent{}, nil, invalidf("call id must be 1-%d bytes", maxIDBytes)
 	}
-	lookup := func(agentID string) (*store.Call, error) {
-		ctx, cancel := c.storeCtx()
-		defer cancel()
-		rec, err := c.api.cfg.Store.CallByID(ctx, c.principal.EnterpriseID, agentID, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return nil, nil
-		case err != nil:
-			if e := storeError(err); e != nil {
-				return nil, e
-			}
-			return nil, err
-		}
-		return &rec, nil
+	if ref != "" {
+		ag, err := c.selectPBX(ref)
+		return ag, nil, err
 	}
-	if pbx != "" {
-		ag, err := c.selectPBX(pbx)
-		if err != nil {
-			return ag, nil, err
-		}
-		rec, err := lookup(ag.ID)
-		return ag, rec, err
-	}
-	rec, err := lookup("")
+	rec, err := c.storedCall("", id)
 	if err != nil {
 		return store.Agent{}, nil, err
 	}
@@ -112,10 +83,48 @@ func (c *call) callTarget(id, pbx string) (store.Agent, *store.Call, error) {
 	if err != nil {
 		return store.Agent{}, nil, err
 	}
-	if ag, ok := findPBX(agents, rec.AgentID); ok {
-		return ag, rec, nil
+	// The call's PBX may have registered after the cached list was read.
+	ag, ok, err := c.findAgent(agents, rec.AgentID)
+	switch {
+	case err != nil:
+		return store.Agent{}, nil, err
+	case !ok:
+		return store.Agent{}, nil, notFound("call", id)
 	}
-	return store.Agent{}, nil, notFound("call", id)
+	return ag, rec, nil
+}
+
+// storedCall is call id's record in the history (on agentID, or on any
+// PBX of the enterprise when empty); nil when the history does not have
+// it (yet).
+func (c *call) storedCall(agentID, id string) (*store.Call, error) {
+	ctx, cancel := c.storeCtx()
+	defer cancel()
+	rec, err := c.api.cfg.Store.CallByID(ctx, c.principal.EnterpriseID, agentID, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, storeError(err)
+	}
+	return &rec, nil
+}
+
+// callParty is callPBX for a route whose party (field) defaults to the
+// extension that placed the call (defaultParty); it reads the call's
+// record only when it needs it and callPBX did not.
+func (c *call) callParty(id, ref, field, party string) (store.Agent, string, error) {
+	ag, rec, err := c.callPBX(id, ref)
+	if err != nil {
+		return store.Agent{}, "", err
+	}
+	if party == "" && ref != "" {
+		if rec, err = c.storedCall(ag.ID, id); err != nil {
+			return store.Agent{}, "", err
+		}
+	}
+	party, err = defaultParty(field, party, id, rec)
+	return ag, party, err
 }
 
 // defaultParty is v, or the from of a call placed through the API (an
@@ -158,24 +167,6 @@ func orParty(party, channel string) string {
 	return extensionOf(channel)
 }
 
-// agentCallWithin is agentCall with a deadline of its own, for operations
-// that take longer than an AMI round trip (DTMF digits, a ringing pickup).
-func (c *call) agentCallWithin(d time.Duration, agentID, op string, args, result any) error {
-	if err := c.writeIntent(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(fleet.WithRequestID(context.WithoutCancel(c.ctx()), c.id), d)
-	defer cancel()
-	if err := c.api.cfg.Caller.Call(ctx, agentID, op, args, result); err != nil {
-		e := agentError(agentID, d.String(), err)
-		if e == errInternal {
-			c.log.Error("agent call failed", "pbx", agentID, "op", op, "err", err)
-		}
-		return e
-	}
-	return nil
-}
-
 type transferRequest struct {
 	To         string `json:"to"`
 	Mode       string `json:"mode"`
@@ -214,17 +205,11 @@ func (a *API) transferCall(c *call) error {
 	default:
 		return invalidf("field \"mode\" must be blind or attended, got %q", req.Mode)
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, rec, err := c.callTarget(id, req.PBX)
+	ag, transferer, err := c.callParty(id, req.PBX, "transferer", req.Transferer)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
-	if req.Transferer, err = defaultParty("transferer", req.Transferer, id, rec); err != nil {
-		return err
-	}
+	req.Transferer = transferer
 	c.audit.FromExt, c.audit.ToNumber = req.Transferer, req.To
 	var res protocol.TransferResult
 	args := protocol.TransferArgs{CallID: id, Transferer: req.Transferer, To: req.To, Mode: req.Mode, By: c.principal.ID}
@@ -266,17 +251,11 @@ func (a *API) controlTransfer(c *call, op string) error {
 		return err
 	}
 	c.audit.UniqueID, c.audit.FromExt, c.audit.AgentID = id, req.Transferer, req.PBX
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, rec, err := c.callTarget(id, req.PBX)
+	ag, transferer, err := c.callParty(id, req.PBX, "transferer", req.Transferer)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
-	if req.Transferer, err = defaultParty("transferer", req.Transferer, id, rec); err != nil {
-		return err
-	}
+	req.Transferer = transferer
 	c.audit.FromExt = req.Transferer
 	var res protocol.TransferControlResult
 	if err := c.agentCall(ag.ID, op, protocol.TransferControlArgs{CallID: id, Transferer: req.Transferer, By: c.principal.ID}, &res); err != nil {
@@ -330,14 +309,10 @@ func (a *API) sendDTMF(c *call) error {
 	if err := checkParty("party", req.Party); err != nil {
 		return err
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, _, err := c.callTarget(id, req.PBX)
+	ag, _, err := c.callPBX(id, req.PBX)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
 	per := time.Duration(req.DurationMS) * time.Millisecond
 	if per == 0 {
 		per = 100 * time.Millisecond
@@ -385,17 +360,11 @@ func (a *API) parkCall(c *call) error {
 	if err := checkTimeout(req.TimeoutS); err != nil {
 		return err
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, rec, err := c.callTarget(id, req.PBX)
+	ag, parker, err := c.callParty(id, req.PBX, "parker", req.Parker)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
-	if req.Parker, err = defaultParty("parker", req.Parker, id, rec); err != nil {
-		return err
-	}
+	req.Parker = parker
 	c.audit.FromExt = req.Parker
 	var res protocol.ParkResult
 	args := protocol.ParkArgs{CallID: id, Parker: req.Parker, Lot: req.Lot, TimeoutS: req.TimeoutS, By: c.principal.ID}
@@ -541,14 +510,10 @@ func (a *API) muteCall(c *call) error {
 	if err := checkParty("party", req.Party); err != nil {
 		return err
 	}
-	if err := c.authorize(); err != nil {
-		return err
-	}
-	ag, _, err := c.callTarget(id, req.PBX)
+	ag, _, err := c.callPBX(id, req.PBX)
 	if err != nil {
 		return err
 	}
-	c.audit.AgentID = ag.ID
 	var res protocol.MuteResult
 	args := protocol.MuteArgs{CallID: id, Party: req.Party, Direction: req.Direction, Muted: *req.Muted, By: c.principal.ID}
 	if err := c.agentCall(ag.ID, protocol.OpMute, args, &res); err != nil {

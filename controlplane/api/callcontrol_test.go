@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane"
 	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -151,6 +152,9 @@ func TestCallControlAPI(t *testing.T) {
 			{"mute upper case", "/mute", e.key, map[string]any{"party": "150", "direction": "IN", "muted": true}, 400, "invalid_request"},
 			{"mute without muted", "/mute", e.key, map[string]any{"party": "150", "direction": "in"}, 400, "invalid_request"},
 			{"unknown lot", "/park", e.key, map[string]any{"lot": "nosuchlot"}, 400, "invalid_request"},
+			// An optional body is still exactly one object, within MaxBodyBytes.
+			{"park two objects", "/park", e.key, `{}{}`, 400, "invalid_request"},
+			{"park padded past the body limit", "/park", e.key, `{}` + strings.Repeat(" ", api.DefaultMaxBodyBytes), 413, "body_too_large"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				want(t, e.s.Do(t, "POST", "/v1/calls/"+id+tc.path, tc.token, tc.body), tc.status, tc.code)
@@ -160,6 +164,7 @@ func TestCallControlAPI(t *testing.T) {
 		// A call the history does not know and the API did not place has
 		// no default transferer.
 		want(t, e.s.Do(t, "POST", "/v1/calls/1.999/transfer/cancel", e.key, nil), 400, "invalid_request")
+		want(t, e.s.Do(t, "POST", "/v1/calls/1.999/transfer/cancel", e.key, map[string]any{"pbx": e.pbx.ID}), 400, "invalid_request")
 		for _, a := range []string{"BlindTransfer", "Atxfer", "CancelAtxfer", "Park", "MuteAudio", "PlayDTMF"} {
 			for _, m := range e.pbx.AMI.Actions() {
 				if m.Action() == a && strings.Contains(m.Get("Channel"), id) {
@@ -363,5 +368,41 @@ func TestCallControlAgentTooOld(t *testing.T) {
 	defer mu.Unlock()
 	if got := fmt.Sprint(received); got != "[channels]" {
 		t.Fatalf("the old agent received %s", got)
+	}
+}
+
+// TestCallControlNewPBX: a call on a PBX registered after the enterprise's
+// PBX list was cached (TTL an hour here) is found from its stored record
+// without naming the PBX, not reported as an unknown call.
+func TestCallControlNewPBX(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{PBXCacheTTL: time.Hour}}})
+	s.Enterprise(t, "0367", "june")
+	s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "june-main"})
+	key := s.APIKey(t, "0367")
+	want(t, s.Do(t, "GET", "/v1/pbxs", key, nil), http.StatusOK, "") // caches the list of one
+	second := s.AddPBX(t, "0367", systemtest.PBXOptions{Name: "june-branch"})
+	id, err := second.AMI.StartDialoutCall("150", "+375296254070")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var v struct {
+			AnsweredAt *time.Time `json:"answered_at"`
+		}
+		if r := s.Do(t, "GET", "/v1/calls/"+id, key, nil); r.Status == http.StatusOK {
+			if r.JSON(t, &v); v.AnsweredAt != nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s never answered in the history", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := s.Do(t, "POST", "/v1/calls/"+id+"/mute", key, map[string]any{"party": "150", "direction": "in", "muted": true})
+	want(t, r, http.StatusOK, "")
+	if !strings.Contains(string(r.Body), `"pbx":"`+second.ID+`"`) {
+		t.Fatalf("mute answered %s, want PBX %s", r.Body, second.ID)
 	}
 }

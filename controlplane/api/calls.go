@@ -84,13 +84,19 @@ func checkTimeout(s int) error {
 // that hangs up does not cancel it: an originate or hangup half done is
 // worse than one finished and audited with its real outcome.
 func (c *call) agentCall(agentID, op string, args, result any) error {
+	return c.agentCallWithin(c.api.cfg.AMITimeout, agentID, op, args, result)
+}
+
+// agentCallWithin is agentCall with a deadline of its own, for operations
+// that take longer than an AMI round trip (DTMF digits).
+func (c *call) agentCallWithin(d time.Duration, agentID, op string, args, result any) error {
 	if err := c.writeIntent(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(fleet.WithRequestID(context.WithoutCancel(c.ctx()), c.id), c.api.cfg.AMITimeout)
+	ctx, cancel := context.WithTimeout(fleet.WithRequestID(context.WithoutCancel(c.ctx()), c.id), d)
 	defer cancel()
 	if err := c.api.cfg.Caller.Call(ctx, agentID, op, args, result); err != nil {
-		e := agentError(agentID, c.api.cfg.AMITimeout.String(), err)
+		e := agentError(agentID, d.String(), err)
 		if e == errInternal {
 			c.log.Error("agent call failed", "pbx", agentID, "op", op, "err", err)
 		}

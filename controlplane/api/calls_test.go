@@ -511,9 +511,8 @@ func TestLimits(t *testing.T) {
 		})
 		t.Run("rate limit", func(t *testing.T) {
 			key := s.APIKey(t, "0367")
-			for i := range 3 {
+			for range 3 {
 				wantStatus(t, s.Do(t, "GET", "/v1/pbxs", key, nil), 200, "")
-				_ = i
 			}
 			r := s.Do(t, "POST", "/v1/calls", key, map[string]any{"from": "150", "to": "151"})
 			wantStatus(t, r, 429, api.CodeRateLimited)

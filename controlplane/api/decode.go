@@ -12,10 +12,18 @@ import (
 // decodeJSON reads the body as exactly one JSON object into v. Unknown
 // fields are refused by name: a misspelt "timout_s" must not silently
 // become the default.
-func (c *call) decodeJSON(v any) error {
+func (c *call) decodeJSON(v any) error { return c.decodeBody(v, false) }
+
+// decodeOptionalJSON is decodeJSON for a body that may be absent or empty.
+func (c *call) decodeOptionalJSON(v any) error { return c.decodeBody(v, true) }
+
+func (c *call) decodeBody(v any, optional bool) error {
 	dec := json.NewDecoder(c.r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if optional && errors.Is(err, io.EOF) {
+			return nil
+		}
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {

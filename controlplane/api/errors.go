@@ -179,8 +179,9 @@ func agentError(pbx string, timeout string, err error) *Error {
 }
 
 // storeError maps a store failure on the request path: validation errors
-// are the caller's, anything else is an outage.
-func storeError(err error) *Error {
+// are the caller's, a store that did not answer in time is an outage;
+// anything else is returned as it is (internal, logged by the chain).
+func storeError(err error) error {
 	var ve *store.ValidationError
 	if errors.As(err, &ve) {
 		return invalidf("%s", ve.Error())
@@ -188,5 +189,5 @@ func storeError(err error) *Error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the database did not answer in time")
 	}
-	return nil
+	return err
 }

@@ -156,10 +156,7 @@ func (c *call) idempotency(req any) (*idemState, error) {
 			}
 		default:
 			st.unlock()
-			if e := storeError(err); e != nil {
-				return nil, e
-			}
-			return nil, err
+			return nil, storeError(err)
 		}
 	}
 }

@@ -112,11 +112,9 @@ func (c *call) enterprise() (store.Enterprise, error) {
 	defer cancel()
 	e, err := c.api.cfg.Store.EnterpriseByID(ctx, c.principal.EnterpriseID)
 	if err != nil {
-		if se := storeError(err); se != nil {
-			return e, se
-		}
+		return e, storeError(err)
 	}
-	return e, err
+	return e, nil
 }
 
 type legacyCallOK struct {

@@ -25,10 +25,7 @@ func (c *call) enterpriseAgents(fresh bool) ([]store.Agent, error) {
 	defer cancel()
 	agents, err := c.api.agents.get(ctx, c.principal.EnterpriseID, fresh)
 	if err != nil {
-		if e := storeError(err); e != nil {
-			return nil, e
-		}
-		return nil, err
+		return nil, storeError(err)
 	}
 	return agents, nil
 }
@@ -44,17 +41,11 @@ func (c *call) selectPBX(pbx string) (store.Agent, error) {
 		return store.Agent{}, err
 	}
 	if pbx != "" {
-		for _, fresh := range []bool{false, true} {
-			if fresh {
-				if agents, err = c.enterpriseAgents(true); err != nil {
-					return store.Agent{}, err
-				}
-			}
-			if ag, ok := findPBX(agents, pbx); ok {
-				return ag, nil
-			}
+		ag, ok, err := c.findAgent(agents, pbx)
+		if err == nil && !ok {
+			err = notFound("PBX", pbx)
 		}
-		return store.Agent{}, notFound("PBX", pbx)
+		return ag, err
 	}
 	switch len(agents) {
 	case 0:
@@ -68,6 +59,21 @@ func (c *call) selectPBX(pbx string) (store.Agent, error) {
 	}
 	return store.Agent{}, errorf(http.StatusBadRequest, CodePBXRequired,
 		"field \"pbx\" is required: enterprise %s has %d PBXs: %s", c.principal.EnterpriseNumber, len(agents), strings.Join(names, ", "))
+}
+
+// findAgent finds ref (an agent id or name) among agents, the caller's
+// cached list, else in the list read again: a PBX registered a moment ago
+// is found at once.
+func (c *call) findAgent(agents []store.Agent, ref string) (store.Agent, bool, error) {
+	if ag, ok := findPBX(agents, ref); ok {
+		return ag, true, nil
+	}
+	agents, err := c.enterpriseAgents(true)
+	if err != nil {
+		return store.Agent{}, false, err
+	}
+	ag, ok := findPBX(agents, ref)
+	return ag, ok, nil
 }
 
 // findPBX finds ref among agents by id, else by name.
@@ -253,10 +259,7 @@ func (a *API) fleet(c *call) error {
 	defer cancel()
 	all, err := a.agents.fleet(ctx)
 	if err != nil {
-		if e := storeError(err); e != nil {
-			return e
-		}
-		return err
+		return storeError(err)
 	}
 	var out fleetResponse
 	page := make([]fleetPick, 0, min(limit+1, len(all)))
@@ -351,8 +354,8 @@ func (c *call) resolvePBX(ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if ag, ok := findPBX(agents, ref); ok {
-		return ag.ID, nil
+	if ag, ok, err := c.findAgent(agents, ref); err != nil || ok {
+		return ag.ID, err
 	}
 	ctx, cancel := c.storeCtx()
 	defer cancel()

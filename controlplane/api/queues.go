@@ -2,8 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -23,22 +21,6 @@ const maxQueueNameLen = 79
 func checkQueue(q string) error {
 	if q == "" || len(q) > maxQueueNameLen {
 		return invalidf("queue name must be 1-%d characters, got %d", maxQueueNameLen, len(q))
-	}
-	return nil
-}
-
-// decodeBodyIfAny is decodeJSON for routes whose body may be absent.
-func (c *call) decodeBodyIfAny(v any) error {
-	dec := json.NewDecoder(c.r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalidf("request body must hold exactly one JSON object")
 	}
 	return nil
 }

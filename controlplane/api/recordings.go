@@ -14,7 +14,6 @@ import (
 
 	"github.com/switchboard-pbx/switchboard/controlplane/events"
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
-	"github.com/switchboard-pbx/switchboard/controlplane/store"
 	"github.com/switchboard-pbx/switchboard/protocol"
 )
 
@@ -71,32 +70,6 @@ func splitRecordingID(id string) (pbx, rec string) {
 	return "", id
 }
 
-// callPBX finds the PBX of call id: the one named, else the one the call
-// history knows it on, else the enterprise's only PBX.
-func (c *call) callPBX(id, ref string) (store.Agent, error) {
-	if ref != "" {
-		return c.selectPBX(ref)
-	}
-	ctx, cancel := c.storeCtx()
-	rec, err := c.api.cfg.Store.CallByID(ctx, c.principal.EnterpriseID, "", id)
-	cancel()
-	if err == nil {
-		agents, aerr := c.enterpriseAgents(false)
-		if aerr != nil {
-			return store.Agent{}, aerr
-		}
-		if ag, ok := findPBX(agents, rec.AgentID); ok {
-			return ag, nil
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		if e := storeError(err); e != nil {
-			return store.Agent{}, e
-		}
-		return store.Agent{}, err
-	}
-	return c.selectPBX("")
-}
-
 type recordingRequest struct {
 	PBX         string `json:"pbx,omitempty"`
 	RecordingID string `json:"recording_id,omitempty"`
@@ -119,20 +92,16 @@ func (c *call) recordingOp(req recordingRequest, op string, args func(call, rec 
 		return invalidf("call id must be at most %d bytes", maxIDBytes)
 	}
 	pbx, rec := splitRecordingID(req.RecordingID)
-	if err := c.authorize(); err != nil {
-		return err
-	}
 	if pbx != "" && req.PBX == "" {
 		req.PBX = pbx
 	}
-	ag, err := c.callPBX(id, req.PBX)
+	ag, _, err := c.callPBX(id, req.PBX)
 	if err != nil {
 		return err
 	}
 	if pbx != "" && pbx != ag.ID {
 		return invalidf("recording %q is not on PBX %s", req.RecordingID, ag.ID)
 	}
-	c.audit.AgentID = ag.ID
 	var res protocol.RecordingsResult
 	if err := c.agentCall(ag.ID, op, args(id, rec), &res); err != nil {
 		return err
@@ -151,7 +120,7 @@ func (c *call) recordingOp(req recordingRequest, op string, args func(call, rec 
 // startRecording is POST /v1/calls/{id}/recording/start [{"pbx"}].
 func (a *API) startRecording(c *call) error {
 	var req recordingRequest
-	if err := c.decodeBodyIfAny(&req); err != nil {
+	if err := c.decodeOptionalJSON(&req); err != nil {
 		return err
 	}
 	if req.RecordingID != "" || req.Direction != "" || req.Muted != nil {
@@ -166,7 +135,7 @@ func (a *API) startRecording(c *call) error {
 // "pbx"}]: one recording, or every one the agent started on the call.
 func (a *API) stopRecording(c *call) error {
 	var req recordingRequest
-	if err := c.decodeBodyIfAny(&req); err != nil {
+	if err := c.decodeOptionalJSON(&req); err != nil {
 		return err
 	}
 	if req.Direction != "" || req.Muted != nil {
@@ -271,7 +240,10 @@ func (a *API) downloadRecording(c *call) error {
 	if err != nil {
 		return err
 	}
-	ag, ok := findPBX(agents, pbx)
+	ag, ok, err := c.findAgent(agents, pbx)
+	if err != nil {
+		return err
+	}
 	if !ok || ag.ID != pbx {
 		return notFound("recording", id)
 	}
@@ -301,15 +273,14 @@ func (a *API) downloadRecording(c *call) error {
 		c.setHeader("Content-Range", fmt.Sprintf("bytes */%d", file.Size))
 		return errorf(http.StatusRequestedRangeNotSatisfiable, CodeInvalidRequest, "range %q is outside the recording's %d bytes", c.r.Header.Get("Range"), file.Size)
 	}
-	return c.streamRecording(file, body, rng.set, ctx)
+	return c.streamRecording(ctx, file, body, rng.set)
 }
 
 // streamRecording writes the response itself: headers, then the bytes as
 // they come from the tunnel, under the download's deadline.
-func (c *call) streamRecording(file protocol.RecordingFile, body io.Reader, ranged bool, ctx context.Context) error {
-	if err := c.authorizedOwn(); err != nil {
-		return err
-	}
+func (c *call) streamRecording(ctx context.Context, file protocol.RecordingFile, body io.Reader, ranged bool) error {
+	c.mustBeAuthorized()
+	c.wroteOwn = true
 	c.finishBody()
 	h := c.w.Header()
 	h.Set("Content-Type", "audio/wav")
@@ -343,16 +314,6 @@ func (c *call) streamRecording(file protocol.RecordingFile, body io.Reader, rang
 		}
 		c.log.Warn("recording download cut short", "recording_id", file.RecordingID, "sent", n, "length", file.Length, "err", err)
 	}
-	return nil
-}
-
-// authorizedOwn marks a response the handler writes itself, once the
-// route has authorised it (reply's own check).
-func (c *call) authorizedOwn() error {
-	if c.rt.action != "" && !c.authorized {
-		panic("api: route " + c.rt.pattern() + " replied without authorizing")
-	}
-	c.wroteOwn = true
 	return nil
 }
 

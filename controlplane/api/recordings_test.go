@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-pbx/switchboard/controlplane"
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
 	"github.com/switchboard-pbx/switchboard/controlplane/auth"
 	"github.com/switchboard-pbx/switchboard/internal/systemtest"
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -155,4 +157,19 @@ func TestRecordingsAPI(t *testing.T) {
 	if r.Status != http.StatusOK || len(detail.Recordings) != 1 || detail.Recordings[0].ID != rec.ID || detail.Recordings[0].StoppedAt == nil {
 		t.Fatalf("GET /v1/calls/%s: %d %s", call, r.Status, r.Body)
 	}
+}
+
+// TestRecordingDownloadNewPBX: a download names its PBX in the recording
+// id; a PBX registered after the enterprise's PBX list was cached (TTL an
+// hour here) is asked, not reported as an unknown recording. Its agent
+// refuses the malformed id, which shows the request reached it.
+func TestRecordingDownloadNewPBX(t *testing.T) {
+	s := systemtest.New(t, systemtest.Options{Config: controlplane.Config{API: api.Config{PBXCacheTTL: time.Hour}}})
+	s.Enterprise(t, "0367", "june")
+	s.AddPBX(t, "0367")
+	key := s.APIKey(t, "0367", auth.ScopeRecordingsRead, auth.ScopeChannelsRead)
+	want(t, s.Do(t, "GET", "/v1/pbxs", key, nil), http.StatusOK, "") // caches the list of one
+	second := s.AddPBX(t, "0367", systemtest.PBXOptions{RecordingsDir: t.TempDir()})
+	want(t, s.Do(t, "GET", "/v1/recordings/"+second.ID+".not-a-recording", key, nil), http.StatusBadRequest, "invalid_request")
+	want(t, s.Do(t, "GET", "/v1/recordings/agt_nosuchpbx.not-a-recording", key, nil), http.StatusNotFound, "not_found")
 }

@@ -218,10 +218,7 @@ func (a *API) createSession(c *call) error {
 		return auth.Invalid(auth.ErrTokenExpired) // it expires within the store's clock step
 	}
 	if err != nil {
-		if e := storeError(err); e != nil {
-			return e
-		}
-		return err
+		return storeError(err)
 	}
 	for range evicted {
 		a.cfg.Observer.RateLimited("console_sessions")
@@ -244,10 +241,7 @@ func (a *API) deleteSession(c *call) error {
 	ctx, cancel := c.storeCtx()
 	defer cancel()
 	if err := a.cfg.Store.DeleteConsoleSession(ctx, c.session.id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		if e := storeError(err); e != nil {
-			return e
-		}
-		return err
+		return storeError(err)
 	}
 	if c.audit != nil {
 		c.audit.Details = mustJSON(map[string]string{"session": c.session.id})

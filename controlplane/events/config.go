@@ -177,14 +177,22 @@ type Observer interface {
 	// ReplayWaited counts a replay read that queued behind its
 	// enterprise's MaxReplaysPerEnterprise.
 	ReplayWaited()
+	// WebhookCapReached counts webhooks ("webhook") or enterprises
+	// ("enterprise") a delivery claim found at their cap.
+	WebhookCapReached(limit string, n int)
+	// WebhookSuspended counts a webhook suspended after SuspendAfter
+	// failed attempts in a row.
+	WebhookSuspended()
 }
 
 type nopObserver struct{}
 
-func (nopObserver) EventsDelivered(string, int) {}
-func (nopObserver) EventsDropped(string, int)   {}
-func (nopObserver) WebhookAttempt(string, bool) {}
-func (nopObserver) ReplayWaited()               {}
+func (nopObserver) EventsDelivered(string, int)   {}
+func (nopObserver) EventsDropped(string, int)     {}
+func (nopObserver) WebhookAttempt(string, bool)   {}
+func (nopObserver) ReplayWaited()                 {}
+func (nopObserver) WebhookCapReached(string, int) {}
+func (nopObserver) WebhookSuspended()             {}
 
 func (c *Config) fill() {
 	if c.Logger == nil {

@@ -116,29 +116,16 @@ func newWebhookClient(cfg Config) *http.Client {
 	}
 }
 
-// fairnessObserver is told when the webhook caps hold deliveries back;
-// the control plane's metrics implement it.
-type fairnessObserver interface {
-	// WebhookCapReached counts webhooks ("webhook") or enterprises
-	// ("enterprise") a claim found at their cap.
-	WebhookCapReached(limit string, n int)
-	// WebhookSuspended counts a webhook suspended after SuspendAfter
-	// failed attempts in a row.
-	WebhookSuspended()
-}
-
 func (s *Service) claim(ctx context.Context, free int) ([]store.Delivery, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
 	ds, rep, err := s.cfg.Store.ClaimDeliveries(cctx, store.Claim{Limit: free, Lease: s.cfg.DeliveryLease,
 		PerWebhook: s.cfg.MaxDeliveriesPerWebhook, PerEnterprise: s.cfg.MaxDeliveriesPerEnterprise, ProbeAfter: s.cfg.SuspendAfter})
-	if fo, ok := s.cfg.Observer.(fairnessObserver); ok {
-		if rep.WebhooksAtCap > 0 {
-			fo.WebhookCapReached("webhook", rep.WebhooksAtCap)
-		}
-		if rep.EnterprisesAtCap > 0 {
-			fo.WebhookCapReached("enterprise", rep.EnterprisesAtCap)
-		}
+	if rep.WebhooksAtCap > 0 {
+		s.cfg.Observer.WebhookCapReached("webhook", rep.WebhooksAtCap)
+	}
+	if rep.EnterprisesAtCap > 0 {
+		s.cfg.Observer.WebhookCapReached("enterprise", rep.EnterprisesAtCap)
 	}
 	return ds, err
 }
@@ -257,9 +244,7 @@ func (s *Service) suspend(ctx context.Context, webhookID string, failures int, l
 	if !ok {
 		return // another attempt of the same outage suspended it first
 	}
-	if fo, ok := s.cfg.Observer.(fairnessObserver); ok {
-		fo.WebhookSuspended()
-	}
+	s.cfg.Observer.WebhookSuspended()
 	log.Warn("webhook suspended: its receiver failed too many attempts in a row; its deliveries wait",
 		"failures", failures, "until", until)
 }

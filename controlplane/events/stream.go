@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -426,7 +427,7 @@ func (st *streamer) accept(ctx context.Context, b Batch) error {
 		return nil
 	}
 	if b.First > st.cursor+1 {
-		i, _ := slices.BinarySearchFunc(st.held, b.First, func(h Batch, first int64) int { return cmpInt(h.First, first) })
+		i, _ := slices.BinarySearchFunc(st.held, b.First, func(h Batch, first int64) int { return cmp.Compare(h.First, first) })
 		st.held = slices.Insert(st.held, i, b)
 		st.heldEvents += max(1, len(b.Items))
 		return nil
@@ -459,16 +460,6 @@ func (st *streamer) fillHole(ctx context.Context) error {
 		return err
 	}
 	return st.drainHeld(ctx)
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // deliver sends a batch that starts at or before cursor+1, skipping what
