@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -318,12 +317,8 @@ func (s *Store) LastEventSeqs(ctx context.Context, enterpriseIDs []int64) (map[i
 	out := make(map[int64]int64, len(enterpriseIDs))
 	for start := 0; start < len(enterpriseIDs); start += 500 {
 		ids := enterpriseIDs[start:min(start+500, len(enterpriseIDs))]
-		ph := make([]string, len(ids))
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
-		}
-		rows, err := s.db.QueryContext(ctx, `SELECT enterprise_id, last_seq FROM enterprise_event_seqs WHERE enterprise_id IN (`+strings.Join(ph, ", ")+`)`, args...)
+		args, in := inList(nil, ids)
+		rows, err := s.db.QueryContext(ctx, `SELECT enterprise_id, last_seq FROM enterprise_event_seqs WHERE enterprise_id `+in, args...)
 		if err != nil {
 			return nil, fmt.Errorf("last event seqs: %w", err)
 		}

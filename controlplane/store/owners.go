@@ -376,12 +376,8 @@ func (s *Store) HeldAgents(ctx context.Context, replicaIDs []string) ([]Owner, e
 	if len(replicaIDs) == 0 {
 		return nil, nil
 	}
-	ph := make([]string, len(replicaIDs))
-	args := make([]any, len(replicaIDs))
-	for i, id := range replicaIDs {
-		ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+ownerColumns+` FROM agent_owners WHERE replica_id IN (`+strings.Join(ph, ", ")+`) ORDER BY agent_id`, args...)
+	args, in := inList(nil, replicaIDs)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+ownerColumns+` FROM agent_owners WHERE replica_id `+in+` ORDER BY agent_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list agent owners: %w", err)
 	}
