@@ -166,11 +166,7 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 
 	var acked int64
 	var revoked bool
-	sel, err := s.txStmt(ctx, tx, s.selectAckedForUpdate())
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
-	err = sel.QueryRowContext(ctx, agentID, enterpriseID).Scan(&acked, &revoked)
+	err := s.txQueryRow(ctx, tx, s.selectAckedForUpdate(), agentID, enterpriseID).Scan(&acked, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
 	}
@@ -186,19 +182,11 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	seqRow, err := s.txStmt(ctx, tx, insertEventSeqSQL)
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
-	if _, err := seqRow.ExecContext(ctx, enterpriseID); err != nil {
+	if err := s.txExec(ctx, tx, insertEventSeqSQL, enterpriseID); err != nil {
 		return nil, fmt.Errorf("store events: sequence row: %w", err)
 	}
-	advance, err := s.txStmt(ctx, tx, advanceEventSeqSQL)
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
 	var last int64
-	if err := advance.QueryRowContext(ctx, enterpriseID, len(fresh)).Scan(&last); err != nil {
+	if err := s.txQueryRow(ctx, tx, advanceEventSeqSQL, enterpriseID, len(fresh)).Scan(&last); err != nil {
 		return nil, fmt.Errorf("store events: advance sequence: %w", err)
 	}
 	first := last - int64(len(fresh)) + 1
@@ -225,11 +213,7 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	if err := s.recordDerived(ctx, tx, agentID, enterpriseID, out); err != nil {
 		return nil, err
 	}
-	ack, err := s.txStmt(ctx, tx, advanceAckedSQL)
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
-	if _, err := ack.ExecContext(ctx, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
+	if err := s.txExec(ctx, tx, advanceAckedSQL, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
 		return nil, fmt.Errorf("store events: advance acked seq: %w", err)
 	}
 	return out, nil
