@@ -96,9 +96,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
 		}
 	}
-	if err := c.Conns.validate(); err != nil {
-		errs = append(errs, err)
-	} else if _, err := c.Conns.connlimit(openFilesLimit()); err != nil {
+	if _, err := c.Conns.connlimit(openFilesLimit()); err != nil {
 		errs = append(errs, err)
 	}
 	for _, addr := range []string{c.Listen, c.MetricsListen} {
