@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -58,21 +57,12 @@ type ConnLimits struct {
 	EvictAfter time.Duration
 }
 
-func (c ConnLimits) validate() error {
-	if c.ReserveTimeout < 0 {
-		return fmt.Errorf("ConnLimits.ReserveTimeout %v is negative", c.ReserveTimeout)
-	}
-	if c.Max > 0 && c.Reserve >= c.Max {
-		return fmt.Errorf("ConnLimits.Reserve %d must be fewer than Max %d", c.Reserve, c.Max)
-	}
-	return nil
-}
-
 // ReservedPaths are the requests a reserve connection may make.
 var ReservedPaths = []string{protocol.ConnectPath, "/healthz", "/readyz"}
 
 // connlimit is the listener's configuration: the defaults resolved
-// against nofile, the open-files limit (0: unknown).
+// against nofile, the open-files limit (0: unknown), and validated by
+// connlimit (a reserve not below the maximum, a negative reserve timeout).
 func (c ConnLimits) connlimit(nofile uint64) (connlimit.Config, error) {
 	out := connlimit.Config{ReservedPaths: ReservedPaths, ReserveTimeout: c.ReserveTimeout, EvictAfter: c.EvictAfter, Exempt: c.Exempt}
 	switch {
@@ -99,8 +89,5 @@ func (c ConnLimits) connlimit(nofile uint64) (connlimit.Config, error) {
 	if c.Exempt == nil {
 		out.Exempt = DefaultConnExempt
 	}
-	if out.MaxConns > 0 && out.Reserve >= out.MaxConns {
-		return out, errors.New("reserved connections must be fewer than the maximum")
-	}
-	return out, nil
+	return out, out.Validate()
 }

@@ -96,9 +96,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
 		}
 	}
-	if err := c.Conns.validate(); err != nil {
-		errs = append(errs, err)
-	} else if _, err := c.Conns.connlimit(openFilesLimit()); err != nil {
+	if _, err := c.Conns.connlimit(openFilesLimit()); err != nil {
 		errs = append(errs, err)
 	}
 	for _, addr := range []string{c.Listen, c.MetricsListen} {
@@ -109,9 +107,7 @@ func (c Config) Validate() error {
 		}
 	}
 	clc := c.Cluster
-	if clc.URL == "" {
-		clc.URL = ReplicaURL(cmp.Or(c.Listen, DefaultListen), c.TLSCertFile != "")
-	}
+	clc.URL = c.replicaURL()
 	for _, err := range []error{c.Gateway.Validate(), c.API.Validate(), c.Events.Validate(), clc.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
@@ -138,27 +134,20 @@ func checkListen(addr string) error {
 }
 
 func (c *Config) fill() {
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
-	if c.DB == "" {
-		c.DB = DefaultDB
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
+	c.Listen = cmp.Or(c.Listen, DefaultListen)
+	c.DB = cmp.Or(c.DB, DefaultDB)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Version == "" {
-		c.Version = "dev"
-	}
+	c.Version = cmp.Or(c.Version, "dev")
+}
+
+// replicaURL is Cluster.URL, else the one derived from Listen.
+func (c Config) replicaURL() string {
+	return cmp.Or(c.Cluster.URL, ReplicaURL(cmp.Or(c.Listen, DefaultListen), c.TLSCertFile != ""))
 }
 
 // Server is an assembled control plane.
@@ -272,9 +261,7 @@ func (s *Server) assemble() error {
 func (s *Server) assembleCluster() error {
 	cc := s.cfg.Cluster
 	cc.Store, cc.Registry, cc.Logger, cc.Version = s.store, s.registry, s.log, s.cfg.Version
-	if cc.URL == "" {
-		cc.URL = ReplicaURL(s.cfg.Listen, s.cfg.TLSCertFile != "")
-	}
+	cc.URL = s.cfg.replicaURL()
 	if cc.Clustered() {
 		ec := s.cfg.Events
 		cc.Hub = events.NewHub(cmp.Or(ec.MaxSubscribers, events.DefaultMaxSubscribers),

@@ -173,3 +173,25 @@ func TestMetricsKeptFromAPIClients(t *testing.T) {
 		}
 	})
 }
+
+// TestConnLimitsValidated: the listener's limits are refused before
+// anything opens, whether the maximum is set or derived from the
+// open-files limit.
+func TestConnLimitsValidated(t *testing.T) {
+	for _, tc := range []struct {
+		conns controlplane.ConnLimits
+		want  string
+	}{
+		{controlplane.ConnLimits{Max: 50, Reserve: 50}, "must be fewer than"},
+		{controlplane.ConnLimits{Reserve: 1 << 40}, "must be fewer than"},
+		{controlplane.ConnLimits{ReserveTimeout: -time.Second}, "negative"},
+	} {
+		err := controlplane.Config{Conns: tc.conns}.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.conns, err, tc.want)
+		}
+	}
+	if err := (controlplane.Config{Conns: controlplane.ConnLimits{Max: 50, Reserve: 49}}).Validate(); err != nil {
+		t.Errorf("valid limits refused: %v", err)
+	}
+}

@@ -48,9 +48,6 @@ type Cluster struct {
 
 	// ops are the claims and releases ownerLoop writes.
 	ops chan ownerOp
-
-	// listening: the LISTEN connection is up (notifications arrive).
-	listening atomic.Bool
 }
 
 // New validates cfg and builds the cluster; it touches nothing yet.
@@ -270,6 +267,3 @@ func (c *Cluster) peers() []store.Replica {
 // Share is the number of live replicas (at least 1): each enforces
 // 1/Share of a cluster-wide rate limit.
 func (c *Cluster) Share() int { return int(c.share.Load()) }
-
-// Listening reports whether notifications arrive (metrics, readiness).
-func (c *Cluster) Listening() bool { return !c.Clustered() || c.listening.Load() }

@@ -146,7 +146,7 @@ func TestOwnerDeadOrUnreachable(t *testing.T) {
 	if err := r0.Store().RegisterReplica(ctx, ghost, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r0.Store().ClaimAgent(ctx, store.Owner{AgentID: ag.ID, ReplicaID: ghost.ID, SessionID: "ses_x"}, "", nil); err != nil {
+	if _, err := r0.Store().ClaimAgents(ctx, []store.Owner{{AgentID: ag.ID, ReplicaID: ghost.ID, SessionID: "ses_x"}}, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitReplicas(t, 3)

@@ -31,12 +31,14 @@ type remoteAgent struct {
 }
 
 // sameRow reports whether two reads of an agent's row show the same
-// session and status.
+// session and status. Times are compared as instants (a read back may
+// differ in location or monotonic reading), every other field with ==.
 func sameRow(a, b store.Owner) bool {
-	return a.AgentID == b.AgentID && a.ReplicaID == b.ReplicaID && a.Generation == b.Generation && a.SessionID == b.SessionID &&
-		a.Since.Equal(b.Since) && a.Hostname == b.Hostname && a.AgentVersion == b.AgentVersion && a.Protocol == b.Protocol &&
-		a.AsteriskVersion == b.AsteriskVersion && a.AMI == b.AMI && a.LiveChannels == b.LiveChannels && a.LiveCalls == b.LiveCalls &&
-		a.StatusAt.Equal(b.StatusAt)
+	if !a.Since.Equal(b.Since) || !a.StatusAt.Equal(b.StatusAt) {
+		return false
+	}
+	a.Since, a.StatusAt = b.Since, b.StatusAt
+	return a == b
 }
 
 func (v *remoteView) init() { v.agents = map[string]remoteAgent{} }

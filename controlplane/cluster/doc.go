@@ -8,7 +8,7 @@
 //     refuses to start beside a live one, and a clustered one beside an
 //     unclustered one.
 //   - Which replica holds each agent's tunnel is a row too
-//     (store.ClaimAgent), with a generation: the newest connection wins
+//     (store.ClaimAgents), with a generation: the newest connection wins
 //     cluster-wide, and a replica told (NOTIFY) of a newer claim closes its
 //     older session at once.
 //   - Requests go to the owner: Call (a fleet.Caller) runs a request on a

@@ -38,11 +38,9 @@ func (c *Cluster) listenLoop(ctx context.Context) {
 			continue
 		}
 		wait = listenRetryMin
-		c.listening.Store(true)
 		c.refresh(ctx)
 		c.broker.resync(ctx)
 		err = c.receive(ctx, l)
-		c.listening.Store(false)
 		_ = l.Close()
 		if ctx.Err() == nil {
 			c.cfg.Observer.ListenLost()

@@ -31,20 +31,36 @@ var ErrNoDeadline = errors.New("fleet: call without a deadline")
 // protocol.ErrCodeTimeout; a *protocol.Error (errors.As) if the agent
 // refused or failed the request.
 func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
+	req, err := c.request(ctx, op, args)
+	if err != nil {
+		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, err)
+	}
+	resp, err := c.roundTrip(ctx, req)
+	if err == nil {
+		err = decodeResponse(req, resp, result)
+	}
+	if err != nil {
+		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, err)
+	}
+	return nil
+}
+
+// request checks that op can be sent to the agent now and builds its
+// Request (Call and Fetch).
+func (c *Conn) request(ctx context.Context, op string, args any) (protocol.Request, error) {
 	if need := opMinVersion(op); need > c.Protocol {
-		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, c.tooOld(op, need))
+		return protocol.Request{}, c.tooOld(op, need)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, ErrNoDeadline)
+		return protocol.Request{}, ErrNoDeadline
 	}
 	if c.sess == nil {
-		return fmt.Errorf("call %s on agent %s: held by replica %s: %w", op, c.AgentID, c.Replica, ErrOffline)
+		return protocol.Request{}, fmt.Errorf("held by replica %s: %w", c.Replica, ErrOffline)
 	}
-
 	select {
 	case <-c.sess.Done():
-		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, ErrOffline)
+		return protocol.Request{}, ErrOffline
 	default:
 	}
 	id := RequestID(ctx)
@@ -55,28 +71,30 @@ func (c *Conn) Call(ctx context.Context, op string, args, result any) error {
 	if args != nil {
 		raw, err := json.Marshal(args)
 		if err != nil {
-			return fmt.Errorf("call %s: encode args: %w", op, err)
+			return protocol.Request{}, fmt.Errorf("encode args: %w", err)
 		}
 		req.Args = raw
 	}
-	resp, err := c.roundTrip(ctx, req, deadline)
-	if err != nil {
-		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, err)
-	}
+	return req, nil
+}
+
+// decodeResponse checks that resp answers req and decodes its result
+// into result (unless nil), or returns the agent's error.
+func decodeResponse(req protocol.Request, resp protocol.Response, result any) error {
 	if resp.ID != req.ID {
-		return fmt.Errorf("call %s on agent %s: response for request %q, want %q", op, c.AgentID, resp.ID, req.ID)
+		return fmt.Errorf("response for request %q, want %q", resp.ID, req.ID)
 	}
 	if resp.Error != nil {
 		if resp.Error.Code == protocol.ErrCodeTimeout {
 			// The agent gave up at the deadline we sent, which is
 			// ctx's; its answer often beats our own timer.
-			return fmt.Errorf("call %s on agent %s: %w: %w", op, c.AgentID, resp.Error, context.DeadlineExceeded)
+			return fmt.Errorf("%w: %w", resp.Error, context.DeadlineExceeded)
 		}
-		return fmt.Errorf("call %s on agent %s: %w", op, c.AgentID, resp.Error)
+		return resp.Error
 	}
 	if result != nil && len(resp.Result) > 0 {
 		if err := json.Unmarshal(resp.Result, result); err != nil {
-			return fmt.Errorf("call %s on agent %s: decode result: %w", op, c.AgentID, err)
+			return fmt.Errorf("decode result: %w", err)
 		}
 	}
 	return nil
@@ -92,14 +110,14 @@ func (c *Conn) tooOld(op string, need int) *protocol.Error {
 	}
 }
 
-func (c *Conn) roundTrip(ctx context.Context, req protocol.Request, deadline time.Time) (protocol.Response, error) {
+func (c *Conn) roundTrip(ctx context.Context, req protocol.Request) (protocol.Response, error) {
 	var resp protocol.Response
 	stream, err := c.sess.Open(ctx, protocol.StreamRequest)
 	if err != nil {
 		return resp, c.classify(ctx, err)
 	}
 	defer stream.Close()
-	_ = stream.SetDeadline(deadline)
+	_ = stream.SetDeadline(req.Deadline)
 	// The deadline covers expiry; this covers cancellation before it.
 	stop := context.AfterFunc(ctx, func() { _ = stream.SetDeadline(time.Now()) })
 	defer stop()

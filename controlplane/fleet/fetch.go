@@ -2,8 +2,6 @@ package fleet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -22,35 +20,17 @@ import (
 // transfer; Close the body to release the stream. Errors are those of
 // Call.
 func (c *Conn) Fetch(ctx context.Context, op string, args, result any) (io.ReadCloser, error) {
-	if need := opMinVersion(op); need > c.Protocol {
-		return nil, fmt.Errorf("fetch %s from agent %s: %w", op, c.AgentID, c.tooOld(op, need))
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return nil, fmt.Errorf("fetch %s from agent %s: %w", op, c.AgentID, ErrNoDeadline)
-	}
-	select {
-	case <-c.sess.Done():
-		return nil, fmt.Errorf("fetch %s from agent %s: %w", op, c.AgentID, ErrOffline)
-	default:
-	}
-	id := RequestID(ctx)
-	if id == "" {
-		id = rand.Text()
-	}
-	req := protocol.Request{ID: id, Op: op, Deadline: deadline}
-	if args != nil {
-		raw, err := json.Marshal(args)
-		if err != nil {
-			return nil, fmt.Errorf("fetch %s: encode args: %w", op, err)
-		}
-		req.Args = raw
+	// request refuses a view of another replica's session, which has no
+	// tunnel here to open a stream on.
+	req, err := c.request(ctx, op, args)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s from agent %s: %w", op, c.AgentID, err)
 	}
 	stream, err := c.sess.Open(ctx, protocol.StreamBody)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s from agent %s: %w", op, c.AgentID, c.classify(ctx, err))
 	}
-	_ = stream.SetDeadline(deadline)
+	_ = stream.SetDeadline(req.Deadline)
 	stop := context.AfterFunc(ctx, func() { _ = stream.SetDeadline(time.Now()) })
 	fail := func(err error) (io.ReadCloser, error) {
 		stop()
@@ -64,19 +44,8 @@ func (c *Conn) Fetch(ctx context.Context, op string, args, result any) (io.ReadC
 	if err := protocol.ReadFrame(stream, &resp, c.MaxFrameBytes); err != nil {
 		return fail(c.classify(ctx, err))
 	}
-	if resp.ID != req.ID {
-		return fail(fmt.Errorf("response for request %q, want %q", resp.ID, req.ID))
-	}
-	if resp.Error != nil {
-		if resp.Error.Code == protocol.ErrCodeTimeout {
-			return fail(fmt.Errorf("%w: %w", resp.Error, context.DeadlineExceeded))
-		}
-		return fail(resp.Error)
-	}
-	if result != nil && len(resp.Result) > 0 {
-		if err := json.Unmarshal(resp.Result, result); err != nil {
-			return fail(fmt.Errorf("decode result: %w", err))
-		}
+	if err := decodeResponse(req, resp, result); err != nil {
+		return fail(err)
 	}
 	return &body{c: c, ctx: ctx, stream: stream, stop: stop, r: protocol.NewBodyReader(stream)}, nil
 }

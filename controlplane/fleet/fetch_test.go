@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,23 @@ func BenchmarkFetch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestViewRefusesRequests: a view of a session another replica holds has
+// no tunnel here; Call and Fetch on it fail with ErrOffline (naming the
+// holder) instead of reaching for the missing tunnel.
+func TestViewRefusesRequests(t *testing.T) {
+	view := fleet.NewView("agt_1", "ses_1", "http://10.0.0.2:8080", protocol.Hello{Protocol: protocol.Version}, time.Now(), protocol.Status{}, time.Now())
+	err := view.Call(withDeadline(t), protocol.OpHangup, nil, nil)
+	if !errors.Is(err, fleet.ErrOffline) {
+		t.Errorf("Call on a view: %v, want ErrOffline", err)
+	}
+	body, err := view.Fetch(withDeadline(t), protocol.OpRecordingFetch, nil, nil)
+	if !errors.Is(err, fleet.ErrOffline) || body != nil {
+		t.Errorf("Fetch on a view: %v, %v; want ErrOffline", body, err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "http://10.0.0.2:8080") {
+		t.Errorf("Fetch on a view: %v does not name the holder", err)
 	}
 }

@@ -119,15 +119,12 @@ func NewConn(agentID string, enterpriseID int64, sess *tunnel.Session, hello pro
 
 // NewView describes a session that another control-plane replica holds,
 // as that replica recorded it: the fleet view shows it like a local one.
-// It has no tunnel here: Call answers ErrOffline (requests go through a
+// It has no tunnel here: Call and Fetch answer ErrOffline (requests go through a
 // cluster-aware Caller), Done is closed and Close does nothing.
 func NewView(agentID, sessionID, replica string, hello protocol.Hello, since time.Time, st protocol.Status, statusAt time.Time) *Conn {
 	return &Conn{AgentID: agentID, SessionID: sessionID, Replica: replica, Hello: hello, Protocol: hello.Protocol,
 		ConnectedAt: since, status: st, statusAt: statusAt}
 }
-
-// IsView reports whether c describes another replica's session (NewView).
-func (c *Conn) IsView() bool { return c.sess == nil }
 
 // Status returns the last status the agent reported and when it arrived;
 // the zero time if none yet.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,27 +72,13 @@ const (
 )
 
 func (l *Limits) fill() {
-	if l.EventRate == 0 {
-		l.EventRate = DefaultEventRate
-	}
-	if l.EventBurst == 0 {
-		l.EventBurst = DefaultEventBurst
-	}
-	if l.StoreRetryMin == 0 {
-		l.StoreRetryMin = DefaultStoreRetryMin
-	}
-	if l.StoreRetryMax == 0 {
-		l.StoreRetryMax = max(DefaultStoreRetryMax, l.StoreRetryMin)
-	}
-	if l.StreamBacklog == 0 {
-		l.StreamBacklog = DefaultStreamBacklog
-	}
-	if l.MaxControlFrameBytes == 0 {
-		l.MaxControlFrameBytes = DefaultMaxControlFrameBytes
-	}
-	if l.MaxHelloFieldBytes == 0 {
-		l.MaxHelloFieldBytes = DefaultMaxHelloFieldBytes
-	}
+	l.EventRate = cmp.Or(l.EventRate, DefaultEventRate)
+	l.EventBurst = cmp.Or(l.EventBurst, DefaultEventBurst)
+	l.StoreRetryMin = cmp.Or(l.StoreRetryMin, DefaultStoreRetryMin)
+	l.StoreRetryMax = cmp.Or(l.StoreRetryMax, max(DefaultStoreRetryMax, l.StoreRetryMin))
+	l.StreamBacklog = cmp.Or(l.StreamBacklog, DefaultStreamBacklog)
+	l.MaxControlFrameBytes = cmp.Or(l.MaxControlFrameBytes, DefaultMaxControlFrameBytes)
+	l.MaxHelloFieldBytes = cmp.Or(l.MaxHelloFieldBytes, DefaultMaxHelloFieldBytes)
 }
 
 // Validate says exactly what is wrong with the limits (zero values are

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // clusterMetrics are the collectors of several replicas working together
@@ -21,34 +22,27 @@ type clusterMetrics struct {
 // Cluster registers the cluster's collectors; live reports the number of
 // live replicas. The returned value implements cluster.Observer.
 func (m *Metrics) Cluster(live func() int) *ClusterObserver {
+	f := promauto.With(m.reg)
+	counter := func(name, help string) prometheus.Counter {
+		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
 	c := &clusterMetrics{
-		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+		forwarded: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_cluster_forwarded_total", Help: "Requests forwarded to the replica holding their PBX's tunnel, by result (ok, an agent error code, offline, timeout, not_here, unreachable).",
 		}, []string{"result"}),
-		forwardLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		forwardLatency: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "switchboard_cluster_forward_duration_seconds", Help: "Round trip of forwarded requests (internal call + the holder's tunnel + agent + AMI).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .5, 1, 4},
+			Buckets: agentBuckets,
 		}),
-		notifies: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_cluster_notify_statements_total", Help: "NOTIFY statements announcing event batches stored on this replica (batched over --cluster-notify-delay).",
-		}),
-		notifyMessages: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_cluster_notify_payloads_total", Help: "Payloads those NOTIFY statements carried.",
-		}),
-		listenLost: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_cluster_listen_lost_total", Help: "Times the LISTEN connection dropped (subscribers here catch up from the store once it is back).",
-		}),
-		superseded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_cluster_sessions_superseded_total", Help: "Agent sessions this replica closed because the agent connected to another replica (the newest connection wins).",
-		}),
-		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_cluster_event_resyncs_total", Help: "Enterprises whose subscribers here were sent to the store for events whose announcement was missed.",
-		}),
+		notifies:       counter("switchboard_cluster_notify_statements_total", "NOTIFY statements announcing event batches stored on this replica (batched over --cluster-notify-delay)."),
+		notifyMessages: counter("switchboard_cluster_notify_payloads_total", "Payloads those NOTIFY statements carried."),
+		listenLost:     counter("switchboard_cluster_listen_lost_total", "Times the LISTEN connection dropped (subscribers here catch up from the store once it is back)."),
+		superseded:     counter("switchboard_cluster_sessions_superseded_total", "Agent sessions this replica closed because the agent connected to another replica (the newest connection wins)."),
+		resyncs:        counter("switchboard_cluster_event_resyncs_total", "Enterprises whose subscribers here were sent to the store for events whose announcement was missed."),
 	}
-	m.reg.MustRegister(c.forwarded, c.forwardLatency, c.notifies, c.notifyMessages, c.listenLost, c.superseded, c.resyncs,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "switchboard_cluster_replicas_live", Help: "Control-plane replicas whose heartbeat is recent (this one included); each enforces 1/N of every rate limit.",
-		}, func() float64 { return float64(live()) }))
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_cluster_replicas_live", Help: "Control-plane replicas whose heartbeat is recent (this one included); each enforces 1/N of every rate limit.",
+	}, func() float64 { return float64(live()) })
 	return &ClusterObserver{c: c}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard-pbx/switchboard/controlplane/fleet"
@@ -64,95 +65,60 @@ type Metrics struct {
 	connsShed *prometheus.CounterVec
 }
 
+// agentBuckets are the latency buckets of requests to agents, direct or
+// forwarded through another replica.
+var agentBuckets = []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .5, 1, 4}
+
 // New registers every collector; connected reports the number of agents
 // connected to this replica (the fleet registry's Len).
 func New(connected func() int) *Metrics {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// promauto registers each collector as it is made, so none can be
+	// declared and forgotten.
+	f := promauto.With(reg)
+	counter := func(name, help string) prometheus.Counter {
+		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return f.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
 	m := &Metrics{
-		reg: reg,
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
-		}, []string{"route", "method", "code"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		reg:          reg,
+		httpRequests: counterVec("switchboard_http_requests_total", "HTTP requests by route pattern, method and status code.", "route", "method", "code"),
+		httpDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "switchboard_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method (agent tunnels excluded).",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
-		agentRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_agent_requests_total", Help: "Requests sent to agents by operation and result (ok or a protocol error code).",
-		}, []string{"op", "result"}),
-		agentDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		agentRequests: counterVec("switchboard_agent_requests_total", "Requests sent to agents by operation and result (ok or a protocol error code).", "op", "result"),
+		agentDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "switchboard_agent_request_duration_seconds", Help: "Round trip of requests to agents (tunnel + agent + AMI) by operation.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .5, 1, 4},
+			Buckets: agentBuckets,
 		}, []string{"op"}),
-		tunnelConnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_tunnel_connects_total", Help: "Agent tunnel sessions established (reconnects included).",
-		}),
-		tunnelCloses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_tunnel_disconnects_total", Help: "Agent tunnel sessions ended.",
-		}),
-		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_events_received_total", Help: "Agent events stored (duplicates of a resend not counted).",
-		}),
-		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_events_delivered_total", Help: "Events delivered to subscribers by sink.",
-		}, []string{"sink"}),
-		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_events_dropped_total", Help: "Events not delivered to a subscriber, by reason.",
-		}, []string{"reason"}),
-		webhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_webhook_deliveries_total", Help: "Webhook delivery attempts by result.",
-		}, []string{"result"}),
-		webhookRetries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_webhook_retries_total", Help: "Webhook delivery attempts after the first.",
-		}),
-		replaysWaited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_event_replays_waited_total", Help: "Event replay reads (streams catching up, polling pages) that queued behind their enterprise's --max-event-replays-per-enterprise.",
-		}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_rate_limited_total", Help: "Requests refused by a rate limit, by scope.",
-		}, []string{"scope"}),
-		ingestThrottled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_agent_events_throttled_total", Help: "Agent event batches held back by the per-agent event rate (--agent-event-rate) before they were stored; the agent waits for its ack.",
-		}),
-		ingestThrottledTime: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_agent_events_throttled_seconds_total", Help: "Time agent event batches waited for the per-agent event rate.",
-		}),
-		eventStoreFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_event_store_failures_total", Help: "Attempts to store an agent event batch that the store refused (the batch is held unacknowledged and retried).",
-		}),
-		batchesHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+		tunnelConnects:      counter("switchboard_tunnel_connects_total", "Agent tunnel sessions established (reconnects included)."),
+		tunnelCloses:        counter("switchboard_tunnel_disconnects_total", "Agent tunnel sessions ended."),
+		eventsIn:            counter("switchboard_events_received_total", "Agent events stored (duplicates of a resend not counted)."),
+		eventsOut:           counterVec("switchboard_events_delivered_total", "Events delivered to subscribers by sink.", "sink"),
+		eventsDropped:       counterVec("switchboard_events_dropped_total", "Events not delivered to a subscriber, by reason.", "reason"),
+		webhookDeliveries:   counterVec("switchboard_webhook_deliveries_total", "Webhook delivery attempts by result.", "result"),
+		webhookRetries:      counter("switchboard_webhook_retries_total", "Webhook delivery attempts after the first."),
+		replaysWaited:       counter("switchboard_event_replays_waited_total", "Event replay reads (streams catching up, polling pages) that queued behind their enterprise's --max-event-replays-per-enterprise."),
+		rateLimited:         counterVec("switchboard_rate_limited_total", "Requests refused by a rate limit, by scope.", "scope"),
+		ingestThrottled:     counter("switchboard_agent_events_throttled_total", "Agent event batches held back by the per-agent event rate (--agent-event-rate) before they were stored; the agent waits for its ack."),
+		ingestThrottledTime: counter("switchboard_agent_events_throttled_seconds_total", "Time agent event batches waited for the per-agent event rate."),
+		eventStoreFailures:  counter("switchboard_event_store_failures_total", "Attempts to store an agent event batch that the store refused (the batch is held unacknowledged and retried)."),
+		batchesHeld: f.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_event_batches_held", Help: "Agent event batches held because the store refused them: above 0, storage is failing.",
 		}),
-		agentProtocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_agent_limit_violations_total", Help: "Agent messages over a limit, by reason: frame_too_large (events), control_frame_too_large (hello, status: the session ends), unexpected_stream (the session ends), field_truncated.",
-		}, []string{"reason"}),
-		webhookCapReached: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_webhook_cap_reached_total", Help: "Webhooks (cap=webhook) or enterprises (cap=enterprise) a delivery claim found at their in-flight cap: their due deliveries waited while others went ahead.",
-		}, []string{"cap"}),
-		webhookSuspended: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_webhook_suspensions_total", Help: "Webhooks suspended after --webhook-suspend-after failed attempts in a row (their deliveries wait, holding no slot).",
-		}),
-
-		connsShed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_connections_shed_total", Help: "Connections refused or closed by a limit, by reason: per_ip, full, evicted, reserved_path, reserve_timeout, header_timeout, idle_timeout, body_timeout, unread_body, recording_download_timeout (a recording download cut at --recording-download-timeout).",
-		}, []string{"reason"}),
-		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "switchboard_revocations_enforced_total", Help: "What revoking an agent or API key ended on this replica: agent_tunnel, event_stream, ticket.",
-		}, []string{"what"}),
+		agentProtocolErrors: counterVec("switchboard_agent_limit_violations_total", "Agent messages over a limit, by reason: frame_too_large (events), control_frame_too_large (hello, status: the session ends), unexpected_stream (the session ends), field_truncated.", "reason"),
+		webhookCapReached:   counterVec("switchboard_webhook_cap_reached_total", "Webhooks (cap=webhook) or enterprises (cap=enterprise) a delivery claim found at their in-flight cap: their due deliveries waited while others went ahead.", "cap"),
+		webhookSuspended:    counter("switchboard_webhook_suspensions_total", "Webhooks suspended after --webhook-suspend-after failed attempts in a row (their deliveries wait, holding no slot)."),
+		connsShed:           counterVec("switchboard_connections_shed_total", "Connections refused or closed by a limit, by reason: per_ip, full, evicted, reserved_path, reserve_timeout, header_timeout, idle_timeout, body_timeout, unread_body, recording_download_timeout (a recording download cut at --recording-download-timeout).", "reason"),
+		revocations:         counterVec("switchboard_revocations_enforced_total", "What revoking an agent or API key ended on this replica: agent_tunnel, event_stream, ticket.", "what"),
 	}
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.httpRequests, m.httpDuration, m.agentRequests, m.agentDuration,
-		m.tunnelConnects, m.tunnelCloses, m.eventsIn, m.eventsOut, m.eventsDropped,
-		m.webhookDeliveries, m.webhookRetries, m.rateLimited, m.replaysWaited,
-		m.ingestThrottled, m.ingestThrottledTime, m.eventStoreFailures, m.batchesHeld, m.agentProtocolErrors,
-		m.webhookCapReached, m.webhookSuspended,
-		m.revocations, m.connsShed,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
-		}, func() float64 { return float64(connected()) }),
-	)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_agents_connected", Help: "Agents connected to this control plane replica.",
+	}, func() float64 { return float64(connected()) })
 	return m
 }
 

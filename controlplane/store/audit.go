@@ -424,21 +424,13 @@ func (s *Store) insertAuditIn(ctx context.Context, tx *sql.Tx, r auditReq) (int6
 		if err != nil {
 			return 0, fmt.Errorf("insert audit intent: %w", err)
 		}
-		st, err := s.txStmt(ctx, tx, insertAuditIntentSQL)
-		if err == nil {
-			err = st.QueryRowContext(ctx, s.d.timeArg(e.At), string(entry)).Scan(&id)
-		}
-		if err != nil {
+		if err := s.txQueryRow(ctx, tx, insertAuditIntentSQL, s.d.timeArg(e.At), string(entry)).Scan(&id); err != nil {
 			return 0, fmt.Errorf("insert audit intent: %w", err)
 		}
 		return id, nil
 	}
 	if e.IntentID != 0 {
-		st, err := s.txStmt(ctx, tx, deleteAuditIntentSQL)
-		if err == nil {
-			_, err = st.ExecContext(ctx, e.IntentID)
-		}
-		if err != nil {
+		if err := s.txExec(ctx, tx, deleteAuditIntentSQL, e.IntentID); err != nil {
 			return 0, fmt.Errorf("insert audit: delete intent: %w", err)
 		}
 	}
@@ -446,13 +438,10 @@ func (s *Store) insertAuditIn(ctx context.Context, tx *sql.Tx, r auditReq) (int6
 	if len(e.Details) > 0 {
 		details = string(e.Details)
 	}
-	st, err := s.txStmt(ctx, tx, insertAuditSQL)
-	if err == nil {
-		err = st.QueryRowContext(ctx, s.d.timeArg(e.At), nullID(e.EnterpriseID), e.ActorType, e.ActorID, e.Action, nullString(e.AgentID),
-			nullString(e.Channel), nullString(e.UniqueID), nullString(e.FromExt), nullString(e.ToNumber),
-			nullString(e.Reason), e.Result, nullString(e.ErrorCode), nullString(e.RequestID),
-			nullString(e.ClientAddr), details).Scan(&id)
-	}
+	err := s.txQueryRow(ctx, tx, insertAuditSQL, s.d.timeArg(e.At), nullID(e.EnterpriseID), e.ActorType, e.ActorID, e.Action, nullString(e.AgentID),
+		nullString(e.Channel), nullString(e.UniqueID), nullString(e.FromExt), nullString(e.ToNumber),
+		nullString(e.Reason), e.Result, nullString(e.ErrorCode), nullString(e.RequestID),
+		nullString(e.ClientAddr), details).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert audit: %w", err)
 	}

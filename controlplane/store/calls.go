@@ -234,12 +234,7 @@ func (s *Store) applyCallEvents(ctx context.Context, tx *sql.Tx, agentID string,
 // + tail, in tx: the prepared statement one when n is 1.
 func (s *Store) execRows(ctx context.Context, tx *sql.Tx, head, tail string, cols, n int, one string, args []any) error {
 	if n == 1 {
-		st, err := s.txStmt(ctx, tx, one)
-		if err != nil {
-			return err
-		}
-		_, err = st.ExecContext(ctx, args...)
-		return err
+		return s.txExec(ctx, tx, one, args...)
 	}
 	var q strings.Builder
 	q.WriteString(head)

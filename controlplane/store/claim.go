@@ -246,22 +246,15 @@ func (cl *claimer) dueRows(ctx context.Context, tx *sql.Tx, hooks []claimHook) (
 // left alone); SQLite has one writer, so one UPDATE … RETURNING does.
 func (s *Store) lease(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time, lease time.Duration) ([]int64, error) {
 	due := ` AND status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1)`
-	withIDs := func(args []any, ids []int64) ([]any, string) {
-		from := len(args) + 1
-		for _, id := range ids {
-			args = append(args, id)
-		}
-		return args, `id IN (` + placeholders(from, len(ids)) + `)`
-	}
 	if s.d.name == dialectPostgres {
-		args, in := withIDs([]any{s.d.timeArg(now)}, ids)
+		args, in := inList([]any{s.d.timeArg(now)}, ids)
 		var err error
-		if ids, err = queryIDs(ctx, tx, `SELECT id FROM webhook_deliveries WHERE `+in+due+` ORDER BY id FOR UPDATE SKIP LOCKED`, args...); err != nil || len(ids) == 0 {
+		if ids, err = queryIDs(ctx, tx, `SELECT id FROM webhook_deliveries WHERE id `+in+due+` ORDER BY id FOR UPDATE SKIP LOCKED`, args...); err != nil || len(ids) == 0 {
 			return nil, err
 		}
 	}
-	args, in := withIDs([]any{s.d.timeArg(now), s.d.timeArg(now.Add(lease))}, ids)
-	return queryIDs(ctx, tx, `UPDATE webhook_deliveries SET leased_until = $2 WHERE `+in+due+` RETURNING id`, args...)
+	args, in := inList([]any{s.d.timeArg(now), s.d.timeArg(now.Add(lease))}, ids)
+	return queryIDs(ctx, tx, `UPDATE webhook_deliveries SET leased_until = $2 WHERE id `+in+due+` RETURNING id`, args...)
 }
 
 func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, error) {
@@ -287,15 +280,12 @@ func queryIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, 
 // claimedDeliveries reads what the worker needs to send each delivery:
 // the webhook's URL and secret, and the event (nil when pruned).
 func (s *Store) claimedDeliveries(ctx context.Context, tx *sql.Tx, ids []int64) ([]Delivery, error) {
-	idArgs := make([]any, len(ids))
-	for i, id := range ids {
-		idArgs[i] = id
-	}
+	args, in := inList(nil, ids)
 	rows, err := tx.QueryContext(ctx, `SELECT d.id, d.webhook_id, d.enterprise_id, d.seq, d.event_type, d.attempts, d.created_at,
 		w.url, w.secret, ev.agent_id, ev.received_at, ev.body
 		FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 		LEFT JOIN events ev ON ev.enterprise_id = d.enterprise_id AND ev.seq = d.seq
-		WHERE d.id IN (`+placeholders(1, len(ids))+`) ORDER BY d.id`, idArgs...)
+		WHERE d.id `+in+` ORDER BY d.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/protocol"
@@ -167,11 +166,7 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 
 	var acked int64
 	var revoked bool
-	sel, err := s.txStmt(ctx, tx, s.selectAckedForUpdate())
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
-	err = sel.QueryRowContext(ctx, agentID, enterpriseID).Scan(&acked, &revoked)
+	err := s.txQueryRow(ctx, tx, s.selectAckedForUpdate(), agentID, enterpriseID).Scan(&acked, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("agent %s: %w", agentID, ErrNotFound)
 	}
@@ -187,19 +182,11 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	seqRow, err := s.txStmt(ctx, tx, insertEventSeqSQL)
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
-	if _, err := seqRow.ExecContext(ctx, enterpriseID); err != nil {
+	if err := s.txExec(ctx, tx, insertEventSeqSQL, enterpriseID); err != nil {
 		return nil, fmt.Errorf("store events: sequence row: %w", err)
 	}
-	advance, err := s.txStmt(ctx, tx, advanceEventSeqSQL)
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
 	var last int64
-	if err := advance.QueryRowContext(ctx, enterpriseID, len(fresh)).Scan(&last); err != nil {
+	if err := s.txQueryRow(ctx, tx, advanceEventSeqSQL, enterpriseID, len(fresh)).Scan(&last); err != nil {
 		return nil, fmt.Errorf("store events: advance sequence: %w", err)
 	}
 	first := last - int64(len(fresh)) + 1
@@ -226,11 +213,7 @@ func (s *Store) storeAgentEventsIn(ctx context.Context, tx *sql.Tx, agentID stri
 	if err := s.recordDerived(ctx, tx, agentID, enterpriseID, out); err != nil {
 		return nil, err
 	}
-	ack, err := s.txStmt(ctx, tx, advanceAckedSQL)
-	if err != nil {
-		return nil, fmt.Errorf("store events: %w", err)
-	}
-	if _, err := ack.ExecContext(ctx, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
+	if err := s.txExec(ctx, tx, advanceAckedSQL, agentID, int64(fresh[len(fresh)-1].Seq)); err != nil {
 		return nil, fmt.Errorf("store events: advance acked seq: %w", err)
 	}
 	return out, nil
@@ -318,12 +301,8 @@ func (s *Store) LastEventSeqs(ctx context.Context, enterpriseIDs []int64) (map[i
 	out := make(map[int64]int64, len(enterpriseIDs))
 	for start := 0; start < len(enterpriseIDs); start += 500 {
 		ids := enterpriseIDs[start:min(start+500, len(enterpriseIDs))]
-		ph := make([]string, len(ids))
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
-		}
-		rows, err := s.db.QueryContext(ctx, `SELECT enterprise_id, last_seq FROM enterprise_event_seqs WHERE enterprise_id IN (`+strings.Join(ph, ", ")+`)`, args...)
+		args, in := inList(nil, ids)
+		rows, err := s.db.QueryContext(ctx, `SELECT enterprise_id, last_seq FROM enterprise_event_seqs WHERE enterprise_id `+in, args...)
 		if err != nil {
 			return nil, fmt.Errorf("last event seqs: %w", err)
 		}

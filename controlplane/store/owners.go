@@ -43,24 +43,11 @@ type OwnerStatus struct {
 	StatusAt        time.Time
 }
 
-// ClaimAgent records that replica o.ReplicaID now holds agent o.AgentID
-// (session, hello facts, first status) and returns the claim's
-// generation, one more than any before it. notify, if set, is a NOTIFY
-// channel (PostgreSQL) told payload(generation) when the claim commits.
-func (s *Store) ClaimAgent(ctx context.Context, o Owner, notify string, payload func(generation int64) string) (int64, error) {
-	var each func(string, int64) string
-	if payload != nil {
-		each = func(_ string, gen int64) string { return payload(gen) }
-	}
-	gens, err := s.ClaimAgents(ctx, []Owner{o}, notify, each)
-	if err != nil {
-		return 0, err
-	}
-	return gens[0], nil
-}
-
-// ClaimAgents is ClaimAgent for several agents (each at most once) in
-// one transaction: 3,000 agents reconnecting at once cost a few commits,
+// ClaimAgents records that replica o.ReplicaID now holds agent o.AgentID
+// (session, hello facts, first status), for several agents (each at most
+// once) in one transaction, and returns each claim's generation, one more
+// than any before it. notify, if set, is a NOTIFY channel (PostgreSQL)
+// told payload(agent, generation) when the claims commit: 3,000 agents reconnecting at once cost a few commits,
 // and on PostgreSQL a few NOTIFYs (payload(agent, generation) lines joined
 // up to MaxNotifyPayload), not 3,000 (a NOTIFY serialises commits).
 func (s *Store) ClaimAgents(ctx context.Context, owners []Owner, notify string, payload func(agent string, generation int64) string) ([]int64, error) {
@@ -202,27 +189,17 @@ func (s *Store) notifyIn(ctx context.Context, tx *sql.Tx, channel string, lines 
 	return nil
 }
 
-// ReleaseAgent records that the claim (agentID, generation) ended. A newer
-// claim of the agent is left alone. It reports whether the claim was
-// still current; if it was and notify is set (PostgreSQL), payload is
-// sent on that channel when the release commits.
-func (s *Store) ReleaseAgent(ctx context.Context, agentID string, generation int64, notify, payload string) (bool, error) {
-	done, err := s.ReleaseAgents(ctx, []Release{{AgentID: agentID, Generation: generation}}, notify,
-		func(string, int64) string { return payload })
-	if err != nil {
-		return false, err
-	}
-	return done[0], nil
-}
-
 // Release names one claim that ended.
 type Release struct {
 	AgentID    string
 	Generation int64
 }
 
-// ReleaseAgents is ReleaseAgent for several claims in one transaction;
-// payload(agent, generation) is sent for each claim that was current.
+// ReleaseAgents records that the claims (agent, generation) ended, in one
+// transaction. A newer claim of an agent is left alone. It reports which
+// claims were still current; for each, if notify is set (PostgreSQL),
+// payload(agent, generation) is sent on that channel when the releases
+// commit.
 func (s *Store) ReleaseAgents(ctx context.Context, rs []Release, notify string, payload func(agent string, generation int64) string) ([]bool, error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
@@ -376,12 +353,8 @@ func (s *Store) HeldAgents(ctx context.Context, replicaIDs []string) ([]Owner, e
 	if len(replicaIDs) == 0 {
 		return nil, nil
 	}
-	ph := make([]string, len(replicaIDs))
-	args := make([]any, len(replicaIDs))
-	for i, id := range replicaIDs {
-		ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+ownerColumns+` FROM agent_owners WHERE replica_id IN (`+strings.Join(ph, ", ")+`) ORDER BY agent_id`, args...)
+	args, in := inList(nil, replicaIDs)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+ownerColumns+` FROM agent_owners WHERE replica_id `+in+` ORDER BY agent_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list agent owners: %w", err)
 	}

@@ -59,6 +59,32 @@ func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt
 	return st, nil
 }
 
+// txQueryRow runs query's statement (txStmt) in tx. A failed prepare
+// comes out of Scan: running the query again in tx would only report
+// that PostgreSQL aborted the transaction.
+func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) interface{ Scan(...any) error } {
+	st, err := s.txStmt(ctx, tx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// errRow is a row whose Scan fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// txExec runs query's statement (txStmt) in tx.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	st, err := s.txStmt(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
 // prepareWrites prepares the statements of the event transaction and the
 // audit writer on the write pool, while no transaction holds its
 // connection (at open): each runs for every event batch or API request.

@@ -126,6 +126,16 @@ func placeholders(from, n int) string {
 	return strings.Join(ph, ", ")
 }
 
+// inList appends vals to args and returns them with the IN list of their
+// placeholders: "IN ($k, $k+1, …)".
+func inList[T any](args []any, vals []T) ([]any, string) {
+	from := len(args) + 1
+	for _, v := range vals {
+		args = append(args, v)
+	}
+	return args, "IN (" + placeholders(from, len(vals)) + ")"
+}
+
 func visibleASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] <= ' ' || s[i] >= 0x7f {
