@@ -142,6 +142,35 @@ func (c *clientFlags) call(ctx context.Context, fs *pflag.FlagSet, missing strin
 	return raw, nil
 }
 
+// show makes one operator request (see clientFlags.call) and prints its
+// answer: as it came with --json, else decoded into T, the part a command
+// shows, and handed to print.
+func show[T any](ctx context.Context, e *env, fs *pflag.FlagSet, cf *clientFlags, req apiRequest, asJSON bool, print func(*env, T) error) error {
+	raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), req)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeRawJSON(e, raw)
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("%s %s: decode: %w", req.method, req.path, err)
+	}
+	return print(e, v)
+}
+
+// writeRawJSON prints an API answer as it came, indented.
+func writeRawJSON(e *env, raw json.RawMessage) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return fmt.Errorf("answer is not JSON: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := e.stdout.Write(b.Bytes())
+	return err
+}
+
 // apiClient calls the control plane's v1 API.
 type apiClient struct {
 	http  *http.Client
