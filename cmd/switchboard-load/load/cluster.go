@@ -38,7 +38,7 @@ type ReplicaResult struct {
 	Agents    int        // connected to it, idle
 	Idle      ProcSample // after Settle, all connected
 	IdleCPU   float64    // % of one core over Settle
-	Fleet     Latencies  // GET /v1/fleet?limit=min(N,10000) on it
+	Fleet     Latencies  // GET /v1/fleet?limit=fullFleetLimit(N) on it
 	CallsCPU  float64    // % of one core during the originate phase
 	AfterCall ProcSample
 }
@@ -215,7 +215,7 @@ func (c *clusterRun) fleet(ctx context.Context) error {
 	if c.cfg.FleetQueries <= 0 {
 		return nil
 	}
-	q := fmt.Sprintf("limit=%d", min(c.cfg.Agents, 10000))
+	q := fmt.Sprintf("limit=%d", fullFleetLimit(c.cfg.Agents))
 	for i, l := range c.launchers {
 		lat, size, err := fleetLatency(ctx, c.client, l.base, c.plan.AdminJWT, q, c.cfg.FleetQueries)
 		if err != nil {
@@ -240,7 +240,7 @@ func (c *clusterRun) originate(ctx context.Context) error {
 	mach0, _ := sampleMachine()
 	bases := c.bases()
 	pick := func() string { return bases[mrand.IntN(len(bases))] }
-	res.Originate = originateVia(ctx, c.client, pick, c.plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
+	res.Originate = originateLoadTo(ctx, c.client, pick, c.plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
 	_ = sleep(ctx, min(time.Second, cfg.Settle))
 	mach1, _ := sampleMachine()
 	res.MachineBusy = busyPercent(mach0, mach1)

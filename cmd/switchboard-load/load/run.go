@@ -36,7 +36,7 @@ type Result struct {
 
 	Idle         ProcSample // control plane after Settle with all connected
 	IdleCPU      float64    // % of one core over Settle
-	FleetFull    Latencies  // GET /v1/fleet?limit=min(N,10000)
+	FleetFull    Latencies  // GET /v1/fleet?limit=fullFleetLimit(N)
 	FleetBytes   int
 	FleetDefault Latencies // GET /v1/fleet (the API's default page)
 	FleetPage    Latencies // GET /v1/fleet?connected=false
