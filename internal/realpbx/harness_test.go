@@ -14,12 +14,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/internal/asterisktest"
+	"github.com/switchboard-pbx/switchboard/internal/testbin"
 	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
@@ -32,38 +32,24 @@ const (
 	waitShort = 10 * time.Second // an effect in Asterisk or an event stored
 )
 
-var (
-	buildMu  sync.Mutex
-	buildDir string
-)
+// bins holds switchboard and switchboard-agent, built once per test
+// binary on first use and removed by TestMain.
+var bins = testbin.New("switchboard-realpbx-bin-", "switchboard", "switchboard-agent")
 
-// binaries builds switchboard and switchboard-agent once per test binary;
-// TestMain removes them.
+// binaries is where bins built the two commands.
 func binaries(tb testing.TB) (serve, agent string) {
 	tb.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if buildDir == "" {
-		dir, err := os.MkdirTemp("", "switchboard-realpbx-bin-")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, cmd := range []string{"switchboard", "switchboard-agent"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/switchboard-pbx/switchboard/cmd/"+cmd).CombinedOutput()
-			if err != nil {
-				os.RemoveAll(dir)
-				tb.Fatalf("build %s: %v\n%s", cmd, err, out)
-			}
-		}
-		buildDir = dir
+	dir, err := bins.Dir()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return filepath.Join(buildDir, "switchboard"), filepath.Join(buildDir, "switchboard-agent")
+	return filepath.Join(dir, "switchboard"), filepath.Join(dir, "switchboard-agent")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	if err := bins.Remove(); err != nil {
+		fmt.Fprintln(os.Stderr, "remove test binaries:", err)
 	}
 	os.Exit(code)
 }
