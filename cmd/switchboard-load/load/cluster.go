@@ -3,12 +3,10 @@ package load
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -77,26 +75,7 @@ func (r *runner) runCluster(ctx context.Context) (*Result, error) {
 		c.cps[i] = p
 		r.say("replica %d pid %d at %s", i, p.pid(), l.base)
 	}
-	var err error
-	r.workers, err = startWorkers(ctx, cfg, res.Workers, r.plan, c.bases(), r.dir)
-	defer r.stopFleet()
-	if err != nil {
-		return nil, err
-	}
-	r.client = newHTTPClient(min(cfg.MaxInFlight, 2000))
-	defer r.client.CloseIdleConnections()
-	if err := r.dial(ctx); err != nil {
-		return nil, err
-	}
-	for _, phase := range []func(context.Context) error{c.connect, c.idle, c.fleet, c.originate, c.kill, c.rolling, r.loadStats} {
-		if err := phase(ctx); err != nil {
-			return res, err
-		}
-	}
-	if e := res.Cluster.RecoverErr; e != "" {
-		return res, errors.New(e)
-	}
-	return res, nil
+	return r.measure(ctx, c.bases(), c.connect, c.idle, c.fleet, c.originate, c.kill, c.rolling, r.loadStats)
 }
 
 // clusterRun is the state of a cluster run's phases.
@@ -436,6 +415,3 @@ func (c *clusterRun) restartOne(ctx context.Context, i int) error {
 	c.say("replica %d restarted (pid %d)", i, p.pid())
 	return nil
 }
-
-// shortBase is a replica's address for the report.
-func shortBase(b string) string { return strings.TrimPrefix(b, "http://") }
