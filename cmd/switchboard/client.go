@@ -73,23 +73,30 @@ func (c *clientFlags) applyEnv(fs *pflag.FlagSet) error {
 // bearer is the credential from --token or --token-file (not both);
 // missing is the usage error when neither is set.
 func (c *clientFlags) bearer(missing string) (string, error) {
+	return secretArg("token", c.token, c.tokenFile, missing)
+}
+
+// secretArg is a secret given as --NAME VALUE or in --NAME-file FILE (one
+// of them; the file's content trimmed, never empty); missing is the usage
+// error when neither is set.
+func secretArg(name, value, file, missing string) (string, error) {
 	switch {
-	case c.token != "" && c.tokenFile != "":
-		return "", usagef("--token and --token-file exclude each other")
-	case c.tokenFile != "":
-		b, err := os.ReadFile(c.tokenFile)
+	case value != "" && file != "":
+		return "", usagef("--%s and --%s-file exclude each other", name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("read token file: %w", err)
+			return "", fmt.Errorf("read %s file: %w", name, err)
 		}
-		token := strings.TrimSpace(string(b))
-		if token == "" {
-			return "", fmt.Errorf("token file %s is empty", c.tokenFile)
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("%s file %s is empty", name, file)
 		}
-		return token, nil
-	case c.token == "":
+		return s, nil
+	case value == "":
 		return "", usagef("%s", missing)
 	}
-	return c.token, nil
+	return value, nil
 }
 
 // httpClient trusts --ca-file's CAs when set, else the system roots.
