@@ -456,7 +456,6 @@ func (l *lab) events(tn *tenant, after int64) []Event {
 // returns it.
 func (l *lab) waitEvent(tn *tenant, what string, ok func(Event) bool) Event {
 	l.t.Helper()
-	var found Event
 	var seen []Event
 	deadline := time.Now().Add(waitShort)
 	for {
@@ -476,7 +475,7 @@ func (l *lab) waitEvent(tn *tenant, what string, ok func(Event) bool) Event {
 		lines = append(lines, e.String())
 	}
 	l.t.Fatalf("no event %s within %v; events stored:\n%s", what, waitShort, strings.Join(lines, "\n"))
-	return found
+	return Event{}
 }
 
 // callEvents returns the stored events of one call, in order.
