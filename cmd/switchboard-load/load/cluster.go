@@ -294,10 +294,7 @@ func (c *clusterRun) kill(ctx context.Context) error {
 // callable waits until a request for each PBX (GET /v1/channels?pbx=),
 // through a random running replica, reaches its agent.
 func (c *clusterRun) callable(ctx context.Context, ids []string, deadline time.Time) error {
-	keys := map[string]string{}
-	for _, a := range c.plan.Agents {
-		keys[a.ID] = a.APIKey
-	}
+	keys := c.plan.keyOf()
 	pending := ids
 	for len(pending) > 0 {
 		live := c.live()

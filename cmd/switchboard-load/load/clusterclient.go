@@ -183,10 +183,7 @@ type subscribers struct {
 // subscribe starts a tail on base for the enterprises of up to n of the
 // PBXs in ids (one PBX per enterprise: its key), from the start.
 func subscribe(ctx context.Context, bin, base, dir string, plan *fleetPlan, ids []string, n int) (*subscribers, error) {
-	keyOf := map[string]string{}
-	for _, a := range plan.Agents {
-		keyOf[a.ID] = a.APIKey
-	}
+	keyOf := plan.keyOf()
 	s := &subscribers{}
 	seen := map[string]bool{}
 	for _, id := range ids {
