@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -106,14 +104,7 @@ next page is printed on stderr.`,
 						q.Set(name, t)
 					}
 				}
-				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), apiRequest{method: http.MethodGet, path: "/v1/calls", query: q})
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					return writeRawJSON(e, raw)
-				}
-				return printCalls(e, raw)
+				return show(ctx, e, fs, &cf, apiRequest{method: http.MethodGet, path: "/v1/calls", query: q}, *asJSON, printCalls)
 			}
 		},
 	}
@@ -135,14 +126,13 @@ func timeArg(name, v string, now time.Time) (string, error) {
 	return now.Add(-d).UTC().Format(time.RFC3339), nil
 }
 
-func printCalls(e *env, raw json.RawMessage) error {
-	var page struct {
-		Calls      []callView `json:"calls"`
-		NextCursor string     `json:"next_cursor"`
-	}
-	if err := json.Unmarshal(raw, &page); err != nil {
-		return fmt.Errorf("GET /v1/calls: decode: %w", err)
-	}
+// callsPage is what `calls list` shows of GET /v1/calls.
+type callsPage struct {
+	Calls      []callView `json:"calls"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+func printCalls(e *env, page callsPage) error {
 	out := printer{w: e.stdout}
 	err := out.table(nil, []string{"STARTED", "CALL", "PBX", "DIRECTION", "FROM", "TO", "STATUS", "ANSWERED BY", "DURATION", "END"}, func(add func(...any)) {
 		for _, c := range page.Calls {
@@ -199,11 +189,8 @@ the enterprise has one PBX.`,
 				if *callerID != "" {
 					body["caller_id"] = *callerID
 				}
-				if *ring != 0 {
-					if *ring < time.Second || *ring%time.Second != 0 {
-						return usagef("--ring-timeout must be whole seconds, at least 1s, got %v", *ring)
-					}
-					body["timeout_s"] = int(*ring / time.Second)
+				if err := setRingTimeout(body, *ring); err != nil {
+					return err
 				}
 				if len(*vars) > 0 {
 					m := map[string]string{}
@@ -220,29 +207,38 @@ the enterprise has one PBX.`,
 				if *idem != "" {
 					header = http.Header{"Idempotency-Key": {*idem}}
 				}
-				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), apiRequest{method: http.MethodPost, path: "/v1/calls", body: body, header: header})
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					return writeRawJSON(e, raw)
-				}
-				var c struct {
-					CallID string `json:"call_id"`
-					Status string `json:"status"`
-					PBX    string `json:"pbx"`
-					From   string `json:"from"`
-					To     string `json:"to"`
-				}
-				if err := json.Unmarshal(raw, &c); err != nil {
-					return fmt.Errorf("POST /v1/calls: decode: %w", err)
-				}
-				_, err = fmt.Fprintf(e.stdout, "Placed call %s on %s: %s rings, then dials %s (%s).\nEnd it with: switchboard calls hangup %s\n",
-					c.CallID, c.PBX, c.From, c.To, c.Status, c.CallID)
-				return err
+				return show(ctx, e, fs, &cf, apiRequest{method: http.MethodPost, path: "/v1/calls", body: body, header: header}, *asJSON, printPlaced)
 			}
 		},
 	}
+}
+
+// setRingTimeout puts --ring-timeout, when given, into an originate body
+// (calls place, monitor) as the API's whole seconds.
+func setRingTimeout(body map[string]any, ring time.Duration) error {
+	if ring == 0 {
+		return nil
+	}
+	if ring < time.Second || ring%time.Second != 0 {
+		return usagef("--ring-timeout must be whole seconds, at least 1s, got %v", ring)
+	}
+	body["timeout_s"] = int(ring / time.Second)
+	return nil
+}
+
+// placedCall is what `calls place` shows of POST /v1/calls.
+type placedCall struct {
+	CallID string `json:"call_id"`
+	Status string `json:"status"`
+	PBX    string `json:"pbx"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+func printPlaced(e *env, c placedCall) error {
+	_, err := fmt.Fprintf(e.stdout, "Placed call %s on %s: %s rings, then dials %s (%s).\nEnd it with: switchboard calls hangup %s\n",
+		c.CallID, c.PBX, c.From, c.To, c.Status, c.CallID)
+	return err
 }
 
 func callsHangupCommand() *command {
@@ -296,32 +292,24 @@ log.`,
 					}
 					req.body = body
 				}
-				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), req)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					return writeRawJSON(e, raw)
-				}
-				return printHangup(e, raw)
+				return show(ctx, e, fs, &cf, req, *asJSON, printHangup)
 			}
 		},
 	}
 }
 
-func printHangup(e *env, raw json.RawMessage) error {
-	var res struct {
-		PBX    string `json:"pbx"`
-		Count  int    `json:"count"`
-		Hungup []struct {
-			Channel    string `json:"channel"`
-			UniqueID   string `json:"uniqueid"`
-			DurationMS int64  `json:"duration_ms"`
-		} `json:"hungup"`
-	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return fmt.Errorf("hangup: decode: %w", err)
-	}
+// hangupResult is what `calls hangup` shows of the API's answer.
+type hangupResult struct {
+	PBX    string `json:"pbx"`
+	Count  int    `json:"count"`
+	Hungup []struct {
+		Channel    string `json:"channel"`
+		UniqueID   string `json:"uniqueid"`
+		DurationMS int64  `json:"duration_ms"`
+	} `json:"hungup"`
+}
+
+func printHangup(e *env, res hangupResult) error {
 	fmt.Fprintf(e.stdout, "Hung up %d channel(s) on %s.\n", res.Count, res.PBX)
 	if len(res.Hungup) == 0 {
 		return nil
@@ -331,15 +319,4 @@ func printHangup(e *env, raw json.RawMessage) error {
 			add(h.Channel, dash(h.UniqueID), age(time.Duration(h.DurationMS)*time.Millisecond))
 		}
 	})
-}
-
-// writeRawJSON prints an API answer as it came, indented.
-func writeRawJSON(e *env, raw json.RawMessage) error {
-	var b bytes.Buffer
-	if err := json.Indent(&b, raw, "", "  "); err != nil {
-		return fmt.Errorf("answer is not JSON: %w", err)
-	}
-	b.WriteByte('\n')
-	_, err := e.stdout.Write(b.Bytes())
-	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -43,39 +42,25 @@ func channelsCommand() *command {
 				if err := noArgs("channels", args); err != nil {
 					return err
 				}
-				api, err := cf.connect(fs, missingCredential(operatorCredential))
-				if err != nil {
-					return err
-				}
 				q := url.Values{}
 				if *pbx != "" {
 					q.Set("pbx", *pbx)
 				}
-				ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-				defer cancel()
-				var raw json.RawMessage
-				if err := api.do(ctx, apiRequest{method: http.MethodGet, path: "/v1/channels", query: q}, &raw); err != nil {
-					return err
-				}
-				if *asJSON {
-					return writeRawJSON(e, raw)
-				}
-				return printChannels(e, raw)
+				return show(ctx, e, fs, &cf, apiRequest{method: http.MethodGet, path: "/v1/channels", query: q}, *asJSON, printChannels)
 			}
 		},
 	}
 }
 
-func printChannels(e *env, raw json.RawMessage) error {
-	var res struct {
-		Channels    []channelView `json:"channels"`
-		Unavailable []struct {
-			PBX, Code, Message string
-		} `json:"unavailable"`
-	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return fmt.Errorf("GET /v1/channels: decode: %w", err)
-	}
+// channelsAnswer is what `channels` shows of GET /v1/channels.
+type channelsAnswer struct {
+	Channels    []channelView `json:"channels"`
+	Unavailable []struct {
+		PBX, Code, Message string
+	} `json:"unavailable"`
+}
+
+func printChannels(e *env, res channelsAnswer) error {
 	now := e.now()
 	err := printer{w: e.stdout}.table(nil, []string{"PBX", "CHANNEL", "STATE", "CALLER", "CONNECTED", "APP", "UP FOR", "CALL"}, func(add func(...any)) {
 		for _, c := range res.Channels {
@@ -141,34 +126,27 @@ silent ring. Needs the monitor scope or a supervisor role.`,
 				if *callerID != "" {
 					body["caller_id"] = *callerID
 				}
-				if *ring != 0 {
-					if *ring < time.Second || *ring%time.Second != 0 {
-						return usagef("--ring-timeout must be whole seconds, at least 1s, got %v", *ring)
-					}
-					body["timeout_s"] = int(*ring / time.Second)
-				}
-				raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), apiRequest{method: http.MethodPost, path: "/v1/monitor", body: body})
-				if err != nil {
+				if err := setRingTimeout(body, *ring); err != nil {
 					return err
 				}
-				if *asJSON {
-					return writeRawJSON(e, raw)
-				}
-				var m struct {
-					CallID        string `json:"call_id"`
-					PBX           string `json:"pbx"`
-					Mode          string `json:"mode"`
-					Target        string `json:"target"`
-					From          string `json:"from"`
-					TargetChannel string `json:"target_channel"`
-				}
-				if err := json.Unmarshal(raw, &m); err != nil {
-					return fmt.Errorf("POST /v1/monitor: decode: %w", err)
-				}
-				_, err = fmt.Fprintf(e.stdout, "%s rings; once answered it joins %s's call (%s) on %s in %s mode.\nEnd it with: switchboard calls hangup %s\n",
-					m.From, m.Target, m.TargetChannel, m.PBX, m.Mode, m.CallID)
-				return err
+				return show(ctx, e, fs, &cf, apiRequest{method: http.MethodPost, path: "/v1/monitor", body: body}, *asJSON, printMonitor)
 			}
 		},
 	}
+}
+
+// monitorCall is what `monitor` shows of POST /v1/monitor.
+type monitorCall struct {
+	CallID        string `json:"call_id"`
+	PBX           string `json:"pbx"`
+	Mode          string `json:"mode"`
+	Target        string `json:"target"`
+	From          string `json:"from"`
+	TargetChannel string `json:"target_channel"`
+}
+
+func printMonitor(e *env, m monitorCall) error {
+	_, err := fmt.Fprintf(e.stdout, "%s rings; once answered it joins %s's call (%s) on %s in %s mode.\nEnd it with: switchboard calls hangup %s\n",
+		m.From, m.Target, m.TargetChannel, m.PBX, m.Mode, m.CallID)
+	return err
 }

@@ -73,23 +73,30 @@ func (c *clientFlags) applyEnv(fs *pflag.FlagSet) error {
 // bearer is the credential from --token or --token-file (not both);
 // missing is the usage error when neither is set.
 func (c *clientFlags) bearer(missing string) (string, error) {
+	return secretArg("token", c.token, c.tokenFile, missing)
+}
+
+// secretArg is a secret given as --NAME VALUE or in --NAME-file FILE (one
+// of them; the file's content trimmed, never empty); missing is the usage
+// error when neither is set.
+func secretArg(name, value, file, missing string) (string, error) {
 	switch {
-	case c.token != "" && c.tokenFile != "":
-		return "", usagef("--token and --token-file exclude each other")
-	case c.tokenFile != "":
-		b, err := os.ReadFile(c.tokenFile)
+	case value != "" && file != "":
+		return "", usagef("--%s and --%s-file exclude each other", name, name)
+	case file != "":
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("read token file: %w", err)
+			return "", fmt.Errorf("read %s file: %w", name, err)
 		}
-		token := strings.TrimSpace(string(b))
-		if token == "" {
-			return "", fmt.Errorf("token file %s is empty", c.tokenFile)
+		s := strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("%s file %s is empty", name, file)
 		}
-		return token, nil
-	case c.token == "":
+		return s, nil
+	case value == "":
 		return "", usagef("%s", missing)
 	}
-	return c.token, nil
+	return value, nil
 }
 
 // httpClient trusts --ca-file's CAs when set, else the system roots.
@@ -140,6 +147,35 @@ func (c *clientFlags) call(ctx context.Context, fs *pflag.FlagSet, missing strin
 		return nil, err
 	}
 	return raw, nil
+}
+
+// show makes one operator request (see clientFlags.call) and prints its
+// answer: as it came with --json, else decoded into T, the part a command
+// shows, and handed to print.
+func show[T any](ctx context.Context, e *env, fs *pflag.FlagSet, cf *clientFlags, req apiRequest, asJSON bool, print func(*env, T) error) error {
+	raw, err := cf.call(ctx, fs, missingCredential(operatorCredential), req)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeRawJSON(e, raw)
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("%s %s: decode: %w", req.method, req.path, err)
+	}
+	return print(e, v)
+}
+
+// writeRawJSON prints an API answer as it came, indented.
+func writeRawJSON(e *env, raw json.RawMessage) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return fmt.Errorf("answer is not JSON: %w", err)
+	}
+	b.WriteByte('\n')
+	_, err := e.stdout.Write(b.Bytes())
+	return err
 }
 
 // apiClient calls the control plane's v1 API.

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +58,7 @@ with --webhook-allow-private-targets (` + "`switchboard demo`" + ` does).`,
 				if err := noArgs("webhook listen", args); err != nil {
 					return err
 				}
-				key, err := webhookSecret(*secretFile, *secret)
+				key, err := secretArg("secret", *secret, *secretFile, "the webhook's secret is required: --secret-file or --secret")
 				if err != nil {
 					return err
 				}
@@ -80,27 +78,6 @@ with --webhook-allow-private-targets (` + "`switchboard demo`" + ` does).`,
 			}
 		},
 	}
-}
-
-// webhookSecret is the secret of --secret-file or --secret (one of them).
-func webhookSecret(file, flag string) (string, error) {
-	switch {
-	case file != "" && flag != "":
-		return "", usagef("--secret and --secret-file exclude each other")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("read secret file: %w", err)
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("secret file %s is empty", file)
-		}
-		return s, nil
-	case flag == "":
-		return "", usagef("the webhook's secret is required: --secret-file or --secret")
-	}
-	return flag, nil
 }
 
 // serveUntilDone serves h on ln until ctx ends, then lets the requests in

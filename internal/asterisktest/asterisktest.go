@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -337,15 +338,7 @@ func (p *PBX) labOverlay() (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("asterisk-lab overlay: %w", err)
 	}
-	b, err := etcFiles.ReadFile("testdata/etc/manager.conf")
-	if err != nil {
-		return "", err
-	}
-	r := strings.NewReplacer("@AST_HOME@", p.dir, "@AMI_PORT@", strconv.Itoa(p.port))
-	if err := os.WriteFile(filepath.Join(dir, "manager.conf"), []byte(r.Replace(string(b))), 0o644); err != nil {
-		return "", fmt.Errorf("asterisk-lab overlay: %w", err)
-	}
-	return dir, nil
+	return dir, p.renderConf("testdata/etc/manager.conf", dir)
 }
 
 // writeConfig writes testdata/etc into Dir()/etc with this instance's
@@ -361,17 +354,26 @@ func (p *PBX) writeConfig() error {
 	if err != nil {
 		return err
 	}
-	r := strings.NewReplacer("@AST_HOME@", p.dir, "@AMI_PORT@", strconv.Itoa(p.port))
 	for _, f := range files {
-		b, err := etcFiles.ReadFile(f)
-		if err != nil {
+		if err := p.renderConf(f, filepath.Join(p.dir, "etc")); err != nil {
 			return err
-		}
-		if err := os.WriteFile(filepath.Join(p.dir, "etc", filepath.Base(f)), []byte(r.Replace(string(b))), 0o644); err != nil {
-			return fmt.Errorf("asterisk config: %w", err)
 		}
 	}
 	return os.WriteFile(p.confPath(), []byte(asteriskConf(p.dir, p.cfg.Modules, p.cfg.Data)), 0o644)
+}
+
+// renderConf writes the embedded file (testdata/etc/NAME) into dir with
+// this instance's paths and port filled in.
+func (p *PBX) renderConf(file, dir string) error {
+	b, err := etcFiles.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	r := strings.NewReplacer("@AST_HOME@", p.dir, "@AMI_PORT@", strconv.Itoa(p.port))
+	if err := os.WriteFile(filepath.Join(dir, path.Base(file)), []byte(r.Replace(string(b))), 0o644); err != nil {
+		return fmt.Errorf("asterisk config: %w", err)
+	}
+	return nil
 }
 
 // asteriskConf is an asterisk.conf that reads configuration from home/etc

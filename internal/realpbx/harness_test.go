@@ -14,12 +14,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-pbx/switchboard/internal/asterisktest"
+	"github.com/switchboard-pbx/switchboard/internal/testbin"
 	"github.com/switchboard-pbx/switchboard/internal/testio"
 	"github.com/switchboard-pbx/switchboard/protocol"
 	"github.com/switchboard-pbx/switchboard/protocol/ami"
@@ -32,38 +32,24 @@ const (
 	waitShort = 10 * time.Second // an effect in Asterisk or an event stored
 )
 
-var (
-	buildMu  sync.Mutex
-	buildDir string
-)
+// bins holds switchboard and switchboard-agent, built once per test
+// binary on first use and removed by TestMain.
+var bins = testbin.New("switchboard-realpbx-bin-", "switchboard", "switchboard-agent")
 
-// binaries builds switchboard and switchboard-agent once per test binary;
-// TestMain removes them.
+// binaries is where bins built the two commands.
 func binaries(tb testing.TB) (serve, agent string) {
 	tb.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if buildDir == "" {
-		dir, err := os.MkdirTemp("", "switchboard-realpbx-bin-")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, cmd := range []string{"switchboard", "switchboard-agent"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/switchboard-pbx/switchboard/cmd/"+cmd).CombinedOutput()
-			if err != nil {
-				os.RemoveAll(dir)
-				tb.Fatalf("build %s: %v\n%s", cmd, err, out)
-			}
-		}
-		buildDir = dir
+	dir, err := bins.Dir()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return filepath.Join(buildDir, "switchboard"), filepath.Join(buildDir, "switchboard-agent")
+	return filepath.Join(dir, "switchboard"), filepath.Join(dir, "switchboard-agent")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	if err := bins.Remove(); err != nil {
+		fmt.Fprintln(os.Stderr, "remove test binaries:", err)
 	}
 	os.Exit(code)
 }
@@ -470,7 +456,6 @@ func (l *lab) events(tn *tenant, after int64) []Event {
 // returns it.
 func (l *lab) waitEvent(tn *tenant, what string, ok func(Event) bool) Event {
 	l.t.Helper()
-	var found Event
 	var seen []Event
 	deadline := time.Now().Add(waitShort)
 	for {
@@ -490,7 +475,7 @@ func (l *lab) waitEvent(tn *tenant, what string, ok func(Event) bool) Event {
 		lines = append(lines, e.String())
 	}
 	l.t.Fatalf("no event %s within %v; events stored:\n%s", what, waitShort, strings.Join(lines, "\n"))
-	return found
+	return Event{}
 }
 
 // callEvents returns the stored events of one call, in order.

@@ -65,10 +65,9 @@ type Server struct {
 	cfg  controlplane.Config
 	addr string
 
-	mu   sync.Mutex
-	seq  atomic.Int64
-	cur  *instance
-	pbxs []*PBX
+	mu  sync.Mutex
+	seq atomic.Int64
+	cur *instance
 }
 
 // instance is one control plane process.
@@ -371,22 +370,13 @@ func (s *Server) AddPBX(t testing.TB, enterprise string, opts ...PBXOptions) *PB
 	}
 	t.Cleanup(stop)
 	p := &PBX{ID: ag.ID, Name: o.Name, Agent: ag, AMI: amiSrv, stop: stop}
-	s.waitReady(t, p)
-	s.mu.Lock()
-	s.pbxs = append(s.pbxs, p)
-	s.mu.Unlock()
+	s.WaitReady(t, p)
 	return p
 }
 
-// WaitReady waits until the PBX is connected again and a ping through the
-// tunnel reaches its Asterisk (after a restart or a dropped tunnel).
+// WaitReady waits until the PBX is connected (again, after a restart or a
+// dropped tunnel) and a ping through the tunnel reaches its Asterisk.
 func (s *Server) WaitReady(t testing.TB, p *PBX) {
-	t.Helper()
-	s.waitReady(t, p)
-}
-
-// waitReady polls until a ping through the tunnel reaches Asterisk.
-func (s *Server) waitReady(t testing.TB, p *PBX) {
 	t.Helper()
 	deadline := time.Now().Add(pbxTimeout)
 	var last error

@@ -3,12 +3,10 @@ package load
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,7 +36,7 @@ type ReplicaResult struct {
 	Agents    int        // connected to it, idle
 	Idle      ProcSample // after Settle, all connected
 	IdleCPU   float64    // % of one core over Settle
-	Fleet     Latencies  // GET /v1/fleet?limit=min(N,10000) on it
+	Fleet     Latencies  // GET /v1/fleet?limit=fullFleetLimit(N) on it
 	CallsCPU  float64    // % of one core during the originate phase
 	AfterCall ProcSample
 }
@@ -77,26 +75,7 @@ func (r *runner) runCluster(ctx context.Context) (*Result, error) {
 		c.cps[i] = p
 		r.say("replica %d pid %d at %s", i, p.pid(), l.base)
 	}
-	var err error
-	r.workers, err = startWorkers(ctx, cfg, res.Workers, r.plan, c.bases(), r.dir)
-	defer r.stopFleet()
-	if err != nil {
-		return nil, err
-	}
-	r.client = newHTTPClient(min(cfg.MaxInFlight, 2000))
-	defer r.client.CloseIdleConnections()
-	if err := r.dial(ctx); err != nil {
-		return nil, err
-	}
-	for _, phase := range []func(context.Context) error{c.connect, c.idle, c.fleet, c.originate, c.kill, c.rolling, r.loadStats} {
-		if err := phase(ctx); err != nil {
-			return res, err
-		}
-	}
-	if e := res.Cluster.RecoverErr; e != "" {
-		return res, errors.New(e)
-	}
-	return res, nil
+	return r.measure(ctx, c.bases(), c.connect, c.idle, c.fleet, c.originate, c.kill, c.rolling, r.loadStats)
 }
 
 // clusterRun is the state of a cluster run's phases.
@@ -215,7 +194,7 @@ func (c *clusterRun) fleet(ctx context.Context) error {
 	if c.cfg.FleetQueries <= 0 {
 		return nil
 	}
-	q := fmt.Sprintf("limit=%d", min(c.cfg.Agents, 10000))
+	q := fmt.Sprintf("limit=%d", fullFleetLimit(c.cfg.Agents))
 	for i, l := range c.launchers {
 		lat, size, err := fleetLatency(ctx, c.client, l.base, c.plan.AdminJWT, q, c.cfg.FleetQueries)
 		if err != nil {
@@ -240,7 +219,7 @@ func (c *clusterRun) originate(ctx context.Context) error {
 	mach0, _ := sampleMachine()
 	bases := c.bases()
 	pick := func() string { return bases[mrand.IntN(len(bases))] }
-	res.Originate = originateVia(ctx, c.client, pick, c.plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
+	res.Originate = originateLoadTo(ctx, c.client, pick, c.plan.Agents, cfg.OriginateRate, cfg.OriginateDuration, cfg.MaxInFlight)
 	_ = sleep(ctx, min(time.Second, cfg.Settle))
 	mach1, _ := sampleMachine()
 	res.MachineBusy = busyPercent(mach0, mach1)
@@ -315,10 +294,7 @@ func (c *clusterRun) kill(ctx context.Context) error {
 // callable waits until a request for each PBX (GET /v1/channels?pbx=),
 // through a random running replica, reaches its agent.
 func (c *clusterRun) callable(ctx context.Context, ids []string, deadline time.Time) error {
-	keys := map[string]string{}
-	for _, a := range c.plan.Agents {
-		keys[a.ID] = a.APIKey
-	}
+	keys := c.plan.keyOf()
 	pending := ids
 	for len(pending) > 0 {
 		live := c.live()
@@ -436,6 +412,3 @@ func (c *clusterRun) restartOne(ctx context.Context, i int) error {
 	c.say("replica %d restarted (pid %d)", i, p.pid())
 	return nil
 }
-
-// shortBase is a replica's address for the report.
-func shortBase(b string) string { return strings.TrimPrefix(b, "http://") }

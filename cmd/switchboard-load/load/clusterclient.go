@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
 )
 
 // getStatus is the status of a GET with a bearer token (0: no answer).
@@ -35,26 +37,40 @@ func getStatus(ctx context.Context, client *http.Client, url, token string) int 
 	return resp.StatusCode
 }
 
-// heldBy lists the PBXs GET /v1/fleet on base shows held by replica.
-func heldBy(ctx context.Context, client *http.Client, base, jwt, replica string) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/fleet?limit=10000&connected=true", nil)
+// getJSON decodes the 200 answer of a GET with a bearer token into out;
+// any other answer is an error, never an empty result.
+func getJSON(ctx context.Context, client *http.Client, url, token string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+jwt)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, bytes.TrimSpace(b))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
+}
+
+// heldBy lists the PBXs GET /v1/fleet on base shows held by replica.
+func heldBy(ctx context.Context, client *http.Client, base, jwt, replica string) ([]string, error) {
 	var v struct {
 		Agents []struct {
 			ID      string `json:"id"`
 			Replica string `json:"replica"`
 		} `json:"agents"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return nil, fmt.Errorf("GET /v1/fleet: %w", err)
+	url := fmt.Sprintf("%s/v1/fleet?limit=%d&connected=true", base, api.MaxFleetPageSize)
+	if err := getJSON(ctx, client, url, jwt, &v); err != nil {
+		return nil, err
 	}
 	var out []string
 	for _, a := range v.Agents {
@@ -63,11 +79,6 @@ func heldBy(ctx context.Context, client *http.Client, base, jwt, replica string)
 		}
 	}
 	return out, nil
-}
-
-// originateVia is originateLoad with each request sent to pick().
-func originateVia(ctx context.Context, client *http.Client, pick func() string, agents []SimAgent, rate int, d time.Duration, maxInFlight int) OriginateResult {
-	return originateLoadTo(ctx, client, pick, agents, rate, d, maxInFlight)
 }
 
 // RollingResult is what the retrying client saw during a rolling restart.
@@ -172,10 +183,7 @@ type subscribers struct {
 // subscribe starts a tail on base for the enterprises of up to n of the
 // PBXs in ids (one PBX per enterprise: its key), from the start.
 func subscribe(ctx context.Context, bin, base, dir string, plan *fleetPlan, ids []string, n int) (*subscribers, error) {
-	keyOf := map[string]string{}
-	for _, a := range plan.Agents {
-		keyOf[a.ID] = a.APIKey
-	}
+	keyOf := plan.keyOf()
 	s := &subscribers{}
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -237,15 +245,6 @@ func stored(ctx context.Context, client *http.Client, base, key string) ([]int64
 	var out []int64
 	after := int64(0)
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/events?after=%d&limit=1000", base, after), nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
 		var page struct {
 			Events []struct {
 				Seq int64 `json:"seq"`
@@ -253,10 +252,8 @@ func stored(ctx context.Context, client *http.Client, base, key string) ([]int64
 			NextAfter int64 `json:"next_after"`
 			HasMore   bool  `json:"has_more"`
 		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("GET /v1/events: %w", err)
+		if err := getJSON(ctx, client, fmt.Sprintf("%s/v1/events?after=%d&limit=1000", base, after), key, &page); err != nil {
+			return nil, err
 		}
 		for _, e := range page.Events {
 			out = append(out, e.Seq)
@@ -313,7 +310,7 @@ func (s *subscribers) check(ctx context.Context, client *http.Client, base strin
 	return seen, lost, dup, nil
 }
 
-// describe is "3 subscribers on 127.0.0.1:8081".
+// describeSubs is "3 `switchboard events tail` subscribers on 127.0.0.1:8081".
 func describeSubs(n int, base string) string {
 	return fmt.Sprintf("%d `switchboard events tail` subscribers on %s", n, strings.TrimPrefix(base, "http://"))
 }

@@ -39,7 +39,7 @@ func (r *Result) writeCluster(w io.Writer, row func(what, result, goal string), 
 		if rp.Fleet.Count == 0 {
 			continue
 		}
-		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` from replica %d (%d KiB, %d sequential)", min(r.Agents, 10000), i, r.FleetBytes>>10, rp.Fleet.Count),
+		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` from replica %d (%d KiB, %d sequential)", fullFleetLimit(r.Agents), i, r.FleetBytes>>10, rp.Fleet.Count),
 			fleetCell(rp.Fleet, ms), "< 200 ms: "+mark(rp.Fleet.P99 < goalFleet))
 	}
 	if o := r.Originate; o.Target > 0 {

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/switchboard-pbx/switchboard/controlplane/api"
 )
 
 // The measuring phases of a run, in the order measure runs them. Each
@@ -80,7 +78,7 @@ func (r *runner) fleetQueries(ctx context.Context) error {
 	}
 	base, jwt := r.launcher.base, r.plan.AdminJWT
 	var err error
-	q := fmt.Sprintf("limit=%d", min(cfg.Agents, api.MaxFleetPageSize))
+	q := fmt.Sprintf("limit=%d", fullFleetLimit(cfg.Agents))
 	if res.FleetFull, res.FleetBytes, err = fleetLatency(ctx, r.client, base, jwt, q, cfg.FleetQueries); err != nil {
 		return err
 	}

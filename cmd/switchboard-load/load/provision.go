@@ -31,6 +31,15 @@ type fleetPlan struct {
 	Enterprise int
 }
 
+// keyOf maps each PBX to its enterprise's API key.
+func (p *fleetPlan) keyOf() map[string]string {
+	m := make(map[string]string, len(p.Agents))
+	for _, a := range p.Agents {
+		m[a.ID] = a.APIKey
+	}
+	return m
+}
+
 // provision creates, in the store at dsn (empty: a new SQLite file in
 // dir), N agents in N/perEnterprise
 // enterprises (one API key each) and a JWT secret, before the control

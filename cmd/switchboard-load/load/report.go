@@ -62,7 +62,7 @@ func (r *Result) WriteMarkdown(w io.Writer) {
 			r.IdleCPU, r.LoadIdleCPU, others(r.MachineIdle, r.IdleCPU, r.LoadIdleCPU), r.MachineIdle, runtime.NumCPU()), "")
 	}
 	if single && r.FleetFull.Count > 0 {
-		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` (%d KiB, %d sequential)", min(r.Agents, 10000), r.FleetBytes>>10, r.FleetFull.Count),
+		row(fmt.Sprintf("`GET /v1/fleet?limit=%d` (%d KiB, %d sequential)", fullFleetLimit(r.Agents), r.FleetBytes>>10, r.FleetFull.Count),
 			fleetCell(r.FleetFull, ms), "< 200 ms: "+mark(r.FleetFull.P99 < goalFleet))
 		if r.Agents > api.DefaultFleetPageSize {
 			row(fmt.Sprintf("`GET /v1/fleet` (default page: %s agents and the totals)", thousands(api.DefaultFleetPageSize)),

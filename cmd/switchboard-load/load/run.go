@@ -36,7 +36,7 @@ type Result struct {
 
 	Idle         ProcSample // control plane after Settle with all connected
 	IdleCPU      float64    // % of one core over Settle
-	FleetFull    Latencies  // GET /v1/fleet?limit=min(N,10000)
+	FleetFull    Latencies  // GET /v1/fleet?limit=fullFleetLimit(N)
 	FleetBytes   int
 	FleetDefault Latencies // GET /v1/fleet (the API's default page)
 	FleetPage    Latencies // GET /v1/fleet?connected=false
@@ -102,17 +102,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer r.stopControlPlane()
-	err = r.startFleet(ctx)
-	defer r.stopFleet()
-	if err != nil {
-		return nil, err
-	}
-	r.client = newHTTPClient(min(cfg.MaxInFlight, 2000))
-	defer r.client.CloseIdleConnections()
-	if err := r.dial(ctx); err != nil {
-		return nil, err
-	}
-	return r.measure(ctx)
+	return r.measure(ctx, []string{r.launcher.base}, r.connect, r.idle, r.fleetQueries, r.originate, r.restart, r.loadStats)
 }
 
 // runner is the state one run's phases share.
@@ -248,12 +238,12 @@ func (r *runner) stopControlPlane() {
 	}
 }
 
-// startFleet starts the workers and waits until every fake Asterisk
-// listens. The workers it started are in r.workers even when it fails, so
-// stopFleet stops them.
-func (r *runner) startFleet(ctx context.Context) error {
+// startFleet starts the workers, their agents dialling bases, and waits
+// until every fake Asterisk listens. The workers it started are in
+// r.workers even when it fails, so stopFleet stops them.
+func (r *runner) startFleet(ctx context.Context, bases []string) error {
 	var err error
-	r.workers, err = startWorkers(ctx, r.cfg, r.res.Workers, r.plan, []string{r.launcher.base}, r.dir)
+	r.workers, err = startWorkers(ctx, r.cfg, r.res.Workers, r.plan, bases, r.dir)
 	if err != nil {
 		return err
 	}
@@ -279,16 +269,32 @@ func (r *runner) dial(ctx context.Context) error {
 	return err
 }
 
-// measure runs the phases in order; the first that fails ends the run.
-func (r *runner) measure(ctx context.Context) (*Result, error) {
-	phases := []func(context.Context) error{r.connect, r.idle, r.fleetQueries, r.originate, r.restart, r.loadStats}
+// measure starts the simulated fleet dialling the control planes at
+// bases, tells every agent to dial at once and runs the phases in order;
+// the first that fails ends the run. Agents that did not come back after a
+// restart or a kill (recorded so the later phases still run) fail it at
+// the end.
+func (r *runner) measure(ctx context.Context, bases []string, phases ...func(context.Context) error) (*Result, error) {
+	err := r.startFleet(ctx, bases)
+	defer r.stopFleet()
+	if err != nil {
+		return nil, err
+	}
+	r.client = newHTTPClient(min(r.cfg.MaxInFlight, 2000))
+	defer r.client.CloseIdleConnections()
+	if err := r.dial(ctx); err != nil {
+		return nil, err
+	}
 	for _, phase := range phases {
 		if err := phase(ctx); err != nil {
 			return r.res, err
 		}
 	}
-	if r.res.ReconnectErr != "" {
-		return r.res, errors.New(r.res.ReconnectErr)
+	if e := r.res.ReconnectErr; e != "" {
+		return r.res, errors.New(e)
+	}
+	if c := r.res.Cluster; c != nil && c.RecoverErr != "" {
+		return r.res, errors.New(c.RecoverErr)
 	}
 	return r.res, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
 )
 
 // Latencies summarises a set of request latencies.
@@ -71,6 +73,10 @@ func newHTTPClient(conns int) *http.Client {
 		},
 	}
 }
+
+// fullFleetLimit is the page of the fleet view the runs time: the whole
+// fleet, up to the API's largest page.
+func fullFleetLimit(agents int) int { return min(agents, api.MaxFleetPageSize) }
 
 // fleetLatency times n sequential GET /v1/fleet?<query> with the admin JWT.
 func fleetLatency(ctx context.Context, client *http.Client, base, jwt, query string, n int) (Latencies, int, error) {
