@@ -22,9 +22,16 @@ func TestRemoteViewKeptWhileUnchanged(t *testing.T) {
 	key := r0.APIKey(t, "0367")
 	pbx := r0.AddPBX(t, "0367", systemtest.PBXOptions{AMI: []amitest.Option{amitest.WithAnswerWait(time.Minute)}})
 	dir := r1.CP().Cluster()
-	waitFor(t, "replica 1 to read the PBX's row", 10*time.Second, func() bool {
+	// The row changes once more after the claim: when the agent's first
+	// status is written (the claim carries none). From then on it is
+	// unchanged until the status changes or a minute passes.
+	waitFor(t, "replica 1 to read the PBX's row with its first status", 10*time.Second, func() bool {
 		v, ok := dir.Get(pbx.ID)
-		return ok && v.SessionID != ""
+		if !ok || v.SessionID == "" {
+			return false
+		}
+		_, at := v.Status()
+		return !at.IsZero()
 	})
 	first, _ := dir.Get(pbx.ID)
 	// Several refreshes (every 200 ms here) of an unchanged row.
