@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/switchboard-pbx/switchboard/controlplane/api"
 )
 
 // Limits of `fleet status`.
@@ -77,7 +79,7 @@ fetched (--page-size per request).`,
 			offline := fs.Bool("offline", false, "only disconnected PBXs")
 			amiState := fs.String("ami", "", "only PBXs whose AMI is in this `STATE`: up, down or unknown")
 			revoked := fs.Bool("revoked", false, "only revoked agents (hidden otherwise)")
-			pageSize := fs.Int("page-size", fleetPageSize, "`N` agents per request (1-10000); every page is fetched")
+			pageSize := fs.Int("page-size", fleetPageSize, fmt.Sprintf("`N` agents per request (1-%d); every page is fetched", api.MaxFleetPageSize))
 			cf.register(fs, "platform_admin JWT")
 			cf.registerTimeout(fs, fleetTimeout)
 			asJSON := fs.Bool("json", false, "print JSON: totals, matched and every agent as the API returns them")
@@ -89,8 +91,8 @@ fetched (--page-size per request).`,
 				if *online && *offline {
 					return usagef("--online and --offline exclude each other")
 				}
-				if *pageSize < 1 || *pageSize > 10000 {
-					return usagef("--page-size must be 1-10000, got %d", *pageSize)
+				if *pageSize < 1 || *pageSize > api.MaxFleetPageSize {
+					return usagef("--page-size must be 1-%d, got %d", api.MaxFleetPageSize, *pageSize)
 				}
 				api, err := cf.connect(fs, "a platform_admin JWT is required: --token-file, SWITCHBOARD_TOKEN or --token (mint one with `switchboard jwt mint --roles platform_admin`)")
 				if err != nil {

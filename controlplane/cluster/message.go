@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -148,9 +149,9 @@ func replicaMessage(id string) string { return "r " + id }
 func eventPayloads(ranges []eventRange) []string {
 	slices.SortFunc(ranges, func(a, b eventRange) int {
 		if a.enterprise != b.enterprise {
-			return cmp64(a.enterprise, b.enterprise)
+			return cmp.Compare(a.enterprise, b.enterprise)
 		}
-		return cmp64(a.first, b.first)
+		return cmp.Compare(a.first, b.first)
 	})
 	merged := ranges[:0:0]
 	for _, r := range ranges {
@@ -177,14 +178,4 @@ func eventPayloads(ranges []eventRange) []string {
 		out = append(out, b.String())
 	}
 	return out
-}
-
-func cmp64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
