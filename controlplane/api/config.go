@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -67,6 +68,10 @@ type AgentEndpoint interface {
 // cluster.ErrUnauthenticated is answered 401) and returns the reply body.
 type ClusterPeer interface {
 	HandleCall(ctx context.Context, h http.Header, body []byte) ([]byte, error)
+	// HandleFetch serves a forwarded body op (a recording): it
+	// authenticates the call before it calls start, then writes the
+	// answer to the writer start returns.
+	HandleFetch(ctx context.Context, h http.Header, body []byte, start func() io.Writer) error
 	// Unauthenticated reports whether err is a refused signature.
 	Unauthenticated(err error) bool
 }

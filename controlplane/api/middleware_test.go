@@ -79,6 +79,9 @@ func testMiddleware(t *testing.T, e *env) {
 type panicCaller struct{}
 
 func (panicCaller) Call(context.Context, string, string, any, any) error { panic("boom") }
+func (panicCaller) Fetch(context.Context, string, string, any, any) (io.ReadCloser, error) {
+	panic("boom")
+}
 
 func TestPanicRecovery(t *testing.T) {
 	st := storetest.OpenSQLite(t)

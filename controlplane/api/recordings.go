@@ -256,15 +256,13 @@ func (a *API) downloadRecording(c *call) error {
 	if err := c.writeIntent(); err != nil {
 		return err
 	}
-	conn := a.conn(ag.ID)
-	if conn == nil {
-		return errorf(http.StatusServiceUnavailable, CodePBXOffline, "PBX %s is not connected", ag.ID)
-	}
 	timeout := a.cfg.RecordingDownloadTimeout
 	ctx, cancel := context.WithTimeout(fleet.WithRequestID(context.WithoutCancel(c.ctx()), c.id), timeout)
 	defer cancel()
+	// Through the Caller: with several replicas the PBX's holder serves
+	// the bytes and they stream through this one.
 	var file protocol.RecordingFile
-	body, err := conn.Fetch(ctx, protocol.OpRecordingFetch, rng.args(rec), &file)
+	body, err := a.cfg.Caller.Fetch(ctx, ag.ID, protocol.OpRecordingFetch, rng.args(rec), &file)
 	if err != nil {
 		return agentError(ag.ID, timeout.String(), err)
 	}

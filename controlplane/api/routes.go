@@ -81,6 +81,7 @@ func (a *API) table() []*route {
 		{method: "GET", path: protocol.ConnectPath, style: stylePlain, longLived: true, handle: a.connectAgent},
 		// between replicas: a request for a PBX whose tunnel this replica holds
 		{method: "POST", path: ClusterCallPath, internal: true, handle: a.clusterCall},
+		{method: "POST", path: ClusterFetchPath, internal: true, handle: a.clusterFetch},
 		// Unknown paths get the API's own error bodies (404, or 405 when
 		// another method of the path exists), not the mux's text/plain.
 		{path: "/v1/", handle: a.unknownRoute},

@@ -70,11 +70,26 @@ var _ fleet.Caller = (*Cluster)(nil)
 // it. The errors are fleet.Conn.Call's, plus a *fleet.ReplicaError
 // (matching fleet.ErrOffline) when the holder is dead or unreachable.
 func (c *Cluster) Call(ctx context.Context, agentID, op string, args, result any) error {
+	return c.viaHolder(ctx, agentID, op, args,
+		func(conn *fleet.Conn) error { return conn.Call(ctx, op, args, result) },
+		func(holder store.Replica, req forwardRequest) (forwardReply, error) {
+			rep, err := c.forward(ctx, holder, req)
+			return rep, c.outcome(ctx, agentID, op, holder, rep, err, result)
+		})
+}
+
+// viaHolder runs a request on the agent's session: local on this
+// replica's own, else remote to the replica holding it (its reply, and
+// the reply or failure as Call's error), which the Observer counts. The view may name a holder that just let the agent
+// go; the store then names the new one. Two tries: "not here"
+// (errNotHere) is sure to have sent nothing.
+func (c *Cluster) viaHolder(ctx context.Context, agentID, op string, args any,
+	local func(*fleet.Conn) error, remote func(store.Replica, forwardRequest) (forwardReply, error)) error {
 	if conn, ok := c.reg.Get(agentID); ok || !c.Clustered() {
 		if !ok {
 			return fmt.Errorf("call %s on agent %s: %w", op, agentID, fleet.ErrOffline)
 		}
-		return conn.Call(ctx, op, args, result)
+		return local(conn)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -91,9 +106,6 @@ func (c *Cluster) Call(ctx context.Context, agentID, op string, args, result any
 		}
 		req.Args = raw
 	}
-	// The view may name a holder that just let the agent go; the store
-	// then names the new one. Two tries: "not here" is sure to have sent
-	// nothing.
 	for attempt := range 2 {
 		o, err := c.owner(ctx, agentID, attempt > 0)
 		switch {
@@ -107,7 +119,7 @@ func (c *Cluster) Call(ctx context.Context, agentID, op string, args, result any
 			// Ours by the store, but the session is gone (it just
 			// closed, or is being replaced here).
 			if conn, ok := c.reg.Get(agentID); ok {
-				return conn.Call(ctx, op, args, result)
+				return local(conn)
 			}
 			return fmt.Errorf("call %s on agent %s: %w", op, agentID, fleet.ErrOffline)
 		}
@@ -117,8 +129,7 @@ func (c *Cluster) Call(ctx context.Context, agentID, op string, args, result any
 				Reason: "has left the cluster (it stopped, or missed its heartbeats); its agents reconnect to a live replica"}
 		}
 		start := time.Now()
-		rep, err := c.forward(ctx, holder, req)
-		err = c.outcome(ctx, agentID, op, holder, rep, err, result)
+		rep, err := remote(holder, req)
 		c.cfg.Observer.Forwarded(forwardResult(rep, err), time.Since(start))
 		if !errors.Is(err, errNotHere) {
 			return err
@@ -133,20 +144,7 @@ var errNotHere = errors.New("the replica no longer holds the agent")
 // when nothing of it was written: never after the holder may have acted.
 func (c *Cluster) forward(ctx context.Context, holder store.Replica, req forwardRequest) (forwardReply, error) {
 	var rep forwardReply
-	req.Nonce = rand.Text()
-	body, err := json.Marshal(req)
-	if err != nil {
-		return rep, err
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, holder.URL+CallPath, bytes.NewReader(body))
-	if err != nil {
-		return rep, err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	// The holder's log lines about it carry the client's request id.
-	hr.Header.Set("X-Request-Id", req.RequestID)
-	c.signer.sign(hr.Header, http.MethodPost, CallPath, c.cfg.ID, body)
-	resp, err := c.client.Do(hr)
+	resp, err := c.post(ctx, holder, CallPath, req)
 	if err != nil {
 		return rep, err
 	}
@@ -155,13 +153,38 @@ func (c *Cluster) forward(ctx context.Context, holder store.Replica, req forward
 	if err != nil {
 		return rep, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return rep, &statusError{code: resp.StatusCode, body: string(raw[:min(len(raw), 200)])}
-	}
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		return rep, fmt.Errorf("decode reply: %w", err)
 	}
 	return rep, nil
+}
+
+// post sends req, signed, to holder's internal route path. An answer
+// other than 200 is a *statusError (and its body is closed).
+func (c *Cluster) post(ctx context.Context, holder store.Replica, path string, req forwardRequest) (*http.Response, error) {
+	req.Nonce = rand.Text()
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, holder.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	// The holder's log lines about it carry the client's request id.
+	hr.Header.Set("X-Request-Id", req.RequestID)
+	c.signer.sign(hr.Header, http.MethodPost, path, c.cfg.ID, body)
+	resp, err := c.client.Do(hr)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		resp.Body.Close()
+		return nil, &statusError{code: resp.StatusCode, body: string(raw)}
+	}
+	return resp, nil
 }
 
 type statusError struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ type fileBody struct {
 	r         io.Reader
 	failAfter int
 	read      int
-	closed    *bool
+	closed    *atomic.Bool
 }
 
 func (b *fileBody) Result() any { return b.res }
@@ -39,7 +40,7 @@ func (b *fileBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *fileBody) Close() error { *b.closed = true; return nil }
+func (b *fileBody) Close() error { b.closed.Store(true); return nil }
 
 // pattern is n bytes that are not all alike, so a reordered or repeated
 // chunk would show.
@@ -53,7 +54,8 @@ func pattern(n int) []byte {
 
 func TestFetch(t *testing.T) {
 	data := pattern(3<<20 + 17) // several chunks, more than a stream window
-	var closed bool
+	// Set by the agent's goroutines, read here: atomic.
+	var closed atomic.Bool
 	handler := func(ctx context.Context, req protocol.Request) (any, error) {
 		var a protocol.RecordingFetchArgs
 		if err := json.Unmarshal(req.Args, &a); err != nil {
@@ -94,7 +96,12 @@ func TestFetch(t *testing.T) {
 		if sha256.Sum256(got) != sha256.Sum256(data) {
 			t.Fatalf("body of %d bytes differs from the %d sent", len(got), len(data))
 		}
-		if !closed {
+		// The agent closes its body after its last chunk is sent, which
+		// may be just after the last byte arrives here.
+		for deadline := time.Now().Add(2 * time.Second); !closed.Load() && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if !closed.Load() {
 			t.Error("the agent's body was not closed")
 		}
 	})

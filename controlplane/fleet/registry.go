@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -59,6 +60,9 @@ func (e *ReplicaError) Unwrap() error { return e.Err }
 // depends on this rather than on *Registry.
 type Caller interface {
 	Call(ctx context.Context, agentID, op string, args, result any) error
+	// Fetch is Call for an op that answers with bytes (Conn.Fetch): the
+	// caller reads them from the ReadCloser and closes it.
+	Fetch(ctx context.Context, agentID, op string, args, result any) (io.ReadCloser, error)
 }
 
 // Directory answers "which agents are connected here". In a multi-replica
@@ -267,4 +271,13 @@ func (r *Registry) Call(ctx context.Context, agentID, op string, args, result an
 		return fmt.Errorf("call %s on agent %s: %w", op, agentID, ErrOffline)
 	}
 	return c.Call(ctx, op, args, result)
+}
+
+// Fetch runs a body op (Conn.Fetch) on the agent's session here.
+func (r *Registry) Fetch(ctx context.Context, agentID, op string, args, result any) (io.ReadCloser, error) {
+	c, ok := r.Get(agentID)
+	if !ok {
+		return nil, fmt.Errorf("fetch %s from agent %s: %w", op, agentID, ErrOffline)
+	}
+	return c.Fetch(ctx, op, args, result)
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -149,6 +150,16 @@ func (c caller) Call(ctx context.Context, agentID, op string, args, result any) 
 	c.m.agentDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	c.m.agentRequests.WithLabelValues(op, resultOf(err)).Inc()
 	return err
+}
+
+// Fetch counts a body op like a call; its duration ends when the body
+// starts (the download itself is the API's to time).
+func (c caller) Fetch(ctx context.Context, agentID, op string, args, result any) (io.ReadCloser, error) {
+	start := time.Now()
+	body, err := c.next.Fetch(ctx, agentID, op, args, result)
+	c.m.agentDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	c.m.agentRequests.WithLabelValues(op, resultOf(err)).Inc()
+	return body, err
 }
 
 // resultOf maps an agent call's error to a bounded label value.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -48,6 +49,9 @@ func TestHTTPRequestLabels(t *testing.T) {
 type fakeCaller struct{ err error }
 
 func (f fakeCaller) Call(context.Context, string, string, any, any) error { return f.err }
+func (f fakeCaller) Fetch(context.Context, string, string, any, any) (io.ReadCloser, error) {
+	return nil, f.err
+}
 
 func TestCallerResults(t *testing.T) {
 	m := New(func() int { return 0 })
