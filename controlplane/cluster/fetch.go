@@ -88,39 +88,24 @@ type readCloser struct {
 // the body to the writer start gives it. A fetch only reads, so it ends
 // when the forwarding replica goes.
 func (c *Cluster) HandleFetch(ctx context.Context, h http.Header, body []byte, start func() io.Writer) error {
-	if !c.Clustered() {
-		return fmt.Errorf("%w: this replica runs without clustering", ErrUnauthenticated)
-	}
-	if _, err := c.signer.verify(h, http.MethodPost, FetchPath, body); err != nil {
+	in, rep, err := c.accept(h, FetchPath, body, maxForwardedFetch)
+	if err != nil {
 		return err
 	}
-	var req forwardRequest
-	if err := json.Unmarshal(body, &req); err != nil || req.Agent == "" || req.Op == "" || req.Deadline.IsZero() {
-		return writeReply(start(), forwardReply{Kind: replyInternal, Message: "malformed internal call"})
+	if rep != nil {
+		return writeReply(start(), *rep)
 	}
-	conn, ok := c.reg.Get(req.Agent)
-	if !ok {
-		return writeReply(start(), forwardReply{Kind: replyNotHere})
-	}
-	deadline := req.Deadline
-	if limit := c.cfg.Now().Add(maxForwardedFetch); deadline.After(limit) {
-		deadline = limit
-	}
-	cctx, cancel := context.WithDeadline(fleet.WithRequestID(ctx, req.RequestID), deadline)
+	cctx, cancel := context.WithDeadline(fleet.WithRequestID(ctx, in.req.RequestID), in.deadline)
 	defer cancel()
-	var args any
-	if len(req.Args) > 0 {
-		args = req.Args
-	}
 	var result json.RawMessage
-	rc, err := conn.Fetch(cctx, req.Op, args, &result)
+	rc, err := in.conn.Fetch(cctx, in.req.Op, in.args(), &result)
 	w := start()
 	if err := writeReply(w, replyOf(err, result)); err != nil || rc == nil {
 		return err
 	}
 	defer rc.Close()
 	if _, err := io.Copy(w, rc); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("fetch %s from agent %s for another replica: %w", req.Op, req.Agent, err)
+		return fmt.Errorf("fetch %s from agent %s for another replica: %w", in.req.Op, in.req.Agent, err)
 	}
 	return nil
 }

@@ -261,33 +261,61 @@ func forwardResult(rep forwardReply, err error) string {
 // is not cancelled if the caller goes: a request half done is worse than
 // one finished.
 func (c *Cluster) HandleCall(ctx context.Context, h http.Header, body []byte) ([]byte, error) {
-	if !c.Clustered() {
-		return nil, fmt.Errorf("%w: this replica runs without clustering", ErrUnauthenticated)
+	in, rep, err := c.accept(h, CallPath, body, maxForwardedDeadline)
+	if err != nil || rep != nil {
+		return marshalReply(rep, err)
 	}
-	if _, err := c.signer.verify(h, http.MethodPost, CallPath, body); err != nil {
+	cctx, cancel := context.WithDeadline(fleet.WithRequestID(context.WithoutCancel(ctx), in.req.RequestID), in.deadline)
+	defer cancel()
+	var result json.RawMessage
+	err = in.conn.Call(cctx, in.req.Op, in.args(), &result)
+	return json.Marshal(replyOf(err, result))
+}
+
+// inbound is an internal call accepted for this replica's session.
+type inbound struct {
+	req      forwardRequest
+	conn     *fleet.Conn
+	deadline time.Time // the caller's, at most this route's bound
+}
+
+func (in inbound) args() any {
+	if len(in.req.Args) == 0 {
+		return nil
+	}
+	return in.req.Args
+}
+
+// accept checks an internal call's signature for path (an error matching
+// ErrUnauthenticated), decodes it and finds the agent's session here. A
+// reply instead says why it is not run (malformed, not here).
+func (c *Cluster) accept(h http.Header, path string, body []byte, maxDeadline time.Duration) (inbound, *forwardReply, error) {
+	if !c.Clustered() {
+		return inbound{}, nil, fmt.Errorf("%w: this replica runs without clustering", ErrUnauthenticated)
+	}
+	if _, err := c.signer.verify(h, http.MethodPost, path, body); err != nil {
+		return inbound{}, nil, err
+	}
+	var in inbound
+	if err := json.Unmarshal(body, &in.req); err != nil || in.req.Agent == "" || in.req.Op == "" || in.req.Deadline.IsZero() {
+		return in, &forwardReply{Kind: replyInternal, Message: "malformed internal call"}, nil
+	}
+	conn, ok := c.reg.Get(in.req.Agent)
+	if !ok {
+		return in, &forwardReply{Kind: replyNotHere}, nil
+	}
+	in.conn, in.deadline = conn, in.req.Deadline
+	if limit := c.cfg.Now().Add(maxDeadline); in.deadline.After(limit) {
+		in.deadline = limit
+	}
+	return in, nil, nil
+}
+
+func marshalReply(rep *forwardReply, err error) ([]byte, error) {
+	if err != nil {
 		return nil, err
 	}
-	var req forwardRequest
-	if err := json.Unmarshal(body, &req); err != nil || req.Agent == "" || req.Op == "" || req.Deadline.IsZero() {
-		return json.Marshal(forwardReply{Kind: replyInternal, Message: "malformed internal call"})
-	}
-	conn, ok := c.reg.Get(req.Agent)
-	if !ok {
-		return json.Marshal(forwardReply{Kind: replyNotHere})
-	}
-	deadline := req.Deadline
-	if limit := c.cfg.Now().Add(maxForwardedDeadline); deadline.After(limit) {
-		deadline = limit
-	}
-	cctx, cancel := context.WithDeadline(fleet.WithRequestID(context.WithoutCancel(ctx), req.RequestID), deadline)
-	defer cancel()
-	var args any
-	if len(req.Args) > 0 {
-		args = req.Args
-	}
-	var result json.RawMessage
-	err := conn.Call(cctx, req.Op, args, &result)
-	return json.Marshal(replyOf(err, result))
+	return json.Marshal(rep)
 }
 
 // replyOf is Conn.Call's outcome as an internal reply.
